@@ -1,0 +1,123 @@
+/**
+ * The `Backend` interface: every heavy op of the forward pass, on opaque backend-owned tensors.
+ *
+ * Model code (lib/model/forward.ts) calls only these methods, so the plain TypeScript
+ * `reference` backend, the WASM SIMD backend and the WebGPU backend are drop-in replacements.
+ * Ops are *enqueued*: a backend may run them eagerly (CPU) or record them and run them at the
+ * next `read` (GPU: one submission per decode step). Only `read` returns data to the host.
+ *
+ * Conventions: activations are row-major 2-D tensors `[rows, cols]`, one row per token.
+ * Weights live in {@link WeightBuffer}s uploaded once; a {@link MatView} addresses a strided
+ * 2-D block inside one, so bundled layouts (gate/up/down rows of a neuron side by side) need
+ * no copies. Masks are {@link IndexList}s of kept rows, uploaded once per mask.
+ */
+
+/** An activation tensor `[rows, cols]` owned by a backend. */
+export interface Tensor {
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/** A weight buffer uploaded once (element count `length`). */
+export interface WeightBuffer {
+  readonly length: number;
+}
+
+/**
+ * A 2-D view into a weight buffer: row r is elements
+ * `[offset + r * stride, offset + r * stride + cols)`.
+ */
+export interface MatView {
+  readonly buf: WeightBuffer;
+  readonly offset: number;
+  readonly stride: number;
+  readonly rows: number;
+  readonly cols: number;
+}
+
+/** A list of row indices uploaded to a backend (kept neurons, kept head rows, kv-head maps). */
+export interface IndexList {
+  readonly length: number;
+  /** The host copy (always kept; small). */
+  readonly host: Int32Array;
+}
+
+/** Weight storage precision a backend may use. */
+export type WeightDType = "f32" | "f16";
+
+/** Every heavy op of the forward pass. See the module comment for conventions. */
+export interface Backend {
+  /** "reference" | "wasm" | "webgpu". */
+  readonly name: string;
+  /** Storage precision of weights uploaded with {@link Backend.weights}. */
+  readonly weightDType: WeightDType;
+
+  /** Upload a weight buffer (converted to {@link weightDType} if needed). */
+  weights(data: Float32Array): WeightBuffer;
+  /** Upload an index list. */
+  indices(idx: Int32Array): IndexList;
+  /** A zero-filled activation tensor `[rows, cols]`. */
+  tensor(rows: number, cols: number): Tensor;
+  /** Overwrite a tensor's contents (`data.length === rows * cols`). */
+  write(t: Tensor, data: Float32Array): void;
+  /** Run everything enqueued and copy a tensor back to the host. */
+  read(t: Tensor): Promise<Float32Array>;
+  /** Release a tensor (a backend may pool it). Using it afterwards is an error. */
+  free(t: Tensor): void;
+  /** Release a weight buffer or index list. */
+  release(b: WeightBuffer | IndexList): void;
+
+  /** `out[t, :] = table[ids[t], :]`; out `[T, cols]`. */
+  embed(table: MatView, ids: Int32Array, out: Tensor): void;
+  /**
+   * RMSNorm over groups of `weight.cols` consecutive values in each row:
+   * `out = x / sqrt(mean(x^2) + eps) * weight`. x, out `[T, G * weight.cols]` (G = 1 for a
+   * hidden-state norm, G = heads for Qwen3's per-head q/k norm). out may alias x.
+   */
+  rmsNorm(x: Tensor, weight: MatView, eps: number, out: Tensor): void;
+  /**
+   * Row-gathered matrix product: `out[t, i] = sum_k x[t, k] * w[rows[i], k] (+ bias[rows[i]])`.
+   * x `[T, K]`, w `[N, K]`, out `[T, R]` with R = rows.length (or N when rows is null);
+   * bias is a 1-row view of length N. Pruned rows are never read.
+   */
+  matmul(x: Tensor, w: MatView, rows: IndexList | null, bias: MatView | null, out: Tensor): void;
+  /**
+   * Row-gathered transposed product, accumulated: `out[t, :] += sum_i a[t, i] * w[rows[i], :]`.
+   * a `[T, R]`, w `[N, M]` (a transposed projection, e.g. W_down^T), out `[T, M]`.
+   */
+  matmulTAdd(a: Tensor, w: MatView, rows: IndexList | null, out: Tensor): void;
+  /** `out = silu(gate) * up`, elementwise; all `[T, n]`. out may alias gate. */
+  siluMul(gate: Tensor, up: Tensor, out: Tensor): void;
+  /**
+   * Rotary embedding in place, HF "rotate_half" convention, on every head of x `[T, nh * d]`:
+   * token t has position `pos0 + t`; `invFreq` is a 1-row view of length d/2.
+   */
+  rope(x: Tensor, headDim: number, pos0: number, invFreq: MatView): void;
+  /** `x[t, :] += bias` for every row; bias a 1-row view of length x.cols. */
+  addRow(x: Tensor, bias: MatView): void;
+  /** `x += y`, elementwise. */
+  add(x: Tensor, y: Tensor): void;
+  /**
+   * Write new keys or values into a cache. cache `[nKv * maxT, d]` (kv head h, position p at row
+   * `h * maxT + p`); kv `[T, heads.length * d]` holds kv heads `heads[j]` in slot j; token t
+   * goes to position `pos0 + t`.
+   */
+  kvWrite(cache: Tensor, kv: Tensor, heads: IndexList, maxT: number, pos0: number): void;
+  /**
+   * Causal attention of new queries over the cache. q `[T, S * d]` (S query-head slots),
+   * `kvOf[s]` = kv head of slot s; query t sees positions `0 ..= pos0 + t`.
+   * out `[T, S * d]` = softmax(q k^T * scale) v per slot.
+   */
+  attention(
+    q: Tensor,
+    kCache: Tensor,
+    vCache: Tensor,
+    kvOf: IndexList,
+    maxT: number,
+    pos0: number,
+    scale: number,
+    out: Tensor,
+  ): void;
+  /** Copy `count` rows of src starting at `srcRow` into dst starting at `dstRow`. */
+  copyRows(src: Tensor, srcRow: number, count: number, dst: Tensor, dstRow: number): void;
+}
