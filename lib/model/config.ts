@@ -91,7 +91,9 @@ function ids(v: unknown): number[] {
   if (v === undefined || v === null) return [];
   if (typeof v === "number") return [v];
   if (Array.isArray(v) && v.every((x) => typeof x === "number")) return v as number[];
-  throw new ConfigError(`config.json: eos_token_id must be a number or list, got ${JSON.stringify(v)}`);
+  throw new ConfigError(
+    `config.json: eos_token_id must be a number or list, got ${JSON.stringify(v)}`,
+  );
 }
 
 function parseRopeScaling(raw: unknown): RopeScaling {
@@ -163,7 +165,9 @@ export function parseConfig(raw: unknown): ModelConfig {
   let maxPos = posInt(r, "max_position_embeddings", 2048);
   // Sliding-window attention only differs from full attention past the window, so the engine
   // clamps its context to the window and stays exact.
-  if (typeof r.sliding_window === "number" && r.use_sliding_window !== false && family === "mistral") {
+  if (
+    typeof r.sliding_window === "number" && r.use_sliding_window !== false && family === "mistral"
+  ) {
     maxPos = Math.min(maxPos, r.sliding_window);
   }
   return {

@@ -1,0 +1,261 @@
+/**
+ * The plain TypeScript backend: the reference every faster backend is tested against.
+ * Eager, fp32, straightforward loops; pruned rows are never read.
+ */
+
+import type { Backend, IndexList, MatView, Tensor, WeightBuffer, WeightDType } from "./backend.ts";
+
+/** A host tensor `[rows, cols]`. */
+export class RefTensor implements Tensor {
+  constructor(
+    readonly rows: number,
+    readonly cols: number,
+    public data: Float32Array, // [rows, cols] row-major
+  ) {}
+}
+
+/** A host weight buffer. */
+export class RefWeights implements WeightBuffer {
+  readonly length: number;
+  constructor(readonly data: Float32Array) {
+    this.length = data.length;
+  }
+}
+
+/** A host index list. */
+class RefIndices implements IndexList {
+  readonly length: number;
+  constructor(readonly host: Int32Array) {
+    this.length = host.length;
+  }
+}
+
+function t(x: Tensor): RefTensor {
+  return x as RefTensor;
+}
+function wd(v: MatView): Float32Array {
+  return (v.buf as RefWeights).data;
+}
+
+/** Plain TypeScript implementation of {@link Backend}. */
+export class ReferenceBackend implements Backend {
+  readonly name = "reference";
+  readonly weightDType: WeightDType = "f32";
+
+  weights(data: Float32Array): WeightBuffer {
+    return new RefWeights(data);
+  }
+  indices(idx: Int32Array): IndexList {
+    return new RefIndices(idx);
+  }
+  tensor(rows: number, cols: number): Tensor {
+    return new RefTensor(rows, cols, new Float32Array(rows * cols));
+  }
+  write(x: Tensor, data: Float32Array): void {
+    if (data.length !== x.rows * x.cols) {
+      throw new Error(`write: ${data.length} values for a [${x.rows}, ${x.cols}] tensor`);
+    }
+    t(x).data.set(data);
+  }
+  read(x: Tensor): Promise<Float32Array> {
+    return Promise.resolve(t(x).data.slice());
+  }
+  free(x: Tensor): void {
+    t(x).data = new Float32Array(0);
+  }
+  release(_b: WeightBuffer | IndexList): void {}
+
+  embed(table: MatView, ids: Int32Array, out: Tensor): void {
+    const w = wd(table);
+    const o = t(out).data;
+    const c = table.cols;
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i];
+      if (id < 0 || id >= table.rows) throw new RangeError(`token id ${id} out of vocabulary`);
+      const base = table.offset + id * table.stride;
+      o.set(w.subarray(base, base + c), i * c);
+    }
+  }
+
+  rmsNorm(x: Tensor, weight: MatView, eps: number, out: Tensor): void {
+    const xd = t(x).data;
+    const od = t(out).data;
+    const w = wd(weight);
+    const g = weight.cols;
+    const groups = xd.length / g;
+    for (let r = 0; r < groups; r++) {
+      const b = r * g;
+      let ss = 0;
+      for (let i = 0; i < g; i++) ss += xd[b + i] * xd[b + i];
+      const inv = 1 / Math.sqrt(ss / g + eps);
+      for (let i = 0; i < g; i++) od[b + i] = xd[b + i] * inv * w[weight.offset + i];
+    }
+  }
+
+  matmul(x: Tensor, w: MatView, rows: IndexList | null, bias: MatView | null, out: Tensor): void {
+    const xd = t(x).data;
+    const od = t(out).data;
+    const W = wd(w);
+    const K = w.cols;
+    const T = x.rows;
+    const R = rows ? rows.length : w.rows;
+    const idx = rows?.host;
+    const bd = bias ? wd(bias) : null;
+    for (let i = 0; i < R; i++) {
+      const r = idx ? idx[i] : i;
+      const base = w.offset + r * w.stride;
+      const b = bd ? bd[bias!.offset + r] : 0;
+      for (let tok = 0; tok < T; tok++) {
+        const xb = tok * K;
+        let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        let k = 0;
+        for (; k + 3 < K; k += 4) {
+          s0 += W[base + k] * xd[xb + k];
+          s1 += W[base + k + 1] * xd[xb + k + 1];
+          s2 += W[base + k + 2] * xd[xb + k + 2];
+          s3 += W[base + k + 3] * xd[xb + k + 3];
+        }
+        for (; k < K; k++) s0 += W[base + k] * xd[xb + k];
+        od[tok * R + i] = s0 + s1 + s2 + s3 + b;
+      }
+    }
+  }
+
+  matmulTAdd(a: Tensor, w: MatView, rows: IndexList | null, out: Tensor): void {
+    const ad = t(a).data;
+    const od = t(out).data;
+    const W = wd(w);
+    const M = w.cols;
+    const T = a.rows;
+    const R = rows ? rows.length : w.rows;
+    const idx = rows?.host;
+    for (let i = 0; i < R; i++) {
+      const r = idx ? idx[i] : i;
+      const base = w.offset + r * w.stride;
+      for (let tok = 0; tok < T; tok++) {
+        const s = ad[tok * R + i];
+        if (s === 0) continue;
+        const ob = tok * M;
+        for (let m = 0; m < M; m++) od[ob + m] += s * W[base + m];
+      }
+    }
+  }
+
+  siluMul(gate: Tensor, up: Tensor, out: Tensor): void {
+    const g = t(gate).data;
+    const u = t(up).data;
+    const o = t(out).data;
+    for (let i = 0; i < g.length; i++) {
+      const v = g[i];
+      o[i] = (v / (1 + Math.exp(-v))) * u[i];
+    }
+  }
+
+  rope(x: Tensor, headDim: number, pos0: number, invFreq: MatView): void {
+    const xd = t(x).data;
+    const f = wd(invFreq);
+    const half = headDim / 2;
+    const heads = x.cols / headDim;
+    const cos = new Float32Array(half);
+    const sin = new Float32Array(half);
+    for (let tok = 0; tok < x.rows; tok++) {
+      const p = pos0 + tok;
+      for (let i = 0; i < half; i++) {
+        const ang = p * f[invFreq.offset + i];
+        cos[i] = Math.cos(ang);
+        sin[i] = Math.sin(ang);
+      }
+      for (let h = 0; h < heads; h++) {
+        const b = tok * x.cols + h * headDim;
+        for (let i = 0; i < half; i++) {
+          const a = xd[b + i];
+          const c = xd[b + i + half];
+          xd[b + i] = a * cos[i] - c * sin[i];
+          xd[b + i + half] = c * cos[i] + a * sin[i];
+        }
+      }
+    }
+  }
+
+  addRow(x: Tensor, bias: MatView): void {
+    const xd = t(x).data;
+    const b = wd(bias);
+    const c = x.cols;
+    for (let r = 0; r < x.rows; r++) {
+      for (let i = 0; i < c; i++) xd[r * c + i] += b[bias.offset + i];
+    }
+  }
+
+  add(x: Tensor, y: Tensor): void {
+    const xd = t(x).data;
+    const yd = t(y).data;
+    for (let i = 0; i < xd.length; i++) xd[i] += yd[i];
+  }
+
+  kvWrite(cache: Tensor, kv: Tensor, heads: IndexList, maxT: number, pos0: number): void {
+    const cd = t(cache).data;
+    const kd = t(kv).data;
+    const d = cache.cols;
+    const S = heads.length;
+    for (let tok = 0; tok < kv.rows; tok++) {
+      for (let j = 0; j < S; j++) {
+        const row = heads.host[j] * maxT + pos0 + tok;
+        const src = tok * kv.cols + j * d;
+        cd.set(kd.subarray(src, src + d), row * d);
+      }
+    }
+  }
+
+  attention(
+    q: Tensor,
+    kCache: Tensor,
+    vCache: Tensor,
+    kvOf: IndexList,
+    maxT: number,
+    pos0: number,
+    scale: number,
+    out: Tensor,
+  ): void {
+    const qd = t(q).data;
+    const kd = t(kCache).data;
+    const vd = t(vCache).data;
+    const od = t(out).data;
+    const d = kCache.cols;
+    const S = kvOf.length;
+    const scores = new Float32Array(pos0 + q.rows);
+    for (let tok = 0; tok < q.rows; tok++) {
+      const n = pos0 + tok + 1;
+      for (let s = 0; s < S; s++) {
+        const qb = tok * q.cols + s * d;
+        const kvBase = kvOf.host[s] * maxT;
+        let mx = -Infinity;
+        for (let p = 0; p < n; p++) {
+          const kb = (kvBase + p) * d;
+          let dot = 0;
+          for (let i = 0; i < d; i++) dot += qd[qb + i] * kd[kb + i];
+          dot *= scale;
+          scores[p] = dot;
+          if (dot > mx) mx = dot;
+        }
+        let sum = 0;
+        for (let p = 0; p < n; p++) {
+          const e = Math.exp(scores[p] - mx);
+          scores[p] = e;
+          sum += e;
+        }
+        const ob = tok * out.cols + s * d;
+        for (let i = 0; i < d; i++) od[ob + i] = 0;
+        for (let p = 0; p < n; p++) {
+          const wgt = scores[p] / sum;
+          const vb = (kvBase + p) * d;
+          for (let i = 0; i < d; i++) od[ob + i] += wgt * vd[vb + i];
+        }
+      }
+    }
+  }
+
+  copyRows(src: Tensor, srcRow: number, count: number, dst: Tensor, dstRow: number): void {
+    const c = src.cols;
+    t(dst).data.set(t(src).data.subarray(srcRow * c, (srcRow + count) * c), dstRow * c);
+  }
+}

@@ -1,0 +1,203 @@
+/**
+ * Loading a Hugging Face Llama-family folder into backend-resident weights laid out for
+ * structured pruning (DESIGN §3): every FFN neuron's gate, up and down^T rows side by side,
+ * every head's q rows and o^T rows contiguous. One copy of the weights serves every mask.
+ */
+
+import type { Backend, MatView, WeightBuffer } from "../backends/backend.ts";
+import { ReferenceBackend } from "../backends/reference.ts";
+import { type ModelConfig, parseConfig } from "./config.ts";
+import { type Checkpoint, hasTensor, readCheckpoint, tensorF32 } from "./checkpoint.ts";
+import { ropeInvFreq } from "./rope.ts";
+
+/** Weights of one decoder layer, as views into backend buffers. */
+export interface LayerWeights {
+  attnNorm: MatView; // [1, H]
+  q: MatView; // [n_h * d_h, H] rows h*d_h .. h*d_h+d_h-1 = query head h
+  k: MatView; // [n_kv * d_h, H] rows grouped by kv head
+  v: MatView; // [n_kv * d_h, H]
+  qBias: MatView | null; // [1, n_h * d_h] (Qwen2)
+  kBias: MatView | null; // [1, n_kv * d_h]
+  vBias: MatView | null; // [1, n_kv * d_h]
+  qNorm: MatView | null; // [1, d_h] (Qwen3)
+  kNorm: MatView | null; // [1, d_h]
+  oT: MatView; // [n_h * d_h, H] row c = column c of W_o (HF o_proj is [H, n_h * d_h])
+  mlpNorm: MatView; // [1, H]
+  /** Bundle [I, 3H]: row j = [gate_j | up_j | down^T_j]; the three views below share it. */
+  gate: MatView; // [I, H] stride 3H, offset 0
+  up: MatView; // [I, H] stride 3H, offset H
+  downT: MatView; // [I, H] stride 3H, offset 2H; row j = column j of W_down [H, I]
+}
+
+/** A loaded model: config, backend-resident weights and identity. */
+export interface Model {
+  /** Folder it was loaded from. */
+  dir: string;
+  /** Folder name, used as the model id. */
+  name: string;
+  config: ModelConfig;
+  /** sha256 (hex) over config.json and every weight file, in order. */
+  fingerprint: string;
+  backend: Backend;
+  embed: MatView; // [V, H]
+  layers: LayerWeights[];
+  finalNorm: MatView; // [1, H]
+  lmHead: MatView; // [V, H] (the embedding table when tied)
+  invFreq: MatView; // [1, d_h / 2]
+  /** Bytes of weights per token read by a dense decode step (all layers + head). */
+  denseWeightBytes: number;
+}
+
+/** Options for {@link loadModel}. */
+export interface LoadOptions {
+  /** Backend that holds the weights; the plain TypeScript reference when omitted. */
+  backend?: Backend;
+}
+
+function view(buf: WeightBuffer, rows: number, cols: number, offset = 0, stride = cols): MatView {
+  return { buf, offset, stride, rows, cols };
+}
+
+/** Hex sha256 over a list of byte arrays. */
+async function sha256Hex(parts: Uint8Array[]): Promise<string> {
+  const total = parts.reduce((a, p) => a + p.length, 0);
+  const all = new Uint8Array(total);
+  let o = 0;
+  for (const p of parts) {
+    all.set(p, o);
+    o += p.length;
+  }
+  const d = await crypto.subtle.digest("SHA-256", all);
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Transpose a row-major [rows, cols] matrix into [cols, rows]. */
+export function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(m.length);
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) out[c * rows + r] = m[r * cols + c];
+  }
+  return out;
+}
+
+/** Read and parse a folder's config.json. */
+export async function readConfig(dir: string): Promise<{ config: ModelConfig; bytes: Uint8Array }> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(`${dir}/config.json`);
+  } catch (e) {
+    throw new Error(`cannot read ${dir}/config.json: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new Error(`${dir}/config.json is not valid JSON: ${(e as Error).message}`);
+  }
+  return { config: parseConfig(raw), bytes };
+}
+
+/** Load a model folder onto a backend. */
+export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
+  const backend = opts.backend ?? new ReferenceBackend();
+  const { config: cfg, bytes: cfgBytes } = await readConfig(dir);
+  const ckpt = await readCheckpoint(dir);
+  const fingerprint = await sha256Hex([cfgBytes, ...ckpt.fileBytes]);
+  const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const up = (data: Float32Array) => backend.weights(data);
+  const vec = (name: string, n: number) => view(up(tensorF32(ckpt, name, [n])), 1, n);
+
+  const embedData = tensorF32(ckpt, "model.embed_tokens.weight", [cfg.vocabSize, H]);
+  const embed = view(up(embedData), cfg.vocabSize, H);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    layers.push(loadLayer(ckpt, cfg, l, up, vec));
+  }
+  const finalNorm = vec("model.norm.weight", H);
+  let lmHead = embed;
+  if (!cfg.tieWordEmbeddings) {
+    if (!hasTensor(ckpt, "lm_head.weight")) {
+      throw new Error(
+        `${dir}: config says tie_word_embeddings=false but "lm_head.weight" is missing`,
+      );
+    }
+    lmHead = view(up(tensorF32(ckpt, "lm_head.weight", [cfg.vocabSize, H])), cfg.vocabSize, H);
+  }
+  const invFreq = view(up(ropeInvFreq(cfg)), 1, d / 2);
+  const perLayer = (2 * nh * d * H + 2 * nkv * d * H + 3 * I * H) * 4;
+  return {
+    dir,
+    name: dir.replace(/\/+$/, "").split("/").pop() ?? dir,
+    config: cfg,
+    fingerprint,
+    backend,
+    embed,
+    layers,
+    finalNorm,
+    lmHead,
+    invFreq,
+    denseWeightBytes: cfg.numLayers * perLayer + cfg.vocabSize * H * 4,
+  };
+}
+
+function loadLayer(
+  ckpt: Checkpoint,
+  cfg: ModelConfig,
+  l: number,
+  up: (d: Float32Array) => WeightBuffer,
+  vec: (name: string, n: number) => MatView,
+): LayerWeights {
+  const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
+  const p = `model.layers.${l}`;
+  const q = tensorF32(ckpt, `${p}.self_attn.q_proj.weight`, [nh * d, H]); // [n_h*d_h, H]
+  const k = tensorF32(ckpt, `${p}.self_attn.k_proj.weight`, [nkv * d, H]); // [n_kv*d_h, H]
+  const v = tensorF32(ckpt, `${p}.self_attn.v_proj.weight`, [nkv * d, H]); // [n_kv*d_h, H]
+  const o = tensorF32(ckpt, `${p}.self_attn.o_proj.weight`, [H, nh * d]); // [H, n_h*d_h]
+  const gate = tensorF32(ckpt, `${p}.mlp.gate_proj.weight`, [I, H]); // [I, H]
+  const upW = tensorF32(ckpt, `${p}.mlp.up_proj.weight`, [I, H]); // [I, H]
+  const down = tensorF32(ckpt, `${p}.mlp.down_proj.weight`, [H, I]); // [H, I]
+  // Bundle [I, 3H]: row j = gate_j, up_j, column j of W_down.
+  const bundle = new Float32Array(I * 3 * H);
+  for (let j = 0; j < I; j++) {
+    bundle.set(gate.subarray(j * H, (j + 1) * H), j * 3 * H);
+    bundle.set(upW.subarray(j * H, (j + 1) * H), j * 3 * H + H);
+    for (let r = 0; r < H; r++) bundle[j * 3 * H + 2 * H + r] = down[r * I + j];
+  }
+  const ffn = up(bundle);
+  const optVec = (name: string, n: number) => hasTensor(ckpt, name) ? vec(name, n) : null;
+  if (cfg.attentionBias && !hasTensor(ckpt, `${p}.self_attn.q_proj.bias`)) {
+    throw new Error(`checkpoint: "${p}.self_attn.q_proj.bias" is missing (attention_bias model)`);
+  }
+  return {
+    attnNorm: vec(`${p}.input_layernorm.weight`, H),
+    q: view(up(q), nh * d, H),
+    k: view(up(k), nkv * d, H),
+    v: view(up(v), nkv * d, H),
+    qBias: optVec(`${p}.self_attn.q_proj.bias`, nh * d),
+    kBias: optVec(`${p}.self_attn.k_proj.bias`, nkv * d),
+    vBias: optVec(`${p}.self_attn.v_proj.bias`, nkv * d),
+    qNorm: cfg.qkNorm ? vec(`${p}.self_attn.q_norm.weight`, d) : null,
+    kNorm: cfg.qkNorm ? vec(`${p}.self_attn.k_norm.weight`, d) : null,
+    oT: view(up(transpose(o, H, nh * d)), nh * d, H),
+    mlpNorm: vec(`${p}.post_attention_layernorm.weight`, H),
+    gate: view(ffn, I, H, 0, 3 * H),
+    up: view(ffn, I, H, H, 3 * H),
+    downT: view(ffn, I, H, 2 * H, 3 * H),
+  };
+}
+
+/**
+ * Host copies of one layer's output projections in HF orientation, re-read from the folder
+ * (for calibration: column norms and bias compensation). Not kept in memory by the engine.
+ */
+export async function readProjections(
+  dir: string,
+  cfg: ModelConfig,
+): Promise<{ wDown: Float32Array; wO: Float32Array }[]> {
+  const ckpt = await readCheckpoint(dir);
+  const { hiddenSize: H, intermediateSize: I, numHeads: nh, headDim: d } = cfg;
+  return Array.from({ length: cfg.numLayers }, (_, l) => ({
+    wDown: tensorF32(ckpt, `model.layers.${l}.mlp.down_proj.weight`, [H, I]), // [H, I]
+    wO: tensorF32(ckpt, `model.layers.${l}.self_attn.o_proj.weight`, [H, nh * d]), // [H, n_h*d_h]
+  }));
+}
