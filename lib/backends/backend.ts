@@ -52,8 +52,12 @@ export interface Backend {
   /** Storage precision of weights uploaded with {@link Backend.weights}. */
   readonly weightDType: WeightDType;
 
-  /** Upload a weight buffer (converted to {@link weightDType} if needed). */
-  weights(data: Float32Array): WeightBuffer;
+  /**
+   * Upload a weight buffer (converted to {@link weightDType} if needed). `dtype` overrides the
+   * storage precision of this one buffer: pass "f32" for small precision-sensitive vectors
+   * (norm weights, rope `invFreq`, biases) on an f16 backend. Backends may ignore it.
+   */
+  weights(data: Float32Array, dtype?: WeightDType): WeightBuffer;
   /** Upload an index list. */
   indices(idx: Int32Array): IndexList;
   /** A zero-filled activation tensor `[rows, cols]`. */

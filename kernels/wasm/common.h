@@ -1,0 +1,75 @@
+/*
+ * Shared helpers of the SEAP WASM SIMD kernels: export macro, fp16 -> fp32 conversion,
+ * horizontal sums and a vectorised expf. No libc: built with -nostdlib.
+ */
+#ifndef SEAP_COMMON_H
+#define SEAP_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(name))) __attribute__((visibility("default")))
+
+typedef uint16_t half;
+
+/* Four fp16 values (sign-extended to i32 lanes) -> f32x4. Exact for normals, subnormals and
+ * zeros; inf/nan are not preserved (weights never hold them). */
+static inline v128_t h2f_i32(v128_t s) {
+  v128_t bits = wasm_v128_and(wasm_i32x4_shl(s, 13), wasm_i32x4_splat((int32_t)0x8FFFE000u));
+  return wasm_f32x4_mul(bits, wasm_f32x4_splat(0x1p112f));
+}
+
+/* Low / high four halves of eight packed fp16 values -> f32x4. */
+static inline v128_t h2f_lo(v128_t h) { return h2f_i32(wasm_i32x4_extend_low_i16x8(h)); }
+static inline v128_t h2f_hi(v128_t h) { return h2f_i32(wasm_i32x4_extend_high_i16x8(h)); }
+
+/* One fp16 value -> f32 (scalar tails). */
+static inline float h2f(half h) {
+  union { uint32_t u; float f; } v;
+  int32_t s = (int16_t)h;
+  v.u = ((uint32_t)s << 13) & 0x8FFFE000u;
+  return v.f * 0x1p112f;
+}
+
+/* Element i of a weight vector stored as f32 (f16 == 0) or f16 (f16 != 0). */
+static inline float wload(const void* p, size_t i, int f16) {
+  return f16 ? h2f(((const half*)p)[i]) : ((const float*)p)[i];
+}
+
+static inline float hsum(v128_t v) {
+  return wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1) +
+         wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3);
+}
+
+static inline float hmax(v128_t v) {
+  float a = wasm_f32x4_extract_lane(v, 0), b = wasm_f32x4_extract_lane(v, 1);
+  float c = wasm_f32x4_extract_lane(v, 2), d = wasm_f32x4_extract_lane(v, 3);
+  a = a > b ? a : b;
+  c = c > d ? c : d;
+  return a > c ? a : c;
+}
+
+/* expf on four lanes (Cephes polynomial, ~1 ulp on [-87, 88]; clamps outside). */
+static inline v128_t vexp(v128_t x) {
+  x = wasm_f32x4_min(x, wasm_f32x4_splat(88.3762626647949f));
+  x = wasm_f32x4_max(x, wasm_f32x4_splat(-87.3365447505531f));
+  v128_t fx = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(0.693359375f)));
+  r = wasm_f32x4_sub(r, wasm_f32x4_mul(fx, wasm_f32x4_splat(-2.12194440e-4f)));
+  v128_t y = wasm_f32x4_splat(1.9875691500e-4f);
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), wasm_f32x4_splat(1.3981999507e-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), wasm_f32x4_splat(8.3334519073e-3f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), wasm_f32x4_splat(4.1665795894e-2f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), wasm_f32x4_splat(1.6666665459e-1f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(y, r), wasm_f32x4_splat(5.0000001201e-1f));
+  y = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(y, r), r), r);
+  y = wasm_f32x4_add(y, wasm_f32x4_splat(1.0f));
+  v128_t n = wasm_i32x4_trunc_sat_f32x4(fx);
+  v128_t pow2 = wasm_i32x4_shl(wasm_i32x4_add(n, wasm_i32x4_splat(127)), 23);
+  return wasm_f32x4_mul(y, pow2);
+}
+
+static inline float sexp(float x) { return wasm_f32x4_extract_lane(vexp(wasm_f32x4_splat(x)), 0); }
+
+#endif

@@ -1,0 +1,583 @@
+/**
+ * The WASM SIMD backend: every op of {@link Backend} runs eagerly in `kernels/wasm/seap_kernels.wasm`
+ * (C compiled with clang, f32x4 SIMD) on tensors and weights that live in one
+ * `WebAssembly.Memory` owned by the backend. Single-threaded. Weights are stored as f32 or f16
+ * (`weightDType`, chosen at creation); f16 halves the bytes read per decoded token and is
+ * converted to f32 inside the kernels. Matmuls read only the rows of the index list.
+ */
+
+import type { Backend, IndexList, MatView, Tensor, WeightBuffer, WeightDType } from "./backend.ts";
+
+/** The C kernels' exports (pointers are byte offsets into the memory). */
+interface Kernels {
+  matmul_f32(
+    x: number,
+    T: number,
+    K: number,
+    w: number,
+    wstride: number,
+    rows: number,
+    R: number,
+    out: number,
+    tb: number,
+  ): void;
+  matmul_f16(
+    x: number,
+    T: number,
+    K: number,
+    w: number,
+    wstride: number,
+    rows: number,
+    R: number,
+    out: number,
+    tb: number,
+    scratch: number,
+  ): void;
+  add_bias_gather(out: number, T: number, R: number, rows: number, bias: number, f16: number): void;
+  matmul_t_add_f32(
+    a: number,
+    T: number,
+    R: number,
+    w: number,
+    wstride: number,
+    rows: number,
+    M: number,
+    out: number,
+    tb: number,
+  ): void;
+  matmul_t_add_f16(
+    a: number,
+    T: number,
+    R: number,
+    w: number,
+    wstride: number,
+    rows: number,
+    M: number,
+    out: number,
+    tb: number,
+    scratch: number,
+  ): void;
+  attention(
+    q: number,
+    T: number,
+    S: number,
+    d: number,
+    kc: number,
+    vc: number,
+    kvOf: number,
+    maxT: number,
+    pos0: number,
+    scale: number,
+    out: number,
+    scratch: number,
+  ): void;
+  rmsnorm(
+    x: number,
+    groups: number,
+    c: number,
+    w: number,
+    wF16: number,
+    eps: number,
+    out: number,
+  ): void;
+  rope(x: number, T: number, nh: number, d: number, cs: number): void;
+  silu_mul(g: number, u: number, n: number, out: number): void;
+  add(x: number, y: number, n: number): void;
+  add_row(x: number, T: number, c: number, b: number, bF16: number): void;
+  embed(
+    table: number,
+    stride: number,
+    f16: number,
+    ids: number,
+    T: number,
+    c: number,
+    out: number,
+  ): void;
+  __heap_base: WebAssembly.Global;
+}
+
+const PAGE = 65536;
+const ALIGN = 64;
+/** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
+const TOKEN_BLOCK = 32;
+
+/** A tensor `[rows, cols]` of f32 at byte offset `ptr` in the backend's memory. */
+class WasmTensor implements Tensor {
+  freed = false;
+  constructor(
+    readonly owner: WasmBackend,
+    readonly rows: number,
+    readonly cols: number,
+    readonly ptr: number,
+    readonly bytes: number,
+  ) {}
+}
+
+/** A weight buffer of `length` elements, stored as `dtype`, at byte offset `ptr`. */
+class WasmWeights implements WeightBuffer {
+  released = false;
+  constructor(
+    readonly owner: WasmBackend,
+    readonly length: number,
+    readonly dtype: WeightDType,
+    readonly ptr: number,
+    readonly bytes: number,
+  ) {}
+  /** Bytes per element. */
+  get esize(): number {
+    return this.dtype === "f16" ? 2 : 4;
+  }
+}
+
+/** An index list (i32) at byte offset `ptr`; `min`/`max` are checked against the matrix rows. */
+class WasmIndices implements IndexList {
+  released = false;
+  readonly length: number;
+  readonly min: number;
+  readonly max: number;
+  constructor(
+    readonly owner: WasmBackend,
+    readonly host: Int32Array,
+    readonly ptr: number,
+    readonly bytes: number,
+  ) {
+    this.length = host.length;
+    let lo = 0, hi = -1;
+    if (host.length > 0) {
+      lo = host[0];
+      hi = host[0];
+      for (const v of host) {
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+    }
+    this.min = lo;
+    this.max = hi;
+  }
+}
+
+/** Where the compiled kernels live (next to their C sources). */
+const WASM_URL = new URL("../../kernels/wasm/seap_kernels.wasm", import.meta.url);
+
+let modulePromise: Promise<WebAssembly.Module> | null = null;
+
+/** WASM SIMD implementation of {@link Backend}; create it with {@link WasmBackend.create}. */
+export class WasmBackend implements Backend {
+  readonly name = "wasm";
+  readonly weightDType: WeightDType;
+
+  #mem: WebAssembly.Memory;
+  #k: Kernels;
+  #top: number;
+  #free = new Map<number, number[]>(); // block size -> free byte offsets
+  #buf: ArrayBufferLike | null = null;
+  #f32: Float32Array = new Float32Array(0);
+  #i32: Int32Array = new Int32Array(0);
+  #scratchPtr = 0;
+  #scratchBytes = 0;
+  #ropeKey = "";
+  #ropePtr = 0;
+  #ropeBytes = 0;
+
+  private constructor(mem: WebAssembly.Memory, k: Kernels, weightDType: WeightDType) {
+    this.#mem = mem;
+    this.#k = k;
+    this.weightDType = weightDType;
+    this.#top = Math.ceil((k.__heap_base.value as number) / ALIGN) * ALIGN;
+  }
+
+  /** Load and instantiate the kernels; `weightDType` defaults to "f32". */
+  static async create(opts: { weightDType?: WeightDType } = {}): Promise<WasmBackend> {
+    const dtype = opts.weightDType ?? "f32";
+    if (dtype !== "f32" && dtype !== "f16") {
+      throw new Error(`wasm backend: bad weightDType ${dtype}`);
+    }
+    modulePromise ??= Deno.readFile(WASM_URL).then((b) => WebAssembly.compile(b));
+    const module = await modulePromise;
+    const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
+    const inst = await WebAssembly.instantiate(module, { env: { memory } });
+    return new WasmBackend(memory, inst.exports as unknown as Kernels, dtype);
+  }
+
+  /** Bytes of memory the backend currently holds (weights, tensors, pools). */
+  get memoryBytes(): number {
+    return this.#mem.buffer.byteLength;
+  }
+
+  // ---------- memory ----------
+
+  #views(): void {
+    const buf = this.#mem.buffer;
+    if (this.#buf !== buf) {
+      this.#buf = buf;
+      this.#f32 = new Float32Array(buf);
+      this.#i32 = new Int32Array(buf);
+    }
+  }
+  get #F(): Float32Array {
+    this.#views();
+    return this.#f32;
+  }
+
+  #alloc(bytes: number): { ptr: number; size: number } {
+    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    const list = this.#free.get(size);
+    if (list && list.length > 0) {
+      const ptr = list.pop()!;
+      new Uint8Array(this.#mem.buffer, ptr, size).fill(0);
+      return { ptr, size };
+    }
+    const ptr = this.#top;
+    const end = ptr + size;
+    if (end > 4 * 1024 * 1024 * 1024) throw new RangeError("wasm backend: out of 4 GiB memory");
+    const have = this.#mem.buffer.byteLength;
+    if (end > have) {
+      // Grow by at least 1/8 of the current size to keep the number of grows small.
+      const need = Math.ceil((end - have) / PAGE);
+      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / PAGE)), 65536 - have / PAGE);
+      this.#mem.grow(Math.max(need, pages));
+    }
+    this.#top = end;
+    return { ptr, size };
+  }
+
+  #dealloc(ptr: number, size: number): void {
+    let list = this.#free.get(size);
+    if (!list) this.#free.set(size, list = []);
+    list.push(ptr);
+  }
+
+  /** A reusable scratch block of at least `bytes` (valid until the next op). */
+  #scratch(bytes: number): number {
+    if (bytes > this.#scratchBytes) {
+      if (this.#scratchBytes > 0) this.#dealloc(this.#scratchPtr, this.#scratchBytes);
+      const a = this.#alloc(bytes);
+      this.#scratchPtr = a.ptr;
+      this.#scratchBytes = a.size;
+    }
+    return this.#scratchPtr;
+  }
+
+  #t(x: Tensor, what: string): WasmTensor {
+    if (!(x instanceof WasmTensor) || x.owner !== this) {
+      throw new TypeError(`wasm backend: ${what} is not a tensor of this backend`);
+    }
+    if (x.freed) throw new Error(`wasm backend: ${what} used after free`);
+    return x;
+  }
+
+  #w(v: MatView, what: string, needRows: number): WasmWeights {
+    const b = v.buf;
+    if (!(b instanceof WasmWeights) || b.owner !== this) {
+      throw new TypeError(`wasm backend: ${what} is not a weight buffer of this backend`);
+    }
+    if (b.released) throw new Error(`wasm backend: ${what} used after release`);
+    if (v.rows < needRows || v.offset < 0 || v.cols < 0 || (v.rows > 1 && v.stride < v.cols)) {
+      throw new RangeError(`wasm backend: ${what}: bad view ${JSON.stringify(viewShape(v))}`);
+    }
+    const last = v.rows > 0 ? v.offset + (v.rows - 1) * v.stride + v.cols : v.offset;
+    if (last > b.length) {
+      throw new RangeError(
+        `wasm backend: ${what}: view ${JSON.stringify(viewShape(v))} ends at ${last} > ${b.length}`,
+      );
+    }
+    return b;
+  }
+
+  #idx(l: IndexList | null, n: number, what: string): number {
+    if (l === null) return 0;
+    if (!(l instanceof WasmIndices) || l.owner !== this) {
+      throw new TypeError(`wasm backend: ${what} is not an index list of this backend`);
+    }
+    if (l.released) throw new Error(`wasm backend: ${what} used after release`);
+    if (l.length > 0 && (l.min < 0 || l.max >= n)) {
+      throw new RangeError(
+        `wasm backend: ${what} holds indices in [${l.min}, ${l.max}], not < ${n}`,
+      );
+    }
+    return l.ptr;
+  }
+
+  /** Byte address of element (row 0, col 0) of a view. */
+  #addr(v: MatView): number {
+    const b = v.buf as WasmWeights;
+    return b.ptr + v.offset * b.esize;
+  }
+
+  // ---------- storage ----------
+
+  weights(data: Float32Array, dtype?: WeightDType): WeightBuffer {
+    const dt = dtype ?? this.weightDType;
+    const es = dt === "f16" ? 2 : 4;
+    const { ptr, size } = this.#alloc(data.length * es);
+    if (dt === "f16") new Float16Array(this.#mem.buffer, ptr, data.length).set(data);
+    else this.#F.set(data, ptr / 4);
+    return new WasmWeights(this, data.length, dt, ptr, size);
+  }
+
+  indices(idx: Int32Array): IndexList {
+    const { ptr, size } = this.#alloc(idx.length * 4);
+    this.#views();
+    this.#i32.set(idx, ptr / 4);
+    return new WasmIndices(this, idx.slice(), ptr, size);
+  }
+
+  tensor(rows: number, cols: number): Tensor {
+    if (!(rows >= 0 && cols >= 0 && Number.isInteger(rows) && Number.isInteger(cols))) {
+      throw new RangeError(`wasm backend: bad tensor shape [${rows}, ${cols}]`);
+    }
+    const { ptr, size } = this.#alloc(rows * cols * 4);
+    return new WasmTensor(this, rows, cols, ptr, size);
+  }
+
+  write(x: Tensor, data: Float32Array): void {
+    const t = this.#t(x, "write target");
+    if (data.length !== t.rows * t.cols) {
+      throw new Error(`write: ${data.length} values for a [${t.rows}, ${t.cols}] tensor`);
+    }
+    this.#F.set(data, t.ptr / 4);
+  }
+
+  read(x: Tensor): Promise<Float32Array> {
+    const t = this.#t(x, "read source");
+    const p = t.ptr / 4;
+    return Promise.resolve(this.#F.slice(p, p + t.rows * t.cols));
+  }
+
+  free(x: Tensor): void {
+    const t = this.#t(x, "freed tensor");
+    t.freed = true;
+    this.#dealloc(t.ptr, t.bytes);
+  }
+
+  release(b: WeightBuffer | IndexList): void {
+    if ((b instanceof WasmWeights || b instanceof WasmIndices) && b.owner === this) {
+      if (b.released) return;
+      b.released = true;
+      this.#dealloc(b.ptr, b.bytes);
+    }
+  }
+
+  // ---------- ops ----------
+
+  embed(table: MatView, ids: Int32Array, out: Tensor): void {
+    const o = this.#t(out, "embed out");
+    const w = this.#w(table, "embed table", 0);
+    const T = ids.length;
+    if (o.rows !== T || o.cols !== table.cols) {
+      throw new RangeError(`embed: out [${o.rows}, ${o.cols}] for ${T} ids x ${table.cols}`);
+    }
+    for (let i = 0; i < T; i++) {
+      if (ids[i] < 0 || ids[i] >= table.rows) {
+        throw new RangeError(`token id ${ids[i]} out of vocabulary`);
+      }
+    }
+    const p = this.#scratch(T * 4);
+    this.#views();
+    this.#i32.set(ids, p / 4);
+    this.#k.embed(
+      this.#addr(table),
+      table.stride,
+      w.dtype === "f16" ? 1 : 0,
+      p,
+      T,
+      table.cols,
+      o.ptr,
+    );
+  }
+
+  rmsNorm(x: Tensor, weight: MatView, eps: number, out: Tensor): void {
+    const a = this.#t(x, "rmsNorm x");
+    const o = this.#t(out, "rmsNorm out");
+    const w = this.#w(weight, "rmsNorm weight", 1);
+    const c = weight.cols;
+    if (o.rows !== a.rows || o.cols !== a.cols || c === 0 || a.cols % c !== 0) {
+      throw new RangeError(`rmsNorm: x [${a.rows}, ${a.cols}], out [${o.rows}, ${o.cols}], c ${c}`);
+    }
+    const groups = a.rows * (a.cols / c);
+    this.#k.rmsnorm(a.ptr, groups, c, this.#addr(weight), w.dtype === "f16" ? 1 : 0, eps, o.ptr);
+  }
+
+  matmul(x: Tensor, w: MatView, rows: IndexList | null, bias: MatView | null, out: Tensor): void {
+    const a = this.#t(x, "matmul x");
+    const o = this.#t(out, "matmul out");
+    const wb = this.#w(w, "matmul w", 0);
+    const N = w.rows, K = w.cols;
+    const R = rows ? rows.length : N;
+    const rp = this.#idx(rows, N, "matmul rows");
+    if (a.cols !== K || o.rows !== a.rows || o.cols !== R) {
+      throw new RangeError(
+        `matmul: x [${a.rows}, ${a.cols}], w [${N}, ${K}], R ${R}, out [${o.rows}, ${o.cols}]`,
+      );
+    }
+    const T = a.rows;
+    if (wb.dtype === "f16") {
+      const s = T > 1 ? this.#scratch(4 * K * 4) : 0;
+      this.#k.matmul_f16(a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK, s);
+    } else {
+      this.#k.matmul_f32(a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK);
+    }
+    if (bias) {
+      const bb = this.#w(bias, "matmul bias", 1);
+      if (bias.cols < N) throw new RangeError(`matmul: bias of ${bias.cols} values for ${N} rows`);
+      this.#k.add_bias_gather(o.ptr, T, R, rp, this.#addr(bias), bb.dtype === "f16" ? 1 : 0);
+    }
+  }
+
+  matmulTAdd(a: Tensor, w: MatView, rows: IndexList | null, out: Tensor): void {
+    const at = this.#t(a, "matmulTAdd a");
+    const o = this.#t(out, "matmulTAdd out");
+    const wb = this.#w(w, "matmulTAdd w", 0);
+    const N = w.rows, M = w.cols;
+    const R = rows ? rows.length : N;
+    const rp = this.#idx(rows, N, "matmulTAdd rows");
+    if (at.cols !== R || o.rows !== at.rows || o.cols !== M) {
+      throw new RangeError(
+        `matmulTAdd: a [${at.rows}, ${at.cols}], w [${N}, ${M}], R ${R}, out [${o.rows}, ${o.cols}]`,
+      );
+    }
+    const T = at.rows;
+    if (wb.dtype === "f16") {
+      const s = T > 1 ? this.#scratch(4 * M * 4) : 0;
+      this.#k.matmul_t_add_f16(at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK, s);
+    } else {
+      this.#k.matmul_t_add_f32(at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK);
+    }
+  }
+
+  siluMul(gate: Tensor, up: Tensor, out: Tensor): void {
+    const g = this.#t(gate, "siluMul gate"), u = this.#t(up, "siluMul up");
+    const o = this.#t(out, "siluMul out");
+    const n = g.rows * g.cols;
+    if (u.rows * u.cols !== n || o.rows * o.cols !== n) {
+      throw new RangeError("siluMul: size mismatch");
+    }
+    this.#k.silu_mul(g.ptr, u.ptr, n, o.ptr);
+  }
+
+  rope(x: Tensor, headDim: number, pos0: number, invFreq: MatView): void {
+    const a = this.#t(x, "rope x");
+    const fb = this.#w(invFreq, "rope invFreq", 1);
+    const h2 = headDim / 2;
+    if (headDim % 2 !== 0 || a.cols % headDim !== 0 || invFreq.cols < h2) {
+      throw new RangeError(`rope: x cols ${a.cols}, headDim ${headDim}, invFreq ${invFreq.cols}`);
+    }
+    const T = a.rows;
+    // cos/sin table [T, d] (d/2 cosines then d/2 sines), built in float64 on the host and
+    // cached: q and k of every layer of one step share it.
+    const key = `${fb.ptr}:${invFreq.offset}:${headDim}:${pos0}:${T}`;
+    if (key !== this.#ropeKey) {
+      const bytes = T * headDim * 4;
+      if (bytes > this.#ropeBytes) {
+        if (this.#ropeBytes > 0) this.#dealloc(this.#ropePtr, this.#ropeBytes);
+        const al = this.#alloc(bytes);
+        this.#ropePtr = al.ptr;
+        this.#ropeBytes = al.size;
+      }
+      const f = this.hostView(invFreq, h2);
+      const F = this.#F;
+      const base = this.#ropePtr / 4;
+      for (let t = 0; t < T; t++) {
+        const p = pos0 + t, r = base + t * headDim;
+        for (let i = 0; i < h2; i++) {
+          const ang = p * f[i];
+          F[r + i] = Math.cos(ang);
+          F[r + h2 + i] = Math.sin(ang);
+        }
+      }
+      this.#ropeKey = key;
+    }
+    this.#k.rope(a.ptr, T, a.cols / headDim, headDim, this.#ropePtr);
+  }
+
+  addRow(x: Tensor, bias: MatView): void {
+    const a = this.#t(x, "addRow x");
+    const b = this.#w(bias, "addRow bias", 1);
+    if (bias.cols < a.cols) throw new RangeError(`addRow: bias ${bias.cols} for ${a.cols} cols`);
+    this.#k.add_row(a.ptr, a.rows, a.cols, this.#addr(bias), b.dtype === "f16" ? 1 : 0);
+  }
+
+  add(x: Tensor, y: Tensor): void {
+    const a = this.#t(x, "add x"), b = this.#t(y, "add y");
+    if (a.rows * a.cols !== b.rows * b.cols) throw new RangeError("add: size mismatch");
+    this.#k.add(a.ptr, b.ptr, a.rows * a.cols);
+  }
+
+  kvWrite(cache: Tensor, kv: Tensor, heads: IndexList, maxT: number, pos0: number): void {
+    const c = this.#t(cache, "kvWrite cache"), s = this.#t(kv, "kvWrite kv");
+    const d = c.cols;
+    const nKv = c.rows / maxT;
+    this.#idx(heads, nKv, "kvWrite heads");
+    const H = heads.length, T = s.rows;
+    if (s.cols !== H * d || pos0 < 0 || pos0 + T > maxT || !Number.isInteger(nKv)) {
+      throw new RangeError(
+        `kvWrite: cache [${c.rows}, ${d}], kv [${T}, ${s.cols}], ${H} heads, maxT ${maxT}, pos0 ${pos0}`,
+      );
+    }
+    const F = this.#F;
+    const hs = heads.host;
+    for (let t = 0; t < T; t++) {
+      for (let j = 0; j < H; j++) {
+        const src = s.ptr / 4 + (t * H + j) * d;
+        const dst = c.ptr / 4 + (hs[j] * maxT + pos0 + t) * d;
+        F.copyWithin(dst, src, src + d);
+      }
+    }
+  }
+
+  attention(
+    q: Tensor,
+    kCache: Tensor,
+    vCache: Tensor,
+    kvOf: IndexList,
+    maxT: number,
+    pos0: number,
+    scale: number,
+    out: Tensor,
+  ): void {
+    const qt = this.#t(q, "attention q"), o = this.#t(out, "attention out");
+    const kc = this.#t(kCache, "attention kCache"), vc = this.#t(vCache, "attention vCache");
+    const d = kc.cols, S = kvOf.length, T = qt.rows;
+    const nKv = kc.rows / maxT;
+    const kp = this.#idx(kvOf, nKv, "attention kvOf");
+    if (
+      qt.cols !== S * d || o.rows !== T || o.cols !== S * d || vc.rows !== kc.rows ||
+      vc.cols !== d || pos0 + T > maxT || !Number.isInteger(nKv)
+    ) {
+      throw new RangeError(
+        `attention: q [${T}, ${qt.cols}], cache [${kc.rows}, ${d}], S ${S}, maxT ${maxT}, pos0 ${pos0}`,
+      );
+    }
+    const s = this.#scratch(maxT * 4);
+    this.#k.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr, s);
+  }
+
+  copyRows(src: Tensor, srcRow: number, count: number, dst: Tensor, dstRow: number): void {
+    const a = this.#t(src, "copyRows src"), b = this.#t(dst, "copyRows dst");
+    if (
+      a.cols !== b.cols || srcRow < 0 || dstRow < 0 || srcRow + count > a.rows ||
+      dstRow + count > b.rows
+    ) {
+      throw new RangeError(
+        `copyRows: src [${a.rows}, ${a.cols}] rows ${srcRow}+${count} -> dst [${b.rows}, ${b.cols}] row ${dstRow}`,
+      );
+    }
+    const c = a.cols;
+    const s0 = a.ptr / 4 + srcRow * c;
+    this.#F.copyWithin(b.ptr / 4 + dstRow * c, s0, s0 + count * c);
+  }
+
+  /** Host copy (f32) of the first `n` values of row 0 of a view (any storage dtype). */
+  hostView(v: MatView, n: number): Float32Array {
+    const b = this.#w(v, "hostView", 1);
+    if (b.dtype === "f16") {
+      return Float32Array.from(new Float16Array(this.#mem.buffer, this.#addr(v), n));
+    }
+    const p = this.#addr(v) / 4;
+    return this.#F.slice(p, p + n);
+  }
+}
+
+function viewShape(v: MatView): object {
+  return { offset: v.offset, stride: v.stride, rows: v.rows, cols: v.cols, length: v.buf.length };
+}
