@@ -105,7 +105,9 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   const fingerprint = await sha256Hex([cfgBytes, ...ckpt.fileBytes]);
   const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const up = (data: Float32Array) => backend.weights(data);
-  const vec = (name: string, n: number) => view(up(tensorF32(ckpt, name, [n])), 1, n);
+  // Small precision-sensitive vectors (norms, biases, rope) stay f32 on an f16 backend.
+  const vec = (name: string, n: number) =>
+    view(backend.weights(tensorF32(ckpt, name, [n]), "f32"), 1, n);
 
   const embedData = tensorF32(ckpt, "model.embed_tokens.weight", [cfg.vocabSize, H]);
   const embed = view(up(embedData), cfg.vocabSize, H);
@@ -123,7 +125,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
     }
     lmHead = view(up(tensorF32(ckpt, "lm_head.weight", [cfg.vocabSize, H])), cfg.vocabSize, H);
   }
-  const invFreq = view(up(ropeInvFreq(cfg)), 1, d / 2);
+  const invFreq = view(backend.weights(ropeInvFreq(cfg), "f32"), 1, d / 2);
   const perLayer = (2 * nh * d * H + 2 * nkv * d * H + 3 * I * H) * 4;
   return {
     dir,

@@ -52,7 +52,7 @@ export function prepareMask(model: Model, mask: Mask): PreparedMask {
   };
   const vec = (b: Float32Array | null): MatView | null => {
     if (!b) return null;
-    const w = be.weights(b);
+    const w = be.weights(b, "f32");
     owned.push(w);
     return { buf: w, offset: 0, stride: H, rows: 1, cols: H };
   };
