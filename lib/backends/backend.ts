@@ -55,7 +55,8 @@ export interface Backend {
   /**
    * Upload a weight buffer (converted to {@link weightDType} if needed). `dtype` overrides the
    * storage precision of this one buffer: pass "f32" for small precision-sensitive vectors
-   * (norm weights, rope `invFreq`, biases) on an f16 backend. Backends may ignore it.
+   * (norm weights, rope `invFreq`, biases) on an f16 backend, which must honour it (an
+   * f32-only backend stores f32 anyway).
    */
   weights(data: Float32Array, dtype?: WeightDType): WeightBuffer;
   /** Upload an index list. */

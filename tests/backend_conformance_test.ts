@@ -1,0 +1,548 @@
+/**
+ * Backend conformance: ONE suite run on every backend (reference, wasm f32, wasm f16, webgpu when
+ * `lib/backends/webgpu.ts` exists and an adapter is present). Every op of the `Backend` interface
+ * is checked with seeded random inputs (random masks and index lists, strided views with offsets,
+ * T = 1 and T > 1, GQA kv maps) against a small float64 computation written here, independent of
+ * any backend's code.
+ *
+ * Tolerances: |got - want| <= ATOL + RTOL * max(|want|, rms(want)), RTOL = ATOL = 1e-5 for f32
+ * storage. With f16 storage the expected values are computed from f16-rounded weights (buffers
+ * uploaded with `dtype: "f32"` stay exact), so the same tolerance applies. Failures print the
+ * worst error, its index, and both values.
+ *
+ * `checkWholeForward` (exported) runs the fixture models end to end on a backend; the suite uses
+ * it for every backend with the tolerances stated at its call.
+ */
+
+import assert from "node:assert/strict";
+import type { Backend, IndexList, MatView, Tensor, WeightBuffer } from "../lib/backends/backend.ts";
+import { ReferenceBackend } from "../lib/backends/reference.ts";
+import { WasmBackend } from "../lib/backends/wasm.ts";
+
+const RTOL = 1e-5;
+const ATOL = 1e-5;
+
+/** A backend under test: `make` returns the backend, or a string saying why it is skipped. */
+export interface BackendCase {
+  name: string;
+  make(): Promise<Backend | string>;
+}
+
+/** Load the WebGPU backend if its file exists and an adapter is present. */
+async function makeWebGpu(): Promise<Backend | string> {
+  const url = new URL("../lib/backends/webgpu.ts", import.meta.url);
+  try {
+    await Deno.stat(url);
+  } catch {
+    return "lib/backends/webgpu.ts does not exist yet";
+  }
+  // deno-lint-ignore no-explicit-any
+  const gpu = (navigator as any).gpu;
+  const adapter = gpu ? await gpu.requestAdapter() : null;
+  if (!adapter) return "navigator.gpu.requestAdapter() returned null";
+  const mod = await import(url.href);
+  // Accept `WebGpuBackend.create()` or any exported class with a static `create`.
+  for (const v of [mod.WebGpuBackend, mod.WebGPUBackend, ...Object.values(mod)]) {
+    // deno-lint-ignore no-explicit-any
+    const c = v as any;
+    if (typeof c === "function" && typeof c.create === "function") return await c.create({});
+  }
+  throw new Error("lib/backends/webgpu.ts exports no class with a static create()");
+}
+
+/** Every backend the suite runs on. */
+export const BACKENDS: BackendCase[] = [
+  { name: "reference", make: () => Promise.resolve(new ReferenceBackend()) },
+  { name: "wasm-f32", make: () => WasmBackend.create({ weightDType: "f32" }) },
+  { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
+  { name: "webgpu", make: makeWebGpu },
+];
+
+// ---------- helpers ----------
+
+/** Small seeded PRNG (mulberry32), uniform in [0, 1). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randn(n: number, r: () => number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
+  return a;
+}
+
+/** `keep` distinct indices of [0, n), sorted (a mask's kept rows). */
+function subset(n: number, keep: number, r: () => number): Int32Array {
+  const all = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [all[i], all[j]] = [all[j], all[i]];
+  }
+  return Int32Array.from(all.slice(0, keep).sort((a, b) => a - b));
+}
+
+/** Values as the backend stores them by default (f16-rounded on an f16 backend). */
+function stored(be: Backend, a: Float32Array): Float32Array {
+  return be.weightDType === "f16" ? a.map((v) => Math.f16round(v)) : a;
+}
+
+/** Check got against want; on failure report the worst error, its index and both values. */
+export function assertClose(
+  what: string,
+  got: Float32Array,
+  want: ArrayLike<number>,
+  rtol = RTOL,
+  atol = ATOL,
+): void {
+  assert.equal(got.length, want.length, `${what}: length ${got.length} != ${want.length}`);
+  let ss = 0;
+  for (let i = 0; i < want.length; i++) ss += want[i] * want[i];
+  const rms = Math.sqrt(ss / Math.max(1, want.length));
+  let worst = -1, worstRatio = 0, worstErr = 0;
+  for (let i = 0; i < want.length; i++) {
+    const err = Math.abs(got[i] - want[i]);
+    const tol = atol + rtol * Math.max(Math.abs(want[i]), rms);
+    const ratio = err === 0 ? 0 : err / tol;
+    if (!(ratio <= worstRatio)) {
+      worstRatio = ratio;
+      worst = i;
+      worstErr = err;
+    }
+  }
+  assert.ok(
+    worstRatio <= 1,
+    `${what}: worst |err| ${worstErr.toExponential(3)} at index ${worst} ` +
+      `(got ${got[worst]}, want ${want[worst]}, rms ${rms.toExponential(3)}, ` +
+      `${worstRatio.toFixed(1)}x tolerance)`,
+  );
+}
+
+/** Upload `data` as a tensor [rows, cols]. */
+function put(be: Backend, rows: number, cols: number, data: Float32Array): Tensor {
+  const t = be.tensor(rows, cols);
+  be.write(t, data);
+  return t;
+}
+
+/**
+ * A view [rows, cols] placed inside a larger buffer at `offset` with row `stride`; the rest of
+ * the buffer is filled with large junk so a kernel reading outside the view is caught.
+ */
+function padded(
+  be: Backend,
+  m: Float32Array,
+  rows: number,
+  cols: number,
+  offset: number,
+  stride: number,
+  r: () => number,
+  dtype?: "f32",
+): { view: MatView; buf: WeightBuffer; vals: Float32Array } {
+  const len = offset + Math.max(0, rows - 1) * stride + cols + 3;
+  const all = randn(len, r, 1e3);
+  for (let i = 0; i < rows; i++) all.set(m.subarray(i * cols, (i + 1) * cols), offset + i * stride);
+  const buf = be.weights(all, dtype);
+  const vals = dtype === "f32" ? m : stored(be, m);
+  return { view: { buf, offset, stride, rows, cols }, buf, vals };
+}
+
+// ---------- independent float64 computations ----------
+
+function refMatmul(
+  x: Float32Array,
+  T: number,
+  K: number,
+  w: Float32Array, // [N, K]
+  rows: Int32Array | null,
+  N: number,
+  bias: Float32Array | null, // [N]
+): Float64Array {
+  const R = rows ? rows.length : N;
+  const out = new Float64Array(T * R);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < R; i++) {
+      const r = rows ? rows[i] : i;
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[t * K + k] * w[r * K + k];
+      out[t * R + i] = s + (bias ? bias[r] : 0);
+    }
+  }
+  return out;
+}
+
+function refMatmulTAdd(
+  a: Float32Array, // [T, R]
+  T: number,
+  w: Float32Array, // [N, M]
+  rows: Int32Array | null,
+  N: number,
+  M: number,
+  out0: Float32Array, // [T, M]
+): Float64Array {
+  const R = rows ? rows.length : N;
+  const out = Float64Array.from(out0);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < R; i++) {
+      const r = rows ? rows[i] : i;
+      const c = a[t * R + i];
+      for (let m = 0; m < M; m++) out[t * M + m] += c * w[r * M + m];
+    }
+  }
+  return out;
+}
+
+// ---------- the suite ----------
+
+/** Ops checked on every backend; each gets a fresh seeded generator. */
+const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = {
+  "tensor is zero-filled; read returns a copy; copyRows": async (be, r) => {
+    const t = be.tensor(5, 7);
+    assertClose("zero tensor", await be.read(t), new Float32Array(35), 0, 0);
+    const d = randn(35, r);
+    be.write(t, d);
+    const a = await be.read(t);
+    a.fill(42);
+    assertClose("read after mutating a copy", await be.read(t), d, 0, 0);
+    const dst = put(be, 6, 7, randn(42, r));
+    const want = await be.read(dst);
+    want.set(d.subarray(7, 7 + 3 * 7), 2 * 7);
+    be.copyRows(t, 1, 3, dst, 2);
+    assertClose("copyRows", await be.read(dst), want, 0, 0);
+    be.free(t);
+    be.free(dst);
+  },
+
+  "embed (strided table, repeated ids, T=1 and T=6)": async (be, r) => {
+    const V = 23, H = 19;
+    const tab = randn(V * H, r);
+    const p = padded(be, tab, V, H, 5, H + 3, r);
+    for (const T of [1, 6]) {
+      const ids = Int32Array.from({ length: T }, () => Math.floor(r() * V));
+      if (T > 1) ids[T - 1] = ids[0];
+      const out = be.tensor(T, H);
+      be.embed(p.view, ids, out);
+      const want = new Float32Array(T * H);
+      for (let t = 0; t < T; t++) want.set(p.vals.subarray(ids[t] * H, ids[t] * H + H), t * H);
+      assertClose(`embed T=${T}`, await be.read(out), want, 0, 0);
+      be.free(out);
+    }
+    be.release(p.buf);
+  },
+
+  "rmsNorm (G=1 and per-head G=3, aliasing, f32 override)": async (be, r) => {
+    for (
+      const [T, G, c, dt] of [[1, 1, 37, undefined], [4, 1, 64, "f32"], [
+        3,
+        3,
+        16,
+        undefined,
+      ]] as const
+    ) {
+      const x = randn(T * G * c, r, 3);
+      const w = randn(c, r);
+      const p = padded(be, w, 1, c, 7, c, r, dt);
+      const eps = 1e-5;
+      const want = new Float64Array(T * G * c);
+      for (let g = 0; g < T * G; g++) {
+        let ss = 0;
+        for (let k = 0; k < c; k++) ss += x[g * c + k] ** 2;
+        const s = 1 / Math.sqrt(ss / c + eps);
+        for (let k = 0; k < c; k++) want[g * c + k] = x[g * c + k] * s * p.vals[k];
+      }
+      const xt = put(be, T, G * c, x);
+      const out = be.tensor(T, G * c);
+      be.rmsNorm(xt, p.view, eps, out);
+      assertClose(`rmsNorm T=${T} G=${G} c=${c}`, await be.read(out), want);
+      be.rmsNorm(xt, p.view, eps, xt); // out aliases x
+      assertClose(`rmsNorm in place T=${T} G=${G}`, await be.read(xt), want);
+      be.free(xt);
+      be.free(out);
+      be.release(p.buf);
+    }
+  },
+
+  "matmul (row-gathered, strided, bias, T=1..35)": async (be, r) => {
+    const shapes: [number, number, number][] = [
+      [1, 67, 37],
+      [1, 64, 50],
+      [7, 40, 29],
+      [
+        35,
+        24,
+        13,
+      ],
+      [2, 8, 4],
+      [3, 1, 5],
+    ];
+    for (const [T, K, N] of shapes) {
+      for (const mode of ["dense", "half", "one", "all"] as const) {
+        const rows = mode === "dense" ? null : subset(
+          N,
+          mode === "half" ? Math.max(1, N >> 1) : mode === "one" ? 1 : N,
+          r,
+        );
+        const w = randn(N * K, r);
+        const stride = K + (mode === "half" ? 2 * K : 5); // bundled layouts
+        const p = padded(be, w, N, K, 11, stride, r);
+        const bias = mode === "half" || mode === "one" ? randn(N, r) : null;
+        const pb = bias ? padded(be, bias, 1, N, 3, N, r, "f32") : null;
+        const x = randn(T * K, r, 2);
+        const R = rows ? rows.length : N;
+        const il: IndexList | null = rows ? be.indices(rows) : null;
+        const xt = put(be, T, K, x);
+        const out = put(be, T, R, randn(T * R, r, 9)); // overwritten, not accumulated
+        be.matmul(xt, p.view, il, pb ? pb.view : null, out);
+        const want = refMatmul(x, T, K, p.vals, rows, N, bias);
+        assertClose(`matmul T=${T} K=${K} N=${N} ${mode}`, await be.read(out), want);
+        be.free(xt);
+        be.free(out);
+        be.release(p.buf);
+        if (pb) be.release(pb.buf);
+        if (il) be.release(il);
+      }
+    }
+  },
+
+  "matmulTAdd (row-gathered, strided, accumulating, T=1..35)": async (be, r) => {
+    const shapes: [number, number, number][] = [[1, 53, 41], [1, 48, 64], [6, 20, 33], [
+      35,
+      12,
+      24,
+    ], [2, 5, 3]];
+    for (const [T, N, M] of shapes) {
+      for (const mode of ["dense", "half", "one"] as const) {
+        const rows = mode === "dense" ? null : subset(N, mode === "half" ? N >> 1 : 1, r);
+        const w = randn(N * M, r);
+        const p = padded(be, w, N, M, 13, M * 3 + 1, r);
+        const R = rows ? rows.length : N;
+        const a = randn(T * R, r, 2);
+        const out0 = randn(T * M, r);
+        const il = rows ? be.indices(rows) : null;
+        const at = put(be, T, R, a);
+        const out = put(be, T, M, out0);
+        be.matmulTAdd(at, p.view, il, out);
+        const want = refMatmulTAdd(a, T, p.vals, rows, N, M, out0);
+        assertClose(`matmulTAdd T=${T} N=${N} M=${M} ${mode}`, await be.read(out), want);
+        be.free(at);
+        be.free(out);
+        be.release(p.buf);
+        if (il) be.release(il);
+      }
+    }
+  },
+
+  "siluMul (wide range, aliasing)": async (be, r) => {
+    const n = 3 * 37;
+    const g = randn(n, r, 30);
+    g[0] = -100;
+    g[1] = 100;
+    g[2] = 0;
+    const u = randn(n, r, 2);
+    const want = Array.from(g, (v, i) => v / (1 + Math.exp(-v)) * u[i]);
+    const gt = put(be, 3, 37, g), ut = put(be, 3, 37, u), out = be.tensor(3, 37);
+    be.siluMul(gt, ut, out);
+    assertClose("siluMul", await be.read(out), want);
+    be.siluMul(gt, ut, gt);
+    assertClose("siluMul in place", await be.read(gt), want);
+    for (const t of [gt, ut, out]) be.free(t);
+  },
+
+  "rope (rotate_half, pos0 > 0, several heads)": async (be, r) => {
+    for (const [T, nh, d, pos0] of [[1, 3, 8, 0], [5, 2, 64, 1000], [1, 4, 64, 4095]]) {
+      const inv = Float32Array.from({ length: d / 2 }, (_, i) => Math.pow(10000, (-2 * i) / d));
+      const p = padded(be, inv, 1, d / 2, 9, d / 2, r, "f32");
+      const x = randn(T * nh * d, r);
+      const want = new Float64Array(x.length);
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < nh; h++) {
+          const o = (t * nh + h) * d;
+          for (let i = 0; i < d / 2; i++) {
+            const ang = (pos0 + t) * inv[i];
+            const c = Math.cos(ang), s = Math.sin(ang);
+            want[o + i] = x[o + i] * c - x[o + i + d / 2] * s;
+            want[o + i + d / 2] = x[o + i + d / 2] * c + x[o + i] * s;
+          }
+        }
+      }
+      const xt = put(be, T, nh * d, x);
+      be.rope(xt, d, pos0, p.view);
+      assertClose(`rope T=${T} nh=${nh} d=${d} pos0=${pos0}`, await be.read(xt), want);
+      be.free(xt);
+      be.release(p.buf);
+    }
+  },
+
+  "addRow and add": async (be, r) => {
+    const T = 4, c = 21;
+    const x = randn(T * c, r), y = randn(T * c, r), b = randn(c, r);
+    const p = padded(be, b, 1, c, 2, c, r);
+    const xt = put(be, T, c, x), yt = put(be, T, c, y);
+    be.addRow(xt, p.view);
+    assertClose("addRow", await be.read(xt), Array.from(x, (v, i) => v + p.vals[i % c]));
+    be.add(xt, yt);
+    assertClose("add", await be.read(xt), Array.from(x, (v, i) => v + p.vals[i % c] + y[i]));
+    be.free(xt);
+    be.free(yt);
+    be.release(p.buf);
+  },
+
+  "kvWrite (subset of kv heads, pos0 > 0)": async (be, r) => {
+    const nKv = 3, maxT = 16, d = 8;
+    for (const [T, pos0, heads] of [[3, 4, [0, 2]], [1, 15, [1]], [16, 0, [0, 1, 2]]] as const) {
+      const c0 = randn(nKv * maxT * d, r);
+      const kv = randn(T * heads.length * d, r);
+      const cache = put(be, nKv * maxT, d, c0);
+      const kvt = put(be, T, heads.length * d, kv);
+      const hl = be.indices(Int32Array.from(heads));
+      be.kvWrite(cache, kvt, hl, maxT, pos0);
+      const want = c0.slice();
+      for (let t = 0; t < T; t++) {
+        heads.forEach((h, j) => {
+          const src = kv.subarray((t * heads.length + j) * d, (t * heads.length + j + 1) * d);
+          want.set(src, (h * maxT + pos0 + t) * d);
+        });
+      }
+      assertClose(`kvWrite T=${T} pos0=${pos0}`, await be.read(cache), want, 0, 0);
+      be.free(cache);
+      be.free(kvt);
+      be.release(hl);
+    }
+  },
+
+  "attention (causal, GQA map, decode and prefill)": async (be, r) => {
+    const nKv = 3, maxT = 40;
+    for (
+      const [T, pos0, d, kvOf] of [
+        [1, 0, 8, [0]],
+        [1, 17, 64, [0, 0, 1, 2]],
+        [3, 5, 16, [2, 0]],
+        [12, 0, 32, [1, 1, 1, 0, 2, 2]],
+        [1, 39, 64, [2]],
+      ] as const
+    ) {
+      const S = kvOf.length;
+      const kc = randn(nKv * maxT * d, r, 2), vc = randn(nKv * maxT * d, r);
+      const q = randn(T * S * d, r, 2);
+      const scale = 1 / Math.sqrt(d);
+      const want = new Float64Array(T * S * d);
+      for (let t = 0; t < T; t++) {
+        for (let s = 0; s < S; s++) {
+          const n = pos0 + t + 1, h = kvOf[s];
+          const sc = new Float64Array(n);
+          for (let p = 0; p < n; p++) {
+            let dot = 0;
+            for (let k = 0; k < d; k++) dot += q[(t * S + s) * d + k] * kc[(h * maxT + p) * d + k];
+            sc[p] = dot * scale;
+          }
+          const mx = Math.max(...sc);
+          let sum = 0;
+          for (let p = 0; p < n; p++) sum += sc[p] = Math.exp(sc[p] - mx);
+          for (let p = 0; p < n; p++) {
+            for (let k = 0; k < d; k++) {
+              want[(t * S + s) * d + k] += sc[p] / sum * vc[(h * maxT + p) * d + k];
+            }
+          }
+        }
+      }
+      const qt = put(be, T, S * d, q);
+      const kt = put(be, nKv * maxT, d, kc), vt = put(be, nKv * maxT, d, vc);
+      const il = be.indices(Int32Array.from(kvOf));
+      const out = be.tensor(T, S * d);
+      be.attention(qt, kt, vt, il, maxT, pos0, scale, out);
+      assertClose(`attention T=${T} pos0=${pos0} d=${d} S=${S}`, await be.read(out), want);
+      for (const t of [qt, kt, vt, out]) be.free(t);
+      be.release(il);
+    }
+  },
+};
+
+/**
+ * Whole-forward check: load each fixture model on `backend`, prefill its prompt and decode its
+ * decode ids, and compare every logit row with `expected.safetensors` (float64 PyTorch).
+ * Returns the worst absolute error seen; throws when it exceeds `tol`.
+ */
+export async function checkWholeForward(
+  makeBackend: () => Promise<Backend>,
+  fixtures: string[],
+  tol: number,
+): Promise<number> {
+  const { loadModel } = await import("../lib/model/model.ts");
+  const { Sequence } = await import("../lib/model/sequence.ts");
+  const { parseSafetensors, toFloat32, toInt32 } = await import("../lib/formats/safetensors.ts");
+  let worstAll = 0;
+  for (const name of fixtures) {
+    const dir = new URL(`./fixtures/${name}`, import.meta.url).pathname;
+    const model = await loadModel(dir, { backend: await makeBackend() });
+    const exp = parseSafetensors(await Deno.readFile(`${dir}/expected.safetensors`));
+    const prompt = toInt32(exp.tensors.get("prompt_ids")!);
+    const dec = toInt32(exp.tensors.get("decode_ids")!);
+    const logits = toFloat32(exp.tensors.get("logits")!); // [P + D, V]
+    const V = model.config.vocabSize;
+    const seq = new Sequence(model, { maxTokens: prompt.length + dec.length + 1 });
+    const rows: [string, Float32Array, number][] = [];
+    const pre = await seq.prefill(prompt, { allLogits: true }); // [P, V]
+    for (let t = 0; t < prompt.length; t++) {
+      rows.push([`prefill token ${t}`, pre.subarray(t * V, (t + 1) * V), t]);
+    }
+    for (let k = 0; k < dec.length; k++) {
+      rows.push([`decode step ${k}`, await seq.decode(dec[k]), prompt.length + k]);
+    }
+    seq.free();
+    for (const [what, got, row] of rows) {
+      const want = logits.subarray(row * V, (row + 1) * V);
+      let err = 0, at = -1;
+      for (let i = 0; i < V; i++) {
+        const e = Math.abs(got[i] - want[i]);
+        if (!(e <= err)) [err, at] = [e, i];
+      }
+      worstAll = Math.max(worstAll, err);
+      assert.ok(err <= tol, `${name} ${what}: worst |diff| ${err} at id ${at} (tol ${tol})`);
+    }
+  }
+  return worstAll;
+}
+
+/** Fixture models for the whole-forward check. */
+const FORWARD_FIXTURES = [
+  "llama_gqa_llama3rope",
+  "llama_linear_rope_tied",
+  "qwen2_bias",
+  "qwen3_qknorm",
+  "mistral",
+];
+
+for (const bc of BACKENDS) {
+  const made = await bc.make();
+  const skip = typeof made === "string" ? made : null;
+  for (const [name, fn] of Object.entries(CHECKS)) {
+    Deno.test({
+      name: `${bc.name}: ${name}${skip ? ` (skipped: ${skip})` : ""}`,
+      ignore: skip !== null,
+      fn: () => fn(made as Backend, rng(name.length * 7919 + 17)),
+    });
+  }
+  // f32 storage: 1e-4 like the reference logits test; f16 storage: weights rounded to 11 bits
+  // shift the tiny models' logits by up to a few 1e-3.
+  const tol = bc.name.endsWith("f16") ? 2e-2 : 1e-4;
+  Deno.test({
+    name: `${bc.name}: whole forward on the fixture models (tol ${tol})${
+      skip ? ` (skipped: ${skip})` : ""
+    }`,
+    ignore: skip !== null,
+    fn: async () => {
+      const worst = await checkWholeForward(
+        () => bc.make() as Promise<Backend>,
+        FORWARD_FIXTURES,
+        tol,
+      );
+      console.log(`  ${bc.name}: worst |logit diff| ${worst.toExponential(3)}`);
+    },
+  });
+}
