@@ -1,0 +1,141 @@
+/**
+ * Decode and prefill speed of the engine, dense versus SEAP-shaped masks (logistic UL-LD
+ * layer schedule, random kept units), with the ideal speedup each mask allows (weight bytes
+ * read per token, dense over masked). Run alone:
+ *
+ *   deno run -A bench/decode_bench.ts [--model DIR] [--backend reference] [--tokens 16]
+ */
+
+import { parseArgs } from "node:util";
+import type { Backend } from "../lib/backends/backend.ts";
+import { ReferenceBackend } from "../lib/backends/reference.ts";
+import { loadModel, type Model } from "../lib/model/model.ts";
+import { Sequence } from "../lib/model/sequence.ts";
+import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
+import type { Mask } from "../lib/model/mask.ts";
+import { logisticSchedule } from "../lib/calibrate/layer_sparsity.ts";
+import { PRESETS, writeRandomModel } from "../tools/make_random_model.ts";
+
+/** One measured row. */
+export interface DecodeRow {
+  model: string;
+  backend: string;
+  mask: string;
+  decodeTokS: number;
+  prefillTokS: number;
+  /** Dense weight bytes per token / this mask's. */
+  idealSpeedup: number;
+}
+
+/** A SEAP-shaped mask: UL-LD schedule at `target`, random kept neurons and heads. */
+export function seapShapedMask(model: Model, target: number, seed = 7): Mask {
+  const cfg = model.config;
+  const m = Math.min(2, Math.floor(cfg.numLayers / 4));
+  const { rho } = logisticSchedule(cfg.numLayers, target, { m, n: m, k: 1.2, x0: 0.3 });
+  let s = seed;
+  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296);
+  const pick = (n: number, keep: number) => {
+    const all = Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5);
+    return Int32Array.from(all.slice(0, keep).sort((a, b) => a - b));
+  };
+  return {
+    name: `seap-shaped@${target}`,
+    layers: rho.map((r) => ({
+      neurons: pick(cfg.intermediateSize, Math.round(cfg.intermediateSize * (1 - r))),
+      heads: pick(cfg.numHeads, Math.max(1, Math.round(cfg.numHeads * (1 - r)))),
+      biasAttn: null,
+      biasFfn: null,
+    })),
+  };
+}
+
+async function timeDecode(
+  model: Model,
+  mask: PreparedMask,
+  promptLen: number,
+  tokens: number,
+): Promise<{ decode: number; prefill: number }> {
+  const ids = Int32Array.from({ length: promptLen }, (_, i) => 2 + (i * 31) % 200);
+  const seq = new Sequence(model, { mask, maxTokens: promptLen + tokens + 1 });
+  let t0 = performance.now();
+  await seq.prefill(ids);
+  const prefill = promptLen / ((performance.now() - t0) / 1000);
+  await seq.decode(5); // warm-up
+  t0 = performance.now();
+  for (let i = 0; i < tokens; i++) await seq.decode(3 + (i % 50));
+  const decode = tokens / ((performance.now() - t0) / 1000);
+  seq.free();
+  return { decode, prefill };
+}
+
+/** Measure dense and masked decode on one model and backend, side by side. */
+export async function runDecodeBench(
+  modelDir: string,
+  backend: Backend,
+  opts: { tokens?: number; promptLen?: number; sparsities?: number[] } = {},
+): Promise<DecodeRow[]> {
+  const model = await loadModel(modelDir, { backend });
+  const dense = denseFor(model);
+  const rows: DecodeRow[] = [];
+  const masks = [
+    dense,
+    ...(opts.sparsities ?? [0.2, 0.5]).map((t) => prepareMask(model, seapShapedMask(model, t))),
+  ];
+  for (const pm of masks) {
+    const r = await timeDecode(model, pm, opts.promptLen ?? 32, opts.tokens ?? 16);
+    rows.push({
+      model: model.name,
+      backend: backend.name,
+      mask: pm === dense ? "dense" : pm.name,
+      decodeTokS: r.decode,
+      prefillTokS: r.prefill,
+      idealSpeedup: dense.weightBytesPerToken / pm.weightBytesPerToken,
+    });
+  }
+  return rows;
+}
+
+/** Print rows with the measured speedup over the same backend's dense next to the ideal. */
+export function printDecodeTable(rows: DecodeRow[]): void {
+  console.log(
+    "model".padEnd(30) + "backend".padEnd(11) + "mask".padEnd(20) +
+      "decode tok/s".padStart(13) + "prefill tok/s".padStart(15) + "speedup".padStart(9) +
+      "ideal".padStart(7) + "  of ideal",
+  );
+  for (const r of rows) {
+    const base = rows.find((x) =>
+      x.model === r.model && x.backend === r.backend && x.mask === "dense"
+    )!;
+    const sp = r.decodeTokS / base.decodeTokS;
+    console.log(
+      r.model.padEnd(30) + r.backend.padEnd(11) + r.mask.padEnd(20) +
+        r.decodeTokS.toFixed(2).padStart(13) + r.prefillTokS.toFixed(1).padStart(15) +
+        (sp.toFixed(2) + "x").padStart(9) + (r.idealSpeedup.toFixed(2) + "x").padStart(7) +
+        ((100 * sp / r.idealSpeedup).toFixed(0) + "%").padStart(10),
+    );
+  }
+}
+
+/** Path of the SmolLM2-135M-shaped random model, written on first use. */
+export async function smollmShapedModel(): Promise<string> {
+  const dir = `${Deno.env.get("TMPDIR") ?? "/tmp"}/seap_smollm2_135m_shape`;
+  try {
+    await Deno.stat(`${dir}/model.safetensors`);
+  } catch {
+    console.error(`writing a SmolLM2-135M-shaped random model to ${dir} ...`);
+    await writeRandomModel(dir, PRESETS["smollm2-135m"], 1);
+  }
+  return dir;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      model: { type: "string" },
+      tokens: { type: "string", default: "16" },
+    },
+  });
+  const dir = values.model ?? await smollmShapedModel();
+  const rows = await runDecodeBench(dir, new ReferenceBackend(), { tokens: Number(values.tokens) });
+  printDecodeTable(rows);
+}
