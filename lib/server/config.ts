@@ -1,0 +1,136 @@
+/**
+ * Server settings from environment variables or command-line flags (flags win), with
+ * defaults that work out of the box on the embedded default model.
+ *
+ * | env                    | flag                 | default                                  |
+ * |------------------------|----------------------|------------------------------------------|
+ * | SEAP_MODEL             | --model              | DEFAULT_MODEL_DIR (lib/default_model.ts) |
+ * | SEAP_MASKS             | --masks              | masks/<model name>, if present           |
+ * | SEAP_BACKEND           | --backend            | auto (best available)                    |
+ * | SEAP_MAX_CONCURRENT    | --max-concurrent     | 4                                        |
+ * | SEAP_QUEUE             | --queue              | 32                                       |
+ * | SEAP_TIMEOUT_MS        | --timeout-ms         | 120000                                   |
+ * | SEAP_MAX_CONTEXT       | --max-context        | the model's max_position_embeddings      |
+ * | SEAP_MAX_BODY_BYTES    | --max-body-bytes     | 1048576                                  |
+ * | SEAP_MAX_TOKENS        | --max-tokens         | 256 (default completion budget for chat) |
+ * | SEAP_SPARSITY          | --sparsity           | the mask set's default                   |
+ */
+
+/** Error for a setting that does not parse; the message names the variable. */
+export class ServerConfigError extends Error {
+  override name = "ServerConfigError";
+}
+
+/** Every server setting. */
+export interface ServerConfig {
+  /** Model folder; null = the default model. */
+  modelDir: string | null;
+  /** Mask-set folder; null = `masks/<model name>` when it exists, else dense only. */
+  masksDir: string | null;
+  /** "auto" | "reference" | "wasm" | "webgpu". */
+  backend: string;
+  maxConcurrent: number;
+  queueSize: number;
+  /** Per-request timeout in ms (0 = none). */
+  timeoutMs: number;
+  /** Context cap in tokens (prompt + completion); null = the model's own limit. */
+  maxContext: number | null;
+  maxBodyBytes: number;
+  /** Completion budget when a chat request gives no max_tokens. */
+  defaultMaxTokens: number;
+  /** Default sparsity; null = the mask set's default. */
+  sparsity: number | null;
+}
+
+/** The defaults (model and masks resolved at load time). */
+export const DEFAULT_CONFIG: ServerConfig = {
+  modelDir: null,
+  masksDir: null,
+  backend: "auto",
+  maxConcurrent: 4,
+  queueSize: 32,
+  timeoutMs: 120_000,
+  maxContext: null,
+  maxBodyBytes: 1 << 20,
+  defaultMaxTokens: 256,
+  sparsity: null,
+};
+
+const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num"][] = [
+  ["modelDir", "SEAP_MODEL", "model", "str"],
+  ["masksDir", "SEAP_MASKS", "masks", "str"],
+  ["backend", "SEAP_BACKEND", "backend", "str"],
+  ["maxConcurrent", "SEAP_MAX_CONCURRENT", "max-concurrent", "int"],
+  ["queueSize", "SEAP_QUEUE", "queue", "int"],
+  ["timeoutMs", "SEAP_TIMEOUT_MS", "timeout-ms", "int"],
+  ["maxContext", "SEAP_MAX_CONTEXT", "max-context", "int"],
+  ["maxBodyBytes", "SEAP_MAX_BODY_BYTES", "max-body-bytes", "int"],
+  ["defaultMaxTokens", "SEAP_MAX_TOKENS", "max-tokens", "int"],
+  ["sparsity", "SEAP_SPARSITY", "sparsity", "num"],
+];
+
+const MINIMUM: Partial<Record<keyof ServerConfig, number>> = {
+  maxConcurrent: 1,
+  queueSize: 0,
+  timeoutMs: 0,
+  maxContext: 2,
+  maxBodyBytes: 1024,
+  defaultMaxTokens: 1,
+};
+
+/**
+ * Read the settings. `env` looks up a variable (default: Deno.env, when permitted); `args`
+ * are flags `--name=value` or `--name value` (default: Deno.args).
+ */
+export function readServerConfig(
+  env: (name: string) => string | undefined = safeEnv,
+  args: string[] = Deno.args,
+): ServerConfig {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (!a.startsWith("--")) continue;
+    const eq = a.indexOf("=");
+    if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
+    else if (i + 1 < args.length && !args[i + 1].startsWith("--")) flags.set(a.slice(2), args[++i]);
+  }
+  const cfg: ServerConfig = { ...DEFAULT_CONFIG };
+  const out = cfg as unknown as Record<string, unknown>;
+  for (const [key, envName, flag, type] of SPEC) {
+    const raw = flags.get(flag) ?? env(envName);
+    if (raw === undefined || raw === "") continue;
+    const where = flags.has(flag) ? `--${flag}` : envName;
+    if (type === "str") {
+      out[key] = raw;
+      continue;
+    }
+    const v = Number(raw);
+    if (!Number.isFinite(v) || (type === "int" && !Number.isInteger(v))) {
+      throw new ServerConfigError(
+        `${where}: expected ${type === "int" ? "an integer" : "a number"}, got "${raw}"`,
+      );
+    }
+    const min = MINIMUM[key];
+    if (min !== undefined && v < min) {
+      throw new ServerConfigError(`${where}: must be ≥ ${min}, got ${v}`);
+    }
+    if (key === "sparsity" && (v < 0 || v >= 1)) {
+      throw new ServerConfigError(`${where}: must be in [0, 1), got ${v}`);
+    }
+    out[key] = v;
+  }
+  if (!["auto", "reference", "wasm", "webgpu"].includes(cfg.backend)) {
+    throw new ServerConfigError(
+      `SEAP_BACKEND: unknown backend "${cfg.backend}" (auto, reference, wasm, webgpu)`,
+    );
+  }
+  return cfg;
+}
+
+function safeEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no --allow-env: defaults apply
+  }
+}

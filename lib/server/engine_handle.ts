@@ -1,0 +1,215 @@
+/**
+ * Thin adapter between the engine (model, tokenizer, mask set, router) and the HTTP layer:
+ * loading everything once from a {@link ServerConfig}, and a handle whose state /healthz
+ * reports (503 until the model and masks are loaded).
+ */
+
+import type { Backend } from "../backends/backend.ts";
+import { ReferenceBackend } from "../backends/reference.ts";
+import { loadMaskSet } from "../calibrate/mask_io.ts";
+import { route as routeWith } from "../calibrate/router.ts";
+import { loadModel, type Model } from "../model/model.ts";
+import { Tokenizer } from "../text/tokenizer.ts";
+import type { ServerConfig } from "./config.ts";
+import { type CatalogEntry, MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
+
+/** Everything a request needs, loaded once. */
+export interface ServerEngine {
+  model: Model;
+  tokenizer: Tokenizer;
+  catalog: MaskCatalog;
+  /** Model id clients pass as `model`. */
+  modelId: string;
+  /** Context cap (prompt + completion tokens). */
+  maxContext: number;
+  /** Completion budget when a chat request gives none. */
+  defaultMaxTokens: number;
+  /** Unix seconds of loading. */
+  created: number;
+  /** Backend name. */
+  backendName: string;
+}
+
+/** Build a {@link ServerEngine} from parts already loaded (tests use this with fixture masks). */
+export function makeEngine(
+  model: Model,
+  tokenizer: Tokenizer,
+  catalog: MaskCatalog,
+  opts: { maxContext?: number | null; defaultMaxTokens?: number; modelId?: string } = {},
+): ServerEngine {
+  const limit = model.config.maxPositionEmbeddings;
+  return {
+    model,
+    tokenizer,
+    catalog,
+    modelId: opts.modelId ?? model.name,
+    maxContext: Math.min(opts.maxContext ?? limit, limit),
+    defaultMaxTokens: opts.defaultMaxTokens ?? 256,
+    created: Math.floor(Date.now() / 1000),
+    backendName: model.backend.name,
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The default model folder: `DEFAULT_MODEL_DIR` of lib/default_model.ts when that module
+ * exists, else the tiny test fixture (so the server always starts).
+ */
+export async function defaultModelDir(): Promise<string> {
+  const spec = new URL("../default_model.ts", import.meta.url).href;
+  try {
+    const mod = await import(spec);
+    if (typeof mod.DEFAULT_MODEL_DIR === "string") {
+      const d = mod.DEFAULT_MODEL_DIR as string;
+      if (await exists(`${d}/config.json`)) return d;
+      console.warn(`seap: DEFAULT_MODEL_DIR ${d} has no config.json; falling back`);
+    }
+  } catch {
+    // lib/default_model.ts not there yet: fall through.
+  }
+  const fixture = new URL("../../tests/fixtures/tiny_chat", import.meta.url).pathname;
+  console.warn(`seap: no default model found; serving the tiny random fixture ${fixture}`);
+  return fixture;
+}
+
+/**
+ * Create the requested backend. "auto" and "reference" give the TypeScript reference
+ * backend; "wasm" / "webgpu" are loaded from lib/backends/<name>.ts when present (a module
+ * exporting `create<Name>Backend()` / `createBackend()` or a `*Backend` class).
+ */
+export async function createBackend(name: string): Promise<Backend> {
+  if (name === "reference") return new ReferenceBackend();
+  const candidates = name === "auto" ? ["wasm"] : [name];
+  for (const c of candidates) {
+    try {
+      const mod = await import(new URL(`../backends/${c}.ts`, import.meta.url).href);
+      for (const [k, v] of Object.entries(mod)) {
+        if (typeof v !== "function") continue;
+        if (/^create\w*Backend$/.test(k)) return await (v as () => Promise<Backend>)();
+      }
+      for (const [k, v] of Object.entries(mod)) {
+        if (typeof v === "function" && /Backend$/.test(k) && k !== "ReferenceBackend") {
+          return new (v as new () => Backend)();
+        }
+      }
+      throw new Error(`lib/backends/${c}.ts exports no backend factory`);
+    } catch (e) {
+      if (name !== "auto") {
+        throw new Error(`backend "${name}" unavailable: ${(e as Error).message}`);
+      }
+    }
+  }
+  return new ReferenceBackend();
+}
+
+/**
+ * Load a calibrated mask set (manifest + masks + router) into a {@link MaskCatalog}.
+ * Task masks (method "seap"), generic masks ("seap-generic") and baselines (others) are
+ * prepared once.
+ */
+export async function loadCatalog(
+  model: Model,
+  dir: string,
+  defaultSparsity?: number | null,
+): Promise<MaskCatalog> {
+  const set = await loadMaskSet(dir, model);
+  const masks = set.manifest.masks.map((e) => {
+    const mask = set.masks.get(e.name)!;
+    const kind = e.method === "seap" && e.task
+      ? "task" as const
+      : e.method === "seap-generic"
+      ? "generic" as const
+      : "baseline" as const;
+    return {
+      mask,
+      kind,
+      task: kind === "task" ? e.task : kind === "baseline" ? e.method : null,
+      sparsity: Number.isFinite(e.sparsity) ? e.sparsity : nominalSparsity(mask, model),
+    };
+  });
+  const r = set.router;
+  const router = r
+    ? {
+      tasks: r.tasks,
+      layer: r.layer,
+      threshold: r.threshold,
+      route: (f: Float32Array) => {
+        const d = routeWith(r, f);
+        return { task: d.task, confidence: d.confidence };
+      },
+    }
+    : null;
+  const p = set.manifest.params ?? {};
+  const fromManifest = [p.defaultSparsity, p.default_sparsity, p.sparsity].find((x) =>
+    typeof x === "number"
+  ) as number | undefined;
+  return new MaskCatalog(model, masks, router, {
+    defaultSparsity: defaultSparsity ?? fromManifest,
+    source: dir,
+  });
+}
+
+/** Load model, tokenizer and masks as configured. */
+export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
+  const dir = cfg.modelDir ?? await defaultModelDir();
+  const backend = await createBackend(cfg.backend);
+  const model = await loadModel(dir, { backend });
+  const tokenizer = await Tokenizer.load(dir);
+  let catalog: MaskCatalog;
+  const masksDir = cfg.masksDir ?? `masks/${model.name}`;
+  if (await exists(`${masksDir}/manifest.json`)) {
+    catalog = await loadCatalog(model, masksDir, cfg.sparsity);
+  } else {
+    if (cfg.masksDir) throw new Error(`SEAP_MASKS: ${cfg.masksDir}/manifest.json not found`);
+    console.warn(`seap: no mask set at ${masksDir}; serving dense only`);
+    catalog = new MaskCatalog(model, [], null, { source: "none" });
+  }
+  return makeEngine(model, tokenizer, catalog, {
+    maxContext: cfg.maxContext,
+    defaultMaxTokens: cfg.defaultMaxTokens,
+  });
+}
+
+/** Loading state of the engine, for /healthz and the 503 gate. */
+export class EngineHandle {
+  /** "loading" until {@link engine} is set, "failed" with {@link error} on a load error. */
+  status: "loading" | "ready" | "failed" = "loading";
+  engine: ServerEngine | null = null;
+  error: string | null = null;
+  /** Resolves when loading ends (either way). */
+  readonly settled: Promise<void>;
+
+  /** Start loading with `load` (or wrap an engine that is already loaded). */
+  constructor(load: Promise<ServerEngine> | ServerEngine) {
+    if (!(load instanceof Promise)) {
+      this.engine = load;
+      this.status = "ready";
+      this.settled = Promise.resolve();
+      return;
+    }
+    this.settled = load.then(
+      (e) => {
+        this.engine = e;
+        this.status = "ready";
+      },
+      (e) => {
+        this.error = e instanceof Error ? e.message : String(e);
+        this.status = "failed";
+        console.error(`seap: engine failed to load: ${this.error}`);
+      },
+    );
+  }
+}
+
+/** Summary of a catalog entry for listings. */
+export function describeEntry(e: CatalogEntry) {
+  return { name: e.name, task: e.task, sparsity: e.sparsity, kind: e.kind };
+}

@@ -1,0 +1,216 @@
+/**
+ * Scheduler jobs: one generation (route → mask → prefill → decode loop → text deltas) and one
+ * routing-only decision. Each job owns its Sequence (KV cache) and frees it whatever happens.
+ */
+
+import { Sampler } from "../generate/sampler.ts";
+import { TextStream } from "../generate/text_stream.ts";
+import { Sequence } from "../model/sequence.ts";
+import { ApiError, notReady, timedOut, toApiError } from "./errors.ts";
+import type { ServerEngine } from "./engine_handle.ts";
+import type { MaskChoice, MaskRequest } from "./mask_catalog.ts";
+import type { ServerMetrics } from "./metrics.ts";
+import type { CancelReason, SchedulerJob } from "./scheduler.ts";
+import type { SeapInfo } from "./schemas.ts";
+
+/** Why generation ended. */
+export type FinishReason = "stop" | "length";
+
+/** Settings of one generation. */
+export interface GenerationParams {
+  promptIds: number[];
+  maxTokens: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  stop: string[];
+  /** The request's `seap` field. */
+  seap: MaskRequest | undefined;
+  /** Pre-resolved forced mask (null: route first). */
+  forced: MaskChoice | null;
+  /** The server's per-request timeout (for the error message). */
+  timeoutMs: number;
+}
+
+/** Receives a generation's progress. Exactly one of onDone / onError ends it. */
+export interface GenerationSink {
+  /** Mask chosen (before any text). */
+  onRouted(info: SeapInfo): void;
+  /** New text. */
+  onText(delta: string): void;
+  /** Finished normally. */
+  onDone(r: { finishReason: FinishReason; promptTokens: number; completionTokens: number }): void;
+  /** Failed, timed out or cancelled. */
+  onError(e: ApiError, reason: "error" | CancelReason): void;
+}
+
+/** Map a request seed (any safe integer) to the sampler's 32-bit seed. */
+export function samplerSeed(seed: number): number {
+  return Number(BigInt.asIntN(32, BigInt(seed) ^ (BigInt(seed) >> 32n)));
+}
+
+/** One generation as a {@link SchedulerJob}: step 1 prefills head + routes, step 2 the tail. */
+export class GenerationJob implements SchedulerJob {
+  private seq: Sequence | null = null;
+  private sampler: Sampler;
+  private text: TextStream;
+  private phase: "head" | "tail" | "decode" = "head";
+  private choice: MaskChoice | null;
+  private generated = 0;
+  private lastToken = -1;
+  private finishReason: FinishReason = "length";
+  private readonly eos: Set<number>;
+  private readonly startedAt = performance.now();
+
+  /** @param engine loaded engine @param p settings @param sink progress receiver */
+  constructor(
+    private engine: ServerEngine,
+    private p: GenerationParams,
+    private sink: GenerationSink,
+    private metrics?: ServerMetrics,
+  ) {
+    this.sampler = new Sampler({
+      temperature: p.temperature,
+      topP: p.topP,
+      seed: samplerSeed(p.seed),
+    });
+    const tok = engine.tokenizer;
+    this.text = new TextStream((ids) => tok.decode(ids, { skipSpecialTokens: true }), {
+      stop: p.stop,
+    });
+    this.eos = new Set([...tok.eosTokenIds, ...engine.model.config.eosTokenIds]);
+    this.choice = p.forced;
+  }
+
+  /** The mask that ran (after step 1). */
+  get maskInfo(): SeapInfo | null {
+    return this.choice?.info ?? null;
+  }
+
+  async step(): Promise<boolean> {
+    const { model, catalog } = this.engine;
+    const ids = Int32Array.from(this.p.promptIds);
+    if (this.phase === "head") {
+      this.seq = new Sequence(model, { maxTokens: ids.length + this.p.maxTokens });
+      if (!this.choice) {
+        const feature = await this.seq.prefillHead(ids, catalog.protectedLayers);
+        this.metrics?.steps.inc({ kind: "route" });
+        const decision = catalog.router!.route(feature);
+        this.choice = catalog.resolveRouted(this.p.seap, decision);
+        this.phase = "tail";
+      } else {
+        this.phase = "tail";
+      }
+      const info = this.choice.info;
+      this.metrics?.routerDecisions.inc({ task: info.task ?? "none", selection: info.selection });
+      this.sink.onRouted(info);
+      return false;
+    }
+    const seq = this.seq!;
+    let logits: Float32Array;
+    if (this.phase === "tail") {
+      if (this.p.forced) {
+        seq.setMask(this.choice!.entry.prepared);
+        logits = await seq.prefill(ids);
+      } else {
+        seq.setMask(this.choice!.entry.prepared);
+        logits = await seq.prefillTail();
+      }
+      this.metrics?.steps.inc({ kind: "prefill" });
+      this.phase = "decode";
+    } else {
+      logits = await seq.decode(this.lastToken);
+      this.metrics?.steps.inc({ kind: "decode" });
+    }
+    const id = this.sampler.sample(logits);
+    this.generated++;
+    if (this.generated === 1) {
+      this.metrics?.ttft.observe((performance.now() - this.startedAt) / 1000);
+    }
+    this.lastToken = id;
+    if (this.eos.has(id)) {
+      this.finishReason = "stop";
+      return true;
+    }
+    const delta = this.text.push(id);
+    if (delta) this.sink.onText(delta);
+    if (this.text.stopped) {
+      this.finishReason = "stop";
+      return true;
+    }
+    if (this.generated >= this.p.maxTokens) {
+      this.finishReason = "length";
+      return true;
+    }
+    return false;
+  }
+
+  finish(outcome: "done" | "error" | CancelReason, error?: unknown): void {
+    this.seq?.free();
+    this.seq = null;
+    if (outcome === "done") {
+      const tail = this.text.finish();
+      if (tail) this.sink.onText(tail);
+      const mask = this.choice?.info.mask ?? "none";
+      this.metrics?.tokens.inc({ kind: "prompt", mask }, this.p.promptIds.length);
+      this.metrics?.tokens.inc({ kind: "completion", mask }, this.generated);
+      this.sink.onDone({
+        finishReason: this.finishReason,
+        promptTokens: this.p.promptIds.length,
+        completionTokens: this.generated,
+      });
+      return;
+    }
+    const e = outcome === "timeout"
+      ? timedOut(this.p.timeoutMs)
+      : outcome === "error"
+      ? toApiError(error)
+      : outcome === "shutdown"
+      ? notReady("The server is shutting down.")
+      : new ApiError(
+        499,
+        "invalid_request_error",
+        "Client closed the request.",
+        null,
+        "client_closed",
+      );
+    this.sink.onError(e, outcome);
+  }
+}
+
+/** Routing only (POST /v1/route): one dense head prefill, then the router. */
+export class RouteJob implements SchedulerJob {
+  /** @param engine loaded engine @param ids prompt ids @param done receives the result */
+  constructor(
+    private engine: ServerEngine,
+    private ids: number[],
+    private seap: MaskRequest | undefined,
+    private done: (r: MaskChoice | ApiError) => void,
+    private timeoutMs: number,
+    private metrics?: ServerMetrics,
+  ) {}
+
+  async step(): Promise<boolean> {
+    const { model, catalog } = this.engine;
+    const seq = new Sequence(model, { maxTokens: this.ids.length });
+    try {
+      const feature = await seq.prefillHead(Int32Array.from(this.ids), catalog.protectedLayers);
+      this.metrics?.steps.inc({ kind: "route" });
+      this.result = catalog.resolveRouted(this.seap, catalog.router!.route(feature));
+    } finally {
+      seq.free();
+    }
+    return true;
+  }
+
+  private result: MaskChoice | null = null;
+
+  finish(outcome: "done" | "error" | CancelReason, error?: unknown): void {
+    if (outcome === "done" && this.result) {
+      const info = this.result.info;
+      this.metrics?.routerDecisions.inc({ task: info.task ?? "none", selection: info.selection });
+      this.done(this.result);
+    } else if (outcome === "timeout") this.done(timedOut(this.timeoutMs));
+    else this.done(toApiError(error ?? new Error(outcome)));
+  }
+}
