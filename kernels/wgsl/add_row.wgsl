@@ -1,0 +1,35 @@
+// x[t, :] += bias for every row; x [T, cols], bias a weight view of length cols.
+
+override W_F16: bool = false;
+
+struct U {
+  n: u32, // T * cols
+  cols: u32,
+  b_base: u32,
+  _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<vec4<u32>>;
+
+fn load_b(e: u32) -> f32 {
+  if (W_F16) {
+    let v = bias[e / 8u];
+    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
+  }
+  return bitcast<f32>(bias[e / 4u][e % 4u]);
+}
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.n) {
+    return;
+  }
+  x[i] += load_b(u.b_base + i % u.cols);
+}

@@ -1,0 +1,144 @@
+// Row-gathered matrix product (GEMV for T = 1, GEMM for T > 1), optional bias:
+//   out[t, p] = sum_k x[t, k] * w[row(p), k] (+ bias[row(p)]),  row(p) = rows[p] or p.
+// x [T, K] f32, w rows of a strided view (f32, or f16 packed two per u32), out [T, R].
+// One dispatch handles output columns [p_base, p_base + p_count); only those rows are read.
+// A workgroup of 256 threads computes ROWS = 4 output columns (64 lanes each) for TT tokens;
+// lanes stride over k (vec4 loads when aligned), then reduce in workgroup shared memory.
+// Weight element e of a row lives at w_base + (row - row0) * w_stride + k (binding-relative).
+
+override W_F16: bool = false;
+// Aligned fast path: f32 needs w_base, w_stride, K % 4 == 0; f16 needs them % 8 == 0.
+override VEC: bool = false;
+
+const LANES: u32 = 64u;
+const ROWS: u32 = 4u;
+const TT: u32 = 4u;
+
+struct U {
+  T: u32,
+  K: u32,
+  R: u32, // out columns (row stride of out)
+  p_base: u32,
+  p_count: u32,
+  w_base: u32,
+  w_stride: u32,
+  row0: u32,
+  has_rows: u32,
+  has_bias: u32,
+  b_base: u32, // bias element of row0, binding-relative
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> rows: array<i32>;
+@group(0) @binding(4) var<storage, read> bias: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, 1024>; // [TT][ROWS * LANES]
+
+fn load_w(e: u32) -> f32 {
+  if (W_F16) {
+    let v = w[e / 8u];
+    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
+  }
+  return bitcast<f32>(w[e / 4u][e % 4u]);
+}
+
+fn load_b(e: u32) -> f32 {
+  if (W_F16) {
+    let v = bias[e / 8u];
+    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
+  }
+  return bitcast<f32>(bias[e / 4u][e % 4u]);
+}
+
+fn load_x(i: u32) -> f32 {
+  return x[i / 4u][i % 4u];
+}
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let n_groups = (u.p_count + ROWS - 1u) / ROWS;
+  let n_tiles = (u.T + TT - 1u) / TT;
+  let id = wid.x + wid.y * nwg.x;
+  if (id >= n_groups * n_tiles) {
+    return; // workgroup-uniform
+  }
+  let group = id % n_groups;
+  let tile = id / n_groups;
+  let slot = lid / LANES;
+  let lane = lid % LANES;
+  let p = group * ROWS + slot;
+  let valid = p < u.p_count;
+  let t0 = tile * TT;
+  let nt = min(TT, u.T - t0);
+
+  var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
+  var row = 0u;
+  if (valid) {
+    if (u.has_rows != 0u) {
+      row = u32(rows[u.p_base + p]);
+    } else {
+      row = u.p_base + p;
+    }
+    let base = u.w_base + (row - u.row0) * u.w_stride;
+    if (VEC) {
+      if (W_F16) {
+        let nq = u.K / 8u;
+        let q0 = base / 8u;
+        for (var q = lane; q < nq; q += LANES) {
+          let wv = w[q0 + q];
+          let a = vec4<f32>(unpack2x16float(wv.x), unpack2x16float(wv.y));
+          let b = vec4<f32>(unpack2x16float(wv.z), unpack2x16float(wv.w));
+          for (var j = 0u; j < nt; j++) {
+            let xi = (t0 + j) * (u.K / 4u) + 2u * q;
+            acc[j] += dot(a, x[xi]) + dot(b, x[xi + 1u]);
+          }
+        }
+      } else {
+        let nq = u.K / 4u;
+        let q0 = base / 4u;
+        for (var q = lane; q < nq; q += LANES) {
+          let a = bitcast<vec4<f32>>(w[q0 + q]);
+          for (var j = 0u; j < nt; j++) {
+            acc[j] += dot(a, x[(t0 + j) * nq + q]);
+          }
+        }
+      }
+    } else {
+      for (var k = lane; k < u.K; k += LANES) {
+        let wk = load_w(base + k);
+        for (var j = 0u; j < nt; j++) {
+          acc[j] += wk * load_x((t0 + j) * u.K + k);
+        }
+      }
+    }
+  }
+  for (var j = 0u; j < TT; j++) {
+    red[j * 256u + lid] = acc[j];
+  }
+  workgroupBarrier();
+  for (var s = LANES / 2u; s > 0u; s = s / 2u) {
+    if (lane < s) {
+      for (var j = 0u; j < TT; j++) {
+        red[j * 256u + lid] += red[j * 256u + lid + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (valid && lane == 0u) {
+    var b = 0.0;
+    if (u.has_bias != 0u) {
+      b = load_b(u.b_base + row - u.row0);
+    }
+    for (var j = 0u; j < nt; j++) {
+      out[(t0 + j) * u.R + u.p_base + p] = red[j * 256u + lid] + b;
+    }
+  }
+}

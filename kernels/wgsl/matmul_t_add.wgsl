@@ -1,0 +1,131 @@
+// Row-gathered transposed product, accumulated:
+//   out[t, m] += sum_p a[t, p] * w[row(p), m],  row(p) = rows[p] or p.
+// a [T, R] f32, w a strided view [N, M] (f32, or f16 packed two per u32), out [T, M].
+// One dispatch handles positions p in [p_base, p_base + p_count); only those rows are read.
+// Each thread owns 4 consecutive columns of TT tokens; a workgroup covers 256 columns.
+// Split-K: workgroups also split the positions into n_split slices of `split` rows; with one
+// slice `main` adds into out directly, otherwise it writes partial[s, t, m] and `reduce`
+// adds the slices into out. Weight element of (row, m) is w_base + (row - row0)*w_stride + m.
+
+override W_F16: bool = false;
+// Aligned path: w_base, w_stride and M all multiples of 4.
+override VEC: bool = false;
+
+const WG: u32 = 64u;
+const TT: u32 = 4u;
+
+struct U {
+  T: u32,
+  M: u32,
+  R: u32, // a columns (row stride of a)
+  p_base: u32,
+  p_count: u32,
+  w_base: u32,
+  w_stride: u32,
+  row0: u32,
+  has_rows: u32,
+  split: u32, // positions per slice
+  n_split: u32,
+  _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read_write> a: array<f32>;
+@group(0) @binding(3) var<storage, read> rows: array<i32>;
+@group(0) @binding(4) var<storage, read_write> partial: array<f32>; // [n_split, T, M]
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+fn load_w(e: u32) -> f32 {
+  if (W_F16) {
+    let v = w[e / 8u];
+    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
+  }
+  return bitcast<f32>(w[e / 4u][e % 4u]);
+}
+
+fn load_w4(e: u32, m: u32) -> vec4<f32> {
+  if (VEC) {
+    if (W_F16) {
+      let v = w[e / 8u];
+      let i = (e / 2u) % 4u; // 0 or 2
+      return vec4<f32>(unpack2x16float(v[i]), unpack2x16float(v[i + 1u]));
+    }
+    return bitcast<vec4<f32>>(w[e / 4u]);
+  }
+  var r = vec4<f32>(0.0);
+  for (var c = 0u; c < 4u; c++) {
+    if (m + c < u.M) {
+      r[c] = load_w(e + c);
+    }
+  }
+  return r;
+}
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let n_ct = (u.M + 4u * WG - 1u) / (4u * WG);
+  let n_tiles = (u.T + TT - 1u) / TT;
+  let id = wid.x + wid.y * nwg.x;
+  if (id >= n_ct * u.n_split * n_tiles) {
+    return;
+  }
+  let ct = id % n_ct;
+  let s = (id / n_ct) % u.n_split;
+  let tile = id / (n_ct * u.n_split);
+  let m = (ct * WG + lid) * 4u;
+  if (m >= u.M) {
+    return;
+  }
+  let t0 = tile * TT;
+  let nt = min(TT, u.T - t0);
+  let p0 = s * u.split;
+  let p1 = min(p0 + u.split, u.p_count);
+  var acc = array<vec4<f32>, 4>(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  for (var p = p0; p < p1; p++) {
+    let pp = u.p_base + p;
+    var row = pp;
+    if (u.has_rows != 0u) {
+      row = u32(rows[pp]);
+    }
+    let wv = load_w4(u.w_base + (row - u.row0) * u.w_stride + m, m);
+    for (var j = 0u; j < nt; j++) {
+      acc[j] += a[(t0 + j) * u.R + pp] * wv;
+    }
+  }
+  for (var j = 0u; j < nt; j++) {
+    let o = (t0 + j) * u.M + m;
+    for (var c = 0u; c < 4u; c++) {
+      if (m + c < u.M) {
+        if (u.n_split == 1u) {
+          out[o + c] += acc[j][c];
+        } else {
+          partial[s * u.T * u.M + o + c] = acc[j][c];
+        }
+      }
+    }
+  }
+}
+
+// out[t, m] += sum_s partial[s, t, m]; one thread per element of out.
+@compute @workgroup_size(256)
+fn reduce(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let n = u.T * u.M;
+  if (i >= n) {
+    return;
+  }
+  var v = 0.0;
+  for (var s = 0u; s < u.n_split; s++) {
+    v += partial[s * n + i];
+  }
+  out[i] += v;
+}

@@ -1,0 +1,59 @@
+// Grouped RMSNorm: every row of x [T, G*gs] is G groups of gs values (G = 1 for a hidden-state
+// norm, G = heads for Qwen3's per-head q/k norm):
+//   out[t, g*gs + c] = x[t, g*gs + c] / sqrt(mean_c(x^2) + eps) * weight[c].
+// One workgroup per (token, group); out may alias x (each group is read fully before writing).
+
+override W_F16: bool = false;
+const WG: u32 = 64u;
+
+struct U {
+  n_groups: u32, // T * G
+  gs: u32,
+  w_base: u32,
+  eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+var<workgroup> red: array<f32, 64>;
+
+fn load_w(e: u32) -> f32 {
+  if (W_F16) {
+    let v = w[e / 8u];
+    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
+  }
+  return bitcast<f32>(w[e / 4u][e % 4u]);
+}
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let id = wid.x + wid.y * nwg.x;
+  if (id >= u.n_groups) {
+    return; // workgroup-uniform
+  }
+  let base = id * u.gs;
+  var ss = 0.0;
+  for (var c = lid; c < u.gs; c += WG) {
+    let v = x[base + c];
+    ss += v * v;
+  }
+  red[lid] = ss;
+  workgroupBarrier();
+  for (var r = WG / 2u; r > 0u; r = r / 2u) {
+    if (lid < r) {
+      red[lid] += red[lid + r];
+    }
+    workgroupBarrier();
+  }
+  let inv = inverseSqrt(red[0] / f32(u.gs) + u.eps);
+  for (var c = lid; c < u.gs; c += WG) {
+    out[base + c] = x[base + c] * inv * load_w(u.w_base + c);
+  }
+}

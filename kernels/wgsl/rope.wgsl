@@ -1,0 +1,56 @@
+// Rotary embedding in place, HF "rotate_half" convention, on every head of x [T, nh*d]:
+// for i < d/2, with angle = (pos0 + t) * inv_freq[i] (f32 product, as HF computes it):
+//   x[i] <- x[i] cos - x[i + d/2] sin,  x[i + d/2] <- x[i + d/2] cos + x[i] sin.
+// The angle is range-reduced (two-part 2*pi) before sin/cos, which are only accurate on
+// [-pi, pi] in WGSL. One thread per (token, head, i).
+
+override W_F16: bool = false;
+
+struct U {
+  T: u32,
+  nh: u32,
+  d: u32,
+  pos0: u32,
+  f_base: u32,
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> f: array<vec4<u32>>;
+
+fn load_w(e: u32) -> f32 {
+  if (W_F16) {
+    let v = f[e / 8u];
+    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
+  }
+  return bitcast<f32>(f[e / 4u][e % 4u]);
+}
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let half = u.d / 2u;
+  let g = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (g >= u.T * u.nh * half) {
+    return;
+  }
+  let i = g % half;
+  let th = g / half; // t * nh + h
+  let t = th / u.nh;
+  let ang = f32(u.pos0 + t) * load_w(u.f_base + i);
+  let k = round(ang * 0.15915494309189535);
+  let r = (ang - k * 6.28125) - k * 0.0019353071795864769;
+  let cs = cos(r);
+  let sn = sin(r);
+  let b = th * u.d + i;
+  let a = x[b];
+  let c = x[b + half];
+  x[b] = a * cs - c * sn;
+  x[b + half] = c * cs + a * sn;
+}
