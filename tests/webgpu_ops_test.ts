@@ -129,7 +129,7 @@ function makeView(
   };
 }
 
-async function tensorOf(b: WebGpuBackend, rows: number, cols: number, data: Float32Array) {
+function tensorOf(b: WebGpuBackend, rows: number, cols: number, data: Float32Array) {
   const t = b.tensor(rows, cols);
   b.write(t, data);
   return t;
@@ -157,7 +157,7 @@ Deno.test({
         const R = rowsHost ? rowsHost.length : c.N;
         const bv = c.bias ? makeView(b, r, 1, c.N, 3, c.N) : null;
         const x = randArr(r, c.T * c.K);
-        const xt = await tensorOf(b, c.T, c.K, x);
+        const xt = tensorOf(b, c.T, c.K, x);
         const out = b.tensor(c.T, R);
         b.matmul(xt, w.view, rows, bv?.view ?? null, out);
         const got = await b.read(out);
@@ -199,8 +199,8 @@ Deno.test({
         const R = rowsHost ? rowsHost.length : c.N;
         const a = randArr(r, c.T * R);
         const o0 = randArr(r, c.T * c.M);
-        const at = await tensorOf(b, c.T, R, a);
-        const out = await tensorOf(b, c.T, c.M, o0);
+        const at = tensorOf(b, c.T, R, a);
+        const out = tensorOf(b, c.T, c.M, o0);
         b.matmulTAdd(at, w.view, rows, out);
         const got = await b.read(out);
         const want = Float64Array.from(o0);
@@ -236,9 +236,9 @@ Deno.test({
         const kh = randArr(r, c.nKv * c.maxT * c.d);
         const vh = randArr(r, c.nKv * c.maxT * c.d);
         const qh = randArr(r, c.T * c.S * c.d, 2);
-        const kc = await tensorOf(b, c.nKv * c.maxT, c.d, kh);
-        const vc = await tensorOf(b, c.nKv * c.maxT, c.d, vh);
-        const q = await tensorOf(b, c.T, c.S * c.d, qh);
+        const kc = tensorOf(b, c.nKv * c.maxT, c.d, kh);
+        const vc = tensorOf(b, c.nKv * c.maxT, c.d, vh);
+        const q = tensorOf(b, c.T, c.S * c.d, qh);
         const out = b.tensor(c.T, c.S * c.d);
         const scale = 1 / Math.sqrt(c.d);
         b.attention(q, kc, vc, kvOf, c.maxT, c.pos0, scale, out);
@@ -290,7 +290,7 @@ Deno.test({
           const inv = 1 / Math.sqrt(ss / c.gs + eps);
           for (let i = 0; i < c.gs; i++) want[g * c.gs + i] = xh[g * c.gs + i] * inv * w.at(0, i);
         }
-        const x = await tensorOf(b, c.T, c.G * c.gs, xh);
+        const x = tensorOf(b, c.T, c.G * c.gs, xh);
         const out = b.tensor(c.T, c.G * c.gs);
         b.rmsNorm(x, w.view, eps, out);
         close(`[${label}] rmsNorm ${JSON.stringify(c)}`, await b.read(out), want);
@@ -316,7 +316,7 @@ Deno.test({
         const fb = b.weights(fData);
         const fh = stored(b, fData);
         const xh = randArr(r, c.T * c.nh * c.d);
-        const x = await tensorOf(b, c.T, c.nh * c.d, xh);
+        const x = tensorOf(b, c.T, c.nh * c.d, xh);
         b.rope(x, c.d, c.pos0, { buf: fb, offset: 2, stride: half, rows: 1, cols: half });
         const want = new Float64Array(xh.length);
         for (let t = 0; t < c.T; t++) {
@@ -347,8 +347,8 @@ Deno.test({
       for (const [T, n] of [[1, 37], [5, 300]]) {
         const g = randArr(r, T * n, 4);
         const u = randArr(r, T * n);
-        const gt = await tensorOf(b, T, n, g);
-        const ut = await tensorOf(b, T, n, u);
+        const gt = tensorOf(b, T, n, g);
+        const ut = tensorOf(b, T, n, u);
         const out = b.tensor(T, n);
         const want = Array.from(g, (v, i) => (v / (1 + Math.exp(-v))) * u[i]);
         b.siluMul(gt, ut, out);
@@ -412,8 +412,8 @@ Deno.test({
       const heads = b.indices(headsHost);
       const c0 = randArr(r, nKv * maxT * d);
       const kvh = randArr(r, T * headsHost.length * d);
-      const cache = await tensorOf(b, nKv * maxT, d, c0);
-      const kv = await tensorOf(b, T, headsHost.length * d, kvh);
+      const cache = tensorOf(b, nKv * maxT, d, c0);
+      const kv = tensorOf(b, T, headsHost.length * d, kvh);
       b.kvWrite(cache, kv, heads, maxT, pos0);
       const want = c0.slice();
       for (let t = 0; t < T; t++) {
@@ -448,8 +448,8 @@ Deno.test({
     each(async (b, label) => {
       const A = Float32Array.of(1, 2, 3, 4, 5, 6);
       const B = Float32Array.of(10, 20, 30, 40, 50, 60);
-      const x = await tensorOf(b, 2, 3, A);
-      const y = await tensorOf(b, 2, 3, A);
+      const x = tensorOf(b, 2, 3, A);
+      const y = tensorOf(b, 2, 3, A);
       b.add(y, x); // 2A
       b.write(x, B); // must not affect the add above
       b.add(y, x); // 2A + B
