@@ -1,0 +1,297 @@
+/**
+ * The whole `deno task calibrate` pipeline: load model and data, run (or reload) the dense
+ * statistics pass, build every mask and the router, write them with a manifest bound to the
+ * model, and write the report.
+ */
+
+import { maskSparsity } from "../model/mask.ts";
+import { loadModel, type Model, readProjections } from "../model/model.ts";
+import { Sequence } from "../model/sequence.ts";
+import { Tokenizer } from "../text/tokenizer.ts";
+import { buildMasks, buildRouter, type MaskParams, type RouterReport } from "./build_masks.ts";
+import { loadCalibrationFiles, samplesByTask } from "./calibration_data.ts";
+import {
+  type CalibrationStats,
+  collectStats,
+  decodeStats,
+  encodeSample,
+  encodeStats,
+} from "./collect_stats.ts";
+import {
+  encodeMask,
+  encodeRouter,
+  type Manifest,
+  MANIFEST_FORMAT,
+  type ManifestMask,
+  modelBlock,
+  writeListedFile,
+  writeManifest,
+} from "./mask_io.ts";
+import { perplexity, withoutBias } from "./perplexity.ts";
+import { formatDuration } from "./progress.ts";
+import { writeReport } from "./report.ts";
+
+/** Everything the pipeline needs. */
+export interface CalibrateOptions {
+  modelDir: string;
+  calibrationFiles: string[];
+  outDir: string;
+  samplesPerTask: number;
+  maxTokens: number;
+  mask: MaskParams;
+  routerThreshold: number;
+  routerTestFraction: number;
+  seed: number;
+  /** Reuse statistics from this file instead of running the model. */
+  fromStats?: string;
+  /** Also time one plain dense prefill over the same tokens (cost comparison). */
+  measureDense?: boolean;
+  /** JSONL with held-out text for the bias-compensation perplexity comparison. */
+  pplEval?: string;
+  pplSamples?: number;
+  /** Sparsity the server uses by default (manifest params.defaultSparsity). */
+  defaultSparsity?: number;
+  progress?: boolean;
+  /** Log lines go here (default console.error). */
+  log?: (s: string) => void;
+}
+
+/** What a run produced. */
+export interface CalibrateResult {
+  outDir: string;
+  model: Model;
+  stats: CalibrationStats;
+  masks: ManifestMask[];
+  router: RouterReport;
+  report: Record<string, unknown>;
+}
+
+/** Peak resident memory sampler. */
+function memorySampler() {
+  let peak = Deno.memoryUsage().rss;
+  const id = setInterval(() => {
+    peak = Math.max(peak, Deno.memoryUsage().rss);
+  }, 50);
+  return {
+    stop() {
+      clearInterval(id);
+      peak = Math.max(peak, Deno.memoryUsage().rss);
+      return peak;
+    },
+  };
+}
+
+/** Run the pipeline; see {@link CalibrateOptions}. */
+export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResult> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const mem = memorySampler();
+  const t0 = performance.now();
+  const model = await loadModel(o.modelDir);
+  const tok = await Tokenizer.load(o.modelDir);
+  const tLoad = (performance.now() - t0) / 1000;
+  const H = model.config.hiddenSize;
+  log(
+    `model ${model.name}: L=${model.config.numLayers} H=${H} I=${model.config.intermediateSize} ` +
+      `heads=${model.config.numHeads} fingerprint ${model.fingerprint.slice(0, 12)}…`,
+  );
+  const routerLayer = o.mask.logistic.m;
+
+  let stats: CalibrationStats;
+  let statsBytes: Uint8Array;
+  let groups: Map<string, { text: string }[]> | null = null;
+  if (o.fromStats) {
+    statsBytes = await Deno.readFile(o.fromStats);
+    stats = decodeStats(statsBytes, o.fromStats);
+    if (stats.fingerprint !== model.fingerprint) {
+      throw new Error(
+        `${o.fromStats}: statistics are for model "${stats.modelName}" (fingerprint ${
+          stats.fingerprint.slice(0, 12)
+        }…), not ${model.name} (${model.fingerprint.slice(0, 12)}…)`,
+      );
+    }
+    if (stats.router.layer !== routerLayer) {
+      throw new Error(
+        `${o.fromStats}: router features were taken after layer ${stats.router.layer}, --logistic-m is ${routerLayer}`,
+      );
+    }
+    log(`statistics reused from ${o.fromStats} (${stats.tokens} tokens); model not run`);
+  } else {
+    const rows = await loadCalibrationFiles(o.calibrationFiles);
+    const g = samplesByTask(rows, o.samplesPerTask, o.seed);
+    groups = g;
+    log(
+      `calibration: ${rows.length} rows, ${g.size} tasks, up to ${o.samplesPerTask} samples per task, ` +
+        `max ${o.maxTokens} tokens`,
+    );
+    stats = await collectStats(model, tok, g, {
+      maxTokens: o.maxTokens,
+      routerLayer,
+      progress: o.progress,
+    });
+    statsBytes = encodeStats(stats);
+    log(`dense statistics pass: ${stats.tokens} tokens in ${formatDuration(stats.seconds)}`);
+  }
+
+  let denseSeconds: number | null = null;
+  if (o.measureDense && groups) {
+    const t = performance.now();
+    for (const samples of groups.values()) {
+      for (const s of samples) {
+        const ids = encodeSample(tok, s.text, o.maxTokens);
+        const seq = new Sequence(model, { maxTokens: ids.length });
+        await seq.prefill(ids);
+        seq.free();
+      }
+    }
+    denseSeconds = (performance.now() - t) / 1000;
+    log(`plain dense pass over the same tokens: ${formatDuration(denseSeconds)}`);
+  }
+
+  const tBuild = performance.now();
+  const proj = await readProjections(o.modelDir, model.config);
+  const built = buildMasks(stats, proj, o.mask);
+  const { router, report: routerReport } = buildRouter(stats, {
+    threshold: o.routerThreshold,
+    testFraction: o.routerTestFraction,
+    seed: o.seed,
+  });
+  const buildSeconds = (performance.now() - tBuild) / 1000;
+  log(
+    `masks: ${built.length} built in ${formatDuration(buildSeconds)}; router held-out accuracy ` +
+      `${(routerReport.accuracy * 100).toFixed(1)}%` +
+      (routerReport.heldOutPhrasingAccuracy === null
+        ? ""
+        : ` (unseen phrasings ${(routerReport.heldOutPhrasingAccuracy * 100).toFixed(1)}%)`),
+  );
+
+  // write
+  await Deno.mkdir(o.outDir, { recursive: true });
+  let oldFiles: string[] = [];
+  try {
+    const old = JSON.parse(await Deno.readTextFile(`${o.outDir}/manifest.json`)) as Manifest;
+    oldFiles = [...old.masks.map((m) => m.file), old.router?.file, old.stats?.file].filter(
+      (f): f is string => typeof f === "string" && !f.includes("/"),
+    );
+  } catch { /* no previous manifest */ }
+  const fp = model.fingerprint;
+  const entries: (ManifestMask & { built: typeof built[number] })[] = [];
+  for (const b of built) {
+    const achieved = maskSparsity(b.mask, model.config);
+    const meta = {
+      fingerprint: fp,
+      model: model.name,
+      method: b.method,
+      task: b.task ?? "",
+      sparsity: b.sparsity,
+      achieved,
+      schedule: b.schedule,
+      params: b.params,
+    };
+    const f = await writeListedFile(
+      o.outDir,
+      `${b.mask.name}.safetensors`,
+      encodeMask(b.mask, meta),
+    );
+    entries.push({
+      ...f,
+      name: b.mask.name,
+      method: b.method,
+      task: b.task,
+      sparsity: b.sparsity,
+      achieved,
+      params: b.params,
+      built: b,
+    });
+  }
+  const rf = await writeListedFile(
+    o.outDir,
+    "router.safetensors",
+    encodeRouter(router, { fingerprint: fp }),
+  );
+  const sf = await writeListedFile(o.outDir, "stats.safetensors", statsBytes);
+  const params = {
+    score: o.mask.score,
+    structure: o.mask.structure,
+    logistic: o.mask.logistic,
+    sparsities: o.mask.sparsities,
+    genericWeights: o.mask.genericWeights,
+    biasCompensation: o.mask.biasCompensation,
+    routerThreshold: o.routerThreshold,
+    routerTestFraction: o.routerTestFraction,
+    samplesPerTask: o.samplesPerTask,
+    maxTokens: o.maxTokens,
+    seed: o.seed,
+    calibrationFiles: o.calibrationFiles,
+    defaultSparsity: o.defaultSparsity ?? o.mask.sparsities[0],
+  };
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT,
+    model: modelBlock(model),
+    created: new Date().toISOString(),
+    masks: entries.map(({ built: _b, ...e }) => e),
+    router: { ...rf, tasks: router.tasks, layer: router.layer, threshold: router.threshold },
+    stats: sf,
+    params,
+  };
+  await writeManifest(o.outDir, manifest);
+  const keep = new Set([...manifest.masks.map((m) => m.file), rf.file, sf.file]);
+  for (const f of oldFiles) {
+    if (!keep.has(f)) await Deno.remove(`${o.outDir}/${f}`).catch(() => {});
+  }
+
+  // bias compensation: held-out perplexity with and without
+  const ppl: Record<string, unknown>[] = [];
+  if (o.pplEval) {
+    const rows = await loadCalibrationFiles([o.pplEval]);
+    const r = samplesByTask(rows, Math.ceil((o.pplSamples ?? 32) / 1), o.seed + 1);
+    const texts = [...r.values()].flat().slice(0, o.pplSamples ?? 32);
+    const seqs = texts.map((s) => encodeSample(tok, s.text, o.maxTokens));
+    const dense = await perplexity(model, seqs, null);
+    ppl.push({ mask: "dense", withBias: dense, withoutBias: dense, samples: seqs.length });
+    for (const e of entries) {
+      if (!(e.method === "seap-generic" || e.method === "flap")) continue;
+      const m = e.built.mask;
+      const hasBias = m.layers.some((l) => l.biasAttn || l.biasFfn);
+      if (!hasBias) continue;
+      ppl.push({
+        mask: m.name,
+        withBias: await perplexity(model, seqs, m),
+        withoutBias: await perplexity(model, seqs, withoutBias(m)),
+        samples: seqs.length,
+      });
+    }
+    for (const p of ppl) {
+      log(
+        `ppl ${p.mask}: with bias ${Number(p.withBias).toFixed(3)}, without ${
+          Number(p.withoutBias).toFixed(3)
+        }`,
+      );
+    }
+  }
+
+  const peak = mem.stop();
+  const total = (performance.now() - t0) / 1000;
+  const timing: Record<string, unknown> = {
+    loadSeconds: tLoad,
+    statsPassSeconds: o.fromStats ? 0 : stats.seconds,
+    statsTokens: stats.tokens,
+    denseOnlySeconds: denseSeconds,
+    statsVsDense: denseSeconds ? stats.seconds / denseSeconds : null,
+    buildSeconds,
+    totalSeconds: total,
+    peakRssMiB: peak / 2 ** 20,
+  };
+  const report = await writeReport(o.outDir, {
+    model: { name: model.name, fingerprint: fp, dims: stats.dims },
+    params,
+    masks: entries.map((e) => ({ ...e.built, achieved: e.achieved })),
+    router: routerReport,
+    timing,
+    perplexity: ppl,
+  });
+  log(
+    `wrote ${entries.length} masks, router, stats, manifest and report to ${o.outDir} ` +
+      `(total ${formatDuration(total)}, peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB)`,
+  );
+  return { outDir: o.outDir, model, stats, masks: manifest.masks, router: routerReport, report };
+}

@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import { DEFAULT_MASK_PARAMS } from "../lib/calibrate/build_masks.ts";
+import { encodeSample } from "../lib/calibrate/collect_stats.ts";
+import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import { runCalibration } from "../lib/calibrate/pipeline.ts";
+import { loadModel } from "../lib/model/model.ts";
+import { prepareMask } from "../lib/model/prepared_mask.ts";
+import { Sequence } from "../lib/model/sequence.ts";
+import { Tokenizer } from "../lib/text/tokenizer.ts";
+
+const MODEL = "tests/fixtures/tiny_chat";
+// L = 6, so UL-LD with m = n = 2 prunes layers 2..3 only; use m = n = 1 to prune 4 layers.
+const logistic = { m: 1, n: 1, k: 1.2, x0: 0.3 };
+
+function rows(): string {
+  const out: string[] = [];
+  const words = ["the dog barks", "a cat sleeps", "birds sing now", "fish swim deep"];
+  for (let i = 0; i < 8; i++) {
+    out.push(
+      JSON.stringify({
+        task: "upper",
+        text: `Upper: ${words[i % 4]} -> ${words[i % 4].toUpperCase()}`,
+      }),
+    );
+    out.push(JSON.stringify({
+      task: "count",
+      context: `Question: how many letters in ${words[i % 4]}?\nAnswer:`,
+      choices: [" 1", ` ${words[i % 4].length}`],
+      gold: 1,
+    }));
+    out.push(
+      JSON.stringify({ task: "general", text: `${words[i % 4]} and ${words[(i + 1) % 4]} ${i}` }),
+    );
+  }
+  return out.join("\n") + "\n";
+}
+
+async function calibrate(dir: string, extra: Record<string, unknown> = {}) {
+  await Deno.writeTextFile(`${dir}/cal.jsonl`, rows());
+  return runCalibration({
+    modelDir: MODEL,
+    calibrationFiles: [`${dir}/cal.jsonl`],
+    outDir: `${dir}/out`,
+    samplesPerTask: 8,
+    maxTokens: 48,
+    mask: { ...DEFAULT_MASK_PARAMS, sparsities: [0.5], logistic },
+    routerThreshold: 0.5,
+    routerTestFraction: 0.25,
+    seed: 1,
+    progress: false,
+    log: () => {},
+    ...extra,
+  });
+}
+
+Deno.test("calibrate end to end on the tiny model: stats = two-pass, masks reload bit-identically, recompute from stats, refusals", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const res = await calibrate(dir);
+    const model = res.model;
+    const names = res.masks.map((m) => m.name).sort();
+    assert.deepEqual(names, [
+      "count@0.5",
+      "flap@0.5",
+      "general@0.5",
+      "generic@0.5",
+      "upper@0.5",
+      "wanda-sp@0.5",
+    ]);
+
+    // 1. streaming statistics equal a two-pass float64 computation over the same activations
+    const tok = await Tokenizer.load(MODEL);
+    const upper = rows().split("\n").filter(Boolean).map((l) => JSON.parse(l)).filter((r) =>
+      r.task === "upper"
+    );
+    const acts: Float32Array[] = []; // each [T, I], layer 3 mlpAct
+    for (const r of upper) {
+      const seq = new Sequence(model, { maxTokens: 48 });
+      await seq.prefill(encodeSample(tok, r.text, 48), {
+        capture: { onLayer: (l, a) => l === 3 && acts.push(a.mlpAct.slice()) },
+      });
+      seq.free();
+    }
+    const I = model.config.intermediateSize;
+    const n = acts.reduce((a, x) => a + x.length / I, 0);
+    const mean = new Float64Array(I);
+    for (const x of acts) for (let i = 0; i < x.length; i++) mean[i % I] += x[i] / n;
+    const v = new Float64Array(I);
+    for (const x of acts) {
+      for (let i = 0; i < x.length; i++) v[i % I] += (x[i] - mean[i % I]) ** 2 / n;
+    }
+    const st = res.stats.stats.find((s) => s.task === "upper")!.layers[3].mlpAct;
+    assert.equal(st.count, n);
+    const sv = st.variance();
+    for (let j = 0; j < I; j++) {
+      assert.ok(
+        Math.abs(sv[j] - v[j]) <= 1e-5 * Math.max(v[j], 1e-9),
+        `var[${j}] ${sv[j]} vs ${v[j]}`,
+      );
+      assert.ok(Math.abs(st.mean[j] - mean[j]) <= 1e-5 * Math.max(Math.abs(mean[j]), 1e-6));
+    }
+
+    // 2. masks and router read back and applied give bit-identical logits
+    const set = await loadMaskSet(`${dir}/out`, model);
+    assert.ok(set.router && set.router.tasks.length === 3);
+    const ids = encodeSample(tok, "Upper: birds sing now ->", 48);
+    for (const name of ["upper@0.5", "flap@0.5"]) {
+      const built = (await calibrateMaskFromReport(res, name))!;
+      const a = new Sequence(model, { maxTokens: 48, mask: prepareMask(model, built) });
+      const b = new Sequence(model, {
+        maxTokens: 48,
+        mask: prepareMask(model, set.masks.get(name)!),
+      });
+      const la = await a.prefill(ids);
+      const lb = await b.prefill(ids);
+      assert.deepEqual(lb, la, `${name}: logits differ after reload`);
+      const dense = await new Sequence(model, { maxTokens: 48 }).prefill(ids);
+      assert.notDeepEqual(la, dense, `${name} must change the logits`);
+    }
+
+    // 3. masks recomputed from saved statistics without running the model are identical
+    const again = await calibrate(dir, {
+      fromStats: `${dir}/out/stats.safetensors`,
+      outDir: `${dir}/out2`,
+      calibrationFiles: [],
+    });
+    for (const m of again.masks) {
+      assert.equal(m.sha256, res.masks.find((x) => x.name === m.name)!.sha256, m.name);
+    }
+
+    // 4. a mask set for another model is refused
+    const other = await loadModel("tests/fixtures/mistral");
+    await assert.rejects(loadMaskSet(`${dir}/out`, other), /made for model "tiny_chat"/);
+    // report files exist
+    for (
+      const f of [
+        "report.json",
+        "report.md",
+        "sparsity_0.5.svg",
+        "jaccard_0.5.svg",
+        "router_confusion.svg",
+      ]
+    ) {
+      assert.ok((await Deno.stat(`${dir}/out/${f}`)).size > 0, f);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The in-memory mask the run built (before writing), found through the pipeline's stats. */
+async function calibrateMaskFromReport(
+  res: Awaited<ReturnType<typeof runCalibration>>,
+  name: string,
+) {
+  const { buildMasks } = await import("../lib/calibrate/build_masks.ts");
+  const { readProjections } = await import("../lib/model/model.ts");
+  const proj = await readProjections(MODEL, res.model.config);
+  return buildMasks(res.stats, proj, { ...DEFAULT_MASK_PARAMS, sparsities: [0.5], logistic })
+    .find((b) => b.mask.name === name)?.mask;
+}

@@ -1,0 +1,179 @@
+/**
+ * `deno task calibrate`: SEAP task masks, the generic mask, the Wanda-sp and FLAP baselines and
+ * the router, from a calibration set (DESIGN §4). Run with --help for the options.
+ */
+
+import { parseArgs } from "node:util";
+import { basename } from "node:path";
+import {
+  DEFAULT_MASK_PARAMS,
+  type MaskParams,
+  type Structure,
+} from "../lib/calibrate/build_masks.ts";
+import { runCalibration } from "../lib/calibrate/pipeline.ts";
+
+const HELP = `deno task calibrate [options]
+
+Runs the dense model once over a multi-task calibration set, collects per-layer activation
+statistics per task, and writes SEAP masks (one per task and sparsity), the generic mask, the
+Wanda-sp and FLAP baselines, the router, stats.safetensors, manifest.json and a report
+(report.md / report.json / SVG plots) into the output folder.
+
+Options:
+  --model DIR            model folder (default: the default model, lib/default_model.ts)
+  --data FILE            calibration JSONL, repeatable (default: <model>/calibration.jsonl).
+                         Rows {task, text}, or the richer rows of the benchmark sets.
+  --out DIR              output folder (default: masks/<model-name>/)
+  --sparsity LIST        target sparsities, comma separated (default: 0.2,0.5)
+  --samples N            samples per task (default: 64)
+  --max-tokens N         max tokens per sample (default: 256)
+  --score NAME           wifv (default) | wifn
+  --structure NAME       ul-ld (default) | ul-um | al-am
+  --logistic-m N         leading dense layers; also the router layer (default: 2)
+  --logistic-n N         trailing dense layers (default: 2)
+  --logistic-k X         logistic steepness (default: 1.2)
+  --logistic-x0 X        logistic midpoint (default: 0.3)
+  --generic-weights W    generic-mask weights, task=w,...; * = others (default: general=3,wikitext2=3,*=2)
+  --bias-compensation B  on (default) | off, for the SEAP masks (FLAP always compensates)
+  --no-baselines         skip the Wanda-sp and FLAP masks
+  --router-threshold X   confidence below which the generic mask is used (default: 0.5)
+  --router-test X        share of each task's samples held out to test the router (default: 0.25)
+  --default-sparsity X   sparsity the server uses by default (default: the first of --sparsity)
+  --seed N               seed for sampling and splits (default: 0)
+  --from-stats FILE      reuse saved statistics (stats.safetensors) instead of running the model
+  --measure-dense        also time a plain dense pass over the same tokens (cost ratio)
+  --ppl-eval FILE        JSONL of held-out text: perplexity with vs without bias compensation
+  --ppl-samples N        rows of --ppl-eval to use (default: 32)
+  --quiet                no progress bar
+  -h, --help             this text
+`;
+
+function num(v: string | undefined, name: string, fallback: number, int = false): number {
+  if (v === undefined) return fallback;
+  const x = Number(v);
+  if (!Number.isFinite(x) || (int && !Number.isInteger(x))) {
+    throw new Error(`--${name}: expected ${int ? "an integer" : "a number"}, got "${v}"`);
+  }
+  return x;
+}
+
+function parseWeights(s: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const part of s.split(",").filter(Boolean)) {
+    const [k, v] = part.split("=");
+    const w = Number(v);
+    if (!k || !Number.isFinite(w)) throw new Error(`--generic-weights: bad entry "${part}"`);
+    out[k.trim()] = w;
+  }
+  return out;
+}
+
+async function defaultModelDir(): Promise<string> {
+  const spec = "../lib/default_model.ts";
+  try {
+    const mod = await import(spec);
+    if (typeof mod.DEFAULT_MODEL_DIR === "string") return mod.DEFAULT_MODEL_DIR;
+  } catch { /* not there yet */ }
+  throw new Error("no default model (lib/default_model.ts); pass --model DIR");
+}
+
+async function main(): Promise<number> {
+  const { values: a } = parseArgs({
+    args: Deno.args,
+    options: {
+      model: { type: "string" },
+      data: { type: "string", multiple: true },
+      out: { type: "string" },
+      sparsity: { type: "string" },
+      samples: { type: "string" },
+      "max-tokens": { type: "string" },
+      score: { type: "string" },
+      structure: { type: "string" },
+      "logistic-m": { type: "string" },
+      "logistic-n": { type: "string" },
+      "logistic-k": { type: "string" },
+      "logistic-x0": { type: "string" },
+      "generic-weights": { type: "string" },
+      "bias-compensation": { type: "string" },
+      "no-baselines": { type: "boolean" },
+      "router-threshold": { type: "string" },
+      "router-test": { type: "string" },
+      "default-sparsity": { type: "string" },
+      seed: { type: "string" },
+      "from-stats": { type: "string" },
+      "measure-dense": { type: "boolean" },
+      "ppl-eval": { type: "string" },
+      "ppl-samples": { type: "string" },
+      quiet: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (a.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const modelDir = (a.model ?? await defaultModelDir()).replace(/\/+$/, "");
+  const sparsities = (a.sparsity ?? "0.2,0.5").split(",").map((s) =>
+    num(s.trim(), "sparsity", NaN)
+  );
+  for (const s of sparsities) {
+    if (!(s > 0 && s < 1)) throw new Error(`--sparsity: ${s} is not in (0, 1)`);
+  }
+  const score = a.score ?? "wifv";
+  if (score !== "wifv" && score !== "wifn") {
+    throw new Error(`--score: wifv or wifn, got "${score}"`);
+  }
+  const structure = a.structure ?? "ul-ld";
+  if (!["ul-ld", "ul-um", "al-am"].includes(structure)) {
+    throw new Error(`--structure: ul-ld, ul-um or al-am, got "${structure}"`);
+  }
+  const bias = a["bias-compensation"] ?? "on";
+  if (bias !== "on" && bias !== "off") {
+    throw new Error(`--bias-compensation: on or off, got "${bias}"`);
+  }
+  const d = DEFAULT_MASK_PARAMS;
+  const mask: MaskParams = {
+    sparsities,
+    score,
+    structure: structure as Structure,
+    logistic: {
+      m: num(a["logistic-m"], "logistic-m", d.logistic.m, true),
+      n: num(a["logistic-n"], "logistic-n", d.logistic.n, true),
+      k: num(a["logistic-k"], "logistic-k", d.logistic.k),
+      x0: num(a["logistic-x0"], "logistic-x0", d.logistic.x0),
+    },
+    genericWeights: a["generic-weights"] ? parseWeights(a["generic-weights"]) : d.genericWeights,
+    biasCompensation: bias === "on",
+    baselines: !a["no-baselines"],
+  };
+  await runCalibration({
+    modelDir,
+    calibrationFiles: a.data ?? [`${modelDir}/calibration.jsonl`],
+    outDir: a.out ?? `masks/${basename(modelDir)}`,
+    samplesPerTask: num(a.samples, "samples", 64, true),
+    maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
+    mask,
+    routerThreshold: num(a["router-threshold"], "router-threshold", 0.5),
+    routerTestFraction: num(a["router-test"], "router-test", 0.25),
+    seed: num(a.seed, "seed", 0, true),
+    fromStats: a["from-stats"],
+    measureDense: a["measure-dense"] ?? false,
+    pplEval: a["ppl-eval"],
+    pplSamples: num(a["ppl-samples"], "ppl-samples", 32, true),
+    defaultSparsity: a["default-sparsity"] === undefined
+      ? undefined
+      : num(a["default-sparsity"], "default-sparsity", NaN),
+    progress: !a.quiet,
+  });
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main());
+  } catch (e) {
+    console.error(`calibrate: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
