@@ -158,12 +158,12 @@ export function serveLoopback(fetch: (req: Request) => Response | Promise<Respon
 }
 
 /** POST JSON to the app in-process. */
-export function post(
+export async function post(
   app: { request: (p: string, init?: RequestInit) => Response | Promise<Response> },
   path: string,
   body: unknown,
-) {
-  return app.request(path, {
+): Promise<Response> {
+  return await app.request(path, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: typeof body === "string" ? body : JSON.stringify(body),
