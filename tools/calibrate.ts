@@ -44,6 +44,7 @@ Options:
   --measure-dense        also time a plain dense pass over the same tokens (cost ratio)
   --ppl-eval FILE        JSONL of held-out text: perplexity with vs without bias compensation
   --ppl-samples N        rows of --ppl-eval to use (default: 32)
+  --router-eval FILE     JSONL of other prompts (e.g. eval split) to test the router on too
   --quiet                no progress bar
   -h, --help             this text
 `;
@@ -104,6 +105,7 @@ async function main(): Promise<number> {
       "measure-dense": { type: "boolean" },
       "ppl-eval": { type: "string" },
       "ppl-samples": { type: "string" },
+      "router-eval": { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -160,6 +162,7 @@ async function main(): Promise<number> {
     fromStats: a["from-stats"],
     measureDense: a["measure-dense"] ?? false,
     pplEval: a["ppl-eval"],
+    routerEval: a["router-eval"],
     pplSamples: num(a["ppl-samples"], "ppl-samples", 32, true),
     defaultSparsity: a["default-sparsity"] === undefined
       ? undefined

@@ -208,6 +208,16 @@ export interface RouterReport {
   confusion: number[][];
   /** Held-out samples below the confidence threshold (would use the generic mask). */
   lowConfidence: number;
+  /** Evaluation on a separate prompt file (--router-eval), when given. */
+  extraEval?: {
+    file: string;
+    samples: number;
+    accuracy: number;
+    heldOutPhrasingSamples: number;
+    heldOutPhrasingAccuracy: number | null;
+    confusion: number[][];
+    lowConfidence: number;
+  };
 }
 
 /**

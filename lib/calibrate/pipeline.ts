@@ -28,6 +28,7 @@ import {
   writeManifest,
 } from "./mask_io.ts";
 import { perplexity, withoutBias } from "./perplexity.ts";
+import { evaluateRouter } from "./router.ts";
 import { formatDuration } from "./progress.ts";
 import { writeReport } from "./report.ts";
 
@@ -49,6 +50,8 @@ export interface CalibrateOptions {
   /** JSONL with held-out text for the bias-compensation perplexity comparison. */
   pplEval?: string;
   pplSamples?: number;
+  /** JSONL of other prompts (e.g. an eval split) to test the router on as well. */
+  routerEval?: string;
   /** Sparsity the server uses by default (manifest params.defaultSparsity). */
   defaultSparsity?: number;
   progress?: boolean;
@@ -164,6 +167,41 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
         : ` (unseen phrasings ${(routerReport.heldOutPhrasingAccuracy * 100).toFixed(1)}%)`),
   );
 
+  if (o.routerEval) {
+    const rows = (await loadCalibrationFiles([o.routerEval])).filter((r) =>
+      router.tasks.includes(r.task)
+    );
+    const g = samplesByTask(rows, o.samplesPerTask, o.seed + 2);
+    const samples = [...g.values()].flat();
+    const x = new Float32Array(samples.length * H); // [N, H]
+    for (const [i, s] of samples.entries()) {
+      const seq = new Sequence(model, { maxTokens: o.maxTokens });
+      x.set(await seq.prefillHead(encodeSample(tok, s.prompt, o.maxTokens), router.layer), i * H);
+      seq.free();
+    }
+    const y = Int32Array.from(samples, (s) => router.tasks.indexOf(s.task));
+    const ev = evaluateRouter(router, x, y);
+    const hoIdx = [...samples.keys()].filter((i) => samples[i].heldOutPhrasing);
+    const hx = new Float32Array(hoIdx.length * H);
+    hoIdx.forEach((i, r) => hx.set(x.subarray(i * H, (i + 1) * H), r * H));
+    const ho = hoIdx.length
+      ? evaluateRouter(router, hx, Int32Array.from(hoIdx, (i) => y[i])).accuracy
+      : null;
+    routerReport.extraEval = {
+      file: o.routerEval,
+      samples: samples.length,
+      accuracy: ev.accuracy,
+      heldOutPhrasingSamples: hoIdx.length,
+      heldOutPhrasingAccuracy: ho,
+      confusion: ev.confusion,
+      lowConfidence: ev.lowConfidence,
+    };
+    log(
+      `router on ${o.routerEval}: ${(ev.accuracy * 100).toFixed(1)}% of ${samples.length}` +
+        (ho === null ? "" : `, unseen phrasings ${(ho * 100).toFixed(1)}% of ${hoIdx.length}`),
+    );
+  }
+
   // write
   await Deno.mkdir(o.outDir, { recursive: true });
   let oldFiles: string[] = [];
@@ -243,8 +281,12 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   const ppl: Record<string, unknown>[] = [];
   if (o.pplEval) {
     const rows = await loadCalibrationFiles([o.pplEval]);
-    const r = samplesByTask(rows, Math.ceil((o.pplSamples ?? 32) / 1), o.seed + 1);
-    const texts = [...r.values()].flat().slice(0, o.pplSamples ?? 32);
+    const want = o.pplSamples ?? 32;
+    const groups = [...samplesByTask(rows, want, o.seed + 1).values()];
+    const texts: { text: string }[] = []; // round-robin over tasks
+    for (let i = 0; texts.length < want && groups.some((g) => i < g.length); i++) {
+      for (const g of groups) if (i < g.length && texts.length < want) texts.push(g[i]);
+    }
     const seqs = texts.map((s) => encodeSample(tok, s.text, o.maxTokens));
     const dense = await perplexity(model, seqs, null);
     ppl.push({ mask: "dense", withBias: dense, withoutBias: dense, samples: seqs.length });
@@ -277,6 +319,8 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     statsTokens: stats.tokens,
     denseOnlySeconds: denseSeconds,
     statsVsDense: denseSeconds ? stats.seconds / denseSeconds : null,
+    /** Stats pass + building every mask and the router, over one plain dense pass. */
+    calibrationVsDense: denseSeconds ? (stats.seconds + buildSeconds) / denseSeconds : null,
     buildSeconds,
     totalSeconds: total,
     peakRssMiB: peak / 2 ** 20,

@@ -297,6 +297,23 @@ function markdown(
       `| --- |${ro.tasks.map(() => " --- |").join("")}`,
     );
     ro.confusion.forEach((row, i) => L.push(`| ${ro.tasks[i]} | ${row.join(" | ")} |`));
+    const x = ro.extraEval;
+    if (x) {
+      L.push(
+        "",
+        `On ${x.file} (${x.samples} prompts): ${pct(x.accuracy)}` +
+          (x.heldOutPhrasingAccuracy === null
+            ? ""
+            : `; phrasings never seen in training: ${
+              pct(x.heldOutPhrasingAccuracy)
+            } of ${x.heldOutPhrasingSamples}`) +
+          `. Below threshold: ${x.lowConfidence}.`,
+        "",
+        `| true \\ predicted | ${ro.tasks.join(" | ")} |`,
+        `| --- |${ro.tasks.map(() => " --- |").join("")}`,
+      );
+      x.confusion.forEach((row, i) => L.push(`| ${ro.tasks[i]} | ${row.join(" | ")} |`));
+    }
     L.push("", "![confusion](router_confusion.svg)", "");
   }
   if (r.perplexity?.length) {
