@@ -100,6 +100,39 @@ Deno.test("calibrate end to end on the tiny model: stats = two-pass, masks reloa
       assert.ok(Math.abs(st.mean[j] - mean[j]) <= 1e-5 * Math.max(Math.abs(mean[j]), 1e-6));
     }
 
+    // 1b. bias compensation: on the task's calibration tokens, the pruned down_proj output has
+    // the dense output's mean (1e-4)
+    const { readProjections } = await import("../lib/model/model.ts");
+    const wDown = (await readProjections(MODEL, model.config))[3].wDown; // [H, I]
+    const H = model.config.hiddenSize;
+    const um = (await calibrateMaskFromReport(res, "upper@0.5"))!.layers[3];
+    assert.ok(um.neurons.length < I && um.biasFfn, "layer 3 must be pruned and compensated");
+    const kept = new Uint8Array(I);
+    for (const j of um.neurons) kept[j] = 1;
+    const dMean = new Float64Array(H);
+    const pMean = new Float64Array(H);
+    for (const x of acts) {
+      for (let t = 0; t < x.length / I; t++) {
+        for (let r = 0; r < H; r++) {
+          let all = 0;
+          let part = 0;
+          for (let j = 0; j < I; j++) {
+            const p = x[t * I + j] * wDown[r * I + j];
+            all += p;
+            if (kept[j]) part += p;
+          }
+          dMean[r] += all / n;
+          pMean[r] += (part + um.biasFfn![r]) / n;
+        }
+      }
+    }
+    for (let r = 0; r < H; r++) {
+      assert.ok(
+        Math.abs(pMean[r] - dMean[r]) <= 1e-4 * Math.max(1, Math.abs(dMean[r])),
+        `row ${r}`,
+      );
+    }
+
     // 2. masks and router read back and applied give bit-identical logits
     const set = await loadMaskSet(`${dir}/out`, model);
     assert.ok(set.router && set.router.tasks.length === 3);
