@@ -6,6 +6,8 @@
 
 import type { Backend } from "../backends/backend.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
+import { WasmBackend } from "../backends/wasm.ts";
+import { WebGpuBackend } from "../backends/webgpu.ts";
 import { loadMaskSet } from "../calibrate/mask_io.ts";
 import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model } from "../model/model.ts";
@@ -81,33 +83,26 @@ export async function defaultModelDir(): Promise<string> {
 }
 
 /**
- * Create the requested backend. "auto" and "reference" give the TypeScript reference
- * backend; "wasm" / "webgpu" are loaded from lib/backends/<name>.ts when present (a module
- * exporting `create<Name>Backend()` / `createBackend()` or a `*Backend` class).
+ * Create the requested backend: "reference" (plain TypeScript), "wasm" (WASM SIMD kernels),
+ * "webgpu" (WGSL kernels), or "auto" = wasm, falling back to reference if the kernels cannot
+ * be instantiated.
  */
 export async function createBackend(name: string): Promise<Backend> {
-  if (name === "reference") return new ReferenceBackend();
-  const candidates = name === "auto" ? ["wasm"] : [name];
-  for (const c of candidates) {
-    try {
-      const mod = await import(new URL(`../backends/${c}.ts`, import.meta.url).href);
-      for (const [k, v] of Object.entries(mod)) {
-        if (typeof v !== "function") continue;
-        if (/^create\w*Backend$/.test(k)) return await (v as () => Promise<Backend>)();
+  switch (name) {
+    case "reference":
+      return new ReferenceBackend();
+    case "wasm":
+      return await WasmBackend.create();
+    case "webgpu":
+      return await WebGpuBackend.create();
+    default:
+      try {
+        return await WasmBackend.create();
+      } catch (e) {
+        console.warn(`seap: wasm backend unavailable (${(e as Error).message}); using reference`);
+        return new ReferenceBackend();
       }
-      for (const [k, v] of Object.entries(mod)) {
-        if (typeof v === "function" && /Backend$/.test(k) && k !== "ReferenceBackend") {
-          return new (v as new () => Backend)();
-        }
-      }
-      throw new Error(`lib/backends/${c}.ts exports no backend factory`);
-    } catch (e) {
-      if (name !== "auto") {
-        throw new Error(`backend "${name}" unavailable: ${(e as Error).message}`);
-      }
-    }
   }
-  return new ReferenceBackend();
 }
 
 /**
@@ -164,7 +159,11 @@ export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   const model = await loadModel(dir, { backend });
   const tokenizer = await Tokenizer.load(dir);
   let catalog: MaskCatalog;
-  const masksDir = cfg.masksDir ?? `masks/${model.name}`;
+  let masksDir = cfg.masksDir ?? `masks/${model.name}`;
+  if (!cfg.masksDir && !(await exists(`${masksDir}/manifest.json`))) {
+    // Not under the working directory: try the repository's masks/ folder.
+    masksDir = new URL(`../../masks/${model.name}`, import.meta.url).pathname;
+  }
   if (await exists(`${masksDir}/manifest.json`)) {
     catalog = await loadCatalog(model, masksDir, cfg.sparsity);
   } else {
