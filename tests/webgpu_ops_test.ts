@@ -5,12 +5,13 @@
  * Each op runs on three backend configurations: f32 weights; f16 weights (the reference then
  * uses the same f16-rounded weights, so the same tolerance applies); and f32 with a tiny
  * weight-binding limit plus forced split-K, which exercises the row-chunked binding path.
- * Tolerance: |got - want| <= 1e-4 + 1e-4 |want| (rope: 2e-3 absolute, WGSL sin/cos bound).
+ * Tolerance: |got - want| <= 1e-4 + 1e-4 |want| (rope: 1e-4 absolute). Some small vectors use a
+ * per-buffer "f32" override on the f16 backend, as the engine does for norms, biases, invFreq.
  * Skipped only when there is no WebGPU adapter at all (llvmpipe counts).
  */
 
 import assert from "node:assert/strict";
-import type { IndexList, MatView, WeightBuffer } from "../lib/backends/backend.ts";
+import type { IndexList, MatView, WeightBuffer, WeightDType } from "../lib/backends/backend.ts";
 import { requestWebGpuAdapter, WebGpuBackend } from "../lib/backends/webgpu.ts";
 
 const adapter = await requestWebGpuAdapter();
@@ -74,8 +75,8 @@ function close(what: string, got: Float32Array, want: ArrayLike<number>, atol = 
 const f16round = (Math as { f16round?: (x: number) => number }).f16round;
 
 /** The weights as the backend stores them (f16-rounded when it uses f16). */
-function stored(b: WebGpuBackend, data: Float32Array): Float32Array {
-  if (b.weightDType === "f32") return data;
+function stored(b: WebGpuBackend, data: Float32Array, dtype?: WeightDType): Float32Array {
+  if ((dtype ?? b.weightDType) === "f32") return data;
   if (f16round) return data.map((v) => f16round(v));
   const F16 =
     (globalThis as unknown as { Float16Array: new (a: Float32Array) => ArrayLike<number> })
@@ -117,10 +118,11 @@ function makeView(
   cols: number,
   offset: number,
   stride: number,
+  dtype?: WeightDType,
 ): { view: MatView; buf: WeightBuffer; host: Float32Array; at: (i: number, k: number) => number } {
   const data = randArr(r, offset + rows * stride + 3);
-  const buf = b.weights(data);
-  const host = stored(b, data);
+  const buf = b.weights(data, dtype);
+  const host = stored(b, data, dtype);
   return {
     view: { buf, offset, stride, rows, cols },
     buf,
@@ -155,7 +157,8 @@ Deno.test({
         const rowsHost = c.keep ? randRows(r, c.N, c.keep) : null;
         const rows: IndexList | null = rowsHost ? b.indices(rowsHost) : null;
         const R = rowsHost ? rowsHost.length : c.N;
-        const bv = c.bias ? makeView(b, r, 1, c.N, 3, c.N) : null;
+        // bias precision alternates: the backend's default, then an f32 override
+        const bv = c.bias ? makeView(b, r, 1, c.N, 3, c.N, c.T > 1 ? "f32" : undefined) : null;
         const x = randArr(r, c.T * c.K);
         const xt = tensorOf(b, c.T, c.K, x);
         const out = b.tensor(c.T, R);
@@ -280,7 +283,7 @@ Deno.test({
     each(async (b, label) => {
       const r = rng(4);
       for (const c of [{ T: 1, G: 1, gs: 100 }, { T: 3, G: 4, gs: 12 }, { T: 2, G: 1, gs: 256 }]) {
-        const w = makeView(b, r, 1, c.gs, 7, c.gs);
+        const w = makeView(b, r, 1, c.gs, 7, c.gs, c.G > 1 ? "f32" : undefined);
         const xh = randArr(r, c.T * c.G * c.gs, 3);
         const eps = 1e-6;
         const want = new Float64Array(xh.length);
@@ -309,12 +312,18 @@ Deno.test({
   fn: () =>
     each(async (b, label) => {
       const r = rng(5);
-      for (const c of [{ T: 1, nh: 3, d: 16, pos0: 0 }, { T: 4, nh: 2, d: 32, pos0: 1000 }]) {
+      for (
+        const c of [
+          { T: 1, nh: 3, d: 16, pos0: 0 },
+          { T: 4, nh: 2, d: 32, pos0: 1000 },
+          { T: 2, nh: 1, d: 64, pos0: 40000 },
+        ]
+      ) {
         const half = c.d / 2;
         const fData = new Float32Array(half + 2);
         for (let i = 0; i < half; i++) fData[i + 2] = Math.pow(10000, (-2 * i) / c.d);
-        const fb = b.weights(fData);
-        const fh = stored(b, fData);
+        const fb = b.weights(fData, "f32"); // the engine keeps invFreq in f32
+        const fh = fData;
         const xh = randArr(r, c.T * c.nh * c.d);
         const x = tensorOf(b, c.T, c.nh * c.d, xh);
         b.rope(x, c.d, c.pos0, { buf: fb, offset: 2, stride: half, rows: 1, cols: half });
@@ -322,7 +331,7 @@ Deno.test({
         for (let t = 0; t < c.T; t++) {
           for (let h = 0; h < c.nh; h++) {
             for (let i = 0; i < half; i++) {
-              const ang = Math.fround(Math.fround(c.pos0 + t) * fh[i + 2]);
+              const ang = (c.pos0 + t) * fh[i + 2]; // exact product, as the reference backend
               const o = (t * c.nh + h) * c.d;
               const a = xh[o + i];
               const z = xh[o + i + half];
@@ -331,7 +340,7 @@ Deno.test({
             }
           }
         }
-        close(`[${label}] rope ${JSON.stringify(c)}`, await b.read(x), want, 2e-3, 0);
+        close(`[${label}] rope ${JSON.stringify(c)}`, await b.read(x), want, 1e-4, 0);
         b.free(x);
         b.release(fb);
       }

@@ -7,6 +7,8 @@
 // Weight element e of a row lives at w_base + (row - row0) * w_stride + k (binding-relative).
 
 override W_F16: bool = false;
+// Bias stored as packed f16 (a bias buffer may differ in precision from the weights).
+override B_F16: bool = false;
 // Aligned fast path: f32 needs w_base, w_stride, K % 4 == 0; f16 needs them % 8 == 0.
 override VEC: bool = false;
 
@@ -47,7 +49,7 @@ fn load_w(e: u32) -> f32 {
 }
 
 fn load_b(e: u32) -> f32 {
-  if (W_F16) {
+  if (B_F16) {
     let v = bias[e / 8u];
     return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
   }

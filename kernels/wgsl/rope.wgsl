@@ -1,10 +1,15 @@
 // Rotary embedding in place, HF "rotate_half" convention, on every head of x [T, nh*d]:
-// for i < d/2, with angle = (pos0 + t) * inv_freq[i] (f32 product, as HF computes it):
+// for i < d/2, with angle = (pos0 + t) * inv_freq[i]:
 //   x[i] <- x[i] cos - x[i + d/2] sin,  x[i + d/2] <- x[i + d/2] cos + x[i] sin.
-// The angle is range-reduced (two-part 2*pi) before sin/cos, which are only accurate on
-// [-pi, pi] in WGSL. One thread per (token, head, i).
+// With TABLE the backend supplies (cos, sin) per (token, i), computed on the host in float64
+// (exact and identical on every GPU; one small upload per step, shared by q and k of every
+// layer). Otherwise the f32 angle is range-reduced (two-part 2*pi) before sin/cos, which WGSL
+// only bounds on [-pi, pi] (GPU compilers may reassociate, so expect ~1e-3 at large positions).
+// One thread per (token, head, i).
 
 override W_F16: bool = false;
+// Use the host-computed table tab[t, i] = (cos, sin) instead of computing angles here.
+override TABLE: bool = false;
 
 struct U {
   T: u32,
@@ -20,6 +25,7 @@ struct U {
 @group(0) @binding(0) var<uniform> u: U;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> f: array<vec4<u32>>;
+@group(0) @binding(3) var<storage, read> tab: array<f32>; // [T, d/2, 2]
 
 fn load_w(e: u32) -> f32 {
   if (W_F16) {
@@ -43,11 +49,18 @@ fn main(
   let i = g % half;
   let th = g / half; // t * nh + h
   let t = th / u.nh;
-  let ang = f32(u.pos0 + t) * load_w(u.f_base + i);
-  let k = round(ang * 0.15915494309189535);
-  let r = (ang - k * 6.28125) - k * 0.0019353071795864769;
-  let cs = cos(r);
-  let sn = sin(r);
+  var cs: f32;
+  var sn: f32;
+  if (TABLE) {
+    cs = tab[(t * half + i) * 2u];
+    sn = tab[(t * half + i) * 2u + 1u];
+  } else {
+    let ang = f32(u.pos0 + t) * load_w(u.f_base + i);
+    let k = round(ang * 0.15915494309189535);
+    let r = (ang - k * 6.28125) - k * 0.0019353071795864769;
+    cs = cos(r);
+    sn = sin(r);
+  }
   let b = th * u.d + i;
   let a = x[b];
   let c = x[b + half];

@@ -79,6 +79,14 @@ export interface WebGpuBackendOptions {
 // ---------------------------------------------------------------------------------------------
 // Kernel table
 
+/** Pipeline-overridable constants: weight / bias stored as packed f16, aligned vec4 path. */
+interface Flags {
+  W_F16?: boolean;
+  B_F16?: boolean;
+  VEC?: boolean;
+  TABLE?: boolean;
+}
+
 /** Binding kinds: u = uniform (dynamic offset), s = read-write storage, r = read-only storage. */
 type BindKind = "u" | "s" | "r";
 
@@ -87,7 +95,7 @@ interface KernelSpec {
   file: string;
   bindings: BindKind[];
   /** Override constants the shader declares. */
-  overrides: ("W_F16" | "VEC")[];
+  overrides: (keyof Flags)[];
   /** Indices of f32 fields in the uniform struct (all others are u32). */
   floats?: number[];
 }
@@ -96,7 +104,7 @@ const KERNELS = {
   matmul_rows: {
     file: "matmul_rows",
     bindings: ["u", "r", "s", "r", "r", "s"],
-    overrides: ["W_F16", "VEC"],
+    overrides: ["W_F16", "B_F16", "VEC"],
   },
   matmul_t_add: {
     file: "matmul_t_add",
@@ -110,7 +118,7 @@ const KERNELS = {
     floats: [5],
   },
   rms_norm: { file: "rms_norm", bindings: ["u", "s", "r", "s"], overrides: ["W_F16"], floats: [3] },
-  rope: { file: "rope", bindings: ["u", "s", "r"], overrides: ["W_F16"] },
+  rope: { file: "rope", bindings: ["u", "s", "r", "r"], overrides: ["W_F16", "TABLE"] },
   silu_mul: { file: "silu_mul", bindings: ["u", "s", "s", "s"], overrides: [] },
   add: { file: "add", bindings: ["u", "s", "s"], overrides: [] },
   add_row: { file: "add_row", bindings: ["u", "s", "r"], overrides: ["W_F16"] },
@@ -151,6 +159,9 @@ class GpuWeights implements WeightBuffer {
   released = false;
   constructor(
     readonly length: number,
+    readonly dtype: WeightDType,
+    /** Host copy of small buffers (rope invFreq tables are computed from it). */
+    readonly host: Float32Array | null,
     readonly buf: GPUBuffer,
     readonly id: number,
     readonly owner: WebGpuBackend,
@@ -185,6 +196,7 @@ interface WRange {
 const UNI_SLOT = 256;
 const UNI_SLOTS = 2048;
 const MAX_WG_X = 65535;
+const HOST_COPY_MAX = 1 << 16; // weight buffers up to this many elements keep a host copy
 const TT = 4; // tokens per workgroup in the matmul kernels (matches the WGSL)
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
@@ -268,6 +280,8 @@ export class WebGpuBackend implements Backend {
   private enc: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private deferred: GPUBuffer[] = [];
+  /** Rope (cos, sin) tables uploaded for the pending submission. */
+  private readonly ropeTables = new Map<string, Res>();
   private readonly tensorPool = new Map<number, GPUBuffer[]>();
   private readonly stagingPool = new Map<number, GPUBuffer[]>();
   private gpuError: string | null = null;
@@ -278,6 +292,7 @@ export class WebGpuBackend implements Backend {
     readonly device: GPUDevice,
     adapter: GPUAdapter,
     readonly weightDType: WeightDType,
+    private readonly f16Ok: boolean,
     private readonly sources: Map<string, string>,
     opts: WebGpuBackendOptions,
   ) {
@@ -340,7 +355,8 @@ export class WebGpuBackend implements Backend {
     }
     const sources = await loadSources();
     let dtype: WeightDType = opts.weightDType ?? "f32";
-    if (dtype === "f16") {
+    let f16Ok = true;
+    {
       device.pushErrorScope("validation");
       try {
         const m = device.createShaderModule({ code: sources.get("matmul_rows")! });
@@ -353,11 +369,14 @@ export class WebGpuBackend implements Backend {
       }
       const err = await device.popErrorScope();
       if (err) {
-        console.warn(`webgpu: packed f16 weights unsupported (${err.message}); using f32`);
+        if (dtype === "f16") {
+          console.warn(`webgpu: packed f16 weights unsupported (${err.message}); using f32`);
+        }
         dtype = "f32";
+        f16Ok = false;
       }
     }
-    return new WebGpuBackend(device, adapter, dtype, sources, opts);
+    return new WebGpuBackend(device, adapter, dtype, f16Ok, sources, opts);
   }
 
   /** Submit pending work, free every GPU resource and the device. */
@@ -371,10 +390,14 @@ export class WebGpuBackend implements Backend {
   // -------------------------------------------------------------------------------------------
   // Resources
 
-  /** Upload a weight buffer (converted to {@link weightDType}). */
-  weights(data: Float32Array): WeightBuffer {
+  /**
+   * Upload a weight buffer, stored as `dtype` (default {@link weightDType}); "f16" packs two
+   * halves per u32. If packed f16 is unsupported every buffer is stored as f32.
+   */
+  weights(data: Float32Array, dtype?: WeightDType): WeightBuffer {
     this.alive();
-    const bytes = this.weightDType === "f16"
+    const dt: WeightDType = this.f16Ok ? dtype ?? this.weightDType : "f32";
+    const bytes = dt === "f16"
       ? new Uint8Array(toHalfBits(data).buffer, 0, data.length * 2)
       : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const buf = this.device.createBuffer({
@@ -384,7 +407,8 @@ export class WebGpuBackend implements Backend {
     });
     new Uint8Array(buf.getMappedRange()).set(bytes);
     buf.unmap();
-    return new GpuWeights(data.length, buf, nextBufId++, this);
+    const host = data.length <= HOST_COPY_MAX ? data.slice() : null;
+    return new GpuWeights(data.length, dt, host, buf, nextBufId++, this);
   }
 
   /** Upload an index list (kept rows); the host copy is kept. */
@@ -533,7 +557,7 @@ export class WebGpuBackend implements Backend {
     idsBuf.unmap();
     this.deferred.push(idsBuf);
     const idsRes: Res = { buf: idsBuf, id: nextBufId++, offset: 0, size: idsBuf.size };
-    const f16 = this.weightDType === "f16";
+    const f16 = w.dtype === "f16";
     const emit = (t0: number, tn: number, row0: number, rowLast: number) => {
       const wr = this.bindRange(
         w,
@@ -574,7 +598,7 @@ export class WebGpuBackend implements Backend {
     this.dispatch(
       "rms_norm",
       "main",
-      { W_F16: this.weightDType === "f16" },
+      { W_F16: w.dtype === "f16" },
       [groups, gs, wr.base, eps],
       [this.tres(a), wr.res, this.tres(o)],
       groups,
@@ -602,7 +626,7 @@ export class WebGpuBackend implements Backend {
       throw new RangeError(`webgpu.matmul: bias length ${bias.cols}, want ${w.rows}`);
     }
     if (T === 0 || R === 0) return;
-    const f16 = this.weightDType === "f16";
+    const f16 = wb.dtype === "f16";
     const q = f16 ? 8 : 4;
     this.chunks(w, idx, 0, R, (p0, p1, r0, r1) => {
       const wr = this.bindRange(wb, w.offset + r0 * w.stride, w.offset + r1 * w.stride + K);
@@ -612,7 +636,7 @@ export class WebGpuBackend implements Backend {
       this.dispatch(
         "matmul_rows",
         "main",
-        { W_F16: f16, VEC: vec },
+        { W_F16: f16, VEC: vec, B_F16: bb?.dtype === "f16" },
         [T, K, R, p0, count, wr.base, w.stride, r0, idx ? 1 : 0, br ? 1 : 0, br?.base ?? 0, 0],
         [
           wr.res,
@@ -643,7 +667,7 @@ export class WebGpuBackend implements Backend {
     }
     if (idx) this.checkRows(idx, w.rows, "matmulTAdd");
     if (T === 0 || R === 0 || M === 0) return;
-    const f16 = this.weightDType === "f16";
+    const f16 = wb.dtype === "f16";
     const nCt = Math.ceil(M / 256);
     const nTiles = Math.ceil(T / TT);
     this.chunks(w, idx, 0, R, (p0, p1, r0, r1) => {
@@ -709,13 +733,15 @@ export class WebGpuBackend implements Backend {
     const n = a.rows * nh * (d / 2);
     if (n === 0) return;
     const fr = this.bindRange(f, invFreq.offset, invFreq.offset + d / 2);
+    const tab = f.host ? this.ropeTable(f, f.host, invFreq.offset, d / 2, pos0, a.rows) : null;
     this.dispatch(
       "rope",
       "main",
-      { W_F16: this.weightDType === "f16" },
+      { W_F16: f.dtype === "f16", TABLE: tab !== null },
       [a.rows, nh, d, pos0, fr.base, 0, 0, 0],
-      [this.tres(a), fr.res],
+      [this.tres(a), fr.res, tab ?? this.dummyR],
       Math.ceil(n / 256),
+      tab === null,
     );
   }
 
@@ -732,7 +758,7 @@ export class WebGpuBackend implements Backend {
     this.dispatch(
       "add_row",
       "main",
-      { W_F16: this.weightDType === "f16" },
+      { W_F16: b.dtype === "f16" },
       [n, a.cols, br.base, 0],
       [this.tres(a), br.res],
       Math.ceil(n / 256),
@@ -854,6 +880,42 @@ export class WebGpuBackend implements Backend {
     );
   }
 
+  /**
+   * (cos, sin) of `(pos0 + t) * invFreq[i]` in float64, `[T, half, 2]`, uploaded once per
+   * submission and shared by every rope call with the same positions (q and k of all layers).
+   */
+  private ropeTable(
+    w: GpuWeights,
+    host: Float32Array,
+    offset: number,
+    half: number,
+    pos0: number,
+    T: number,
+  ): Res {
+    const key = `${w.id}:${offset}:${half}:${pos0}:${T}`;
+    const hit = this.ropeTables.get(key);
+    if (hit) return hit;
+    const tab = new Float32Array(T * half * 2);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < half; i++) {
+        const ang = (pos0 + t) * host[offset + i];
+        tab[(t * half + i) * 2] = Math.cos(ang);
+        tab[(t * half + i) * 2 + 1] = Math.sin(ang);
+      }
+    }
+    const buf = this.device.createBuffer({
+      size: Math.max(16, roundUp(tab.byteLength, 16)),
+      usage: GPUBufferUsage.STORAGE,
+      mappedAtCreation: true,
+    });
+    new Float32Array(buf.getMappedRange(), 0, tab.length).set(tab);
+    buf.unmap();
+    this.deferred.push(buf);
+    const res: Res = { buf, id: nextBufId++, offset: 0, size: buf.size };
+    this.ropeTables.set(key, res);
+    return res;
+  }
+
   // -------------------------------------------------------------------------------------------
   // Recording machinery
 
@@ -952,11 +1014,6 @@ export class WebGpuBackend implements Backend {
     return this.scratch;
   }
 
-  /** Elements per byte-alignment unit and bytes per element of the weight dtype. */
-  private get wBytes(): number {
-    return this.weightDType === "f16" ? 2 : 4;
-  }
-
   /**
    * Bind the elements [start, end) of a weight buffer: the whole buffer when it fits the
    * binding limit, else an aligned sub-range. `base` = index of `start` within the binding.
@@ -966,7 +1023,7 @@ export class WebGpuBackend implements Backend {
     if (size <= this.maxWBind) {
       return { res: { buf: w.buf, id: w.id, offset: 0, size }, base: start };
     }
-    const eb = this.wBytes;
+    const eb = w.dtype === "f16" ? 2 : 4;
     const alignEl = this.align / eb;
     const s0 = Math.floor(start / alignEl) * alignEl;
     const b0 = s0 * eb;
@@ -1004,7 +1061,8 @@ export class WebGpuBackend implements Backend {
       r1 = p1 - 1;
     }
     const w = v.buf as GpuWeights;
-    const need = ((r1 - r0) * v.stride + v.cols) * this.wBytes + this.align + 16;
+    const eb = w.dtype === "f16" ? 2 : 4;
+    const need = ((r1 - r0) * v.stride + v.cols) * eb + this.align + 16;
     if (w.buf.size <= this.maxWBind || need <= this.maxWBind || p1 - p0 === 1) {
       emit(p0, p1, r0, r1);
       return;
@@ -1039,6 +1097,7 @@ export class WebGpuBackend implements Backend {
     this.uniUsed = 0;
     for (const b of this.deferred) b.destroy();
     this.deferred = [];
+    this.ropeTables.clear();
   }
 
   private layout(kinds: BindKind[]): GPUBindGroupLayout {
@@ -1063,7 +1122,7 @@ export class WebGpuBackend implements Backend {
   private pipeline(
     name: KernelName,
     entry: string,
-    flags: { W_F16?: boolean; VEC?: boolean },
+    flags: Flags,
   ): GPUComputePipeline {
     const spec: KernelSpec = KERNELS[name];
     const constants: Record<string, number> = {};
@@ -1098,7 +1157,7 @@ export class WebGpuBackend implements Backend {
   private dispatch(
     name: KernelName,
     entry: string,
-    flags: { W_F16?: boolean; VEC?: boolean },
+    flags: Flags,
     uni: number[],
     res: Res[],
     nwg: number,
