@@ -20,7 +20,19 @@ static inline v128_t h2f_i32(v128_t s) {
   return wasm_f32x4_mul(bits, wasm_f32x4_splat(0x1p112f));
 }
 
-/* Low / high four halves of eight packed fp16 values -> f32x4. */
+/* Eight packed fp16 values -> two f32x4 (lo = halves 0..3, hi = 4..7). The f32 bit pattern
+ * s << 31 | (h & 0x7fff) << 13 is assembled in the 16-bit domain (high half: sign and the top
+ * 12 bits, low half: the last 3 mantissa bits) and interleaved: fewer ops than widening first. */
+#define H2F8(h, lo, hi)                                                                  \
+  do {                                                                                   \
+    v128_t hi16_ = wasm_v128_and(wasm_i16x8_shr((h), 3), wasm_i16x8_splat((int16_t)0x8fff)); \
+    v128_t lo16_ = wasm_i16x8_shl((h), 13);                                              \
+    (lo) = wasm_f32x4_mul(wasm_i16x8_shuffle(lo16_, hi16_, 0, 8, 1, 9, 2, 10, 3, 11),     \
+                          wasm_f32x4_splat(0x1p112f));                                   \
+    (hi) = wasm_f32x4_mul(wasm_i16x8_shuffle(lo16_, hi16_, 4, 12, 5, 13, 6, 14, 7, 15),   \
+                          wasm_f32x4_splat(0x1p112f));                                   \
+  } while (0)
+
 static inline v128_t h2f_lo(v128_t h) { return h2f_i32(wasm_i32x4_extend_low_i16x8(h)); }
 static inline v128_t h2f_hi(v128_t h) { return h2f_i32(wasm_i32x4_extend_high_i16x8(h)); }
 

@@ -5,10 +5,14 @@
  *   matmul_t_add: out[t, :] += sum_i a[t, i] * w[rows[i], :]        a [T, R], out [T, M]
  *
  * w row r starts at w + r * wstride (elements); rows == NULL means rows[i] = i. Only the listed
- * rows are ever read. Rows go in groups of four sharing the x loads; tokens go in blocks of `tb`
- * so a group's rows are read from memory once per block and then hit L1 for every token.
- * fp16 weights: decode (T == 1) converts in registers; T > 1 converts a group once into
- * `scratch` (4 * row length floats) and reuses the f32 path.
+ * rows are ever read.
+ * Decode (T == 1): one row at a time, several accumulators, so memory sees one sequential stream
+ * per row. Measured on the 2-core EPYC here, this is 2.5x faster than four interleaved rows
+ * sharing x loads (the hardware prefetcher tracks one stream far better), in WASM and native C.
+ * Prefill (T > 1): rows in groups of four, tokens in blocks of `tb`, 4 rows x 2 tokens per
+ * micro-kernel, so a group is read from memory once per block and then hits L1 for every token.
+ * fp16 weights: decode converts in registers; T > 1 converts a group once into `scratch`
+ * (4 * row length floats) and reuses the f32 path.
  */
 #include "common.h"
 
@@ -61,49 +65,40 @@ static inline void dot4x2_f32(const float* x, const float* y, const float* w0, c
   oy[0] = t0; oy[1] = t1; oy[2] = t2; oy[3] = t3;
 }
 
+/* One f32 row, 4 accumulators of 4 lanes: a single sequential stream (the hardware prefetcher
+ * follows one stream per row far better than four interleaved ones: measured 2.5x on EPYC). */
 static inline float dot1_f32(const float* x, const float* w, int K) {
-  v128_t a = wasm_f32x4_splat(0), b = a;
+  v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a;
   int k = 0;
-  for (; k + 8 <= K; k += 8) {
+  for (; k + 16 <= K; k += 16) {
     FMA(a, LD(x + k), LD(w + k));
     FMA(b, LD(x + k + 4), LD(w + k + 4));
+    FMA(c, LD(x + k + 8), LD(w + k + 8));
+    FMA(d, LD(x + k + 12), LD(w + k + 12));
   }
-  float s = hsum(wasm_f32x4_add(a, b));
+  for (; k + 4 <= K; k += 4) FMA(a, LD(x + k), LD(w + k));
+  float s = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(c, d)));
   for (; k < K; k++) s += x[k] * w[k];
   return s;
 }
 
-/* 4 rows x 1 token, fp16 weights converted in registers. */
-static inline void dot4x1_f16(const float* x, const half* w0, const half* w1, const half* w2,
-                              const half* w3, int K, float* o) {
-  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-  int k = 0;
-  for (; k + 8 <= K; k += 8) {
-    v128_t xa = LD(x + k), xb = LD(x + k + 4);
-    v128_t h0 = LD(w0 + k), h1 = LD(w1 + k), h2 = LD(w2 + k), h3 = LD(w3 + k);
-    FMA(a0, xa, h2f_lo(h0)); FMA(b0, xb, h2f_hi(h0));
-    FMA(a1, xa, h2f_lo(h1)); FMA(b1, xb, h2f_hi(h1));
-    FMA(a2, xa, h2f_lo(h2)); FMA(b2, xb, h2f_hi(h2));
-    FMA(a3, xa, h2f_lo(h3)); FMA(b3, xb, h2f_hi(h3));
-  }
-  float s0 = hsum(wasm_f32x4_add(a0, b0)), s1 = hsum(wasm_f32x4_add(a1, b1));
-  float s2 = hsum(wasm_f32x4_add(a2, b2)), s3 = hsum(wasm_f32x4_add(a3, b3));
-  for (; k < K; k++) {
-    s0 += x[k] * h2f(w0[k]); s1 += x[k] * h2f(w1[k]);
-    s2 += x[k] * h2f(w2[k]); s3 += x[k] * h2f(w3[k]);
-  }
-  o[0] = s0; o[1] = s1; o[2] = s2; o[3] = s3;
-}
-
 static inline float dot1_f16(const float* x, const half* w, int K) {
-  v128_t a = wasm_f32x4_splat(0), b = a;
+  v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, l0, h0, l1, h1;
   int k = 0;
-  for (; k + 8 <= K; k += 8) {
-    v128_t h = LD(w + k);
-    FMA(a, LD(x + k), h2f_lo(h));
-    FMA(b, LD(x + k + 4), h2f_hi(h));
+  for (; k + 16 <= K; k += 16) {
+    H2F8(LD(w + k), l0, h0);
+    H2F8(LD(w + k + 8), l1, h1);
+    FMA(a, LD(x + k), l0);
+    FMA(b, LD(x + k + 4), h0);
+    FMA(c, LD(x + k + 8), l1);
+    FMA(d, LD(x + k + 12), h1);
   }
-  float s = hsum(wasm_f32x4_add(a, b));
+  for (; k + 8 <= K; k += 8) {
+    H2F8(LD(w + k), l0, h0);
+    FMA(a, LD(x + k), l0);
+    FMA(b, LD(x + k + 4), h0);
+  }
+  float s = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(c, d)));
   for (; k < K; k++) s += x[k] * h2f(w[k]);
   return s;
 }
@@ -136,6 +131,10 @@ EXPORT("matmul_f32")
 void matmul_f32(const float* x, int T, int K, const float* w, int wstride, const int32_t* rows,
                 int R, float* out, int tb) {
   if (tb < 1) tb = 1;
+  if (T == 1) {
+    for (int i = 0; i < R; i++) out[i] = dot1_f32(x, w + ROW(i) * wstride, K);
+    return;
+  }
   for (int t0 = 0; t0 < T; t0 += tb) {
     int t1 = t0 + tb < T ? t0 + tb : T;
     int i = 0;
@@ -144,8 +143,16 @@ void matmul_f32(const float* x, int T, int K, const float* w, int wstride, const
       const float* w1 = w + ROW(i + 1) * wstride;
       const float* w2 = w + ROW(i + 2) * wstride;
       const float* w3 = w + ROW(i + 3) * wstride;
-      if (t1 - t0 == 1) dot4x1_f32(x + (size_t)t0 * K, w0, w1, w2, w3, K, out + (size_t)t0 * R + i);
-      else group4_tokens(x, t0, t1, K, w0, w1, w2, w3, out, R, i);
+      if (t1 - t0 == 1) {
+        float* o = out + (size_t)t0 * R + i;
+        const float* xt = x + (size_t)t0 * K;
+        o[0] = dot1_f32(xt, w0, K);
+        o[1] = dot1_f32(xt, w1, K);
+        o[2] = dot1_f32(xt, w2, K);
+        o[3] = dot1_f32(xt, w3, K);
+      } else {
+        group4_tokens(x, t0, t1, K, w0, w1, w2, w3, out, R, i);
+      }
     }
     for (; i < R; i++) {
       const float* wr = w + ROW(i) * wstride;
@@ -159,6 +166,10 @@ EXPORT("matmul_f16")
 void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const int32_t* rows,
                 int R, float* out, int tb, float* scratch) {
   if (tb < 1) tb = 1;
+  if (T == 1) {
+    for (int i = 0; i < R; i++) out[i] = dot1_f16(x, w + ROW(i) * wstride, K);
+    return;
+  }
   for (int t0 = 0; t0 < T; t0 += tb) {
     int t1 = t0 + tb < T ? t0 + tb : T;
     int i = 0;
@@ -168,7 +179,12 @@ void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const 
       const half* w2 = w + ROW(i + 2) * wstride;
       const half* w3 = w + ROW(i + 3) * wstride;
       if (t1 - t0 == 1) {
-        dot4x1_f16(x + (size_t)t0 * K, w0, w1, w2, w3, K, out + (size_t)t0 * R + i);
+        float* o = out + (size_t)t0 * R + i;
+        const float* xt = x + (size_t)t0 * K;
+        o[0] = dot1_f16(xt, w0, K);
+        o[1] = dot1_f16(xt, w1, K);
+        o[2] = dot1_f16(xt, w2, K);
+        o[3] = dot1_f16(xt, w3, K);
       } else {
         cvt_f16(w0, K, scratch);
         cvt_f16(w1, K, scratch + K);
@@ -213,34 +229,25 @@ static inline void axpy4_f32(float* o, int M, float c0, float c1, float c2, floa
   for (; m < M; m++) o[m] += c0 * w0[m] + c1 * w1[m] + c2 * w2[m] + c3 * w3[m];
 }
 
-static inline void axpy4_f16(float* o, int M, float c0, float c1, float c2, float c3,
-                             const half* w0, const half* w1, const half* w2, const half* w3) {
-  v128_t k0 = wasm_f32x4_splat(c0), k1 = wasm_f32x4_splat(c1);
-  v128_t k2 = wasm_f32x4_splat(c2), k3 = wasm_f32x4_splat(c3);
-  int m = 0;
-  for (; m + 8 <= M; m += 8) {
-    v128_t h0 = LD(w0 + m), h1 = LD(w1 + m), h2 = LD(w2 + m), h3 = LD(w3 + m);
-    v128_t s = wasm_f32x4_add(wasm_f32x4_mul(k0, h2f_lo(h0)), wasm_f32x4_mul(k1, h2f_lo(h1)));
-    v128_t u = wasm_f32x4_add(wasm_f32x4_mul(k2, h2f_lo(h2)), wasm_f32x4_mul(k3, h2f_lo(h3)));
-    v128_t s2 = wasm_f32x4_add(wasm_f32x4_mul(k0, h2f_hi(h0)), wasm_f32x4_mul(k1, h2f_hi(h1)));
-    v128_t u2 = wasm_f32x4_add(wasm_f32x4_mul(k2, h2f_hi(h2)), wasm_f32x4_mul(k3, h2f_hi(h3)));
-    wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_add(s, u)));
-    wasm_v128_store(o + m + 4, wasm_f32x4_add(LD(o + m + 4), wasm_f32x4_add(s2, u2)));
-  }
-  for (; m < M; m++) {
-    o[m] += c0 * h2f(w0[m]) + c1 * h2f(w1[m]) + c2 * h2f(w2[m]) + c3 * h2f(w3[m]);
-  }
-}
-
+/* o[0..M) += c w: one row, one sequential stream (decode path, see dot1_f32). */
 static inline void axpy1_f32(float* o, int M, float c, const float* w) {
   v128_t k = wasm_f32x4_splat(c);
   int m = 0;
-  for (; m + 4 <= M; m += 4) wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_mul(k, LD(w + m))));
+  for (; m + 8 <= M; m += 8) {
+    wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_mul(k, LD(w + m))));
+    wasm_v128_store(o + m + 4, wasm_f32x4_add(LD(o + m + 4), wasm_f32x4_mul(k, LD(w + m + 4))));
+  }
   for (; m < M; m++) o[m] += c * w[m];
 }
 
 static inline void axpy1_f16(float* o, int M, float c, const half* w) {
+  v128_t k = wasm_f32x4_splat(c), lo, hi;
   int m = 0;
+  for (; m + 8 <= M; m += 8) {
+    H2F8(LD(w + m), lo, hi);
+    wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_mul(k, lo)));
+    wasm_v128_store(o + m + 4, wasm_f32x4_add(LD(o + m + 4), wasm_f32x4_mul(k, hi)));
+  }
   for (; m < M; m++) o[m] += c * h2f(w[m]);
 }
 
@@ -249,6 +256,10 @@ EXPORT("matmul_t_add_f32")
 void matmul_t_add_f32(const float* a, int T, int R, const float* w, int wstride,
                       const int32_t* rows, int M, float* out, int tb) {
   if (tb < 1) tb = 1;
+  if (T == 1) {
+    for (int i = 0; i < R; i++) axpy1_f32(out, M, a[i], w + ROW(i) * wstride);
+    return;
+  }
   for (int t0 = 0; t0 < T; t0 += tb) {
     int t1 = t0 + tb < T ? t0 + tb : T;
     int i = 0;
@@ -274,6 +285,10 @@ EXPORT("matmul_t_add_f16")
 void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
                       const int32_t* rows, int M, float* out, int tb, float* scratch) {
   if (tb < 1) tb = 1;
+  if (T == 1) {
+    for (int i = 0; i < R; i++) axpy1_f16(out, M, a[i], w + ROW(i) * wstride);
+    return;
+  }
   for (int t0 = 0; t0 < T; t0 += tb) {
     int t1 = t0 + tb < T ? t0 + tb : T;
     int i = 0;
@@ -282,11 +297,6 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
       const half* w1 = w + ROW(i + 1) * wstride;
       const half* w2 = w + ROW(i + 2) * wstride;
       const half* w3 = w + ROW(i + 3) * wstride;
-      if (t1 - t0 == 1) {
-        const float* c = a + (size_t)t0 * R + i;
-        axpy4_f16(out + (size_t)t0 * M, M, c[0], c[1], c[2], c[3], w0, w1, w2, w3);
-        continue;
-      }
       cvt_f16(w0, M, scratch);
       cvt_f16(w1, M, scratch + M);
       cvt_f16(w2, M, scratch + 2 * M);
