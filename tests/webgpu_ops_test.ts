@@ -348,6 +348,37 @@ Deno.test({
 });
 
 Deno.test({
+  name: "webgpu rope: in-kernel angles when invFreq has no host copy (big buffer)",
+  ...opts,
+  fn: () =>
+    each(async (b, label) => {
+      const r = rng(9);
+      const T = 3, nh = 2, d = 16, pos0 = 500, half = d / 2, off = 70000; // > host-copy limit
+      const fData = new Float32Array(off + half);
+      for (let i = 0; i < half; i++) fData[off + i] = Math.pow(10000, (-2 * i) / d);
+      const fb = b.weights(fData, "f32");
+      const xh = randArr(r, T * nh * d);
+      const x = tensorOf(b, T, nh * d, xh);
+      b.rope(x, d, pos0, { buf: fb, offset: off, stride: half, rows: 1, cols: half });
+      const want = new Float64Array(xh.length);
+      for (let t = 0; t < T; t++) {
+        for (let h = 0; h < nh; h++) {
+          for (let i = 0; i < half; i++) {
+            const ang = (pos0 + t) * fData[off + i];
+            const o = (t * nh + h) * d;
+            want[o + i] = xh[o + i] * Math.cos(ang) - xh[o + i + half] * Math.sin(ang);
+            want[o + i + half] = xh[o + i + half] * Math.cos(ang) + xh[o + i] * Math.sin(ang);
+          }
+        }
+      }
+      // f32 angle (~3e-5 rad at this position) and WGSL sin/cos (2^-11 bound): 2e-3
+      close(`[${label}] rope in-kernel angles`, await b.read(x), want, 2e-3, 0);
+      b.free(x);
+      b.release(fb);
+    }),
+});
+
+Deno.test({
   name: "webgpu elementwise: siluMul (also aliased), add, addRow",
   ...opts,
   fn: () =>

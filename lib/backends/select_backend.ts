@@ -1,0 +1,75 @@
+/**
+ * Backend choice by name: "reference" (plain TypeScript), "wasm" (WASM SIMD kernels),
+ * "webgpu" (WGSL kernels, any adapter including a software fallback), or "auto": WebGPU when a
+ * real (non-fallback) GPU adapter exists, else WASM, else the reference backend.
+ *
+ * A software adapter such as llvmpipe is correct but far slower than the WASM kernels, which is
+ * why "auto" skips it; ask for "webgpu" explicitly to use it anyway (tests do).
+ */
+
+import type { Backend, WeightDType } from "./backend.ts";
+import { ReferenceBackend } from "./reference.ts";
+import { requestWebGpuAdapter, WebGpuBackend } from "./webgpu.ts";
+
+/** A backend name, or "auto". */
+export type BackendChoice = "auto" | "reference" | "wasm" | "webgpu";
+
+/** Options of {@link selectBackend}. */
+export interface SelectBackendOptions {
+  /** Weight storage precision for the WASM / WebGPU backends (default "f32"). */
+  weightDType?: WeightDType;
+  /** Where "auto" reports what it chose and why (default: nothing). */
+  log?: (msg: string) => void;
+}
+
+async function makeWasm(weightDType: WeightDType): Promise<Backend> {
+  // Imported on demand: the WASM module is only read when this backend is chosen.
+  const mod = await import("./wasm.ts");
+  return await mod.WasmBackend.create({ weightDType });
+}
+
+/**
+ * Create the chosen backend. Explicit choices throw when unavailable (e.g. "webgpu" without
+ * any adapter); "auto" always returns a backend, falling back WebGPU -> WASM -> reference.
+ */
+export async function selectBackend(
+  choice: BackendChoice,
+  opts: SelectBackendOptions = {},
+): Promise<Backend> {
+  const weightDType = opts.weightDType ?? "f32";
+  const log = opts.log ?? (() => {});
+  switch (choice) {
+    case "reference":
+      return new ReferenceBackend();
+    case "wasm":
+      return await makeWasm(weightDType);
+    case "webgpu":
+      return await WebGpuBackend.create({ weightDType, allowFallback: true });
+    case "auto": {
+      const adapter = await requestWebGpuAdapter({ allowFallback: false });
+      if (adapter) {
+        try {
+          const b = await WebGpuBackend.create({ weightDType, adapter });
+          log(`backend: webgpu on ${b.adapterDescription}`);
+          return b;
+        } catch (e) {
+          log(`backend: webgpu unavailable (${(e as Error).message}); trying wasm`);
+        }
+      } else {
+        log("backend: no hardware WebGPU adapter; trying wasm");
+      }
+      try {
+        const b = await makeWasm(weightDType);
+        log("backend: wasm");
+        return b;
+      } catch (e) {
+        log(`backend: wasm unavailable (${(e as Error).message}); using reference`);
+        return new ReferenceBackend();
+      }
+    }
+    default:
+      throw new RangeError(
+        `unknown backend "${choice as string}" (auto, reference, wasm, webgpu)`,
+      );
+  }
+}
