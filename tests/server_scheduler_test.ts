@@ -138,7 +138,12 @@ Deno.test("disconnect while queued or waiting for a non-streaming answer frees t
     const reqs = ctrls.map((c, i) =>
       app.request("/v1/completions", {
         method: "POST",
-        body: JSON.stringify({ model: engine.modelId, prompt: `x${i}`, max_tokens: 300 }),
+        body: JSON.stringify({
+          model: engine.modelId,
+          prompt: `x${i}`,
+          max_tokens: 300,
+          temperature: 0,
+        }),
         signal: c.signal,
       })
     );
@@ -166,6 +171,7 @@ Deno.test("per-request timeout: 504 for JSON, an error event for streams, the sl
       model: engine.modelId,
       prompt: "slow",
       max_tokens: 400,
+      temperature: 0,
     });
     assert.equal(r.status, 504);
     const j = await r.json();
@@ -174,6 +180,7 @@ Deno.test("per-request timeout: 504 for JSON, an error event for streams, the sl
       model: engine.modelId,
       messages: [{ role: "user", content: "slow" }],
       max_tokens: 400,
+      temperature: 0,
       stream: true,
     });
     assert.equal(s.status, 200);

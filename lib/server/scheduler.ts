@@ -53,6 +53,8 @@ interface Entry {
 export class Scheduler {
   private waiting: Entry[] = [];
   private active: Entry[] = [];
+  /** The entry whose step is running (it is out of `active` meanwhile). */
+  private current: Entry | null = null;
   private running = false;
   private stepsStarted = 0;
   private holds = 0;
@@ -70,7 +72,7 @@ export class Scheduler {
         "Requests waiting for a sequence slot",
         () => this.waiting.length,
       ),
-      new Gauge("seap_active_sequences", "Sequences holding a KV cache", () => this.active.length),
+      new Gauge("seap_active_sequences", "Sequences holding a KV cache", () => this.activeCount),
       new Gauge("seap_max_concurrent", "Cap on concurrent sequences", () => opts.maxConcurrent),
       new Gauge("seap_queue_capacity", "Cap on waiting requests", () => opts.queueSize),
     );
@@ -83,7 +85,7 @@ export class Scheduler {
 
   /** Jobs currently holding a slot. */
   get activeCount(): number {
-    return this.active.length;
+    return this.active.length + (this.current ? 1 : 0);
   }
 
   /** Engine steps started since creation. */
@@ -97,7 +99,7 @@ export class Scheduler {
    * are accepted. `signal` aborting cancels the job ("disconnect").
    */
   submit(job: SchedulerJob, signal?: AbortSignal): void {
-    const slotFree = this.active.length < this.opts.maxConcurrent && this.waiting.length === 0;
+    const slotFree = this.activeCount < this.opts.maxConcurrent && this.waiting.length === 0;
     if (!slotFree && this.waiting.length >= this.opts.queueSize) {
       this.metrics?.rejected.inc();
       const estimate = this.avgJobS * (1 + this.waiting.length / this.opts.maxConcurrent);
@@ -189,7 +191,7 @@ export class Scheduler {
   }
 
   private admit(): void {
-    while (this.active.length < this.opts.maxConcurrent && this.waiting.length > 0) {
+    while (this.activeCount < this.opts.maxConcurrent && this.waiting.length > 0) {
       const e = this.waiting.shift()!;
       e.state = "active";
       this.active.push(e);
@@ -217,14 +219,17 @@ export class Scheduler {
       const e = this.active.shift();
       if (!e) return;
       this.stepsStarted++;
+      this.current = e;
       let done = false;
       try {
         done = await e.job.step();
       } catch (err) {
+        this.current = null;
         this.leave(e, "error", err);
         this.admit();
         continue;
       }
+      this.current = null;
       if (e.cancel) {
         this.leave(e, e.cancel);
       } else if (done) {
