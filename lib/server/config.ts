@@ -6,7 +6,7 @@
  * |------------------------|----------------------|------------------------------------------|
  * | SEAP_MODEL             | --model              | DEFAULT_MODEL_DIR (lib/default_model.ts) |
  * | SEAP_MASKS             | --masks              | masks/<model name>, if present           |
- * | SEAP_BACKEND           | --backend            | auto (best available)                    |
+ * | SEAP_BACKEND           | --backend            | auto (hw WebGPU, else wasm, else ref.)   |
  * | SEAP_MAX_CONCURRENT    | --max-concurrent     | 4                                        |
  * | SEAP_QUEUE             | --queue              | 32                                       |
  * | SEAP_TIMEOUT_MS        | --timeout-ms         | 120000                                   |
@@ -14,6 +14,7 @@
  * | SEAP_MAX_BODY_BYTES    | --max-body-bytes     | 1048576                                  |
  * | SEAP_MAX_TOKENS        | --max-tokens         | 256 (default completion budget for chat) |
  * | SEAP_SPARSITY          | --sparsity           | the mask set's default                   |
+ * | SEAP_WEIGHTS           | --weights            | f32 (or f16: half the bytes per token)   |
  */
 
 /** Error for a setting that does not parse; the message names the variable. */
@@ -40,6 +41,8 @@ export interface ServerConfig {
   defaultMaxTokens: number;
   /** Default sparsity; null = the mask set's default. */
   sparsity: number | null;
+  /** Weight storage of the wasm / webgpu backends. */
+  weights: "f32" | "f16";
 }
 
 /** The defaults (model and masks resolved at load time). */
@@ -54,6 +57,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxBodyBytes: 1 << 20,
   defaultMaxTokens: 256,
   sparsity: null,
+  weights: "f32",
 };
 
 const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num"][] = [
@@ -67,6 +71,7 @@ const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num"][] = [
   ["maxBodyBytes", "SEAP_MAX_BODY_BYTES", "max-body-bytes", "int"],
   ["defaultMaxTokens", "SEAP_MAX_TOKENS", "max-tokens", "int"],
   ["sparsity", "SEAP_SPARSITY", "sparsity", "num"],
+  ["weights", "SEAP_WEIGHTS", "weights", "str"],
 ];
 
 const MINIMUM: Partial<Record<keyof ServerConfig, number>> = {
@@ -123,6 +128,9 @@ export function readServerConfig(
     throw new ServerConfigError(
       `SEAP_BACKEND: unknown backend "${cfg.backend}" (auto, reference, wasm, webgpu)`,
     );
+  }
+  if (cfg.weights !== "f32" && cfg.weights !== "f16") {
+    throw new ServerConfigError(`SEAP_WEIGHTS: expected f32 or f16, got "${cfg.weights}"`);
   }
   return cfg;
 }

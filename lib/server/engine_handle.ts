@@ -5,9 +5,7 @@
  */
 
 import type { Backend } from "../backends/backend.ts";
-import { ReferenceBackend } from "../backends/reference.ts";
-import { WasmBackend } from "../backends/wasm.ts";
-import { WebGpuBackend } from "../backends/webgpu.ts";
+import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { loadMaskSet } from "../calibrate/mask_io.ts";
 import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model } from "../model/model.ts";
@@ -83,26 +81,18 @@ export async function defaultModelDir(): Promise<string> {
 }
 
 /**
- * Create the requested backend: "reference" (plain TypeScript), "wasm" (WASM SIMD kernels),
- * "webgpu" (WGSL kernels), or "auto" = wasm, falling back to reference if the kernels cannot
- * be instantiated.
+ * Create the requested backend through the shared selector: "reference", "wasm", "webgpu",
+ * or "auto" (WebGPU on a hardware adapter, else WASM, else reference). `SEAP_WEIGHTS=f16`
+ * stores weights as f16 on the WASM / WebGPU backends.
  */
-export async function createBackend(name: string): Promise<Backend> {
-  switch (name) {
-    case "reference":
-      return new ReferenceBackend();
-    case "wasm":
-      return await WasmBackend.create();
-    case "webgpu":
-      return await WebGpuBackend.create();
-    default:
-      try {
-        return await WasmBackend.create();
-      } catch (e) {
-        console.warn(`seap: wasm backend unavailable (${(e as Error).message}); using reference`);
-        return new ReferenceBackend();
-      }
-  }
+export async function createBackend(
+  name: string,
+  weightDType: "f32" | "f16" = "f32",
+): Promise<Backend> {
+  return await selectBackend(name as BackendChoice, {
+    weightDType,
+    log: (m) => console.log(`seap: ${m}`),
+  });
 }
 
 /**
@@ -155,7 +145,7 @@ export async function loadCatalog(
 /** Load model, tokenizer and masks as configured. */
 export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   const dir = cfg.modelDir ?? await defaultModelDir();
-  const backend = await createBackend(cfg.backend);
+  const backend = await createBackend(cfg.backend, cfg.weights);
   const model = await loadModel(dir, { backend });
   const tokenizer = await Tokenizer.load(dir);
   let catalog: MaskCatalog;
