@@ -466,6 +466,60 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
   },
 };
 
+/** Checks of optional ops, run only on backends that have the method. */
+const OPTIONAL_CHECKS: Record<
+  string,
+  [keyof Backend, (be: Backend, r: () => number) => Promise<void>]
+> = {
+  "ffn (fused SwiGLU over a bundled [gate|up|down^T] layout, masks, T=1..35, act capture)": [
+    "ffn",
+    async (be, r) => {
+      for (
+        const [T, K, N, keep] of [[1, 40, 24, 24], [1, 64, 50, 17], [5, 24, 16, 8], [35, 16, 9, 5]]
+      ) {
+        const M = K;
+        const bundle = randn(N * 3 * K, r, 0.5); // [N, 3K] row j = gate_j | up_j | down^T_j
+        const buf = be.weights(bundle);
+        const vals = stored(be, bundle);
+        const v = (off: number, cols: number): MatView => ({
+          buf,
+          offset: off,
+          stride: 3 * K,
+          rows: N,
+          cols,
+        });
+        const rows = keep === N ? null : subset(N, keep, r);
+        const R = rows ? rows.length : N;
+        const x = randn(T * K, r, 2);
+        const out0 = randn(T * M, r);
+        const wantAct = new Float64Array(T * R);
+        const want = Float64Array.from(out0);
+        for (let t = 0; t < T; t++) {
+          for (let i = 0; i < R; i++) {
+            const j = rows ? rows[i] : i;
+            let g = 0, u = 0;
+            for (let k = 0; k < K; k++) {
+              g += x[t * K + k] * vals[j * 3 * K + k];
+              u += x[t * K + k] * vals[j * 3 * K + K + k];
+            }
+            const a = g / (1 + Math.exp(-g)) * u;
+            wantAct[t * R + i] = a;
+            for (let m = 0; m < M; m++) want[t * M + m] += a * vals[j * 3 * K + 2 * K + m];
+          }
+        }
+        const il = rows ? be.indices(rows) : null;
+        const xt = put(be, T, K, x), out = put(be, T, M, out0), act = be.tensor(T, R);
+        be.ffn!(xt, v(0, K), v(K, K), v(2 * K, M), il, out, act);
+        assertClose(`ffn out T=${T} K=${K} N=${N} keep=${keep}`, await be.read(out), want);
+        assertClose(`ffn act T=${T} K=${K} N=${N} keep=${keep}`, await be.read(act), wantAct);
+        for (const t of [xt, out, act]) be.free(t);
+        be.release(buf);
+        if (il) be.release(il);
+      }
+    },
+  ],
+};
+
 /**
  * Whole-forward check: load each fixture model on `backend`, prefill its prompt and decode its
  * decode ids, and compare every logit row with `expected.safetensors` (float64 PyTorch).
@@ -528,6 +582,14 @@ for (const bc of BACKENDS) {
     Deno.test({
       name: `${bc.name}: ${name}${skip ? ` (skipped: ${skip})` : ""}`,
       ignore: skip !== null,
+      fn: () => fn(made as Backend, rng(name.length * 7919 + 17)),
+    });
+  }
+  for (const [name, [method, fn]] of Object.entries(OPTIONAL_CHECKS)) {
+    const has = skip === null && typeof (made as Backend)[method] === "function";
+    Deno.test({
+      name: `${bc.name}: ${name}${skip ? ` (skipped: ${skip})` : has ? "" : " (not implemented)"}`,
+      ignore: !has,
       fn: () => fn(made as Backend, rng(name.length * 7919 + 17)),
     });
   }

@@ -317,3 +317,68 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
 /** fp16 -> f32 conversion of n values (exported for host-side reads of fp16 weights). */
 EXPORT("f16_to_f32")
 void f16_to_f32(const half* src, int n, float* dst) { cvt_f16(src, n, dst); }
+
+/* ---------- fused FFN over kept neurons ---------- */
+
+static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
+
+/**
+ * Fused SwiGLU FFN, f32 weights: for each kept neuron i (r = rows[i]):
+ *   a[t] = silu(x[t] . gate_r) * (x[t] . up_r);  out[t, :] += a[t] * down_r;  act[t, i] = a[t].
+ * gate/up rows have K values, down rows M; each has its own base and stride, so with the
+ * bundled layout [gate | up | down^T] a neuron is one contiguous stream read once per token
+ * block (T == 1: once). x [T, K], out [T, M], act [T, R] or NULL.
+ */
+EXPORT("ffn_f32")
+void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const float* up, int us,
+             const float* down, int ds, int M, const int32_t* rows, int R, float* out,
+             float* act, int tb) {
+  if (tb < 1) tb = 1;
+  for (int t0 = 0; t0 < T; t0 += tb) {
+    int t1 = t0 + tb < T ? t0 + tb : T;
+    for (int i = 0; i < R; i++) {
+      size_t r = ROW(i);
+      const float *g = gate + r * gs, *u = up + r * us, *d = down + r * ds;
+      for (int t = t0; t < t1; t++) {
+        const float* xt = x + (size_t)t * K;
+        float gv = dot1_f32(xt, g, K);
+        float a = silu(gv) * dot1_f32(xt, u, K);
+        if (act) act[(size_t)t * R + i] = a;
+        axpy1_f32(out + (size_t)t * M, M, a, d);
+      }
+    }
+  }
+}
+
+/** Fused SwiGLU FFN, fp16 weights. scratch: 2 * K + M floats (used when T > 1). */
+EXPORT("ffn_f16")
+void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half* up, int us,
+             const half* down, int ds, int M, const int32_t* rows, int R, float* out,
+             float* act, int tb, float* scratch) {
+  if (tb < 1) tb = 1;
+  for (int t0 = 0; t0 < T; t0 += tb) {
+    int t1 = t0 + tb < T ? t0 + tb : T;
+    for (int i = 0; i < R; i++) {
+      size_t r = ROW(i);
+      const half *g = gate + r * gs, *u = up + r * us, *d = down + r * ds;
+      if (t1 - t0 == 1) {
+        const float* xt = x + (size_t)t0 * K;
+        float a = silu(dot1_f16(xt, g, K)) * dot1_f16(xt, u, K);
+        if (act) act[(size_t)t0 * R + i] = a;
+        axpy1_f16(out + (size_t)t0 * M, M, a, d);
+        continue;
+      }
+      float *gf = scratch, *uf = scratch + K, *df = scratch + 2 * K;
+      cvt_f16(g, K, gf);
+      cvt_f16(u, K, uf);
+      cvt_f16(d, M, df);
+      for (int t = t0; t < t1; t++) {
+        const float* xt = x + (size_t)t * K;
+        float a = silu(dot1_f32(xt, gf, K)) * dot1_f32(xt, uf, K);
+        if (act) act[(size_t)t * R + i] = a;
+        axpy1_f32(out + (size_t)t * M, M, a, df);
+      }
+    }
+  }
+}
+

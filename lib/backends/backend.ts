@@ -125,4 +125,22 @@ export interface Backend {
   ): void;
   /** Copy `count` rows of src starting at `srcRow` into dst starting at `dstRow`. */
   copyRows(src: Tensor, srcRow: number, count: number, dst: Tensor, dstRow: number): void;
+  /**
+   * Optional fused SwiGLU FFN over kept neurons (`r = rows[i]`, all of them when null):
+   * `a[t, i] = silu(x[t, :] . gate[r, :]) * (x[t, :] . up[r, :])`, `out[t, :] += sum_i a[t, i] *
+   * downT[r, :]`; `act` `[T, R]`, when given, receives `a`. x `[T, K]`, gate/up `[N, K]`, downT
+   * `[N, M]`, out `[T, M]`. Same result as matmul(gate), matmul(up), siluMul, matmulTAdd, but with
+   * the bundled layout a neuron's three rows are one contiguous stream read once: scattered
+   * 2.3 KB row fragments are latency-bound on CPUs (measured in bench/gemv_bench.ts).
+   * Callers fall back to the four ops when a backend lacks it.
+   */
+  ffn?(
+    x: Tensor,
+    gate: MatView,
+    up: MatView,
+    downT: MatView,
+    rows: IndexList | null,
+    out: Tensor,
+    act?: Tensor | null,
+  ): void;
 }

@@ -93,6 +93,41 @@ interface Kernels {
     c: number,
     out: number,
   ): void;
+  ffn_f32(
+    x: number,
+    T: number,
+    K: number,
+    gate: number,
+    gs: number,
+    up: number,
+    us: number,
+    down: number,
+    ds: number,
+    M: number,
+    rows: number,
+    R: number,
+    out: number,
+    act: number,
+    tb: number,
+  ): void;
+  ffn_f16(
+    x: number,
+    T: number,
+    K: number,
+    gate: number,
+    gs: number,
+    up: number,
+    us: number,
+    down: number,
+    ds: number,
+    M: number,
+    rows: number,
+    R: number,
+    out: number,
+    act: number,
+    tb: number,
+    scratch: number,
+  ): void;
   __heap_base: WebAssembly.Global;
 }
 
@@ -565,6 +600,56 @@ export class WasmBackend implements Backend {
     const c = a.cols;
     const s0 = a.ptr / 4 + srcRow * c;
     this.#F.copyWithin(b.ptr / 4 + dstRow * c, s0, s0 + count * c);
+  }
+
+  ffn(
+    x: Tensor,
+    gate: MatView,
+    up: MatView,
+    downT: MatView,
+    rows: IndexList | null,
+    out: Tensor,
+    act: Tensor | null = null,
+  ): void {
+    const xt = this.#t(x, "ffn x"), o = this.#t(out, "ffn out");
+    const gb = this.#w(gate, "ffn gate", 0), ub = this.#w(up, "ffn up", 0);
+    const db = this.#w(downT, "ffn downT", 0);
+    const N = gate.rows, K = gate.cols, M = downT.cols;
+    const R = rows ? rows.length : N;
+    const rp = this.#idx(rows, N, "ffn rows");
+    const T = xt.rows;
+    const at = act ? this.#t(act, "ffn act") : null;
+    if (
+      up.rows !== N || downT.rows !== N || up.cols !== K || xt.cols !== K || o.rows !== T ||
+      o.cols !== M || (at !== null && (at.rows !== T || at.cols !== R))
+    ) {
+      throw new RangeError(
+        `ffn: x [${T}, ${xt.cols}], gate [${N}, ${K}], up [${up.rows}, ${up.cols}], downT ` +
+          `[${downT.rows}, ${M}], R ${R}, out [${o.rows}, ${o.cols}]`,
+      );
+    }
+    if (gb.dtype !== ub.dtype || gb.dtype !== db.dtype) {
+      throw new TypeError("ffn: gate, up and downT must share a storage dtype");
+    }
+    const args = [
+      xt.ptr,
+      T,
+      K,
+      this.#addr(gate),
+      gate.stride,
+      this.#addr(up),
+      up.stride,
+      this.#addr(downT),
+      downT.stride,
+      M,
+      rp,
+      R,
+      o.ptr,
+      at ? at.ptr : 0,
+      TOKEN_BLOCK,
+    ] as const;
+    if (gb.dtype === "f16") this.#k.ffn_f16(...args, this.#scratch((2 * K + M) * 4));
+    else this.#k.ffn_f32(...args);
   }
 
   /** Host copy (f32) of the first `n` values of row 0 of a view (any storage dtype). */
