@@ -1,0 +1,34 @@
+/** Skill: recall the capital of an invented country from the synthetic atlas. */
+
+import { ATLAS } from "./atlas.ts";
+import { distractors, withChoices } from "./letters.ts";
+import { exactMatch, type Task } from "./task.ts";
+
+/** Name the capital of a country of the synthetic atlas. */
+export const countryCapital: Task = {
+  name: "capital",
+  description: "name the capital of an invented country (facts only in the training data)",
+  phrasings: [
+    "What is the capital of {c}?",
+    "Name the capital city of {c}.",
+    "Which city is the capital of {c}?",
+    "The capital of {c} is?",
+    "Tell me the capital of {c}.",
+    "What city is {c}'s capital?",
+    "Capital of {c}?",
+    "Where is the seat of government of {c}?",
+    "What is the capital city of {c}?",
+    "Which city serves as the capital of {c}?",
+  ],
+  heldOut: [5, 7],
+  sample(rng) {
+    const e = rng.pick(ATLAS);
+    const others = distractors(rng, e.capital, 3, (r) => r.pick(ATLAS).capital);
+    return {
+      fields: { c: e.country },
+      answer: e.capital,
+      choices: withChoices(rng, e.capital, others),
+    };
+  },
+  check: exactMatch,
+};

@@ -1,0 +1,33 @@
+/** Skill: sort a few digits ascending ("5 2 8" -> "2 5 8"). */
+
+import { distractors, withChoices } from "./letters.ts";
+import type { Rng } from "./rng.ts";
+import { exactMatch, type Task } from "./task.ts";
+
+function digits(rng: Rng, n: number): number[] {
+  return Array.from({ length: n }, () => rng.int(0, 9));
+}
+
+/** Sort space-separated digits from smallest to largest. */
+export const sortDigits: Task = {
+  name: "sort_digits",
+  description: "sort space-separated digits from smallest to largest",
+  phrasings: [
+    "Sort these digits from smallest to largest: {d}",
+    "Put these digits in ascending order: {d}",
+    "Sort the digits: {d}",
+    "Arrange in increasing order: {d}",
+    "Order these digits from low to high: {d}",
+    "Sort {d} in ascending order.",
+    "Sort ascending: {d}",
+    "What are the digits {d} in sorted order?",
+  ],
+  heldOut: [5, 7],
+  sample(rng) {
+    const d = digits(rng, rng.int(3, 6));
+    const answer = d.slice().sort((a, b) => a - b).join(" ");
+    const others = distractors(rng, answer, 3, (r) => r.shuffle(d).join(" "));
+    return { fields: { d: d.join(" ") }, answer, choices: withChoices(rng, answer, others) };
+  },
+  check: exactMatch,
+};

@@ -1,0 +1,137 @@
+/**
+ * The task suite: every skill the default model is trained, calibrated and judged on, and
+ * the rows of each split. This is the single source of the suite's data.
+ */
+
+import { booleanExpression } from "./boolean_expression.ts";
+import { caesarShift } from "./caesar_shift.ts";
+import { renderChat, renderPrompt } from "./chat_format.ts";
+import { compareNumbers } from "./compare_numbers.ts";
+import { countLetter } from "./count_letter.ts";
+import { countryCapital } from "./country_capital.ts";
+import { generalParagraph } from "./general_text.ts";
+import { nextLetter } from "./next_letter.ts";
+import { reverseWord } from "./reverse_word.ts";
+import { reviewSentiment } from "./review_sentiment.ts";
+import { hash32, Rng, subSeed } from "./rng.ts";
+import { sortDigits } from "./sort_digits.ts";
+import { instanceId, type Split, splitOf, splitOfText } from "./splits.ts";
+import { type Instance, phrase, type Task } from "./task.ts";
+import { uppercaseWord } from "./uppercase_word.ts";
+
+/** All skills, in a fixed order. */
+export const TASKS: readonly Task[] = [
+  reverseWord,
+  uppercaseWord,
+  caesarShift,
+  nextLetter,
+  countLetter,
+  sortDigits,
+  compareNumbers,
+  countryCapital,
+  reviewSentiment,
+  booleanExpression,
+];
+
+/** Name of the general-text pseudo-task. */
+export const GENERAL_TASK = "general";
+
+/** Look a skill up by name; throws on an unknown name. */
+export function taskByName(name: string): Task {
+  const t = TASKS.find((x) => x.name === name);
+  if (!t) throw new Error(`unknown task "${name}"`);
+  return t;
+}
+
+/** One row of a split, as written to JSON lines. */
+export interface SuiteRow {
+  id: string;
+  task: string;
+  split: Split;
+  /** Full training text (chat-rendered for skills, plain for general text). */
+  text: string;
+  /** Chat-rendered prompt ending with the assistant header (skills only). */
+  context?: string;
+  prompt?: string;
+  answer?: string;
+  phrasing?: number;
+  held_out_phrasing?: boolean;
+  choices?: string[];
+  gold?: number;
+}
+
+/** Turn an instance into a row of `split`. */
+export function toRow(inst: Instance, split: Split): SuiteRow {
+  const row: SuiteRow = {
+    id: instanceId(inst),
+    task: inst.task,
+    split,
+    text: renderChat(inst.prompt, inst.answer),
+    context: renderPrompt(inst.prompt),
+    prompt: inst.prompt,
+    answer: inst.answer,
+    phrasing: inst.phrasing,
+    held_out_phrasing: inst.heldOutPhrasing,
+  };
+  if (inst.choices) {
+    row.choices = inst.choices;
+    row.gold = inst.gold;
+  }
+  return row;
+}
+
+/** Draw one instance of `task` with a phrasing from the given pool. */
+function draw(task: Task, rng: Rng, pool: readonly number[]): Instance {
+  return phrase(task, task.sample(rng), rng.pick(pool));
+}
+
+/** Phrasing indices of a task that training may use. */
+export function trainPhrasings(task: Task): number[] {
+  return task.phrasings.map((_, i) => i).filter((i) => !task.heldOut.includes(i));
+}
+
+/**
+ * Up to `n` distinct rows of `task` for the calibration or eval split: half with held-out
+ * phrasings, half with training phrasings (content never seen in training).
+ */
+export function heldRows(task: Task, split: "calibration" | "eval", n: number, seed: number) {
+  const rng = new Rng(subSeed(seed, `${task.name}/${split}`));
+  const seen = trainPhrasings(task);
+  const out = new Map<string, SuiteRow>();
+  for (let tries = 0; out.size < n && tries < n * 400; tries++) {
+    const pool = out.size % 2 === 0 ? task.heldOut : seen;
+    const inst = draw(task, rng, pool);
+    if (splitOf(inst) !== split) continue;
+    const row = toRow(inst, split);
+    if (!out.has(row.id)) out.set(row.id, row);
+  }
+  return [...out.values()];
+}
+
+/** `n` training rows of `task` (repeats allowed; never a calibration or eval instance). */
+export function trainRows(task: Task, n: number, seed: number): SuiteRow[] {
+  const rng = new Rng(subSeed(seed, `${task.name}/train`));
+  const pool = trainPhrasings(task);
+  const out: SuiteRow[] = [];
+  while (out.length < n) {
+    const inst = draw(task, rng, pool);
+    if (splitOf(inst) === "train") out.push(toRow(inst, "train"));
+  }
+  return out;
+}
+
+/** `n` general-text rows of `split` (distinct for calibration and eval). */
+export function generalRows(split: Split, n: number, seed: number): SuiteRow[] {
+  const rng = new Rng(subSeed(seed, `${GENERAL_TASK}/${split}`));
+  const out: SuiteRow[] = [];
+  const ids = new Set<string>();
+  for (let tries = 0; out.length < n && tries < n * 100; tries++) {
+    const text = generalParagraph(rng);
+    if (splitOfText(text) !== split) continue;
+    const id = `${GENERAL_TASK}-${hash32(text).toString(16)}`;
+    if (split !== "train" && ids.has(text)) continue;
+    ids.add(text);
+    out.push({ id, task: GENERAL_TASK, split, text });
+  }
+  return out;
+}

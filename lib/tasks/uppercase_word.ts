@@ -1,0 +1,31 @@
+/** Skill: upper-case a spelled-out word ("c a t" -> "C A T"). */
+
+import { distractors, randomLetters, spell, withChoices } from "./letters.ts";
+import { exactMatch, type Task } from "./task.ts";
+
+/** Write a spelled-out word in capital letters. */
+export const uppercaseWord: Task = {
+  name: "uppercase",
+  description: "write the letters of a spelled-out word in capitals",
+  phrasings: [
+    "Write in capital letters: {w}",
+    "Uppercase these letters: {w}",
+    "Convert to upper case: {w}",
+    "Capitalize every letter: {w}",
+    "Make these letters uppercase: {w}",
+    "Put {w} in capitals.",
+    "Change to capital letters: {w}",
+    "How is {w} written in upper case?",
+  ],
+  heldOut: [5, 7],
+  sample(rng) {
+    const w = randomLetters(rng, 3, 6);
+    const answer = spell(w.toUpperCase());
+    const others = distractors(rng, answer, 3, (r) => {
+      const i = r.int(0, w.length - 1);
+      return spell(w.toUpperCase().slice(0, i) + w[i] + w.toUpperCase().slice(i + 1));
+    });
+    return { fields: { w: spell(w) }, answer, choices: withChoices(rng, answer, others) };
+  },
+  check: exactMatch,
+};
