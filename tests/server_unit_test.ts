@@ -146,3 +146,29 @@ Deno.test("seed: any safe integer maps to a 32-bit sampler seed deterministicall
   assert.ok(Number.isInteger(samplerSeed(Number.MAX_SAFE_INTEGER)));
   assert.ok(Number.isInteger(samplerSeed(-Number.MAX_SAFE_INTEGER)));
 });
+
+Deno.test("models/:id, and a dense-only server (no mask set): auto runs dense, generic is a 404", async () => {
+  const { makeEngine } = await import("../lib/server/engine_handle.ts");
+  const { MaskCatalog } = await import("../lib/server/mask_catalog.ts");
+  const { createApp } = await import("../lib/server/app.ts");
+  const { tinyParts } = await import("./server_helpers.ts");
+  const { model, tokenizer } = await tinyParts();
+  const app = createApp(
+    makeEngine(model, tokenizer, new MaskCatalog(model, [], null, { source: "none" })),
+  );
+  assert.equal((await app.request(`/v1/models/${model.name}`)).status, 200);
+  assert.equal((await app.request("/v1/models/other")).status, 404);
+  const r = await post(app, "/v1/completions", { model: model.name, prompt: "x", max_tokens: 2 });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers.get("x-seap-mask"), "dense");
+  assert.equal(r.headers.get("x-seap-selection"), "fallback");
+  const g = await post(app, "/v1/completions", {
+    model: model.name,
+    prompt: "x",
+    seap: { mask: "generic" },
+  });
+  assert.equal(g.status, 404);
+  const route = await (await post(app, "/v1/route", { prompt: "x" })).json();
+  assert.equal(route.mask, "dense");
+  assert.equal(route.task, null);
+});
