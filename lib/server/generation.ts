@@ -161,20 +161,27 @@ export class GenerationJob implements SchedulerJob {
       });
       return;
     }
-    const e = outcome === "timeout"
-      ? timedOut(this.p.timeoutMs)
-      : outcome === "error"
-      ? toApiError(error)
-      : outcome === "shutdown"
-      ? notReady("The server is shutting down.")
-      : new ApiError(
+    this.sink.onError(cancelError(outcome, error, this.p.timeoutMs), outcome);
+  }
+}
+
+/** The error reported for a job that did not finish normally. */
+function cancelError(outcome: "error" | CancelReason, error: unknown, timeoutMs: number): ApiError {
+  switch (outcome) {
+    case "timeout":
+      return timedOut(timeoutMs);
+    case "shutdown":
+      return notReady("The server is shutting down.");
+    case "disconnect":
+      return new ApiError(
         499,
         "invalid_request_error",
         "Client closed the request.",
         null,
         "client_closed",
       );
-    this.sink.onError(e, outcome);
+    default:
+      return toApiError(error);
   }
 }
 
@@ -210,7 +217,10 @@ export class RouteJob implements SchedulerJob {
       const info = this.result.info;
       this.metrics?.routerDecisions.inc({ task: info.task ?? "none", selection: info.selection });
       this.done(this.result);
-    } else if (outcome === "timeout") this.done(timedOut(this.timeoutMs));
-    else this.done(toApiError(error ?? new Error(outcome)));
+    } else {
+      this.done(
+        cancelError(outcome === "done" ? "error" : outcome, error ?? "no result", this.timeoutMs),
+      );
+    }
   }
 }
