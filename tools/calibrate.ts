@@ -11,6 +11,7 @@ import {
   type Structure,
 } from "../lib/calibrate/build_masks.ts";
 import { runCalibration } from "../lib/calibrate/pipeline.ts";
+import type { BackendChoice } from "../lib/backends/select_backend.ts";
 
 const HELP = `deno task calibrate [options]
 
@@ -26,6 +27,9 @@ Options:
   --out DIR              output folder (default: masks/<model-name>/)
   --sparsity LIST        target sparsities, comma separated (default: 0.2,0.5)
   --samples N            samples per task (default: 64)
+  --router-samples N     samples per task for the router (default: 256); those beyond --samples
+                         only run the first m layers over their prompt
+  --backend NAME         reference (default) | wasm | webgpu | auto; weights stay float32
   --max-tokens N         max tokens per sample (default: 256)
   --score NAME           wifv (default) | wifn
   --structure NAME       ul-ld (default) | ul-um | al-am
@@ -88,6 +92,8 @@ async function main(): Promise<number> {
       sparsity: { type: "string" },
       samples: { type: "string" },
       "max-tokens": { type: "string" },
+      "router-samples": { type: "string" },
+      backend: { type: "string" },
       score: { type: "string" },
       structure: { type: "string" },
       "logistic-m": { type: "string" },
@@ -154,6 +160,8 @@ async function main(): Promise<number> {
     calibrationFiles: a.data ?? [`${modelDir}/calibration.jsonl`],
     outDir: a.out ?? `masks/${basename(modelDir)}`,
     samplesPerTask: num(a.samples, "samples", 64, true),
+    routerSamplesPerTask: num(a["router-samples"], "router-samples", 256, true),
+    backend: (a.backend ?? "reference") as BackendChoice,
     maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
     mask,
     routerThreshold: num(a["router-threshold"], "router-threshold", 0.5),

@@ -37,8 +37,10 @@ export interface CalibrationStats {
   maxTokens: number;
   stats: TaskStats[];
   router: RouterData;
-  /** Wall seconds of the pass, and tokens processed. */
+  /** Wall seconds of the statistics pass (router-only prompts excluded), tokens processed. */
   seconds: number;
+  /** Wall seconds spent on router-only prompts (first m layers). */
+  routerSeconds: number;
   tokens: number;
 }
 
@@ -72,6 +74,8 @@ export interface CollectOptions {
   routerLayer: number;
   /** Show a progress bar on stderr (default true). */
   progress?: boolean;
+  /** More samples per task for the router only: their prompts run the first m layers. */
+  routerOnly?: Map<string, CalibrationSample[]>;
 }
 
 /** Run the dense calibration pass over `groups` (task -> samples). */
@@ -88,7 +92,8 @@ export async function collectStats(
     throw new Error(`router layer ${m} must be in [0, ${d.numLayers})`);
   }
   const tasks = [...groups.keys()];
-  const total = [...groups.values()].reduce((a, g) => a + g.length, 0);
+  const total = [...groups.values()].reduce((a, g) => a + g.length, 0) +
+    [...(opts.routerOnly?.values() ?? [])].reduce((a, g) => a + g.length, 0);
   const bar = new ProgressBar(total, "calibrate", opts.progress ?? true);
   const feats: Float32Array[] = [];
   const labels: number[] = [];
@@ -97,6 +102,7 @@ export async function collectStats(
   const t0 = performance.now();
   let tokens = 0;
   let done = 0;
+  let routerMs = 0;
   for (const [ti, task] of tasks.entries()) {
     const ts = emptyTaskStats(task, d);
     for (const s of groups.get(task)!) {
@@ -149,6 +155,20 @@ export async function collectStats(
       bar.tick(++done, `${task} ${tokens} tok`);
     }
     all.push(ts);
+    for (const s of opts.routerOnly?.get(task) ?? []) {
+      const tr = performance.now();
+      const pids = encodeSample(tok, s.prompt, opts.maxTokens);
+      const hs = new Sequence(model, { maxTokens: pids.length });
+      try {
+        feats.push(await hs.prefillHead(pids, m));
+      } finally {
+        hs.free();
+      }
+      labels.push(ti);
+      held.push(s.heldOutPhrasing ? 1 : 0);
+      routerMs += performance.now() - tr;
+      bar.tick(++done, `${task} (router)`);
+    }
   }
   const features = new Float32Array(feats.length * H); // [N, H]
   feats.forEach((f, i) => features.set(f, i * H));
@@ -165,7 +185,8 @@ export async function collectStats(
       labels: Int32Array.from(labels),
       heldOut: Int32Array.from(held),
     },
-    seconds: (performance.now() - t0) / 1000,
+    seconds: (performance.now() - t0 - routerMs) / 1000,
+    routerSeconds: routerMs / 1000,
     tokens,
   };
 }
@@ -209,6 +230,7 @@ export function encodeStats(c: CalibrationStats): Uint8Array {
     router_layer: String(c.router.layer),
     max_tokens: String(c.maxTokens),
     seconds: String(c.seconds),
+    router_seconds: String(c.routerSeconds),
     tokens: String(c.tokens),
   });
 }
@@ -259,6 +281,7 @@ export function decodeStats(bytes: Uint8Array, what = "stats file"): Calibration
       heldOut: need(tensors, "router/held_out", what).data as Int32Array,
     },
     seconds: Number(metadata.seconds),
+    routerSeconds: Number(metadata.router_seconds ?? 0),
     tokens: Number(metadata.tokens),
   };
 }

@@ -4,6 +4,7 @@
  * model, and write the report.
  */
 
+import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { maskSparsity } from "../model/mask.ts";
 import { loadModel, type Model, readProjections } from "../model/model.ts";
 import { Sequence } from "../model/sequence.ts";
@@ -38,6 +39,13 @@ export interface CalibrateOptions {
   calibrationFiles: string[];
   outDir: string;
   samplesPerTask: number;
+  /**
+   * Router samples per task (>= samplesPerTask); those beyond the statistics samples only run
+   * the protected leading layers over their prompt (default: samplesPerTask).
+   */
+  routerSamplesPerTask?: number;
+  /** Compute backend (default "reference"); weights stay float32. */
+  backend?: BackendChoice;
   maxTokens: number;
   mask: MaskParams;
   routerThreshold: number;
@@ -89,7 +97,8 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   const log = o.log ?? ((s: string) => console.error(s));
   const mem = memorySampler();
   const t0 = performance.now();
-  const model = await loadModel(o.modelDir);
+  const backend = await selectBackend(o.backend ?? "reference", { weightDType: "f32", log });
+  const model = await loadModel(o.modelDir, { backend });
   const tok = await Tokenizer.load(o.modelDir);
   const tLoad = (performance.now() - t0) / 1000;
   const H = model.config.hiddenSize;
@@ -120,7 +129,10 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     log(`statistics reused from ${o.fromStats} (${stats.tokens} tokens); model not run`);
   } else {
     const rows = await loadCalibrationFiles(o.calibrationFiles);
-    const g = samplesByTask(rows, o.samplesPerTask, o.seed);
+    const nRouter = Math.max(o.samplesPerTask, o.routerSamplesPerTask ?? 0);
+    const all = samplesByTask(rows, nRouter, o.seed);
+    const g = new Map([...all].map(([t, s]) => [t, s.slice(0, o.samplesPerTask)]));
+    const extra = new Map([...all].map(([t, s]) => [t, s.slice(o.samplesPerTask)]));
     groups = g;
     log(
       `calibration: ${rows.length} rows, ${g.size} tasks, up to ${o.samplesPerTask} samples per task, ` +
@@ -130,9 +142,13 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       maxTokens: o.maxTokens,
       routerLayer,
       progress: o.progress,
+      routerOnly: extra,
     });
     statsBytes = encodeStats(stats);
-    log(`dense statistics pass: ${stats.tokens} tokens in ${formatDuration(stats.seconds)}`);
+    log(
+      `dense statistics pass: ${stats.tokens} tokens in ${formatDuration(stats.seconds)}; ` +
+        `router-only prompts: ${formatDuration(stats.routerSeconds)}`,
+    );
   }
 
   let denseSeconds: number | null = null;
@@ -317,6 +333,8 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     loadSeconds: tLoad,
     statsPassSeconds: o.fromStats ? 0 : stats.seconds,
     statsTokens: stats.tokens,
+    routerOnlyPromptSeconds: o.fromStats ? 0 : stats.routerSeconds,
+    routerSamples: stats.router.labels.length,
     denseOnlySeconds: denseSeconds,
     statsVsDense: denseSeconds ? stats.seconds / denseSeconds : null,
     /** Stats pass + building every mask and the router, over one plain dense pass. */
