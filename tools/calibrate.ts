@@ -29,7 +29,8 @@ Options:
   --samples N            samples per task (default: 64)
   --router-samples N     samples per task for the router (default: 256); those beyond --samples
                          only run the first m layers over their prompt
-  --backend NAME         reference (default) | wasm | webgpu | auto; weights stay float32
+  --backend NAME         auto (default: hardware WebGPU, else wasm, else reference) | reference
+                         | wasm | webgpu; weights stay float32
   --max-tokens N         max tokens per sample (default: 256)
   --score NAME           wifv (default) | wifn
   --structure NAME       ul-ld (default) | ul-um | al-am
@@ -161,7 +162,7 @@ async function main(): Promise<number> {
     outDir: a.out ?? `masks/${basename(modelDir)}`,
     samplesPerTask: num(a.samples, "samples", 64, true),
     routerSamplesPerTask: num(a["router-samples"], "router-samples", 256, true),
-    backend: (a.backend ?? "reference") as BackendChoice,
+    backend: (a.backend ?? "auto") as BackendChoice,
     maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
     mask,
     routerThreshold: num(a["router-threshold"], "router-threshold", 0.5),
