@@ -16,47 +16,10 @@
 
 import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer } from "../lib/backends/backend.ts";
-import { ReferenceBackend } from "../lib/backends/reference.ts";
-import { WasmBackend } from "../lib/backends/wasm.ts";
+import { BACKENDS } from "./helpers/test_backends.ts";
 
 const RTOL = 1e-5;
 const ATOL = 1e-5;
-
-/** A backend under test: `make` returns the backend, or a string saying why it is skipped. */
-export interface BackendCase {
-  name: string;
-  make(): Promise<Backend | string>;
-}
-
-/** Load the WebGPU backend if its file exists and an adapter is present. */
-async function makeWebGpu(): Promise<Backend | string> {
-  const url = new URL("../lib/backends/webgpu.ts", import.meta.url);
-  try {
-    await Deno.stat(url);
-  } catch {
-    return "lib/backends/webgpu.ts does not exist yet";
-  }
-  // deno-lint-ignore no-explicit-any
-  const gpu = (navigator as any).gpu;
-  const adapter = gpu ? await gpu.requestAdapter() : null;
-  if (!adapter) return "navigator.gpu.requestAdapter() returned null";
-  const mod = await import(url.href);
-  // Accept `WebGpuBackend.create()` or any exported class with a static `create`.
-  for (const v of [mod.WebGpuBackend, mod.WebGPUBackend, ...Object.values(mod)]) {
-    // deno-lint-ignore no-explicit-any
-    const c = v as any;
-    if (typeof c === "function" && typeof c.create === "function") return await c.create({});
-  }
-  throw new Error("lib/backends/webgpu.ts exports no class with a static create()");
-}
-
-/** Every backend the suite runs on. */
-export const BACKENDS: BackendCase[] = [
-  { name: "reference", make: () => Promise.resolve(new ReferenceBackend()) },
-  { name: "wasm-f32", make: () => WasmBackend.create({ weightDType: "f32" }) },
-  { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
-  { name: "webgpu", make: makeWebGpu },
-];
 
 // ---------- helpers ----------
 

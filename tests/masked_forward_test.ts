@@ -6,11 +6,13 @@
 
 import assert from "node:assert/strict";
 import { loadModel, type Model } from "../lib/model/model.ts";
+import type { Backend } from "../lib/backends/backend.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { prepareMask } from "../lib/model/prepared_mask.ts";
 import type { Mask } from "../lib/model/mask.ts";
 import { readCheckpoint, tensorF32 } from "../lib/model/checkpoint.ts";
 import { ropeInvFreq } from "../lib/model/rope.ts";
+import { BACKENDS } from "./helpers/test_backends.ts";
 import { naiveForward, type NaiveLayer, type NaiveModel } from "./helpers/naive_forward.ts";
 
 /** Small seeded PRNG (mulberry32). */
@@ -130,39 +132,50 @@ async function physicallyPruned(model: Model, mask: Mask): Promise<NaiveModel> {
   };
 }
 
-for (const name of ["llama_gqa_llama3rope", "qwen2_bias", "qwen3_qknorm"]) {
-  for (const seed of [1, 2]) {
-    Deno.test(`masked forward = physically pruned model: ${name} seed ${seed}`, async () => {
-      const model = await loadModel(new URL(`./fixtures/${name}`, import.meta.url).pathname);
-      const mask = randomMask(model, seed);
-      const pruned = await physicallyPruned(model, mask);
-      const r = rng(100 + seed);
-      const ids = Array.from(
-        { length: 12 },
-        () => 4 + Math.floor(r() * (model.config.vocabSize - 4)),
-      );
-      const want = naiveForward(pruned, ids); // [T][V]
-      const seq = new Sequence(model, { mask: prepareMask(model, mask), maxTokens: 32 });
-      const V = model.config.vocabSize;
-      const P = 8;
-      const got: Float32Array[] = [];
-      const pre = await seq.prefill(Int32Array.from(ids.slice(0, P)), { allLogits: true });
-      for (let t = 0; t < P; t++) got.push(pre.subarray(t * V, (t + 1) * V));
-      for (let t = P; t < ids.length; t++) got.push(await seq.decode(ids[t]));
-      let worst = 0;
-      let where = "";
-      got.forEach((g, t) =>
-        g.forEach((v, i) => {
-          const e = Math.abs(v - want[t][i]);
-          if (e > worst) [worst, where] = [e, `token ${t} id ${i}`];
-        })
-      );
-      assert.ok(worst < 1e-5, `${name}: worst |masked - pruned| = ${worst} at ${where}`);
-      // The mask really changed the output (the comparison is not vacuous).
-      const dense = new Sequence(model, { maxTokens: 32 });
-      const dl = await dense.prefill(Int32Array.from(ids.slice(0, P)), { allLogits: true });
-      const change = Math.max(...pre.map((v, i) => Math.abs(v - dl[i])));
-      assert.ok(change > 1e-2, `mask changed logits by only ${change}`);
-    });
+// f32 backends only: f16 weight storage is compared to f16-rounded weights in the conformance suite.
+const F32_BACKENDS = BACKENDS.filter((b) => !b.name.endsWith("f16"));
+for (const bc of F32_BACKENDS) {
+  const made = await bc.make();
+  for (const name of ["llama_gqa_llama3rope", "qwen2_bias", "qwen3_qknorm"]) {
+    for (const seed of [1, 2]) {
+      Deno.test({
+        name: `masked forward = physically pruned model: ${bc.name} ${name} seed ${seed}`,
+        ignore: typeof made === "string",
+        fn: async () => {
+          const model = await loadModel(new URL(`./fixtures/${name}`, import.meta.url).pathname, {
+            backend: await bc.make() as Backend,
+          });
+          const mask = randomMask(model, seed);
+          const pruned = await physicallyPruned(model, mask);
+          const r = rng(100 + seed);
+          const ids = Array.from(
+            { length: 12 },
+            () => 4 + Math.floor(r() * (model.config.vocabSize - 4)),
+          );
+          const want = naiveForward(pruned, ids); // [T][V]
+          const seq = new Sequence(model, { mask: prepareMask(model, mask), maxTokens: 32 });
+          const V = model.config.vocabSize;
+          const P = 8;
+          const got: Float32Array[] = [];
+          const pre = await seq.prefill(Int32Array.from(ids.slice(0, P)), { allLogits: true });
+          for (let t = 0; t < P; t++) got.push(pre.subarray(t * V, (t + 1) * V));
+          for (let t = P; t < ids.length; t++) got.push(await seq.decode(ids[t]));
+          let worst = 0;
+          let where = "";
+          got.forEach((g, t) =>
+            g.forEach((v, i) => {
+              const e = Math.abs(v - want[t][i]);
+              if (e > worst) [worst, where] = [e, `token ${t} id ${i}`];
+            })
+          );
+          assert.ok(worst < 1e-5, `${name}: worst |masked - pruned| = ${worst} at ${where}`);
+          // The mask really changed the output (the comparison is not vacuous).
+          const dense = new Sequence(model, { maxTokens: 32 });
+          const dl = await dense.prefill(Int32Array.from(ids.slice(0, P)), { allLogits: true });
+          const change = Math.max(...pre.map((v, i) => Math.abs(v - dl[i])));
+          assert.ok(change > 1e-2, `mask changed logits by only ${change}`);
+        },
+      });
+    }
   }
 }

@@ -239,7 +239,15 @@ export class Sequence {
       let mlpAct: Float32Array | undefined;
       if (capture) mlpIn = await be.read(h);
       const n = pm.neurons.length;
-      if (n > 0) {
+      if (n > 0 && be.ffn) {
+        // Fused: each kept neuron's gate, up and down^T rows read as one contiguous stream.
+        const act = capture ? be.tensor(T, n) : null; // [T, n_kept]
+        be.ffn(h, w.gate, w.up, w.downT, pm.neurons, x, act);
+        if (act) {
+          mlpAct = await be.read(act);
+          be.free(act);
+        }
+      } else if (n > 0) {
         const g = be.tensor(T, n); // [T, n_kept] column i = neuron neurons[i]
         const u = be.tensor(T, n);
         be.matmul(h, w.gate, pm.neurons, null, g);
