@@ -23,6 +23,8 @@ interface Result {
   seconds: number;
   reqPerS: number;
   tokPerS: number;
+  /** Mean completion tokens per request. */
+  meanTokens: number;
   p50Ms: number;
   p95Ms: number;
   ttftP50Ms: number;
@@ -58,9 +60,17 @@ async function prompts(dir: string | null): Promise<string[]> {
       l.trim()
     );
     const out = lines.map((l) => JSON.parse(l).prompt).filter((p) => typeof p === "string");
-    // A fixed, interleaved sample across tasks.
-    const step = Math.max(1, Math.floor(out.length / 97));
-    return out.filter((_, i) => i % step === 0).slice(0, 97);
+    // A fixed sample across tasks: seeded shuffle, first 97.
+    let a = 12345;
+    const rand = () => {
+      a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+      return a / 2 ** 32;
+    };
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [out[i], out[j]] = [out[j], out[i]];
+    }
+    return out.slice(0, 97);
   } catch {
     return fallback;
   }
@@ -158,6 +168,7 @@ async function level(
     seconds: s,
     reqPerS: lat.length / s,
     tokPerS: tokens / s,
+    meanTokens: tokens / Math.max(1, lat.length),
     p50Ms: pct(lat, 0.5),
     p95Ms: pct(lat, 0.95),
     ttftP50Ms: pct(ttft, 0.5),
@@ -175,10 +186,7 @@ if (import.meta.main) {
   let close: (() => Promise<void>) | null = null;
   let modelDir: string | null = null;
   if (!url) {
-    const cfg = readServerConfig(
-      undefined,
-      Deno.args.filter((a) => /^--(model|masks|backend)/.test(a)),
-    );
+    const cfg = readServerConfig(undefined, Deno.args);
     cfg.maxConcurrent = Math.max(...levels);
     cfg.queueSize = 4 * Math.max(...levels);
     cfg.timeoutMs = 600_000;
@@ -217,16 +225,16 @@ if (import.meta.main) {
   }
   console.log(`\nmodel ${model}, max_tokens ${maxTokens}, greedy, streaming, loopback\n`);
   console.log(
-    "| mode | clients | requests | req/s | tok/s | p50 ms | p95 ms | TTFT p50 ms | TTFT p95 ms | masks |",
+    "| mode | clients | requests | tokens/req | req/s | tok/s | p50 ms | p95 ms | TTFT p50 ms | TTFT p95 ms | masks |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of results) {
     const masks = Object.entries(r.masks).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k}×${v}`)
       .join(" ");
     console.log(
       `| ${r.mode} | ${r.clients} | ${r.requests}${r.errors ? ` (+${r.errors} err)` : ""} | ${
-        r.reqPerS.toFixed(2)
-      } | ` +
+        r.meanTokens.toFixed(1)
+      } | ${r.reqPerS.toFixed(2)} | ` +
         `${r.tokPerS.toFixed(1)} | ${r.p50Ms.toFixed(0)} | ${r.p95Ms.toFixed(0)} | ${
           r.ttftP50Ms.toFixed(0)
         } | ` +
