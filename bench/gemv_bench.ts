@@ -36,6 +36,8 @@ export interface GemvResult {
   shape: string;
   /** Fraction of rows pruned (0, 0.2, 0.5). */
   sparsity: number;
+  /** Kept rows come in runs of this many consecutive rows (1 = random). */
+  run: number;
   impl: string;
   /** Microseconds per GEMV (best of reps). */
   us: number;
@@ -51,6 +53,8 @@ export interface GemvBenchOptions {
   minMs?: number;
   /** Timed runs per implementation and case (best kept). */
   reps?: number;
+  /** Run lengths of kept rows per masked case: 1 = random rows; 64 = clustered runs. */
+  runs?: number[];
   /** Bytes of weight copies each implementation rotates over (> last-level cache). */
   workingSet?: number;
   /** Progress lines go here (default: stderr-like console.error). */
@@ -95,8 +99,19 @@ export function randn(n: number, r: () => number): Float32Array {
   return a;
 }
 
-/** `keep` distinct sorted row indices of [0, n). */
-export function keptRows(n: number, keep: number, r: () => number): Int32Array {
+/**
+ * `keep` distinct sorted row indices of [0, n): uniformly random (`run` = 1), or whole runs of
+ * `run` consecutive rows chosen at random (a mask whose kept rows cluster, e.g. after ordering
+ * neurons by importance at load time).
+ */
+export function keptRows(n: number, keep: number, r: () => number, run = 1): Int32Array {
+  if (run > 1) {
+    const blocks = Math.ceil(n / run);
+    const chosen = keptRows(blocks, Math.ceil(keep / run), r);
+    const out: number[] = [];
+    for (const b of chosen) for (let i = b * run; i < Math.min(n, (b + 1) * run); i++) out.push(i);
+    return Int32Array.from(out.slice(0, keep));
+  }
   const out = new Int32Array(keep);
   let k = 0;
   for (let i = 0; i < n && k < keep; i++) if (r() * (n - i) < keep - k) out[k++] = i;
@@ -242,13 +257,15 @@ async function buildNative(log: (s: string) => void): Promise<string | null> {
 async function runNative(
   exe: string,
   s: GemvShape,
-  keep: number,
+  rows: Int32Array,
   minMs: number,
   reps: number,
 ): Promise<number> {
-  const copies = Math.max(1, Math.ceil(WORKING_SET / (s.N * s.K * 4)));
+  const copies = Math.max(1, Math.ceil(WORKING_SET / (rows.length * s.K * 4)));
+  const file = `${exe}.rows`;
+  await Deno.writeFile(file, new Uint8Array(rows.buffer, rows.byteOffset, rows.byteLength));
   const r = await new Deno.Command(exe, {
-    args: [s.N, s.K, keep, copies, minMs, reps].map(String),
+    args: [String(s.N), String(s.K), file, String(copies), String(minMs), String(reps)],
   }).output();
   if (!r.success) throw new Error(`gemv_native failed: ${new TextDecoder().decode(r.stderr)}`);
   return Number(new TextDecoder().decode(r.stdout).trim().split(/\s+/)[0]);
@@ -260,6 +277,7 @@ export async function runGemvBench(opts: GemvBenchOptions = {}): Promise<GemvRes
   const sparsities = opts.sparsities ?? [0, 0.2, 0.5];
   const minMs = opts.minMs ?? 150;
   const reps = opts.reps ?? 3;
+  const runs = opts.runs ?? [1, 64];
   const log = opts.log ?? ((s: string) => console.error(s));
   WORKING_SET = opts.workingSet ?? 64 << 20;
 
@@ -279,18 +297,26 @@ export async function runGemvBench(opts: GemvBenchOptions = {}): Promise<GemvRes
   for (const shape of shapes) {
     const loaded: Loaded[] = [];
     for (const im of impls) {
-      const copies = Math.max(1, Math.ceil(WORKING_SET / (shape.N * shape.K * im.bytesPerElem)));
+      // Enough copies that the kept rows of the sparsest mask exceed the cache too.
+      const kept = 1 - Math.max(...sparsities);
+      const copies = Math.max(
+        1,
+        Math.ceil(WORKING_SET / (shape.N * shape.K * im.bytesPerElem * kept)),
+      );
       // The reference is slow: a smaller rotation keeps the bench short (still > L3 for lm_head).
       const c = im.name === "TS reference" ? Math.min(copies, 2) : copies;
       loaded.push(await im.load(shape, im.name.startsWith("ort") ? 1 : c, r));
     }
-    for (const sp of sparsities) {
+    const cases = sparsities.flatMap((sp) => (sp === 0 ? [[sp, 1]] : runs.map((run) => [sp, run])));
+    for (const [sp, run] of cases) {
       const keep = Math.round(shape.N * (1 - sp));
-      const rows = keptRows(shape.N, keep, r);
-      log(`gemv ${shape.name} sparsity ${sp}: ${keep} rows`);
+      const rows = keptRows(shape.N, keep, r, run);
+      log(`gemv ${shape.name} sparsity ${sp} run ${run}: ${keep} rows`);
       const prepared: Prepared[] = [];
       for (const l of loaded) prepared.push(await l.prepare(rows));
       const best = impls.map(() => Infinity);
+      // Untimed warm-up: V8 tiers wasm and JS up from baseline code; first touches of memory.
+      for (const p of prepared) await timeRun(p, Math.min(minMs, 100));
       for (let rep = 0; rep < reps; rep++) {
         for (let i = 0; i < impls.length; i++) {
           const ms = impls[i].name === "TS reference" ? Math.min(minMs, 100) : minMs;
@@ -301,12 +327,13 @@ export async function runGemvBench(opts: GemvBenchOptions = {}): Promise<GemvRes
         results.push({
           shape: shape.name,
           sparsity: sp,
+          run,
           impl,
           us,
           gbps: (keep * shape.K * bpe) / (us * 1e3),
         });
       impls.forEach((im, i) => push(im.name, best[i], im.bytesPerElem));
-      if (native) push("native C f32", await runNative(native, shape, keep, minMs, reps), 4);
+      if (native) push("native C f32", await runNative(native, shape, rows, minMs, reps), 4);
       for (const p of prepared) p.dispose();
     }
     for (const l of loaded) l.dispose();
@@ -317,13 +344,11 @@ export async function runGemvBench(opts: GemvBenchOptions = {}): Promise<GemvRes
 /** A markdown table: GB/s per implementation, and the ratios the targets are stated in. */
 export function formatGemvTable(results: GemvResult[]): string {
   const impls = [...new Set(results.map((r) => r.impl))];
-  const cases = [...new Set(results.map((r) => `${r.shape}|${r.sparsity}`))];
-  const get = (c: string, impl: string) =>
-    results.find((r) => `${r.shape}|${r.sparsity}` === c && r.impl === impl);
-  const f = (
-    v: number | undefined,
-    d = 1,
-  ) => (v === undefined || !isFinite(v) ? "-" : v.toFixed(d));
+  const key = (r: { shape: string; sparsity: number; run: number }) =>
+    `${r.shape}|${r.sparsity}|${r.run}`;
+  const cases = [...new Set(results.map(key))];
+  const get = (c: string, impl: string) => results.find((r) => key(r) === c && r.impl === impl);
+  const f = (v: number | undefined, d = 1) => v === undefined || !isFinite(v) ? "-" : v.toFixed(d);
   const head = [
     "shape",
     "pruned",
@@ -335,13 +360,14 @@ export function formatGemvTable(results: GemvResult[]): string {
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const c of cases) {
-    const [shape, sp] = c.split("|");
+    const [shape, sp, run] = c.split("|");
     const w32 = get(c, "wasm f32"), w16 = get(c, "wasm f16");
     const nat = get(c, "native C f32"), o = get(c, "ort-web f32");
-    const dense = get(`${shape}|0`, "wasm f32");
+    const dense = get(`${shape}|0|1`, "wasm f32");
     const s = Number(sp);
+    const kind = s === 0 ? "" : run === "1" ? " random" : ` runs of ${run}`;
     lines.push(
-      `| ${shape} | ${(s * 100).toFixed(0)}% | ${
+      `| ${shape} | ${(s * 100).toFixed(0)}%${kind} | ${
         impls.map((i) => f(get(c, i)?.gbps)).join(" | ")
       } | ${f(w32 && nat ? w32.gbps / nat.gbps : undefined, 2)} | ${
         f(w32 && o ? w32.gbps / o.gbps : undefined, 2)

@@ -4,7 +4,8 @@
  * Built by bench/gemv_bench.ts with `gcc -O3 -march=native`; GCC vector extensions (8-wide with
  * AVX2).
  *
- *   usage: gemv_native N K keep copies min_ms reps
+ *   usage: gemv_native N K rows_file copies min_ms reps
+ *   rows_file: the kept row indices, little-endian int32 (the same mask the other runs use)
  *   prints: <best microseconds per GEMV> <checksum>
  */
 #include <stdint.h>
@@ -54,10 +55,10 @@ static void gemv(const float* x, const float* w, int K, const int32_t* rows, int
 
 int main(int argc, char** argv) {
   if (argc < 7) {
-    fprintf(stderr, "usage: %s N K keep copies min_ms reps\n", argv[0]);
+    fprintf(stderr, "usage: %s N K rows_file copies min_ms reps\n", argv[0]);
     return 2;
   }
-  int N = atoi(argv[1]), K = atoi(argv[2]), keep = atoi(argv[3]), copies = atoi(argv[4]);
+  int N = atoi(argv[1]), K = atoi(argv[2]), copies = atoi(argv[4]);
   double min_ms = atof(argv[5]);
   int reps = atoi(argv[6]);
   uint32_t s = 12345;
@@ -68,12 +69,19 @@ int main(int argc, char** argv) {
     w[c] = aligned_alloc(64, ((sizeof(float) * (size_t)N * K + 63) / 64) * 64);
     for (size_t i = 0; i < (size_t)N * K; i++) w[c][i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
   }
-  /* keep `keep` of N rows: a random sorted subset (selection sampling). */
-  int32_t* rows = malloc(sizeof(int32_t) * N);
-  int R = 0;
-  for (int i = 0; i < N && R < keep; i++) {
-    uint32_t r = (s = s * 1664525u + 1013904223u) >> 8;
-    if ((double)r / 16777216.0 * (N - i) < keep - R) rows[R++] = i;
+  int32_t* rows = malloc(sizeof(int32_t) * (N > 0 ? N : 1));
+  FILE* f = fopen(argv[3], "rb");
+  if (!f) {
+    fprintf(stderr, "cannot open %s\n", argv[3]);
+    return 2;
+  }
+  int R = (int)fread(rows, sizeof(int32_t), N, f);
+  fclose(f);
+  for (int i = 0; i < R; i++) {
+    if (rows[i] < 0 || rows[i] >= N) {
+      fprintf(stderr, "row %d out of range\n", rows[i]);
+      return 2;
+    }
   }
   float* out = malloc(sizeof(float) * (R > 0 ? R : 1));
   double best = 1e30, check = 0;

@@ -438,7 +438,15 @@ const OPTIONAL_CHECKS: Record<
     "ffn",
     async (be, r) => {
       for (
-        const [T, K, N, keep] of [[1, 40, 24, 24], [1, 64, 50, 17], [5, 24, 16, 8], [35, 16, 9, 5]]
+        const [T, K, N, keep] of [
+          [1, 40, 24, 24],
+          [1, 64, 50, 17],
+          [5, 24, 16, 8],
+          [35, 16, 9, 5],
+          [3, 24, 80, 70],
+          [33, 8, 72, 72],
+          [2, 12, 40, 37],
+        ]
       ) {
         const M = K;
         const bundle = randn(N * 3 * K, r, 0.5); // [N, 3K] row j = gate_j | up_j | down^T_j

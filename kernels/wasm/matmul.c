@@ -322,63 +322,122 @@ void f16_to_f32(const half* src, int n, float* dst) { cvt_f16(src, n, dst); }
 
 static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
 
+/* Neurons per chunk of the T > 1 path: a chunk's bundles (32 x 6.9 KB for SmolLM2) stay in L2
+ * across the gate, up and down passes. */
+#define FFN_CHUNK 32
+
+/*
+ * T > 1 FFN over one chunk of n kept neurons (row of neuron j: rows ? rows[j] : base + j), for
+ * nt tokens x [nt, K]: gate and up with the blocked 4 x 2 kernels into G, U [nt, n], a = silu(G) U
+ * (copied to act [nt, act_pitch] when given), then out [nt, M] += a down with 4-row axpys.
+ */
+static void ffn_chunk(const float* x, int nt, int K, const float* gate, int gs, const float* up,
+                      int us, const float* down, int ds, int M, const int32_t* rows, int base,
+                      int n, float* out, float* act, int act_pitch, float* G, float* U) {
+#define CROW(j) (rows ? (size_t)rows[j] : (size_t)(base + (j)))
+  for (int pass = 0; pass < 2; pass++) {
+    const float* w = pass ? up : gate;
+    int st = pass ? us : gs;
+    float* dst = pass ? U : G;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+      group4_tokens(x, 0, nt, K, w + CROW(i) * st, w + CROW(i + 1) * st, w + CROW(i + 2) * st,
+                    w + CROW(i + 3) * st, dst, n, i);
+    }
+    for (; i < n; i++) {
+      const float* wr = w + CROW(i) * st;
+      for (int t = 0; t < nt; t++) dst[(size_t)t * n + i] = dot1_f32(x + (size_t)t * K, wr, K);
+    }
+  }
+  for (int t = 0; t < nt; t++) {
+    for (int j = 0; j < n; j++) {
+      float a = silu(G[(size_t)t * n + j]) * U[(size_t)t * n + j];
+      G[(size_t)t * n + j] = a;
+      if (act) act[(size_t)t * act_pitch + j] = a;
+    }
+  }
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float *d0 = down + CROW(i) * ds, *d1 = down + CROW(i + 1) * ds;
+    const float *d2 = down + CROW(i + 2) * ds, *d3 = down + CROW(i + 3) * ds;
+    for (int t = 0; t < nt; t++) {
+      const float* c = G + (size_t)t * n + i;
+      axpy4_f32(out + (size_t)t * M, M, c[0], c[1], c[2], c[3], d0, d1, d2, d3);
+    }
+  }
+  for (; i < n; i++) {
+    const float* dr = down + CROW(i) * ds;
+    for (int t = 0; t < nt; t++) axpy1_f32(out + (size_t)t * M, M, G[(size_t)t * n + i], dr);
+  }
+#undef CROW
+}
+
 /**
  * Fused SwiGLU FFN, f32 weights: for each kept neuron i (r = rows[i]):
  *   a[t] = silu(x[t] . gate_r) * (x[t] . up_r);  out[t, :] += a[t] * down_r;  act[t, i] = a[t].
  * gate/up rows have K values, down rows M; each has its own base and stride, so with the
- * bundled layout [gate | up | down^T] a neuron is one contiguous stream read once per token
- * block (T == 1: once). x [T, K], out [T, M], act [T, R] or NULL.
+ * bundled layout [gate | up | down^T] a neuron is one contiguous stream, read once (T == 1) or
+ * once per token block (T > 1, chunks of FFN_CHUNK neurons through the blocked kernels).
+ * x [T, K], out [T, M], act [T, R] or NULL. scratch: 2 * tb * FFN_CHUNK floats.
  */
 EXPORT("ffn_f32")
 void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const float* up, int us,
              const float* down, int ds, int M, const int32_t* rows, int R, float* out,
-             float* act, int tb) {
+             float* act, int tb, float* scratch) {
   if (tb < 1) tb = 1;
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int t1 = t0 + tb < T ? t0 + tb : T;
+  if (T == 1) {
     for (int i = 0; i < R; i++) {
       size_t r = ROW(i);
-      const float *g = gate + r * gs, *u = up + r * us, *d = down + r * ds;
-      for (int t = t0; t < t1; t++) {
-        const float* xt = x + (size_t)t * K;
-        float gv = dot1_f32(xt, g, K);
-        float a = silu(gv) * dot1_f32(xt, u, K);
-        if (act) act[(size_t)t * R + i] = a;
-        axpy1_f32(out + (size_t)t * M, M, a, d);
-      }
+      float a = silu(dot1_f32(x, gate + r * gs, K)) * dot1_f32(x, up + r * us, K);
+      if (act) act[i] = a;
+      axpy1_f32(out, M, a, down + r * ds);
+    }
+    return;
+  }
+  float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
+  for (int t0 = 0; t0 < T; t0 += tb) {
+    int nt = t0 + tb < T ? tb : T - t0;
+    for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
+      int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
+      ffn_chunk(x + (size_t)t0 * K, nt, K, gate, gs, up, us, down, ds, M, rows ? rows + c0 : 0,
+                c0, n, out + (size_t)t0 * M, act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
     }
   }
 }
 
-/** Fused SwiGLU FFN, fp16 weights. scratch: 2 * K + M floats (used when T > 1). */
+/**
+ * Fused SwiGLU FFN, fp16 weights. T > 1 converts each chunk's rows once per token block.
+ * scratch: 2 * tb * FFN_CHUNK + FFN_CHUNK * (2 * K + M) floats.
+ */
 EXPORT("ffn_f16")
 void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half* up, int us,
              const half* down, int ds, int M, const int32_t* rows, int R, float* out,
              float* act, int tb, float* scratch) {
   if (tb < 1) tb = 1;
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int t1 = t0 + tb < T ? t0 + tb : T;
+  if (T == 1) {
     for (int i = 0; i < R; i++) {
       size_t r = ROW(i);
-      const half *g = gate + r * gs, *u = up + r * us, *d = down + r * ds;
-      if (t1 - t0 == 1) {
-        const float* xt = x + (size_t)t0 * K;
-        float a = silu(dot1_f16(xt, g, K)) * dot1_f16(xt, u, K);
-        if (act) act[(size_t)t0 * R + i] = a;
-        axpy1_f16(out + (size_t)t0 * M, M, a, d);
-        continue;
+      float a = silu(dot1_f16(x, gate + r * gs, K)) * dot1_f16(x, up + r * us, K);
+      if (act) act[i] = a;
+      axpy1_f16(out, M, a, down + r * ds);
+    }
+    return;
+  }
+  float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
+  float* cw = U + (size_t)tb * FFN_CHUNK; /* [FFN_CHUNK, K] gate, then up, then [FFN_CHUNK, M] */
+  float *cg = cw, *cu = cw + (size_t)FFN_CHUNK * K, *cd = cw + (size_t)2 * FFN_CHUNK * K;
+  for (int t0 = 0; t0 < T; t0 += tb) {
+    int nt = t0 + tb < T ? tb : T - t0;
+    for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
+      int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
+      for (int j = 0; j < n; j++) {
+        size_t r = ROW(c0 + j);
+        cvt_f16(gate + r * gs, K, cg + (size_t)j * K);
+        cvt_f16(up + r * us, K, cu + (size_t)j * K);
+        cvt_f16(down + r * ds, M, cd + (size_t)j * M);
       }
-      float *gf = scratch, *uf = scratch + K, *df = scratch + 2 * K;
-      cvt_f16(g, K, gf);
-      cvt_f16(u, K, uf);
-      cvt_f16(d, M, df);
-      for (int t = t0; t < t1; t++) {
-        const float* xt = x + (size_t)t * K;
-        float a = silu(dot1_f32(xt, gf, K)) * dot1_f32(xt, uf, K);
-        if (act) act[(size_t)t * R + i] = a;
-        axpy1_f32(out + (size_t)t * M, M, a, df);
-      }
+      ffn_chunk(x + (size_t)t0 * K, nt, K, cg, K, cu, K, cd, M, M, 0, 0, n, out + (size_t)t0 * M,
+                act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
     }
   }
 }
-

@@ -109,6 +109,7 @@ interface Kernels {
     out: number,
     act: number,
     tb: number,
+    scratch: number,
   ): void;
   ffn_f16(
     x: number,
@@ -135,6 +136,8 @@ const PAGE = 65536;
 const ALIGN = 64;
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
 const TOKEN_BLOCK = 32;
+/** Neurons per chunk in the T > 1 fused FFN (FFN_CHUNK in kernels/wasm/matmul.c). */
+const FFN_CHUNK = 32;
 
 /** A tensor `[rows, cols]` of f32 at byte offset `ptr` in the backend's memory. */
 class WasmTensor implements Tensor {
@@ -648,8 +651,12 @@ export class WasmBackend implements Backend {
       at ? at.ptr : 0,
       TOKEN_BLOCK,
     ] as const;
-    if (gb.dtype === "f16") this.#k.ffn_f16(...args, this.#scratch((2 * K + M) * 4));
-    else this.#k.ffn_f32(...args);
+    // Scratch: G and U [tb, FFN_CHUNK] (T > 1), plus a converted chunk of rows for f16.
+    let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK : 0;
+    if (T > 1 && gb.dtype === "f16") floats += FFN_CHUNK * (2 * K + M);
+    const sp = floats > 0 ? this.#scratch(floats * 4) : 0;
+    if (gb.dtype === "f16") this.#k.ffn_f16(...args, sp);
+    else this.#k.ffn_f32(...args, sp);
   }
 
   /** Host copy (f32) of the first `n` values of row 0 of a view (any storage dtype). */
