@@ -22,4 +22,5 @@ handle.settled.then(() => {
 
 const app = createApp(handle, config);
 
+/** The handler `deno serve` calls for every request. */
 export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;
