@@ -92,3 +92,46 @@ Deno.test("interleaving: a short request started after a long one finishes first
   await Promise.all([long, short]);
   assert.deepEqual(order, ["short", "long"]);
 });
+
+Deno.test("long prompts prefill in chunks: same output as one step, and a short request overtakes", async () => {
+  const long = "one two three four five six seven eight nine ten ".repeat(8);
+  const results: Any[] = [];
+  for (const prefillChunk of [0, 16]) {
+    const { app, engine, metrics } = await tinyApp({ prefillChunk, maxConcurrent: 4 });
+    const out: Any[] = [];
+    for (const mask of ["auto", "beta", "dense"]) {
+      const r = await post(app, "/v1/completions", {
+        model: engine.modelId,
+        prompt: long,
+        max_tokens: 12,
+        temperature: 0,
+        seap: { mask },
+      });
+      const j = await r.json();
+      assert.ok(j.usage.prompt_tokens > 64, `prompt has ${j.usage.prompt_tokens} tokens`);
+      out.push([j.choices[0].text, j.seap.mask, j.seap.confidence]);
+    }
+    results.push(out);
+    if (prefillChunk > 0) {
+      assert.ok(metrics.steps.get({ kind: "prefill" }) >= 3 * 5, "prefill was not chunked");
+      const order: string[] = [];
+      const a = post(app, "/v1/completions", {
+        model: engine.modelId,
+        prompt: long,
+        max_tokens: 1,
+        temperature: 0,
+        seap: { mask: "dense" },
+      }).then(() => order.push("long"));
+      await new Promise((r) => setTimeout(r, 1));
+      const b = post(app, "/v1/completions", {
+        model: engine.modelId,
+        prompt: "hi",
+        max_tokens: 2,
+        temperature: 0,
+      }).then(() => order.push("short"));
+      await Promise.all([a, b]);
+      assert.deepEqual(order, ["short", "long"]);
+    }
+  }
+  assert.deepEqual(results[1], results[0]);
+});

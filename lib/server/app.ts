@@ -31,6 +31,8 @@ export interface AppOptions {
   queueSize: number;
   timeoutMs: number;
   maxBodyBytes: number;
+  /** Prompts longer than this prefill in chunks between other sequences' steps (0 = off). */
+  prefillChunk: number;
   /** Metrics sink (one is created when omitted). */
   metrics?: ServerMetrics;
   /** Scheduler (one is created from the limits when omitted; tests pass theirs to hold it). */
@@ -42,6 +44,7 @@ const DEFAULT_OPTIONS: AppOptions = {
   queueSize: 32,
   timeoutMs: 120_000,
   maxBodyBytes: 1 << 20,
+  prefillChunk: 64,
 };
 
 type Endpoint = "chat" | "completions" | "route" | "models";
@@ -322,6 +325,7 @@ export function createApp(
         seap: r.seap as MaskRequest | undefined,
         forced,
         timeoutMs: opts.timeoutMs,
+        prefillChunk: opts.prefillChunk,
       },
       {
         onRouted: (i) => {

@@ -14,6 +14,7 @@
  * | SEAP_MAX_BODY_BYTES    | --max-body-bytes     | 1048576                                  |
  * | SEAP_MAX_TOKENS        | --max-tokens         | 256 (default completion budget for chat) |
  * | SEAP_SPARSITY          | --sparsity           | the mask set's default                   |
+ * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
  * | SEAP_WEIGHTS           | --weights            | f32 (or f16: half the bytes per token)   |
  */
 
@@ -41,6 +42,8 @@ export interface ServerConfig {
   defaultMaxTokens: number;
   /** Default sparsity; null = the mask set's default. */
   sparsity: number | null;
+  /** Prompts longer than this prefill in chunks of this size, between other steps (0 = off). */
+  prefillChunk: number;
   /** Weight storage of the wasm / webgpu backends. */
   weights: "f32" | "f16";
 }
@@ -57,6 +60,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxBodyBytes: 1 << 20,
   defaultMaxTokens: 256,
   sparsity: null,
+  prefillChunk: 64,
   weights: "f32",
 };
 
@@ -71,6 +75,7 @@ const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num"][] = [
   ["maxBodyBytes", "SEAP_MAX_BODY_BYTES", "max-body-bytes", "int"],
   ["defaultMaxTokens", "SEAP_MAX_TOKENS", "max-tokens", "int"],
   ["sparsity", "SEAP_SPARSITY", "sparsity", "num"],
+  ["prefillChunk", "SEAP_PREFILL_CHUNK", "prefill-chunk", "int"],
   ["weights", "SEAP_WEIGHTS", "weights", "str"],
 ];
 
@@ -81,6 +86,7 @@ const MINIMUM: Partial<Record<keyof ServerConfig, number>> = {
   maxContext: 2,
   maxBodyBytes: 1024,
   defaultMaxTokens: 1,
+  prefillChunk: 0,
 };
 
 /**

@@ -30,6 +30,8 @@ export interface GenerationParams {
   forced: MaskChoice | null;
   /** The server's per-request timeout (for the error message). */
   timeoutMs: number;
+  /** Prompts longer than this prefill in chunks of this many tokens (0 = one step). */
+  prefillChunk?: number;
 }
 
 /** Receives a generation's progress. Exactly one of onDone / onError ends it. */
@@ -49,12 +51,17 @@ export function samplerSeed(seed: number): number {
   return Number(BigInt.asIntN(32, BigInt(seed) ^ (BigInt(seed) >> 32n)));
 }
 
-/** One generation as a {@link SchedulerJob}: step 1 prefills head + routes, step 2 the tail. */
+/**
+ * One generation as a {@link SchedulerJob}: step 1 prefills the protected head and routes,
+ * step 2 prefills the tail under the chosen mask (or several steps of `prefillChunk` tokens
+ * for a long prompt), then one step per generated token.
+ */
 export class GenerationJob implements SchedulerJob {
   private seq: Sequence | null = null;
   private sampler: Sampler;
   private text: TextStream;
-  private phase: "head" | "tail" | "decode" = "head";
+  private phase: "head" | "tail" | "chunks" | "decode" = "head";
+  private prefilled = 0;
   private choice: MaskChoice | null;
   private generated = 0;
   private lastToken = -1;
@@ -90,17 +97,31 @@ export class GenerationJob implements SchedulerJob {
   async step(): Promise<boolean> {
     const { model, catalog } = this.engine;
     const ids = Int32Array.from(this.p.promptIds);
+    const chunk = this.p.prefillChunk ?? 0;
+    const chunked = chunk > 0 && ids.length > chunk;
     if (this.phase === "head") {
       this.seq = new Sequence(model, { maxTokens: ids.length + this.p.maxTokens });
       if (!this.choice) {
-        const feature = await this.seq.prefillHead(ids, catalog.protectedLayers);
+        let feature: Float32Array;
+        if (chunked) {
+          // Long prompt: route on a scratch head pass, then prefill in chunks under the mask
+          // (m/L extra work, so that other sequences keep decoding between chunks).
+          const scratch = new Sequence(model, { maxTokens: ids.length });
+          try {
+            feature = await scratch.prefillHead(ids, catalog.protectedLayers);
+          } finally {
+            scratch.free();
+          }
+        } else {
+          feature = await this.seq.prefillHead(ids, catalog.protectedLayers);
+        }
         this.metrics?.steps.inc({ kind: "route" });
-        const decision = catalog.router!.route(feature);
-        this.choice = catalog.resolveRouted(this.p.seap, decision);
-        this.phase = "tail";
+        this.choice = catalog.resolveRouted(this.p.seap, catalog.router!.route(feature));
+        this.phase = chunked ? "chunks" : "tail";
       } else {
-        this.phase = "tail";
+        this.phase = chunked ? "chunks" : "tail";
       }
+      if (this.phase === "chunks") this.seq.setMask(this.choice.entry.prepared);
       const info = this.choice.info;
       this.metrics?.routerDecisions.inc({ task: info.task ?? "none", selection: info.selection });
       this.sink.onRouted(info);
@@ -108,14 +129,16 @@ export class GenerationJob implements SchedulerJob {
     }
     const seq = this.seq!;
     let logits: Float32Array;
-    if (this.phase === "tail") {
-      if (this.p.forced) {
-        seq.setMask(this.choice!.entry.prepared);
-        logits = await seq.prefill(ids);
-      } else {
-        seq.setMask(this.choice!.entry.prepared);
-        logits = await seq.prefillTail();
-      }
+    if (this.phase === "chunks") {
+      const end = Math.min(ids.length, this.prefilled + chunk);
+      logits = await seq.prefill(ids.subarray(this.prefilled, end));
+      this.prefilled = end;
+      this.metrics?.steps.inc({ kind: "prefill" });
+      if (end < ids.length) return false;
+      this.phase = "decode";
+    } else if (this.phase === "tail") {
+      seq.setMask(this.choice!.entry.prepared);
+      logits = this.p.forced ? await seq.prefill(ids) : await seq.prefillTail();
       this.metrics?.steps.inc({ kind: "prefill" });
       this.phase = "decode";
     } else {
