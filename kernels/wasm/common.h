@@ -66,7 +66,11 @@ static inline float hmax(v128_t v) {
 static inline v128_t vexp(v128_t x) {
   x = wasm_f32x4_min(x, wasm_f32x4_splat(88.3762626647949f));
   x = wasm_f32x4_max(x, wasm_f32x4_splat(-87.3365447505531f));
-  v128_t fx = wasm_f32x4_nearest(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)));
+  /* Round x / ln2 to an integer with the 1.5 * 2^23 trick: the integer lands in the low
+   * mantissa bits of t (cheaper than f32x4.nearest + i32x4.trunc_sat in V8). */
+  v128_t t = wasm_f32x4_add(wasm_f32x4_mul(x, wasm_f32x4_splat(1.44269504088896341f)),
+                            wasm_f32x4_splat(12582912.0f));
+  v128_t fx = wasm_f32x4_sub(t, wasm_f32x4_splat(12582912.0f));
   v128_t r = wasm_f32x4_sub(x, wasm_f32x4_mul(fx, wasm_f32x4_splat(0.693359375f)));
   r = wasm_f32x4_sub(r, wasm_f32x4_mul(fx, wasm_f32x4_splat(-2.12194440e-4f)));
   v128_t y = wasm_f32x4_splat(1.9875691500e-4f);
@@ -77,7 +81,7 @@ static inline v128_t vexp(v128_t x) {
   y = wasm_f32x4_add(wasm_f32x4_mul(y, r), wasm_f32x4_splat(5.0000001201e-1f));
   y = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(y, r), r), r);
   y = wasm_f32x4_add(y, wasm_f32x4_splat(1.0f));
-  v128_t n = wasm_i32x4_trunc_sat_f32x4(fx);
+  v128_t n = wasm_i32x4_sub(t, wasm_i32x4_splat(0x4B400000));
   v128_t pow2 = wasm_i32x4_shl(wasm_i32x4_add(n, wasm_i32x4_splat(127)), 23);
   return wasm_f32x4_mul(y, pow2);
 }
