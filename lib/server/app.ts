@@ -68,6 +68,7 @@ export function createApp(
   const ready = (): ServerEngine => {
     if (handle.status === "ready" && handle.engine) return handle.engine;
     if (handle.status === "failed") throw notReady(`The model failed to load: ${handle.error}`);
+    if (handle.status === "draining") throw notReady("The server is shutting down.");
     throw notReady();
   };
 
@@ -104,10 +105,12 @@ export function createApp(
     return c.json(body, handle.status === "ready" ? 200 : 503);
   });
 
-  app.get("/metrics", () =>
-    new Response(metrics.render(), {
+  app.get("/metrics", () => {
+    metrics.ready.set(handle.status === "ready" ? 1 : 0);
+    return new Response(metrics.render(), {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-    }));
+    });
+  });
 
   app.get("/openapi.json", (c) => c.json(openApiDocument()));
 

@@ -170,9 +170,14 @@ export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
 /** Loading state of the engine, for /healthz and the 503 gate. */
 export class EngineHandle {
   /** "loading" until {@link engine} is set, "failed" with {@link error} on a load error. */
-  status: "loading" | "ready" | "failed" = "loading";
+  status: "loading" | "ready" | "failed" | "draining" = "loading";
   engine: ServerEngine | null = null;
   error: string | null = null;
+  /** Stop taking requests (SIGTERM): /healthz and new /v1 requests answer 503. */
+  drain(): void {
+    this.status = "draining";
+  }
+
   /** Resolves when loading ends (either way). */
   readonly settled: Promise<void>;
 
@@ -187,7 +192,7 @@ export class EngineHandle {
     this.settled = load.then(
       (e) => {
         this.engine = e;
-        this.status = "ready";
+        if (this.status === "loading") this.status = "ready";
       },
       (e) => {
         this.error = e instanceof Error ? e.message : String(e);
