@@ -2,9 +2,10 @@
  * Every WebGPU op against a small, independent TypeScript computation (seeded random inputs:
  * random kept-row lists, strided views with offsets, T = 1 and T > 1, GQA maps).
  *
- * Each op runs on three backend configurations: f32 weights; f16 weights (the reference then
- * uses the same f16-rounded weights, so the same tolerance applies); and f32 with a tiny
- * weight-binding limit plus forced split-K, which exercises the row-chunked binding path.
+ * Each op runs on three backend configurations: f32 weights; f16 weights with 64 matmul lanes
+ * per row (the reference then uses the same f16-rounded weights, so the same tolerance
+ * applies); and f32 with a tiny weight-binding limit, forced split-K and 2 lanes per row, which
+ * exercises the row-chunked binding path.
  * Tolerance: |got - want| <= 1e-4 + 1e-4 |want| (rope: 1e-4 absolute). Some small vectors use a
  * per-buffer "f32" override on the f16 backend, as the engine does for norms, biases, invFreq.
  * Skipped only when there is no WebGPU adapter at all (llvmpipe counts).
@@ -91,10 +92,19 @@ interface Cfg {
 
 const CFGS: Cfg[] = [
   { label: "f32", make: () => WebGpuBackend.create({ adapter: adapter! }) },
-  { label: "f16", make: () => WebGpuBackend.create({ adapter: adapter!, weightDType: "f16" }) },
+  {
+    label: "f16",
+    make: () => WebGpuBackend.create({ adapter: adapter!, weightDType: "f16", matmulLanes: 64 }),
+  },
   {
     label: "f32-chunked",
-    make: () => WebGpuBackend.create({ adapter: adapter!, maxBindingBytes: 2048, tSplitRows: 5 }),
+    make: () =>
+      WebGpuBackend.create({
+        adapter: adapter!,
+        maxBindingBytes: 2048,
+        tSplitRows: 5,
+        matmulLanes: 2,
+      }),
   },
 ];
 

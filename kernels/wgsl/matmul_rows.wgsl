@@ -2,8 +2,9 @@
 //   out[t, p] = sum_k x[t, k] * w[row(p), k] (+ bias[row(p)]),  row(p) = rows[p] or p.
 // x [T, K] f32, w rows of a strided view (f32, or f16 packed two per u32), out [T, R].
 // One dispatch handles output columns [p_base, p_base + p_count); only those rows are read.
-// A workgroup of 256 threads computes ROWS = 4 output columns (64 lanes each) for TT tokens;
-// lanes stride over k (vec4 loads when aligned), then reduce in workgroup shared memory.
+// A workgroup of 256 threads computes ROWS = 256 / LANES output columns for TT tokens; the
+// lanes of a row stride over k (vec4 loads when aligned), then reduce in workgroup shared
+// memory in two barrier steps (8 partial sums, then one).
 // Weight element e of a row lives at w_base + (row - row0) * w_stride + k (binding-relative).
 
 override W_F16: bool = false;
@@ -12,8 +13,11 @@ override B_F16: bool = false;
 // Aligned fast path: f32 needs w_base, w_stride, K % 4 == 0; f16 needs them % 8 == 0.
 override VEC: bool = false;
 
-const LANES: u32 = 64u;
-const ROWS: u32 = 4u;
+// Lanes per output row (a power of two dividing 256): 64 on GPUs (coalesced 1 KiB row reads),
+// 1 on software adapters (llvmpipe vectorises across invocations; barriers are costly there).
+override LANES: u32 = 64u;
+const WG: u32 = 256u;
+override ROWS: u32 = WG / LANES;
 const TT: u32 = 4u;
 
 struct U {
@@ -60,7 +64,7 @@ fn load_x(i: u32) -> f32 {
   return x[i / 4u][i % 4u];
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
@@ -126,15 +130,27 @@ fn main(
     red[j * 256u + lid] = acc[j];
   }
   workgroupBarrier();
-  for (var s = LANES / 2u; s > 0u; s = s / 2u) {
-    if (lane < s) {
-      for (var j = 0u; j < TT; j++) {
-        red[j * 256u + lid] += red[j * 256u + lid + s];
+  // step 1: lane g < G sums lanes g, g + G, ... of its row into its own slot
+  let G = min(8u, LANES);
+  let row_base = slot * LANES;
+  if (lane < G) {
+    for (var j = 0u; j < TT; j++) {
+      var sum = 0.0;
+      for (var l = lane; l < LANES; l += G) {
+        sum += red[j * 256u + row_base + l];
       }
+      red[j * 256u + row_base + lane] = sum;
     }
-    workgroupBarrier();
   }
+  workgroupBarrier();
   if (valid && lane == 0u) {
+    for (var j = 0u; j < nt; j++) {
+      var sum = 0.0;
+      for (var g = 0u; g < G; g++) {
+        sum += red[j * 256u + row_base + g];
+      }
+      red[j * 256u + row_base] = sum;
+    }
     var b = 0.0;
     if (u.has_bias != 0u) {
       b = load_b(u.b_base + row - u.row0);

@@ -74,17 +74,21 @@ export interface WebGpuBackendOptions {
   maxBindingBytes?: number;
   /** Positions per split-K slice of matmulTAdd (default: chosen from the shape). For tests. */
   tSplitRows?: number;
+  /** Lanes per output row in matmul (power of two <= 256; default 64, 1 on software). */
+  matmulLanes?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Kernel table
 
-/** Pipeline-overridable constants: weight / bias stored as packed f16, aligned vec4 path. */
+/** Pipeline-overridable constants: packed-f16 weight / bias, aligned vec4 path, rope table. */
 interface Flags {
   W_F16?: boolean;
   B_F16?: boolean;
   VEC?: boolean;
   TABLE?: boolean;
+  /** matmul_rows: lanes per output row. */
+  LANES?: number;
 }
 
 /** Binding kinds: u = uniform (dynamic offset), s = read-write storage, r = read-only storage. */
@@ -104,7 +108,7 @@ const KERNELS = {
   matmul_rows: {
     file: "matmul_rows",
     bindings: ["u", "r", "s", "r", "r", "s"],
-    overrides: ["W_F16", "B_F16", "VEC"],
+    overrides: ["W_F16", "B_F16", "VEC", "LANES"],
   },
   matmul_t_add: {
     file: "matmul_t_add",
@@ -170,13 +174,24 @@ class GpuWeights implements WeightBuffer {
 
 class GpuIndices implements IndexList {
   released = false;
+  /** Smallest and largest index (computed once at upload; Infinity / -Infinity when empty). */
+  readonly min: number;
+  readonly max: number;
   constructor(
     readonly length: number,
     readonly host: Int32Array,
     readonly buf: GPUBuffer,
     readonly id: number,
     readonly owner: WebGpuBackend,
-  ) {}
+  ) {
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < host.length; i++) {
+      if (host[i] < lo) lo = host[i];
+      if (host[i] > hi) hi = host[i];
+    }
+    this.min = lo;
+    this.max = hi;
+  }
 }
 
 /** A buffer range for one binding (id identifies the GPUBuffer for the bind-group cache). */
@@ -261,6 +276,8 @@ export class WebGpuBackend implements Backend {
   private readonly maxWBind: number;
   private readonly align: number;
   private readonly tSplitRows: number | undefined;
+  /** Lanes per output row in matmul_rows (64 on GPUs, 1 on software adapters). */
+  private readonly lanes: number;
 
   private readonly layouts = new Map<string, GPUBindGroupLayout>();
   private readonly pipeLayouts = new Map<string, GPUPipelineLayout>();
@@ -307,6 +324,10 @@ export class WebGpuBackend implements Backend {
     this.maxWBind = Math.min(this.maxBind, opts.maxBindingBytes ?? Infinity);
     this.align = device.limits.minStorageBufferOffsetAlignment;
     this.tSplitRows = opts.tSplitRows;
+    this.lanes = opts.matmulLanes ?? (this.isFallback ? 1 : 64);
+    if (![1, 2, 4, 8, 16, 32, 64, 128, 256].includes(this.lanes)) {
+      throw new RangeError(`webgpu: matmulLanes ${this.lanes} is not a power of two <= 256`);
+    }
     this.uniBuf = device.createBuffer({
       size: UNI_SLOT * UNI_SLOTS,
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -636,7 +657,7 @@ export class WebGpuBackend implements Backend {
       this.dispatch(
         "matmul_rows",
         "main",
-        { W_F16: f16, VEC: vec, B_F16: bb?.dtype === "f16" },
+        { W_F16: f16, VEC: vec, B_F16: bb?.dtype === "f16", LANES: this.lanes },
         [T, K, R, p0, count, wr.base, w.stride, r0, idx ? 1 : 0, br ? 1 : 0, br?.base ?? 0, 0],
         [
           wr.res,
@@ -645,7 +666,7 @@ export class WebGpuBackend implements Backend {
           br?.res ?? this.dummyR,
           this.tres(o),
         ],
-        Math.ceil(count / 4) * Math.ceil(T / TT),
+        Math.ceil(count / (256 / this.lanes)) * Math.ceil(T / TT),
       );
     });
   }
@@ -979,11 +1000,10 @@ export class WebGpuBackend implements Backend {
   }
 
   private checkRows(l: GpuIndices, n: number, op: string): void {
-    const h = l.host;
-    for (let i = 0; i < h.length; i++) {
-      if (!(h[i] >= 0 && h[i] < n)) {
-        throw new RangeError(`webgpu.${op}: index ${h[i]} at ${i} outside [0, ${n})`);
-      }
+    if (l.length > 0 && !(l.min >= 0 && l.max < n && Number.isInteger(l.min))) {
+      const h = l.host;
+      const i = h.findIndex((v) => !(v >= 0 && v < n));
+      throw new RangeError(`webgpu.${op}: index ${h[i]} at ${i} outside [0, ${n})`);
     }
   }
 
@@ -1048,7 +1068,10 @@ export class WebGpuBackend implements Backend {
     emit: (p0: number, p1: number, r0: number, r1: number) => void,
   ): void {
     let r0: number, r1: number;
-    if (idx) {
+    if (idx && p0 === 0 && p1 === idx.length) {
+      r0 = idx.min;
+      r1 = idx.max;
+    } else if (idx) {
       r0 = Infinity;
       r1 = -Infinity;
       const h = idx.host;
@@ -1126,7 +1149,9 @@ export class WebGpuBackend implements Backend {
   ): GPUComputePipeline {
     const spec: KernelSpec = KERNELS[name];
     const constants: Record<string, number> = {};
-    for (const o of spec.overrides) constants[o] = flags[o] ? 1 : 0;
+    for (const o of spec.overrides) {
+      if (flags[o] !== undefined) constants[o] = Number(flags[o]);
+    }
     const key = `${name}:${entry}:${JSON.stringify(constants)}`;
     let p = this.pipelines.get(key);
     if (!p) {
