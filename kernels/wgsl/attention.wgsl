@@ -26,7 +26,8 @@ struct U {
 
 var<workgroup> qs: array<f32, 256>;
 var<workgroup> sc: array<f32, 64>;
-var<workgroup> red: array<f32, 64>;
+var<workgroup> pm: array<f32, 8>;
+var<workgroup> ps: array<f32, 8>;
 
 @compute @workgroup_size(64)
 fn main(
@@ -63,31 +64,43 @@ fn main(
       }
       sv = dt * u.scale;
     }
-    red[lid] = sv;
+    // tile max and sum in two barrier steps: 8 partials, then every thread combines them
+    sc[lid] = sv;
     workgroupBarrier();
-    for (var r = WG / 2u; r > 0u; r = r / 2u) {
-      if (lid < r) {
-        red[lid] = max(red[lid], red[lid + r]);
+    if (lid < 8u) {
+      var mx = -1e30;
+      for (var j = lid; j < WG; j += 8u) {
+        mx = max(mx, sc[j]);
       }
-      workgroupBarrier();
+      pm[lid] = mx;
     }
-    let m_new = max(m_run, red[0]);
     workgroupBarrier();
+    var tile_max = pm[0];
+    for (var j = 1u; j < 8u; j++) {
+      tile_max = max(tile_max, pm[j]);
+    }
+    let m_new = max(m_run, tile_max);
     var e = 0.0;
     if (p < n) {
       e = exp(sv - m_new);
     }
+    workgroupBarrier(); // everyone has read sc as scores
     sc[lid] = e;
-    red[lid] = e;
     workgroupBarrier();
-    for (var r = WG / 2u; r > 0u; r = r / 2u) {
-      if (lid < r) {
-        red[lid] += red[lid + r];
+    if (lid < 8u) {
+      var sm = 0.0;
+      for (var j = lid; j < WG; j += 8u) {
+        sm += sc[j];
       }
-      workgroupBarrier();
+      ps[lid] = sm;
+    }
+    workgroupBarrier();
+    var tile_sum = 0.0;
+    for (var j = 0u; j < 8u; j++) {
+      tile_sum += ps[j];
     }
     let f = exp(m_run - m_new);
-    l_run = l_run * f + red[0];
+    l_run = l_run * f + tile_sum;
     m_run = m_new;
     let np = min(WG, n - p0);
     for (var i = 0u; i < 4u; i++) {

@@ -19,6 +19,7 @@ struct U {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 var<workgroup> red: array<f32, 64>;
+var<workgroup> part: array<f32, 8>;
 
 fn load_w(e: u32) -> f32 {
   if (W_F16) {
@@ -46,13 +47,19 @@ fn main(
   }
   red[lid] = ss;
   workgroupBarrier();
-  for (var r = WG / 2u; r > 0u; r = r / 2u) {
-    if (lid < r) {
-      red[lid] += red[lid + r];
+  if (lid < 8u) {
+    var sm = 0.0;
+    for (var j = lid; j < WG; j += 8u) {
+      sm += red[j];
     }
-    workgroupBarrier();
+    part[lid] = sm;
   }
-  let inv = inverseSqrt(red[0] / f32(u.gs) + u.eps);
+  workgroupBarrier();
+  var total = 0.0;
+  for (var j = 0u; j < 8u; j++) {
+    total += part[j];
+  }
+  let inv = inverseSqrt(total / f32(u.gs) + u.eps);
   for (var c = lid; c < u.gs; c += WG) {
     out[base + c] = x[base + c] * inv * load_w(u.w_base + c);
   }
