@@ -257,8 +257,14 @@ export class WasmBackend implements Backend {
     return this.#f32;
   }
 
-  #alloc(bytes: number): { ptr: number; size: number } {
-    const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+  /**
+   * Allocate `bytes` (64-byte aligned, zero-filled). Freed blocks are reused by exact size, so
+   * activations (`pow2`) are rounded up to powers of two: prompts of any length then reuse a few
+   * size classes instead of leaving one stranded block per length. Weights keep their size.
+   */
+  #alloc(bytes: number, pow2 = false): { ptr: number; size: number } {
+    let size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
+    if (pow2) size = 2 ** Math.ceil(Math.log2(size));
     const list = this.#free.get(size);
     if (list && list.length > 0) {
       const ptr = list.pop()!;
@@ -289,7 +295,7 @@ export class WasmBackend implements Backend {
   #scratch(bytes: number): number {
     if (bytes > this.#scratchBytes) {
       if (this.#scratchBytes > 0) this.#dealloc(this.#scratchPtr, this.#scratchBytes);
-      const a = this.#alloc(bytes);
+      const a = this.#alloc(bytes, true);
       this.#scratchPtr = a.ptr;
       this.#scratchBytes = a.size;
     }
@@ -364,7 +370,7 @@ export class WasmBackend implements Backend {
     if (!(rows >= 0 && cols >= 0 && Number.isInteger(rows) && Number.isInteger(cols))) {
       throw new RangeError(`wasm backend: bad tensor shape [${rows}, ${cols}]`);
     }
-    const { ptr, size } = this.#alloc(rows * cols * 4);
+    const { ptr, size } = this.#alloc(rows * cols * 4, true);
     return new WasmTensor(this, rows, cols, ptr, size);
   }
 
@@ -508,7 +514,7 @@ export class WasmBackend implements Backend {
       const bytes = T * headDim * 4;
       if (bytes > this.#ropeBytes) {
         if (this.#ropeBytes > 0) this.#dealloc(this.#ropePtr, this.#ropeBytes);
-        const al = this.#alloc(bytes);
+        const al = this.#alloc(bytes, true);
         this.#ropePtr = al.ptr;
         this.#ropeBytes = al.size;
       }
