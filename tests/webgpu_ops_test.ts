@@ -523,3 +523,34 @@ Deno.test({
     backends.clear();
   },
 });
+
+Deno.test({
+  name: "webgpu engine: one submission and one readback per decode step; logits match reference",
+  ...opts,
+  fn: async () => {
+    const { loadModel } = await import("../lib/model/model.ts");
+    const { Sequence } = await import("../lib/model/sequence.ts");
+    const { ReferenceBackend } = await import("../lib/backends/reference.ts");
+    const dir = new URL("./fixtures/llama_gqa_llama3rope", import.meta.url).pathname;
+    const gpu = await WebGpuBackend.create({ adapter: adapter! });
+    const ids = Int32Array.of(1, 5, 9, 2, 7);
+    const run = async (m: Awaited<ReturnType<typeof loadModel>>, onStep?: () => void) => {
+      const seq = new Sequence(m, { maxTokens: 16 });
+      const out = [await seq.prefill(ids)];
+      for (const id of [3, 4]) {
+        const before = { ...gpu.stats };
+        out.push(await seq.decode(id));
+        if (onStep) {
+          assert.equal(gpu.stats.submissions - before.submissions, 1, "submissions per step");
+          assert.equal(gpu.stats.readbacks - before.readbacks, 1, "readbacks per step");
+        }
+      }
+      seq.free();
+      return out;
+    };
+    const got = await run(await loadModel(dir, { backend: gpu }), () => {});
+    const want = await run(await loadModel(dir, { backend: new ReferenceBackend() }));
+    got.forEach((g, i) => close(`engine logits step ${i}`, g, want[i], 1e-4, 1e-4));
+    gpu.destroy();
+  },
+});

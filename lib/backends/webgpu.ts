@@ -269,6 +269,8 @@ export class WebGpuBackend implements Backend {
   readonly adapterDescription: string;
   /** Whether the adapter is a software fallback. */
   readonly isFallback: boolean;
+  /** Counters since creation: queue submissions, dispatches recorded, tensor readbacks. */
+  readonly stats = { submissions: 0, dispatches: 0, readbacks: 0 };
 
   /** Device storage-binding limit (tensors, scratch). */
   private readonly maxBind: number;
@@ -519,6 +521,7 @@ export class WebGpuBackend implements Backend {
     const err = await this.device.popErrorScope();
     if (err) throw new WebGpuError(`webgpu: ${err.message}`);
     await staging.mapAsync(GPUMapMode.READ);
+    this.stats.readbacks++;
     const out = new Float32Array(n);
     out.set(new Float32Array(staging.getMappedRange(0, bytes), 0, n));
     staging.unmap();
@@ -1115,6 +1118,7 @@ export class WebGpuBackend implements Backend {
     }
     if (this.enc) {
       this.device.queue.submit([this.enc.finish()]);
+      this.stats.submissions++;
       this.enc = null;
     }
     this.uniUsed = 0;
@@ -1221,5 +1225,6 @@ export class WebGpuBackend implements Backend {
     this.pass.setBindGroup(0, bg, [base]);
     const x = Math.min(nwg, MAX_WG_X);
     this.pass.dispatchWorkgroups(x, Math.ceil(nwg / x));
+    this.stats.dispatches++;
   }
 }
