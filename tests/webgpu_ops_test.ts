@@ -516,6 +516,31 @@ Deno.test({
 });
 
 Deno.test({
+  name: "webgpu recording: > 2048 dispatches (uniform ring flush) and arena growth keep order",
+  ...opts,
+  fn: () =>
+    each(async (b, label) => {
+      const n = 7;
+      const x = b.tensor(1, n);
+      const y = b.tensor(1, n);
+      let want = 0;
+      let v = 0;
+      for (let i = 0; i < 2600; i++) {
+        if (i % 500 === 0) b.write(x, new Float32Array(n).fill(v = i / 500 + 1));
+        b.add(y, x);
+        want += v;
+      }
+      close(`[${label}] many dispatches`, await b.read(y), new Float32Array(n).fill(want), 0, 0);
+      const big = b.tensor(600, 500); // 1.2 MB write: larger than the initial 1 MiB arena
+      b.add(y, x); // something pending so the write goes through the arena
+      const data = Float32Array.from({ length: 600 * 500 }, (_, i) => i % 1000);
+      b.write(big, data);
+      close(`[${label}] big write`, await b.read(big), data, 0, 0);
+      for (const t of [x, y, big]) b.free(t);
+    }),
+});
+
+Deno.test({
   name: "webgpu: close backends",
   ...opts,
   fn: () => {

@@ -299,6 +299,12 @@ export class WebGpuBackend implements Backend {
   private enc: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
   private deferred: GPUBuffer[] = [];
+  private arena: GPUBuffer;
+  private arenaId = nextBufId++;
+  private arenaHost: ArrayBuffer;
+  /** Bytes of the arena in use / already written to the GPU since the last rewind. */
+  private arenaUsed = 0;
+  private arenaWritten = 0;
   /** Rope (cos, sin) tables uploaded for the pending submission. */
   private readonly ropeTables = new Map<string, Res>();
   private readonly tensorPool = new Map<number, GPUBuffer[]>();
@@ -339,6 +345,11 @@ export class WebGpuBackend implements Backend {
       return { buf, id: nextBufId++, offset: 0, size: 16 };
     };
     this.dummyR = mk();
+    this.arena = device.createBuffer({
+      size: 1 << 20,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+    });
+    this.arenaHost = new ArrayBuffer(this.arena.size);
     this.dummyW = mk();
     device.addEventListener("uncapturederror", (ev) => {
       const msg = (ev as GPUUncapturedErrorEvent).error?.message ?? String(ev);
@@ -493,16 +504,10 @@ export class WebGpuBackend implements Backend {
       );
       return;
     }
-    const up = this.device.createBuffer({
-      size: roundUp(data.byteLength, 4),
-      usage: GPUBufferUsage.COPY_SRC,
-      mappedAtCreation: true,
-    });
-    new Float32Array(up.getMappedRange()).set(data);
-    up.unmap();
+    const up = this.arenaAlloc(data.byteLength);
+    new Float32Array(this.arenaHost, up.offset, data.length).set(data);
     this.endPass();
-    this.encoder().copyBufferToBuffer(up, 0, g.buf, 0, data.byteLength);
-    this.deferred.push(up);
+    this.encoder().copyBufferToBuffer(up.buf, up.offset, g.buf, 0, data.byteLength);
   }
 
   /** Submit everything recorded and copy the tensor back. */
@@ -517,7 +522,7 @@ export class WebGpuBackend implements Backend {
     this.endPass();
     this.encoder().copyBufferToBuffer(g.buf, 0, staging, 0, bytes);
     this.device.pushErrorScope("validation");
-    this.flush();
+    this.flush(true);
     const err = await this.device.popErrorScope();
     if (err) throw new WebGpuError(`webgpu: ${err.message}`);
     await staging.mapAsync(GPUMapMode.READ);
@@ -572,15 +577,8 @@ export class WebGpuBackend implements Backend {
       }
     }
     if (T === 0 || table.cols === 0) return;
-    const idsBuf = this.device.createBuffer({
-      size: Math.max(16, roundUp(T * 4, 16)),
-      usage: GPUBufferUsage.STORAGE,
-      mappedAtCreation: true,
-    });
-    new Int32Array(idsBuf.getMappedRange(), 0, T).set(ids);
-    idsBuf.unmap();
-    this.deferred.push(idsBuf);
-    const idsRes: Res = { buf: idsBuf, id: nextBufId++, offset: 0, size: idsBuf.size };
+    const idsRes = this.arenaAlloc(T * 4);
+    new Int32Array(this.arenaHost, idsRes.offset, T).set(ids);
     const f16 = w.dtype === "f16";
     const emit = (t0: number, tn: number, row0: number, rowLast: number) => {
       const wr = this.bindRange(
@@ -595,7 +593,6 @@ export class WebGpuBackend implements Backend {
         [t0, tn, table.cols, wr.base, table.stride, row0, 0, 0],
         [wr.res, idsRes, this.tres(o)],
         Math.ceil((tn * table.cols) / 256),
-        false,
       );
     };
     if (w.buf.size <= this.maxWBind) {
@@ -765,7 +762,6 @@ export class WebGpuBackend implements Backend {
       [a.rows, nh, d, pos0, fr.base, 0, 0, 0],
       [this.tres(a), fr.res, tab ?? this.dummyR],
       Math.ceil(n / 256),
-      tab === null,
     );
   }
 
@@ -906,7 +902,8 @@ export class WebGpuBackend implements Backend {
 
   /**
    * (cos, sin) of `(pos0 + t) * invFreq[i]` in float64, `[T, half, 2]`, uploaded once per
-   * submission and shared by every rope call with the same positions (q and k of all layers).
+   * step (upload arena) and shared by every rope call with the same positions (q and k of all
+   * layers).
    */
   private ropeTable(
     w: GpuWeights,
@@ -919,7 +916,8 @@ export class WebGpuBackend implements Backend {
     const key = `${w.id}:${offset}:${half}:${pos0}:${T}`;
     const hit = this.ropeTables.get(key);
     if (hit) return hit;
-    const tab = new Float32Array(T * half * 2);
+    const res = this.arenaAlloc(T * half * 8);
+    const tab = new Float32Array(this.arenaHost, res.offset, T * half * 2);
     for (let t = 0; t < T; t++) {
       for (let i = 0; i < half; i++) {
         const ang = (pos0 + t) * host[offset + i];
@@ -927,15 +925,6 @@ export class WebGpuBackend implements Backend {
         tab[(t * half + i) * 2 + 1] = Math.sin(ang);
       }
     }
-    const buf = this.device.createBuffer({
-      size: Math.max(16, roundUp(tab.byteLength, 16)),
-      usage: GPUBufferUsage.STORAGE,
-      mappedAtCreation: true,
-    });
-    new Float32Array(buf.getMappedRange(), 0, tab.length).set(tab);
-    buf.unmap();
-    this.deferred.push(buf);
-    const res: Res = { buf, id: nextBufId++, offset: 0, size: buf.size };
     this.ropeTables.set(key, res);
     return res;
   }
@@ -1110,11 +1099,26 @@ export class WebGpuBackend implements Backend {
     }
   }
 
-  /** Submit everything recorded so far (uniforms first), without waiting. */
-  private flush(): void {
+  /**
+   * Submit everything recorded so far (uniforms and upload-arena contents first), without
+   * waiting. The arena is only rewound with `resetArena` (reads, or when it is full): a flush
+   * forced by a full uniform ring may sit between an op's arena upload and its dispatch, and
+   * rewriting unchanged arena bytes at the next flush is harmless.
+   */
+  private flush(resetArena = false): void {
     this.endPass();
     if (this.uniUsed > 0) {
       this.device.queue.writeBuffer(this.uniBuf, 0, this.uniHost, 0, this.uniUsed * UNI_SLOT);
+    }
+    if (this.arenaUsed > this.arenaWritten) {
+      this.device.queue.writeBuffer(
+        this.arena,
+        this.arenaWritten,
+        this.arenaHost,
+        this.arenaWritten,
+        this.arenaUsed - this.arenaWritten,
+      );
+      this.arenaWritten = this.arenaUsed;
     }
     if (this.enc) {
       this.device.queue.submit([this.enc.finish()]);
@@ -1124,7 +1128,40 @@ export class WebGpuBackend implements Backend {
     this.uniUsed = 0;
     for (const b of this.deferred) b.destroy();
     this.deferred = [];
-    this.ropeTables.clear();
+    if (resetArena) {
+      this.arenaUsed = 0;
+      this.arenaWritten = 0;
+      this.ropeTables.clear();
+    }
+  }
+
+  /**
+   * Room for `bytes` of per-step host data (embed ids, rope tables, tensor writes) in the
+   * upload arena: a persistent storage buffer whose host mirror is written just before
+   * submission, so bind groups on it are cached like any other. Grows when too small.
+   */
+  private arenaAlloc(bytes: number): Res {
+    const size = Math.max(16, roundUp(bytes, 16));
+    let offset = roundUp(this.arenaUsed, this.align);
+    if (offset + size > this.arena.size) {
+      this.flush(true);
+      offset = 0;
+      if (size > this.arena.size) {
+        if (size > this.maxBind) {
+          throw new RangeError(`webgpu: ${bytes} bytes of per-step data exceed the binding limit`);
+        }
+        this.deferred.push(this.arena);
+        this.bindGroups.clear();
+        this.arena = this.device.createBuffer({
+          size: Math.min(this.maxBind, Math.max(roundUp(size, 256), 2 * this.arena.size)),
+          usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+        });
+        this.arenaHost = new ArrayBuffer(this.arena.size);
+        this.arenaId = nextBufId++;
+      }
+    }
+    this.arenaUsed = offset + size;
+    return { buf: this.arena, id: this.arenaId, offset, size };
   }
 
   private layout(kinds: BindKind[]): GPUBindGroupLayout {
