@@ -2,7 +2,11 @@
 
 import assert from "node:assert/strict";
 import { selectBackend } from "../lib/backends/select_backend.ts";
-import { requestWebGpuAdapter, WebGpuBackend } from "../lib/backends/webgpu.ts";
+import {
+  requestWebGpuAdapter,
+  WebGpuBackend,
+  WebGpuUnavailableError,
+} from "../lib/backends/webgpu.ts";
 
 const anyAdapter = await requestWebGpuAdapter();
 const hwAdapter = await requestWebGpuAdapter({ allowFallback: false });
@@ -35,4 +39,16 @@ Deno.test({
 
 Deno.test("selectBackend: unknown name is a RangeError", async () => {
   await assert.rejects(() => selectBackend("cuda" as "auto"), RangeError);
+});
+
+Deno.test("without navigator.gpu: auto falls back to wasm, webgpu throws a clear error", async () => {
+  Object.defineProperty(navigator, "gpu", { value: undefined, configurable: true });
+  try {
+    assert.equal(await requestWebGpuAdapter(), null);
+    assert.equal((await selectBackend("auto")).name, "wasm");
+    await assert.rejects(() => selectBackend("webgpu"), WebGpuUnavailableError);
+  } finally {
+    delete (navigator as { gpu?: unknown }).gpu;
+  }
+  assert.notEqual(navigator.gpu, undefined, "navigator.gpu restored");
 });

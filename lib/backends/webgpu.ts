@@ -434,8 +434,15 @@ export class WebGpuBackend implements Backend {
     const bytes = dt === "f16"
       ? new Uint8Array(toHalfBits(data).buffer, 0, data.length * 2)
       : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const size = Math.max(16, roundUp(bytes.byteLength, 16));
+    if (size > this.device.limits.maxBufferSize) {
+      throw new RangeError(
+        `webgpu: a weight buffer of ${size} bytes exceeds this device's maxBufferSize ` +
+          `${this.device.limits.maxBufferSize}; split it or use f16 weights`,
+      );
+    }
     const buf = this.device.createBuffer({
-      size: Math.max(16, roundUp(bytes.byteLength, 16)),
+      size,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
       mappedAtCreation: true,
     });
@@ -1218,7 +1225,7 @@ export class WebGpuBackend implements Backend {
   /**
    * Record one dispatch of `nwg` workgroups (folded into x/y for the 65535 limit; kernels use
    * the linear id and skip the excess). `uni` are the uniform fields in order; `res` the
-   * storage bindings 1..n. Bind groups are cached unless a transient buffer is involved.
+   * storage bindings 1..n. Bind groups are cached by their buffer ranges.
    */
   private dispatch(
     name: KernelName,
@@ -1227,7 +1234,6 @@ export class WebGpuBackend implements Backend {
     uni: number[],
     res: Res[],
     nwg: number,
-    cache = true,
   ): void {
     const spec: KernelSpec = KERNELS[name];
     const pipe = this.pipeline(name, entry, flags);
@@ -1240,7 +1246,7 @@ export class WebGpuBackend implements Backend {
       else this.uniView.setUint32(base + 4 * i, uni[i], true);
     }
     const key = name + "|" + res.map((r) => `${r.id}:${r.offset}:${r.size}`).join("|");
-    let bg = cache ? this.bindGroups.get(key) : undefined;
+    let bg = this.bindGroups.get(key);
     if (!bg) {
       bg = this.device.createBindGroup({
         layout: this.layout(spec.bindings),
@@ -1252,10 +1258,8 @@ export class WebGpuBackend implements Backend {
           })),
         ],
       });
-      if (cache) {
-        if (this.bindGroups.size > 8192) this.bindGroups.clear();
-        this.bindGroups.set(key, bg);
-      }
+      if (this.bindGroups.size > 8192) this.bindGroups.clear();
+      this.bindGroups.set(key, bg);
     }
     if (!this.pass) this.pass = this.encoder().beginComputePass();
     this.pass.setPipeline(pipe);
