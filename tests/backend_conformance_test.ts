@@ -391,6 +391,8 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
         [3, 5, 16, [2, 0]],
         [12, 0, 32, [1, 1, 1, 0, 2, 2]],
         [1, 39, 64, [2]],
+        [2, 7, 16, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]], // a group larger than 8 slots
+        [1, 30, 8, [0, 1, 0, 1, 2, 0, 1, 0, 1, 0, 0, 0]], // interleaved map
       ] as const
     ) {
       const S = kvOf.length;
