@@ -592,8 +592,7 @@ export class WasmBackend implements Backend {
         `attention: q [${T}, ${qt.cols}], cache [${kc.rows}, ${d}], S ${S}, maxT ${maxT}, pos0 ${pos0}`,
       );
     }
-    // Score rows for a group of up to 8 slots sharing a kv head (GROUP in attention.c).
-    const s = this.#scratch(8 * maxT * 4);
+    const s = this.#scratch(maxT * 4); // one row of scores
     this.#k.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr, s);
   }
 
