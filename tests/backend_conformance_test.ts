@@ -10,8 +10,9 @@
  * uploaded with `dtype: "f32"` stay exact), so the same tolerance applies. Failures print the
  * worst error, its index, and both values.
  *
- * `checkWholeForward` (exported) runs the fixture models end to end on a backend; the suite uses
- * it for every backend with the tolerances stated at its call.
+ * `checkWholeForward` (exported) runs the fixture models end to end on a backend against the
+ * float64 PyTorch logits; `checkMaskedForward` runs them under a random SEAP mask against the
+ * reference backend. The suite uses both for every backend with the tolerances stated at the call.
  */
 
 import assert from "node:assert/strict";
@@ -539,6 +540,68 @@ export async function checkWholeForward(
   return worstAll;
 }
 
+/**
+ * Masked whole-forward check: the same random SEAP mask (random heads and neurons per layer, a
+ * whole kv group pruned, a layer with every head pruned, bias compensation) applied to each
+ * fixture model on `makeBackend()` and on the reference backend; prefill and decode logits must
+ * agree within `tol`. Returns the worst absolute difference.
+ */
+export async function checkMaskedForward(
+  makeBackend: () => Promise<Backend>,
+  fixtures: string[],
+  tol: number,
+): Promise<number> {
+  const { loadModel } = await import("../lib/model/model.ts");
+  const { Sequence } = await import("../lib/model/sequence.ts");
+  const { prepareMask } = await import("../lib/model/prepared_mask.ts");
+  let worstAll = 0;
+  for (const name of fixtures) {
+    const dir = new URL(`./fixtures/${name}`, import.meta.url).pathname;
+    const models = [await loadModel(dir, { backend: await makeBackend() }), await loadModel(dir)];
+    const cfg = models[0].config;
+    const r = rng(name.length * 31 + 7);
+    const group = cfg.numHeads / cfg.numKvHeads;
+    const layers = Array.from({ length: cfg.numLayers }, (_, l) => {
+      const all = Array.from({ length: cfg.numHeads }, (_, h) => h);
+      const heads = l === 1
+        ? new Int32Array(0)
+        : l === 0 && cfg.numKvHeads > 1
+        ? Int32Array.from(all.filter((h) => h >= group))
+        : subset(cfg.numHeads, 1 + Math.floor(r() * cfg.numHeads), r);
+      const bias = () => randn(cfg.hiddenSize, r, 0.1);
+      const keep = Math.floor(cfg.intermediateSize * (0.2 + 0.6 * r()));
+      return {
+        neurons: subset(cfg.intermediateSize, keep, r),
+        heads,
+        biasAttn: bias(),
+        biasFfn: l === 0 ? null : bias(),
+      };
+    });
+    const mask = { name: "conformance-random", layers };
+    const ids = Int32Array.from({ length: 12 }, () => Math.floor(r() * cfg.vocabSize));
+    const out: Float32Array[][] = [];
+    for (const model of models) {
+      const seq = new Sequence(model, { maxTokens: 32, mask: prepareMask(model, mask) });
+      const rows = [await seq.prefill(ids.subarray(0, 8), { allLogits: true })];
+      for (let k = 8; k < 12; k++) rows.push(await seq.decode(ids[k]));
+      seq.free();
+      out.push(rows);
+    }
+    out[0].forEach((got, i) => {
+      const want = out[1][i];
+      let err = 0, at = -1;
+      for (let j = 0; j < want.length; j++) {
+        const e = Math.abs(got[j] - want[j]);
+        if (!(e <= err)) [err, at] = [e, j];
+      }
+      worstAll = Math.max(worstAll, err);
+      const what = i === 0 ? "masked prefill" : `masked decode step ${i - 1}`;
+      assert.ok(err <= tol, `${name} ${what}: worst |diff| ${err} at index ${at} (tol ${tol})`);
+    });
+  }
+  return worstAll;
+}
+
 /** Fixture models for the whole-forward check. */
 const FORWARD_FIXTURES = [
   "llama_gqa_llama3rope",
@@ -581,6 +644,20 @@ for (const bc of BACKENDS) {
         tol,
       );
       console.log(`  ${bc.name}: worst |logit diff| ${worst.toExponential(3)}`);
+    },
+  });
+  Deno.test({
+    name: `${bc.name}: masked forward equals the reference backend's (tol ${tol})${
+      skip ? ` (skipped: ${skip})` : bc.name === "reference" ? " (skipped: it is the oracle)" : ""
+    }`,
+    ignore: skip !== null || bc.name === "reference",
+    fn: async () => {
+      const worst = await checkMaskedForward(
+        () => bc.make() as Promise<Backend>,
+        FORWARD_FIXTURES,
+        tol,
+      );
+      console.log(`  ${bc.name}: worst masked |logit diff| vs reference ${worst.toExponential(3)}`);
     },
   });
 }
