@@ -298,6 +298,7 @@ export class WebGpuBackend implements Backend {
 
   private enc: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  private passPipe: GPUComputePipeline | null = null;
   private deferred: GPUBuffer[] = [];
   private arena: GPUBuffer;
   private arenaId = nextBufId++;
@@ -1196,13 +1197,14 @@ export class WebGpuBackend implements Backend {
     flags: Flags,
   ): GPUComputePipeline {
     const spec: KernelSpec = KERNELS[name];
-    const constants: Record<string, number> = {};
-    for (const o of spec.overrides) {
-      if (flags[o] !== undefined) constants[o] = Number(flags[o]);
-    }
-    const key = `${name}:${entry}:${JSON.stringify(constants)}`;
+    const key = `${name}:${entry}:${flags.W_F16 ? 1 : 0}${flags.B_F16 ? 1 : 0}` +
+      `${flags.VEC ? 1 : 0}${flags.TABLE ? 1 : 0}:${flags.LANES ?? ""}`;
     let p = this.pipelines.get(key);
     if (!p) {
+      const constants: Record<string, number> = {};
+      for (const o of spec.overrides) {
+        if (flags[o] !== undefined) constants[o] = Number(flags[o]);
+      }
       let module = this.modules.get(spec.file);
       if (!module) {
         module = this.device.createShaderModule({
@@ -1261,8 +1263,14 @@ export class WebGpuBackend implements Backend {
       if (this.bindGroups.size > 8192) this.bindGroups.clear();
       this.bindGroups.set(key, bg);
     }
-    if (!this.pass) this.pass = this.encoder().beginComputePass();
-    this.pass.setPipeline(pipe);
+    if (!this.pass) {
+      this.pass = this.encoder().beginComputePass();
+      this.passPipe = null;
+    }
+    if (this.passPipe !== pipe) {
+      this.pass.setPipeline(pipe);
+      this.passPipe = pipe;
+    }
     this.pass.setBindGroup(0, bg, [base]);
     const x = Math.min(nwg, MAX_WG_X);
     this.pass.dispatchWorkgroups(x, Math.ceil(nwg / x));
