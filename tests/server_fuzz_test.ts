@@ -459,3 +459,28 @@ Deno.test("fuzz: hostile requests over real sockets (oversized, invalid UTF-8, b
     await srv.close();
   }
 });
+
+Deno.test("a huge prompt under the body limit is refused before tokenizing (no stall for others)", async () => {
+  const { app, engine } = await tinyApp({ maxBodyBytes: 4 << 20 });
+  for (
+    const body of [
+      { model: engine.modelId, prompt: "hello world ".repeat(80_000) },
+      {
+        model: engine.modelId,
+        messages: [{ role: "user", content: "hello world ".repeat(80_000) }],
+      },
+    ]
+  ) {
+    const t0 = performance.now();
+    const r = await app.request(body.prompt ? "/v1/completions" : "/v1/chat/completions", {
+      method: "POST",
+      body: JSON.stringify(body),
+    });
+    const ms = performance.now() - t0;
+    const j = await r.json();
+    assert.equal(r.status, 413);
+    assert.equal(j.error.code, "context_length_exceeded");
+    assert.equal(j.error.param, body.prompt ? "prompt" : "messages");
+    assert.ok(ms < 300, `took ${ms.toFixed(0)} ms`);
+  }
+});

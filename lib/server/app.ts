@@ -532,6 +532,13 @@ function chatIds(
   e: ServerEngine,
   messages: ChatCompletionRequest["messages"],
 ): number[] {
+  let chars = 0;
+  for (const m of messages) {
+    chars += typeof m.content === "string"
+      ? m.content.length
+      : m.content.reduce((a, p) => a + p.text.length, 0);
+  }
+  checkChars(e, chars, "messages");
   const msgs = messages.map((m) => ({
     role: m.role === "developer" ? "system" : m.role,
     content: typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join(""),
@@ -552,7 +559,19 @@ function chatIds(
   return e.tokenizer.encode(text, { addSpecialTokens: false });
 }
 
+/** Refuse text that cannot fit the context before spending time tokenizing it. */
+function checkChars(e: ServerEngine, chars: number, param: string): void {
+  if (chars > e.maxPromptChars) {
+    throw tooLarge(
+      `This model's maximum context length is ${e.maxContext} tokens; the prompt has ${chars} characters, far more than fits`,
+      param,
+      "context_length_exceeded",
+    );
+  }
+}
+
 function textIds(e: ServerEngine, text: string): number[] {
+  checkChars(e, text.length, "prompt");
   return e.tokenizer.encode(text, { addSpecialTokens: true });
 }
 

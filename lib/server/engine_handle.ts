@@ -28,6 +28,11 @@ export interface ServerEngine {
   created: number;
   /** Backend name. */
   backendName: string;
+  /**
+   * Prompt text longer than this (UTF-16 units) cannot fit the context whatever its tokens
+   * (2 × longest vocabulary entry × context), so it is refused before tokenizing.
+   */
+  maxPromptChars: number;
 }
 
 /** Build a {@link ServerEngine} from parts already loaded (tests use this with fixture masks). */
@@ -38,15 +43,22 @@ export function makeEngine(
   opts: { maxContext?: number | null; defaultMaxTokens?: number; modelId?: string } = {},
 ): ServerEngine {
   const limit = model.config.maxPositionEmbeddings;
+  const maxContext = Math.min(opts.maxContext ?? limit, limit);
+  let longest = 1;
+  for (let i = 0; i < tokenizer.vocabSize; i++) {
+    const t = tokenizer.idToToken(i);
+    if (t && t.length > longest) longest = t.length;
+  }
   return {
     model,
     tokenizer,
     catalog,
     modelId: opts.modelId ?? model.name,
-    maxContext: Math.min(opts.maxContext ?? limit, limit),
+    maxContext,
     defaultMaxTokens: opts.defaultMaxTokens ?? 256,
     created: Math.floor(Date.now() / 1000),
     backendName: model.backend.name,
+    maxPromptChars: 2 * longest * maxContext,
   };
 }
 
