@@ -131,7 +131,7 @@ export interface Backend {
    * downT[r, :]`; `act` `[T, R]`, when given, receives `a`. x `[T, K]`, gate/up `[N, K]`, downT
    * `[N, M]`, out `[T, M]`. Same result as matmul(gate), matmul(up), siluMul, matmulTAdd, but with
    * the bundled layout a neuron's three rows are one contiguous stream read once: scattered
-   * 2.3 KB row fragments are latency-bound on CPUs (measured in bench/gemv_bench.ts).
+   * 2.3 KB row fragments get a fraction of the sequential bandwidth on CPUs (bench/ffn_bench.ts).
    * Callers fall back to the four ops when a backend lacks it.
    */
   ffn?(
