@@ -3,11 +3,100 @@
  *   gemv: masked GEMV GB/s (bench/gemv_bench.ts);
  *   ffn: one masked SwiGLU FFN layer, four ops vs the fused op (bench/ffn_bench.ts).
  * Flags: `--only=gemv,ffn` (comma list of parts), `--quick` (shorter timed runs).
- * More parts (decode tokens/s once the engine exists) are added as further entries of PARTS.
+ *   decode: decode/prefill tok/s, onnxruntime-web vs ours dense vs SEAP masks (decode_bench.ts);
+ *   memory: resident memory with 1 and 10 masks (memory_bench.ts, fresh processes).
  */
 
 import { formatFfnTable, runFfnBench } from "./ffn_bench.ts";
 import { formatGemvTable, runGemvBench } from "./gemv_bench.ts";
+import {
+  type DecodeRow,
+  formatDecodeTable,
+  runDecodeBench,
+  smollmShapedModel,
+} from "./decode_bench.ts";
+import { runOnnxDecodeBench } from "./onnx_decode_bench.ts";
+import { formatMemoryTable, type MemoryRow } from "./memory_bench.ts";
+import type { Backend } from "../lib/backends/backend.ts";
+import { ReferenceBackend } from "../lib/backends/reference.ts";
+import { WasmBackend } from "../lib/backends/wasm.ts";
+import { isFallbackAdapter, requestWebGpuAdapter, WebGpuBackend } from "../lib/backends/webgpu.ts";
+import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
+import { loadModel } from "../lib/model/model.ts";
+import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import type { Mask } from "../lib/model/mask.ts";
+
+/** The default model's real masks (generic and one task mask per sparsity), if calibrated. */
+async function defaultModelMasks(): Promise<Mask[] | undefined> {
+  try {
+    const model = await loadModel(DEFAULT_MODEL_DIR);
+    const dir = new URL(`../masks/${model.name}`, import.meta.url).pathname;
+    const set = await loadMaskSet(dir, model);
+    const pick = set.manifest.masks.filter((m) =>
+      m.method === "seap-generic" || (m.method === "seap" && m.task === set.manifest.masks.find(
+            (x) => x.method === "seap",
+          )?.task)
+    );
+    return pick.map((m) => set.masks.get(m.name)!);
+  } catch (e) {
+    console.error(`bench: default model masks unavailable (${(e as Error).message})`);
+    return undefined;
+  }
+}
+
+async function decodePart(quick: boolean): Promise<string> {
+  const tokens = quick ? 8 : 16;
+  const rows: DecodeRow[] = [];
+  const adapter = await requestWebGpuAdapter();
+  const hwGpu = adapter !== null && !isFallbackAdapter(adapter);
+  for (
+    const [dir, masks] of [
+      [await smollmShapedModel(), undefined],
+      [DEFAULT_MODEL_DIR, await defaultModelMasks()],
+    ] as const
+  ) {
+    const small = dir === DEFAULT_MODEL_DIR;
+    console.error(`bench decode: ${dir}`);
+    rows.push(await runOnnxDecodeBench(dir, { tokens }));
+    const backends: (() => Promise<Backend>)[] = [
+      () => Promise.resolve(new ReferenceBackend()),
+      () => WasmBackend.create({ weightDType: "f32" }),
+      () => WasmBackend.create({ weightDType: "f16" }),
+    ];
+    // WebGPU on a software adapter is for information only, and only on the small model.
+    if (adapter && (hwGpu || small)) backends.push(() => WebGpuBackend.create({ adapter }));
+    for (const make of backends) {
+      rows.push(
+        ...await runDecodeBench(dir, await make(), {
+          tokens,
+          masks: masks ? [...masks] : undefined,
+        }),
+      );
+    }
+  }
+  return "## Decode and prefill, dense vs SEAP masks (single thread)\n\n" +
+    formatDecodeTable(rows) +
+    "\n\nSmolLM2-135M shape: random weights, SEAP-shaped masks (UL-LD schedule, random kept " +
+    "units). Default model: its calibrated generic and task masks. ideal = weight bytes read " +
+    "per token, dense / masked.";
+}
+
+async function memoryPart(): Promise<string> {
+  const rows: MemoryRow[] = [];
+  for (const dir of [await smollmShapedModel(), DEFAULT_MODEL_DIR]) {
+    for (const backend of ["wasm", "reference"]) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", new URL("./memory_bench.ts", import.meta.url).pathname, dir, backend],
+        stdout: "piped",
+        stderr: "inherit",
+      }).output();
+      const text = new TextDecoder().decode(out.stdout).trim().split("\n").pop()!;
+      rows.push(JSON.parse(text));
+    }
+  }
+  return "## Resident memory with 1 and with 10 masks (each mask: indices + bias vectors)\n\n" +
+    formatMemoryTable(rows);
+}
 
 /** One bench part: runs and returns its markdown report. */
 type Part = (quick: boolean) => Promise<string>;
@@ -22,6 +111,8 @@ const PARTS: Record<string, Part> = {
     return "## Masked FFN layer, SmolLM2-135M, decode (bundled [I, 3H])\n\n" +
       formatFfnTable(results);
   },
+  decode: decodePart,
+  memory: () => memoryPart(),
 };
 
 if (import.meta.main) {

@@ -72,48 +72,56 @@ async function timeDecode(
 export async function runDecodeBench(
   modelDir: string,
   backend: Backend,
-  opts: { tokens?: number; promptLen?: number; sparsities?: number[] } = {},
+  opts: { tokens?: number; promptLen?: number; sparsities?: number[]; masks?: Mask[] } = {},
 ): Promise<DecodeRow[]> {
   const model = await loadModel(modelDir, { backend });
   const dense = denseFor(model);
+  const chosen = opts.masks ??
+    (opts.sparsities ?? [0.2, 0.5]).map((t) => seapShapedMask(model, t));
+  const masks = [dense, ...chosen.map((m) => prepareMask(model, m))];
   const rows: DecodeRow[] = [];
-  const masks = [
-    dense,
-    ...(opts.sparsities ?? [0.2, 0.5]).map((t) => prepareMask(model, seapShapedMask(model, t))),
-  ];
   for (const pm of masks) {
     const r = await timeDecode(model, pm, opts.promptLen ?? 32, opts.tokens ?? 16);
     rows.push({
       model: model.name,
-      backend: backend.name,
+      backend: `${backend.name}-${backend.weightDType}`,
       mask: pm === dense ? "dense" : pm.name,
       decodeTokS: r.decode,
       prefillTokS: r.prefill,
       idealSpeedup: dense.weightBytesPerToken / pm.weightBytesPerToken,
     });
   }
+  for (const pm of masks.slice(1)) pm.release();
   return rows;
 }
 
-/** Print rows with the measured speedup over the same backend's dense next to the ideal. */
-export function printDecodeTable(rows: DecodeRow[]): void {
-  console.log(
-    "model".padEnd(30) + "backend".padEnd(11) + "mask".padEnd(20) +
-      "decode tok/s".padStart(13) + "prefill tok/s".padStart(15) + "speedup".padStart(9) +
-      "ideal".padStart(7) + "  of ideal",
-  );
+/**
+ * Markdown table: tok/s, speedup over the same backend's dense, the ideal (bytes ratio), the
+ * share of the ideal reached, and decode speed relative to onnxruntime-web dense on that model.
+ */
+export function formatDecodeTable(rows: DecodeRow[]): string {
+  const out = [
+    "| model | backend | mask | decode tok/s | prefill tok/s | speedup | ideal | of ideal | vs ort dense |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
   for (const r of rows) {
     const base = rows.find((x) =>
       x.model === r.model && x.backend === r.backend && x.mask === "dense"
-    )!;
-    const sp = r.decodeTokS / base.decodeTokS;
-    console.log(
-      r.model.padEnd(30) + r.backend.padEnd(11) + r.mask.padEnd(20) +
-        r.decodeTokS.toFixed(2).padStart(13) + r.prefillTokS.toFixed(1).padStart(15) +
-        (sp.toFixed(2) + "x").padStart(9) + (r.idealSpeedup.toFixed(2) + "x").padStart(7) +
-        ((100 * sp / r.idealSpeedup).toFixed(0) + "%").padStart(10),
+    );
+    const ort = rows.find((x) =>
+      x.model === r.model && x.backend === "onnxruntime-web" && x.mask === "dense"
+    );
+    const sp = base ? r.decodeTokS / base.decodeTokS : NaN;
+    const masked = r.mask !== "dense" && r.backend !== "onnxruntime-web";
+    out.push(
+      `| ${r.model} | ${r.backend} | ${r.mask} | ${r.decodeTokS.toFixed(1)} | ` +
+        `${r.prefillTokS.toFixed(1)} | ${masked ? sp.toFixed(2) + "x" : ""} | ` +
+        `${masked ? r.idealSpeedup.toFixed(2) + "x" : ""} | ` +
+        `${masked ? (100 * sp / r.idealSpeedup).toFixed(0) + "%" : ""} | ` +
+        `${ort ? (r.decodeTokS / ort.decodeTokS).toFixed(2) + "x" : ""} |`,
     );
   }
+  return out.join("\n");
 }
 
 /** Path of the SmolLM2-135M-shaped random model, written on first use. */
@@ -137,5 +145,5 @@ if (import.meta.main) {
   });
   const dir = values.model ?? await smollmShapedModel();
   const rows = await runDecodeBench(dir, new ReferenceBackend(), { tokens: Number(values.tokens) });
-  printDecodeTable(rows);
+  console.log(formatDecodeTable(rows));
 }
