@@ -40,22 +40,47 @@ export class SafetensorsError extends Error {
 
 const MAX_HEADER = 100 * 1024 * 1024;
 
-/** Parse a safetensors file held in memory. `what` names the file in error messages. */
-export function parseSafetensors(bytes: Uint8Array, what = "safetensors file"): SafetensorsFile {
-  if (bytes.length < 8) {
-    throw new SafetensorsError(`${what}: truncated (${bytes.length} bytes, no header length)`);
+/** Where one tensor's bytes sit in a file (absolute byte offsets). */
+export interface TensorLocation {
+  dtype: SafeDType;
+  shape: number[];
+  /** First byte in the file. */
+  start: number;
+  /** One past the last byte. */
+  end: number;
+}
+
+/** Size in bytes of the header section (8 + JSON) given the file's first 8 bytes. */
+export function headerSize(first8: Uint8Array, fileSize: number, what: string): number {
+  if (first8.length < 8 || fileSize < 8) {
+    throw new SafetensorsError(`${what}: truncated (${fileSize} bytes, no header length)`);
   }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = Number(dv.getBigUint64(0, true));
-  if (headerLen > MAX_HEADER || 8 + headerLen > bytes.length) {
+  const headerLen = Number(
+    new DataView(first8.buffer, first8.byteOffset, 8).getBigUint64(0, true),
+  );
+  if (headerLen > MAX_HEADER || 8 + headerLen > fileSize) {
     throw new SafetensorsError(
-      `${what}: header length ${headerLen} exceeds the file size ${bytes.length} (truncated or not safetensors)`,
+      `${what}: header length ${headerLen} exceeds the file size ${fileSize} (truncated or not safetensors)`,
     );
   }
+  return 8 + headerLen;
+}
+
+/**
+ * Parse only the header of a safetensors file: `head` holds at least its first
+ * {@link headerSize} bytes, `fileSize` is the whole file's size. Checks every entry against
+ * the file size, so a truncated file is refused before any tensor is read.
+ */
+export function parseSafetensorsHeader(
+  head: Uint8Array,
+  fileSize: number,
+  what = "safetensors file",
+): { tensors: Map<string, TensorLocation>; metadata: Record<string, string> } {
+  const dataStart = headerSize(head, fileSize, what);
   let header: unknown;
   try {
     header = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(
-      bytes.subarray(8, 8 + headerLen),
+      head.subarray(8, dataStart),
     ));
   } catch (e) {
     throw new SafetensorsError(`${what}: header is not valid JSON (${(e as Error).message})`);
@@ -63,9 +88,8 @@ export function parseSafetensors(bytes: Uint8Array, what = "safetensors file"): 
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
     throw new SafetensorsError(`${what}: header is not a JSON object`);
   }
-  const dataStart = 8 + headerLen;
-  const dataLen = bytes.length - dataStart;
-  const tensors = new Map<string, SafeTensor>();
+  const dataLen = fileSize - dataStart;
+  const tensors = new Map<string, TensorLocation>();
   let metadata: Record<string, string> = {};
   for (const [name, info] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
@@ -108,8 +132,19 @@ export function parseSafetensors(bytes: Uint8Array, what = "safetensors file"): 
     tensors.set(name, {
       dtype,
       shape: shape as number[],
-      bytes: bytes.subarray(dataStart + begin, dataStart + end),
+      start: dataStart + begin,
+      end: dataStart + end,
     });
+  }
+  return { tensors, metadata };
+}
+
+/** Parse a safetensors file held in memory. `what` names the file in error messages. */
+export function parseSafetensors(bytes: Uint8Array, what = "safetensors file"): SafetensorsFile {
+  const { tensors: locs, metadata } = parseSafetensorsHeader(bytes, bytes.length, what);
+  const tensors = new Map<string, SafeTensor>();
+  for (const [name, l] of locs) {
+    tensors.set(name, { dtype: l.dtype, shape: l.shape, bytes: bytes.subarray(l.start, l.end) });
   }
   return { tensors, metadata };
 }
@@ -132,6 +167,10 @@ const F16_TABLE = /* @__PURE__ */ (() => {
 
 /** Copy of a tensor's bytes aligned to `bytesPer` (views into a file may be unaligned). */
 function aligned(bytes: Uint8Array, bytesPer: number): ArrayBuffer {
+  // A freshly read tensor owns its whole buffer: use it without another copy.
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) {
+    return bytes.buffer as ArrayBuffer;
+  }
   if (bytes.byteOffset % bytesPer === 0) {
     return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
   }

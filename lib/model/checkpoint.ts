@@ -1,12 +1,15 @@
 /**
  * Reading a Hugging Face checkpoint folder's tensors: `model.safetensors`, or shards listed in
- * `model.safetensors.index.json`. Gives float32 host arrays by HF tensor name.
+ * `model.safetensors.index.json`. Only the headers are read up front; each tensor is read from
+ * its file when asked for, so loading never holds a whole weight file in memory.
  */
 
+import { createHash } from "node:crypto";
 import {
-  parseSafetensors,
-  type SafeTensor,
+  headerSize,
+  parseSafetensorsHeader,
   SafetensorsError,
+  type TensorLocation,
   toFloat32,
 } from "../formats/safetensors.ts";
 
@@ -15,20 +18,35 @@ export class CheckpointError extends Error {
   override name = "CheckpointError";
 }
 
-/** All tensors of a checkpoint, by HF name, plus the raw bytes of every file (for hashing). */
+/** The tensors of a checkpoint, by HF name, with where each one lives. */
 export interface Checkpoint {
+  dir: string;
   /** Names of the weight files, in load order. */
   files: string[];
-  /** Raw bytes of each weight file (same order as `files`). */
-  fileBytes: Uint8Array[];
-  tensors: Map<string, SafeTensor & { file: string }>;
+  tensors: Map<string, TensorLocation & { file: string }>;
 }
 
-async function readFile(path: string): Promise<Uint8Array> {
+function fail(e: unknown, path: string): never {
+  if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
+  throw new CheckpointError(`cannot read ${path}: ${(e as Error).message}`);
+}
+
+function readAt(path: string, start: number, length: number): Uint8Array {
+  const f = Deno.openSync(path, { read: true });
   try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    throw new CheckpointError(`cannot read ${path}: ${(e as Error).message}`);
+    const out = new Uint8Array(length);
+    f.seekSync(start, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < length) {
+      const n = f.readSync(out.subarray(got));
+      if (n === null || n === 0) {
+        throw new CheckpointError(`${path}: unexpected end of file at byte ${start + got}`);
+      }
+      got += n;
+    }
+    return out;
+  } finally {
+    f.close();
   }
 }
 
@@ -41,50 +59,74 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Load every safetensors file of a model folder (single file or sharded). */
-export async function readCheckpoint(dir: string): Promise<Checkpoint> {
+/** Names of a folder's weight files (single file or the shards of the index). */
+export async function weightFiles(dir: string): Promise<string[]> {
   const indexPath = `${dir}/model.safetensors.index.json`;
-  let files: string[];
   if (await exists(indexPath)) {
     let index: { weight_map?: Record<string, string> };
     try {
-      index = JSON.parse(new TextDecoder().decode(await readFile(indexPath)));
+      index = JSON.parse(await Deno.readTextFile(indexPath));
     } catch (e) {
       throw new CheckpointError(`${indexPath}: not valid JSON (${(e as Error).message})`);
     }
     if (!index.weight_map || typeof index.weight_map !== "object") {
       throw new CheckpointError(`${indexPath}: missing "weight_map"`);
     }
-    files = [...new Set(Object.values(index.weight_map))].sort();
-  } else if (await exists(`${dir}/model.safetensors`)) {
-    files = ["model.safetensors"];
-  } else {
-    throw new CheckpointError(
-      `${dir}: no model.safetensors or model.safetensors.index.json found`,
-    );
+    const files = [...new Set(Object.values(index.weight_map))].sort();
+    for (const f of files) {
+      if (f.includes("/") || f.includes("..")) {
+        throw new CheckpointError(`${indexPath}: refusing shard path "${f}"`);
+      }
+    }
+    return files;
   }
-  const tensors = new Map<string, SafeTensor & { file: string }>();
-  const fileBytes: Uint8Array[] = [];
+  if (await exists(`${dir}/model.safetensors`)) return ["model.safetensors"];
+  throw new CheckpointError(`${dir}: no model.safetensors or model.safetensors.index.json found`);
+}
+
+/** Read the headers of every safetensors file of a model folder. */
+export async function readCheckpoint(dir: string): Promise<Checkpoint> {
+  const files = await weightFiles(dir);
+  const tensors = new Map<string, TensorLocation & { file: string }>();
   for (const f of files) {
-    if (f.includes("/") || f.includes("..")) {
-      throw new CheckpointError(`${indexPath}: refusing shard path "${f}"`);
-    }
-    const bytes = await readFile(`${dir}/${f}`);
-    fileBytes.push(bytes);
-    let parsed;
+    const path = `${dir}/${f}`;
     try {
-      parsed = parseSafetensors(bytes, `${dir}/${f}`);
+      const size = (await Deno.stat(path)).size;
+      const first = readAt(path, 0, Math.min(8, size));
+      const head = readAt(path, 0, headerSize(first, size, path));
+      const parsed = parseSafetensorsHeader(head, size, path);
+      for (const [name, t] of parsed.tensors) tensors.set(name, { ...t, file: f });
     } catch (e) {
-      if (e instanceof SafetensorsError) throw new CheckpointError(e.message);
-      throw e;
+      fail(e, path);
     }
-    for (const [name, t] of parsed.tensors) tensors.set(name, { ...t, file: f });
   }
-  return { files, fileBytes, tensors };
+  return { dir, files, tensors };
 }
 
 /**
- * A float32 copy of tensor `name`, checked against the expected shape.
+ * sha256 (hex) over config.json and every weight file in order, streamed in chunks: the
+ * identity masks are bound to.
+ */
+export async function fingerprintFolder(dir: string): Promise<string> {
+  const h = createHash("sha256");
+  const buf = new Uint8Array(8 << 20);
+  for (const f of ["config.json", ...await weightFiles(dir)]) {
+    const file = await Deno.open(`${dir}/${f}`, { read: true });
+    try {
+      for (;;) {
+        const n = await file.read(buf);
+        if (n === null) break;
+        h.update(buf.subarray(0, n));
+      }
+    } finally {
+      file.close();
+    }
+  }
+  return h.digest("hex");
+}
+
+/**
+ * A float32 copy of tensor `name`, read from its file and checked against the expected shape.
  * Throws {@link CheckpointError} naming the tensor when it is missing or mis-shaped.
  */
 export function tensorF32(ckpt: Checkpoint, name: string, shape: number[]): Float32Array {
@@ -95,9 +137,15 @@ export function tensorF32(ckpt: Checkpoint, name: string, shape: number[]): Floa
       `checkpoint ${t.file}: tensor "${name}" has shape [${t.shape}], expected [${shape}]`,
     );
   }
+  const path = `${ckpt.dir}/${t.file}`;
   try {
-    return toFloat32(t);
+    return toFloat32({
+      dtype: t.dtype,
+      shape: t.shape,
+      bytes: readAt(path, t.start, t.end - t.start),
+    });
   } catch (e) {
+    if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`checkpoint ${t.file}: tensor "${name}": ${(e as Error).message}`);
   }
 }

@@ -7,7 +7,13 @@
 import type { Backend, MatView, WeightBuffer } from "../backends/backend.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
 import { type ModelConfig, parseConfig } from "./config.ts";
-import { type Checkpoint, hasTensor, readCheckpoint, tensorF32 } from "./checkpoint.ts";
+import {
+  type Checkpoint,
+  fingerprintFolder,
+  hasTensor,
+  readCheckpoint,
+  tensorF32,
+} from "./checkpoint.ts";
 import { ropeInvFreq } from "./rope.ts";
 
 /** Weights of one decoder layer, as views into backend buffers. */
@@ -58,19 +64,6 @@ function view(buf: WeightBuffer, rows: number, cols: number, offset = 0, stride 
   return { buf, offset, stride, rows, cols };
 }
 
-/** Hex sha256 over a list of byte arrays. */
-async function sha256Hex(parts: Uint8Array[]): Promise<string> {
-  const total = parts.reduce((a, p) => a + p.length, 0);
-  const all = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    all.set(p, o);
-    o += p.length;
-  }
-  const d = await crypto.subtle.digest("SHA-256", all);
-  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 /** Transpose a row-major [rows, cols] matrix into [cols, rows]. */
 export function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(m.length);
@@ -100,9 +93,9 @@ export async function readConfig(dir: string): Promise<{ config: ModelConfig; by
 /** Load a model folder onto a backend. */
 export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Model> {
   const backend = opts.backend ?? new ReferenceBackend();
-  const { config: cfg, bytes: cfgBytes } = await readConfig(dir);
+  const { config: cfg } = await readConfig(dir);
   const ckpt = await readCheckpoint(dir);
-  const fingerprint = await sha256Hex([cfgBytes, ...ckpt.fileBytes]);
+  const fingerprint = await fingerprintFolder(dir);
   const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const up = (data: Float32Array) => backend.weights(data);
   // Small precision-sensitive vectors (norms, biases, rope) stay f32 on an f16 backend.
