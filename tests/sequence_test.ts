@@ -84,3 +84,32 @@ Deno.test("capture hands out [T, n] activations for every layer", async () => {
   });
   assert.deepEqual(seen, [...Array(cfg.numLayers).keys()]);
 });
+
+Deno.test("a model laid out in another neuron order gives the same logits and captures", async () => {
+  const plain = await loadModel(DIR);
+  const cfg = plain.config;
+  // Reverse order in every layer: every bundle row moves.
+  const order = Array.from({ length: cfg.numLayers }, () =>
+    Int32Array.from({ length: cfg.intermediateSize }, (_, p) => cfg.intermediateSize - 1 - p)
+  );
+  const perm = await loadModel(DIR, { neuronOrder: order });
+  const mask = halfMask(denseMask(cfg), 0);
+  for (const m of [null, mask]) {
+    const a = new Sequence(plain, { mask: m ? prepareMask(plain, m) : null, maxTokens: 32 });
+    const b = new Sequence(perm, { mask: m ? prepareMask(perm, m) : null, maxTokens: 32 });
+    const la = await a.prefill(IDS);
+    const lb = await b.prefill(IDS);
+    const worst = Math.max(...la.map((v, i) => Math.abs(v - lb[i])));
+    assert.ok(worst < 1e-5, `permuted layout differs by ${worst}`);
+  }
+  const acts: Float32Array[][] = [[], []];
+  for (const [k, model] of [plain, perm].entries()) {
+    await new Sequence(model, { maxTokens: 32 }).prefill(IDS, {
+      capture: { onLayer: (_l, a) => acts[k].push(a.mlpAct) },
+    });
+  }
+  acts[0].forEach((a, l) => {
+    const worst = Math.max(...a.map((v, i) => Math.abs(v - acts[1][l][i])));
+    assert.ok(worst < 1e-5, `layer ${l} captured mlpAct differs by ${worst}`);
+  });
+});

@@ -15,6 +15,7 @@ import {
   tensorF32,
 } from "./checkpoint.ts";
 import { ropeInvFreq } from "./rope.ts";
+import { validateNeuronOrder } from "./neuron_order.ts";
 
 /** Weights of one decoder layer, as views into backend buffers. */
 export interface LayerWeights {
@@ -52,12 +53,22 @@ export interface Model {
   invFreq: MatView; // [1, d_h / 2]
   /** Bytes of weights per token read by a dense decode step (all layers + head). */
   denseWeightBytes: number;
+  /**
+   * Per layer, the FFN bundle's neuron order: row p holds original neuron `neuronOrder[l][p]`
+   * (null: identity). Masks keep original indices; prepareMask maps them.
+   */
+  neuronOrder: Int32Array[] | null;
 }
 
 /** Options for {@link loadModel}. */
 export interface LoadOptions {
   /** Backend that holds the weights; the plain TypeScript reference when omitted. */
   backend?: Backend;
+  /**
+   * Lay out FFN neurons in this order per layer (see neuron_order.ts), e.g. so that the
+   * neurons a mask set keeps are contiguous. Identity when omitted.
+   */
+  neuronOrder?: Int32Array[] | null;
 }
 
 function view(buf: WeightBuffer, rows: number, cols: number, offset = 0, stride = cols): MatView {
@@ -104,9 +115,11 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
 
   const embedData = tensorF32(ckpt, "model.embed_tokens.weight", [cfg.vocabSize, H]);
   const embed = view(up(embedData), cfg.vocabSize, H);
+  const order = opts.neuronOrder ?? null;
+  if (order) validateNeuronOrder(order, cfg.numLayers, cfg.intermediateSize);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
-    layers.push(loadLayer(ckpt, cfg, l, up, vec));
+    layers.push(loadLayer(ckpt, cfg, l, up, vec, order?.[l] ?? null));
   }
   const finalNorm = vec("model.norm.weight", H);
   let lmHead = embed;
@@ -132,6 +145,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
     lmHead,
     invFreq,
     denseWeightBytes: cfg.numLayers * perLayer + cfg.vocabSize * H * 4,
+    neuronOrder: order,
   };
 }
 
@@ -141,6 +155,7 @@ function loadLayer(
   l: number,
   up: (d: Float32Array) => WeightBuffer,
   vec: (name: string, n: number) => MatView,
+  order: Int32Array | null,
 ): LayerWeights {
   const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const p = `model.layers.${l}`;
@@ -151,12 +166,13 @@ function loadLayer(
   const gate = tensorF32(ckpt, `${p}.mlp.gate_proj.weight`, [I, H]); // [I, H]
   const upW = tensorF32(ckpt, `${p}.mlp.up_proj.weight`, [I, H]); // [I, H]
   const down = tensorF32(ckpt, `${p}.mlp.down_proj.weight`, [H, I]); // [H, I]
-  // Bundle [I, 3H]: row j = gate_j, up_j, column j of W_down.
+  // Bundle [I, 3H]: row p = gate_j, up_j, column j of W_down, for neuron j = order[p].
   const bundle = new Float32Array(I * 3 * H);
-  for (let j = 0; j < I; j++) {
-    bundle.set(gate.subarray(j * H, (j + 1) * H), j * 3 * H);
-    bundle.set(upW.subarray(j * H, (j + 1) * H), j * 3 * H + H);
-    for (let r = 0; r < H; r++) bundle[j * 3 * H + 2 * H + r] = down[r * I + j];
+  for (let p = 0; p < I; p++) {
+    const j = order ? order[p] : p;
+    bundle.set(gate.subarray(j * H, (j + 1) * H), p * 3 * H);
+    bundle.set(upW.subarray(j * H, (j + 1) * H), p * 3 * H + H);
+    for (let r = 0; r < H; r++) bundle[p * 3 * H + 2 * H + r] = down[r * I + j];
   }
   const ffn = up(bundle);
   const optVec = (name: string, n: number) => hasTensor(ckpt, name) ? vec(name, n) : null;

@@ -6,6 +6,7 @@
 import type { IndexList, MatView } from "../backends/backend.ts";
 import { denseMask, type Mask, validateMask } from "./mask.ts";
 import type { Model } from "./model.ts";
+import { inversePermutation } from "./neuron_order.ts";
 
 /** Index lists of one layer under a mask. */
 export interface PreparedLayer {
@@ -57,7 +58,7 @@ export function prepareMask(model: Model, mask: Mask): PreparedMask {
     return { buf: w, offset: 0, stride: H, rows: 1, cols: H };
   };
   let bytes = cfg.vocabSize * H * 4;
-  const layers = mask.layers.map((lm): PreparedLayer => {
+  const layers = mask.layers.map((lm, l): PreparedLayer => {
     const heads = lm.heads;
     const qRows = new Int32Array(heads.length * d);
     heads.forEach((h, s) => {
@@ -74,7 +75,7 @@ export function prepareMask(model: Model, mask: Mask): PreparedMask {
     bytes += (2 * heads.length * d * H + 2 * kvSet.length * d * H + 3 * lm.neurons.length * H) *
       4;
     return {
-      neurons: idx(lm.neurons),
+      neurons: idx(bundleRows(model, l, lm.neurons)),
       qRows: idx(qRows),
       kvHeads: idx(Int32Array.from(kvSet)),
       kvRows: idx(kvRows),
@@ -92,6 +93,14 @@ export function prepareMask(model: Model, mask: Mask): PreparedMask {
     weightBytesPerToken: bytes,
     release: () => owned.forEach((o) => be.release(o)),
   };
+}
+
+/** Bundle rows (sorted) of a layer's kept neurons, given the model's neuron order. */
+function bundleRows(model: Model, layer: number, neurons: Int32Array): Int32Array {
+  const order = model.neuronOrder?.[layer];
+  if (!order) return neurons;
+  const pos = inversePermutation(order);
+  return Int32Array.from(neurons, (j) => pos[j]).sort();
 }
 
 /** The model's dense mask, prepared once and cached on the model object. */

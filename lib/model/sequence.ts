@@ -178,6 +178,18 @@ export class Sequence {
     return out;
   }
 
+  /** Activations `[T, n_kept]` in bundle order to `[T, I]` in original neuron order. */
+  #unpermute(act: Float32Array, l: number, pm: PreparedMask["layers"][number], T: number) {
+    const I = this.#model.config.intermediateSize;
+    const order = this.#model.neuronOrder![l];
+    const rows = pm.neurons.host;
+    const out = new Float32Array(T * I); // [T, I] column j = original neuron j
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < rows.length; i++) out[t * I + order[rows[i]]] = act[t * rows.length + i];
+    }
+    return out;
+  }
+
   /** Run layers [from, to) on x `[T, H]` in place; tokens sit at the end of the cache. */
   async #layers(
     x: Tensor,
@@ -263,6 +275,7 @@ export class Sequence {
       if (pm.biasFfn) be.addRow(x, pm.biasFfn);
       be.free(h);
       if (capture) {
+        if (n > 0 && this.#model.neuronOrder) mlpAct = this.#unpermute(mlpAct!, l, pm, T);
         capture.onLayer(l, { attnIn: attnIn!, attnOut: attnOut!, mlpIn: mlpIn!, mlpAct: mlpAct! });
         if (capture.onHidden) capture.onHidden(l, await be.read(x));
       }
