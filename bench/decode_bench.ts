@@ -9,7 +9,9 @@
 import { parseArgs } from "node:util";
 import type { Backend } from "../lib/backends/backend.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
-import { loadModel, type Model } from "../lib/model/model.ts";
+import { loadModel, type Model, readConfig } from "../lib/model/model.ts";
+import type { ModelConfig } from "../lib/model/config.ts";
+import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import type { Mask } from "../lib/model/mask.ts";
@@ -27,26 +29,40 @@ export interface DecodeRow {
   idealSpeedup: number;
 }
 
-/** A SEAP-shaped mask: UL-LD schedule at `target`, random kept neurons and heads. */
-export function seapShapedMask(model: Model, target: number, seed = 7): Mask {
-  const cfg = model.config;
+/**
+ * A SEAP-shaped mask for a model without calibration data: UL-LD schedule at `target`; units
+ * kept by a shared importance score plus task-specific noise, so that masks of different
+ * `task`s overlap the way calibrated task masks do (each task keeps the generally important
+ * units and some of its own).
+ */
+export function seapShapedMask(cfg: ModelConfig, target: number, task = 0): Mask {
   const m = Math.min(2, Math.floor(cfg.numLayers / 4));
   const { rho } = logisticSchedule(cfg.numLayers, target, { m, n: m, k: 1.2, x0: 0.3 });
-  let s = seed;
-  const rnd = () => ((s = (s * 1103515245 + 12345) >>> 0) / 4294967296);
-  const pick = (n: number, keep: number) => {
-    const all = Array.from({ length: n }, (_, i) => i).sort(() => rnd() - 0.5);
-    return Int32Array.from(all.slice(0, keep).sort((a, b) => a - b));
+  const rand = (seed: number) => {
+    let s = seed >>> 0;
+    return () => ((s = (Math.imul(s, 1103515245) + 12345) >>> 0) / 4294967296);
+  };
+  const base = rand(1);
+  const noise = rand(1000 + task);
+  const top = (n: number, keep: number) => {
+    const score = Array.from({ length: n }, () => base() + 0.6 * noise());
+    const idx = Array.from({ length: n }, (_, i) => i).sort((x, y) => score[y] - score[x]);
+    return Int32Array.from(idx.slice(0, keep).sort((x, y) => x - y));
   };
   return {
-    name: `seap-shaped@${target}`,
+    name: `seap-shaped-t${task}@${target}`,
     layers: rho.map((r) => ({
-      neurons: pick(cfg.intermediateSize, Math.round(cfg.intermediateSize * (1 - r))),
-      heads: pick(cfg.numHeads, Math.max(1, Math.round(cfg.numHeads * (1 - r)))),
+      neurons: top(cfg.intermediateSize, Math.round(cfg.intermediateSize * (1 - r))),
+      heads: top(cfg.numHeads, Math.max(1, Math.round(cfg.numHeads * (1 - r)))),
       biasAttn: null,
       biasFfn: null,
     })),
   };
+}
+
+/** A family of 8 task masks at each sparsity (what a calibrated mask set looks like). */
+export function seapShapedFamily(cfg: ModelConfig, sparsities: number[]): Mask[] {
+  return sparsities.flatMap((t) => Array.from({ length: 8 }, (_, k) => seapShapedMask(cfg, t, k)));
 }
 
 async function timeDecode(
@@ -68,23 +84,42 @@ async function timeDecode(
   return { decode, prefill };
 }
 
+/** Options of {@link runDecodeBench}. */
+export interface DecodeBenchOptions {
+  tokens?: number;
+  promptLen?: number;
+  /** Masks to time (default: SEAP-shaped task-0 masks at 20% and 50%). */
+  masks?: Mask[];
+  /**
+   * Lay the FFN out by keep frequency over this mask family (what the server does with its
+   * mask set); identity layout when null. Default: the SEAP-shaped family.
+   */
+  layoutFrom?: Mask[] | null;
+}
+
 /** Measure dense and masked decode on one model and backend, side by side. */
 export async function runDecodeBench(
   modelDir: string,
   backend: Backend,
-  opts: { tokens?: number; promptLen?: number; sparsities?: number[]; masks?: Mask[] } = {},
+  opts: DecodeBenchOptions = {},
 ): Promise<DecodeRow[]> {
-  const model = await loadModel(modelDir, { backend });
+  const { config: cfg } = await readConfig(modelDir);
+  const chosen = opts.masks ?? [0.2, 0.5].map((t) => seapShapedMask(cfg, t, 0));
+  const family = opts.layoutFrom === undefined
+    ? seapShapedFamily(cfg, [0.2, 0.5])
+    : opts.layoutFrom;
+  const neuronOrder = family
+    ? keepFrequencyOrder(family, cfg.numLayers, cfg.intermediateSize)
+    : null;
+  const model = await loadModel(modelDir, { backend, neuronOrder });
   const dense = denseFor(model);
-  const chosen = opts.masks ??
-    (opts.sparsities ?? [0.2, 0.5]).map((t) => seapShapedMask(model, t));
   const masks = [dense, ...chosen.map((m) => prepareMask(model, m))];
   const rows: DecodeRow[] = [];
   for (const pm of masks) {
     const r = await timeDecode(model, pm, opts.promptLen ?? 32, opts.tokens ?? 16);
     rows.push({
       model: model.name,
-      backend: `${backend.name}-${backend.weightDType}`,
+      backend: `${backend.name}-${backend.weightDType}${family ? "" : " (no reorder)"}`,
       mask: pm === dense ? "dense" : pm.name,
       decodeTokS: r.decode,
       prefillTokS: r.prefill,

@@ -29,7 +29,7 @@ export async function runMemoryBench(dir: string, backend: Backend): Promise<Mem
   const model = await loadModel(dir, { backend });
   const H = model.config.hiddenSize;
   const withBias = (seed: number) => {
-    const m = seapShapedMask(model, 0.5, seed);
+    const m = seapShapedMask(model.config, 0.5, seed);
     for (const l of m.layers) {
       l.biasAttn = new Float32Array(H).fill(0.01);
       l.biasFfn = new Float32Array(H).fill(0.01);

@@ -181,7 +181,7 @@ if (import.meta.main) {
   if (!values["no-decode"]) {
     console.log("## Decode (engine, lib/model/sequence.ts)\n");
     try {
-      const { runDecodeBench, printDecodeTable, smollmShapedModel } = await import(
+      const { runDecodeBench, formatDecodeTable, smollmShapedModel } = await import(
         "./decode_bench.ts"
       );
       const dir = values.model ?? await smollmShapedModel();
@@ -197,7 +197,7 @@ if (import.meta.main) {
           }),
         );
       }
-      printDecodeTable(rows);
+      console.log(formatDecodeTable(rows));
       gpu.destroy();
     } catch (e) {
       console.log(`decode bench unavailable: ${(e as Error).message}`);
