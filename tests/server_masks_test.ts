@@ -87,6 +87,31 @@ Deno.test("calibrated mask set: manifest masks, router and default sparsity reac
     assert.ok(j.seap.mask.endsWith("@0.5"));
     if (j.seap.selection === "auto") assert.equal(j.seap.mask, `${j.seap.task}@0.5`);
     else assert.equal(j.seap.mask, "generic@0.5");
+    // The keep-frequency FFN layout (default) serves the same answers as the identity layout.
+    assert.ok(engine.model.neuronOrder, "keep-frequency order not applied");
+    const plain = await loadEngine({
+      ...DEFAULT_CONFIG,
+      modelDir: TINY_CHAT,
+      masksDir: `${dir}/masks`,
+      backend: "reference",
+      neuronOrder: "identity",
+    });
+    assert.equal(plain.model.neuronOrder, null);
+    const plainApp = createApp(plain);
+    for (const mask of ["upper", "count", "generic", "dense", "auto"]) {
+      const body = {
+        model: engine.modelId,
+        prompt: "How many letters in a cat sleeps?",
+        max_tokens: 8,
+        temperature: 0,
+        seap: { mask, sparsity: 0.5 },
+      };
+      if (mask === "dense") delete (body.seap as { sparsity?: number }).sparsity;
+      const a = await (await post(app, "/v1/completions", body)).json();
+      const b = await (await post(plainApp, "/v1/completions", body)).json();
+      assert.equal(a.choices[0].text, b.choices[0].text, mask);
+      assert.equal(a.seap.mask, b.seap.mask);
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -15,6 +15,7 @@
  * | SEAP_MAX_TOKENS        | --max-tokens         | 256 (default completion budget for chat) |
  * | SEAP_SPARSITY          | --sparsity           | the mask set's default                   |
  * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
+ * | SEAP_NEURON_ORDER      | --neuron-order       | keep-frequency (or identity)             |
  * | SEAP_WEIGHTS           | --weights            | f32 (or f16: half the bytes per token)   |
  */
 
@@ -44,6 +45,8 @@ export interface ServerConfig {
   sparsity: number | null;
   /** Prompts longer than this prefill in chunks of this size, between other steps (0 = off). */
   prefillChunk: number;
+  /** FFN layout: "keep-frequency" (neurons the masks keep most, first) or "identity". */
+  neuronOrder: "keep-frequency" | "identity";
   /** Weight storage of the wasm / webgpu backends. */
   weights: "f32" | "f16";
 }
@@ -61,6 +64,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   defaultMaxTokens: 256,
   sparsity: null,
   prefillChunk: 64,
+  neuronOrder: "keep-frequency",
   weights: "f32",
 };
 
@@ -76,6 +80,7 @@ const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num"][] = [
   ["defaultMaxTokens", "SEAP_MAX_TOKENS", "max-tokens", "int"],
   ["sparsity", "SEAP_SPARSITY", "sparsity", "num"],
   ["prefillChunk", "SEAP_PREFILL_CHUNK", "prefill-chunk", "int"],
+  ["neuronOrder", "SEAP_NEURON_ORDER", "neuron-order", "str"],
   ["weights", "SEAP_WEIGHTS", "weights", "str"],
 ];
 
@@ -133,6 +138,11 @@ export function readServerConfig(
   if (!["auto", "reference", "wasm", "webgpu"].includes(cfg.backend)) {
     throw new ServerConfigError(
       `SEAP_BACKEND: unknown backend "${cfg.backend}" (auto, reference, wasm, webgpu)`,
+    );
+  }
+  if (cfg.neuronOrder !== "keep-frequency" && cfg.neuronOrder !== "identity") {
+    throw new ServerConfigError(
+      `SEAP_NEURON_ORDER: expected keep-frequency or identity, got "${cfg.neuronOrder}"`,
     );
   }
   if (cfg.weights !== "f32" && cfg.weights !== "f16") {

@@ -6,9 +6,11 @@
 
 import type { Backend } from "../backends/backend.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
-import { loadMaskSet } from "../calibrate/mask_io.ts";
+import { loadMaskSet, type MaskSet } from "../calibrate/mask_io.ts";
+import { fingerprintFolder } from "../model/checkpoint.ts";
+import { keepFrequencyOrder } from "../model/neuron_order.ts";
 import { route as routeWith } from "../calibrate/router.ts";
-import { loadModel, type Model } from "../model/model.ts";
+import { loadModel, type Model, readConfig } from "../model/model.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import type { ServerConfig } from "./config.ts";
 import { type CatalogEntry, MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
@@ -117,7 +119,16 @@ export async function loadCatalog(
   dir: string,
   defaultSparsity?: number | null,
 ): Promise<MaskCatalog> {
-  const set = await loadMaskSet(dir, model);
+  return catalogFromSet(model, await loadMaskSet(dir, model), dir, defaultSparsity);
+}
+
+/** Build the catalog of an already loaded (verified) mask set. */
+export function catalogFromSet(
+  model: Model,
+  set: MaskSet,
+  dir: string,
+  defaultSparsity?: number | null,
+): MaskCatalog {
   const masks = set.manifest.masks.map((e) => {
     const mask = set.masks.get(e.name)!;
     const kind = e.method === "seap" && e.task
@@ -154,25 +165,45 @@ export async function loadCatalog(
   });
 }
 
-/** Load model, tokenizer and masks as configured. */
+/**
+ * Load model, tokenizer and masks as configured. The mask set is read first (checked against
+ * the model's fingerprint) so the FFN can be laid out with the neurons the SEAP masks keep
+ * most often first (`SEAP_NEURON_ORDER=keep-frequency`, the default): each mask then reads a
+ * few long runs of weights instead of many scattered rows.
+ */
 export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   const dir = cfg.modelDir ?? await defaultModelDir();
   const backend = await createBackend(cfg.backend, cfg.weights);
-  const model = await loadModel(dir, { backend });
-  const tokenizer = await Tokenizer.load(dir);
-  let catalog: MaskCatalog;
-  let masksDir = cfg.masksDir ?? `masks/${model.name}`;
+  const name = dir.replace(/\/+$/, "").split("/").pop() ?? dir;
+  let masksDir = cfg.masksDir ?? `masks/${name}`;
   if (!cfg.masksDir && !(await exists(`${masksDir}/manifest.json`))) {
     // Not under the working directory: try the repository's masks/ folder.
-    masksDir = new URL(`../../masks/${model.name}`, import.meta.url).pathname;
+    masksDir = new URL(`../../masks/${name}`, import.meta.url).pathname;
   }
+  let set: MaskSet | null = null;
   if (await exists(`${masksDir}/manifest.json`)) {
-    catalog = await loadCatalog(model, masksDir, cfg.sparsity);
+    const { config } = await readConfig(dir);
+    set = await loadMaskSet(masksDir, { name, fingerprint: await fingerprintFolder(dir), config });
+  } else if (cfg.masksDir) {
+    throw new Error(`SEAP_MASKS: ${cfg.masksDir}/manifest.json not found`);
   } else {
-    if (cfg.masksDir) throw new Error(`SEAP_MASKS: ${cfg.masksDir}/manifest.json not found`);
     console.warn(`seap: no mask set at ${masksDir}; serving dense only`);
-    catalog = new MaskCatalog(model, [], null, { source: "none" });
   }
+  let neuronOrder: Int32Array[] | null = null;
+  if (set && cfg.neuronOrder === "keep-frequency") {
+    const served = set.manifest.masks
+      .filter((e) => e.method === "seap" || e.method === "seap-generic")
+      .map((e) => set!.masks.get(e.name)!);
+    const c = (await readConfig(dir)).config;
+    if (served.length > 0) {
+      neuronOrder = keepFrequencyOrder(served, c.numLayers, c.intermediateSize);
+    }
+  }
+  const model = await loadModel(dir, { backend, neuronOrder });
+  const tokenizer = await Tokenizer.load(dir);
+  const catalog = set
+    ? catalogFromSet(model, set, masksDir, cfg.sparsity)
+    : new MaskCatalog(model, [], null, { source: "none" });
   return makeEngine(model, tokenizer, catalog, {
     maxContext: cfg.maxContext,
     defaultMaxTokens: cfg.defaultMaxTokens,
