@@ -4,8 +4,8 @@
  *
  * Each op runs on three backend configurations: f32 weights; f16 weights with 64 matmul lanes
  * per row (the reference then uses the same f16-rounded weights, so the same tolerance
- * applies); and f32 with a tiny weight-binding limit, forced split-K and 2 lanes per row, which
- * exercises the row-chunked binding path.
+ * applies; 64 lanes exercise the shared-memory reduction); and f32 with a tiny weight-binding
+ * limit and forced split-K, which exercises the row-chunked binding path.
  * Tolerance: |got - want| <= 1e-4 + 1e-4 |want| (rope: 1e-4 absolute). Some small vectors use a
  * per-buffer "f32" override on the f16 backend, as the engine does for norms, biases, invFreq.
  * Skipped only when there is no WebGPU adapter at all (llvmpipe counts).
@@ -103,7 +103,6 @@ const CFGS: Cfg[] = [
         adapter: adapter!,
         maxBindingBytes: 2048,
         tSplitRows: 5,
-        matmulLanes: 2,
       }),
   },
 ];
@@ -227,6 +226,63 @@ Deno.test({
         b.free(at);
         b.free(out);
         b.release(w.buf);
+        if (rows) b.release(rows);
+      }
+    }),
+});
+
+Deno.test({
+  name: "webgpu ffn: fused gate/up + transposed down on a bundled layout, act capture",
+  ...opts,
+  fn: () =>
+    each(async (b, label) => {
+      const r = rng(10);
+      const cases = [
+        { T: 1, K: 64, N: 40, keep: 23, off: 8 }, // aligned (vec4)
+        { T: 6, K: 30, N: 21, keep: 0, off: 3 }, // unaligned, all rows
+      ];
+      for (const c of cases) {
+        // bundle [N, 3K] after `off` elements: row j = gate_j | up_j | downT_j
+        const data = randArr(r, c.off + c.N * 3 * c.K, 0.5);
+        const buf = b.weights(data);
+        const host = stored(b, data);
+        const v = (o: number): MatView => ({
+          buf,
+          offset: c.off + o,
+          stride: 3 * c.K,
+          rows: c.N,
+          cols: c.K,
+        });
+        const at = (j: number, part: number, k: number) =>
+          host[c.off + j * 3 * c.K + part * c.K + k];
+        const rowsHost = c.keep ? randRows(r, c.N, c.keep) : null;
+        const rows = rowsHost ? b.indices(rowsHost) : null;
+        const R = rowsHost ? rowsHost.length : c.N;
+        const xh = randArr(r, c.T * c.K);
+        const o0 = randArr(r, c.T * c.K);
+        const x = tensorOf(b, c.T, c.K, xh);
+        const out = tensorOf(b, c.T, c.K, o0);
+        const act = b.tensor(c.T, R);
+        b.ffn(x, v(0), v(c.K), v(2 * c.K), rows, out, act);
+        const wantAct = new Float64Array(c.T * R);
+        const wantOut = Float64Array.from(o0);
+        for (let t = 0; t < c.T; t++) {
+          for (let i = 0; i < R; i++) {
+            const j = rowsHost ? rowsHost[i] : i;
+            let g = 0, u = 0;
+            for (let k = 0; k < c.K; k++) {
+              g += xh[t * c.K + k] * at(j, 0, k);
+              u += xh[t * c.K + k] * at(j, 1, k);
+            }
+            const a = (g / (1 + Math.exp(-g))) * u;
+            wantAct[t * R + i] = a;
+            for (let m = 0; m < c.K; m++) wantOut[t * c.K + m] += a * at(j, 2, m);
+          }
+        }
+        close(`[${label}] ffn act ${JSON.stringify(c)}`, await b.read(act), wantAct);
+        close(`[${label}] ffn out ${JSON.stringify(c)}`, await b.read(out), wantOut);
+        for (const t of [x, out, act]) b.free(t);
+        b.release(buf);
         if (rows) b.release(rows);
       }
     }),

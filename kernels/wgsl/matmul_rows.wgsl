@@ -3,8 +3,8 @@
 // x [T, K] f32, w rows of a strided view (f32, or f16 packed two per u32), out [T, R].
 // One dispatch handles output columns [p_base, p_base + p_count); only those rows are read.
 // A workgroup of 256 threads computes ROWS = 256 / LANES output columns for TT tokens; the
-// lanes of a row stride over k (vec4 loads when aligned), then reduce in workgroup shared
-// memory in two barrier steps (8 partial sums, then one).
+// lanes of a row stride over k (vec4 loads when aligned), then lane 0 of each row sums the
+// partials from workgroup shared memory.
 // Weight element e of a row lives at w_base + (row - row0) * w_stride + k (binding-relative).
 
 override W_F16: bool = false;
@@ -14,7 +14,8 @@ override B_F16: bool = false;
 override VEC: bool = false;
 
 // Lanes per output row (a power of two dividing 256): 64 on GPUs (coalesced 1 KiB row reads),
-// 1 on software adapters (llvmpipe vectorises across invocations; barriers are costly there).
+// 1 on software adapters: llvmpipe vectorises across invocations, and without the
+// shared-memory reduction (skipped when LANES == 1) the shader compiles ~30x faster there.
 override LANES: u32 = 64u;
 const WG: u32 = 256u;
 override ROWS: u32 = WG / LANES;
@@ -102,8 +103,9 @@ fn main(
           let wv = w[q0 + q];
           let a = vec4<f32>(unpack2x16float(wv.x), unpack2x16float(wv.y));
           let b = vec4<f32>(unpack2x16float(wv.z), unpack2x16float(wv.w));
-          for (var j = 0u; j < nt; j++) {
-            let xi = (t0 + j) * (u.K / 4u) + 2u * q;
+          for (var j = 0u; j < TT; j++) {
+            let tj = min(t0 + j, u.T - 1u); // fixed trip count: unrolled, acc in registers
+            let xi = tj * (u.K / 4u) + 2u * q;
             acc[j] += dot(a, x[xi]) + dot(b, x[xi + 1u]);
           }
         }
@@ -112,51 +114,55 @@ fn main(
         let q0 = base / 4u;
         for (var q = lane; q < nq; q += LANES) {
           let a = bitcast<vec4<f32>>(w[q0 + q]);
-          for (var j = 0u; j < nt; j++) {
-            acc[j] += dot(a, x[(t0 + j) * nq + q]);
+          for (var j = 0u; j < TT; j++) {
+            let tj = min(t0 + j, u.T - 1u); // fixed trip count: unrolled, acc in registers
+            acc[j] += dot(a, x[tj * nq + q]);
           }
         }
       }
     } else {
       for (var k = lane; k < u.K; k += LANES) {
         let wk = load_w(base + k);
-        for (var j = 0u; j < nt; j++) {
-          acc[j] += wk * load_x((t0 + j) * u.K + k);
+        for (var j = 0u; j < TT; j++) {
+          let tj = min(t0 + j, u.T - 1u); // fixed trip count: unrolled, acc in registers
+          acc[j] += wk * load_x(tj * u.K + k);
         }
       }
     }
+  }
+  if (LANES == 1u) {
+    // one thread per row (software adapters): no reduction, no barrier
+    if (valid) {
+      var b = 0.0;
+      if (u.has_bias != 0u) {
+        b = load_b(u.b_base + row - u.row0);
+      }
+      for (var j = 0u; j < TT; j++) {
+        if (j < nt) {
+          out[(t0 + j) * u.R + u.p_base + p] = acc[j] + b;
+        }
+      }
+    }
+    return;
   }
   for (var j = 0u; j < TT; j++) {
     red[j * 256u + lid] = acc[j];
   }
   workgroupBarrier();
-  // step 1: lane g < G sums lanes g, g + G, ... of its row into its own slot
-  let G = min(8u, LANES);
+  // lane 0 of each row sums its LANES partials (one barrier; a two-step tree costs seconds of
+  // shader compilation on llvmpipe and little on GPUs, where LANES partials are 64 loads)
   let row_base = slot * LANES;
-  if (lane < G) {
-    for (var j = 0u; j < TT; j++) {
-      var sum = 0.0;
-      for (var l = lane; l < LANES; l += G) {
-        sum += red[j * 256u + row_base + l];
-      }
-      red[j * 256u + row_base + lane] = sum;
-    }
-  }
-  workgroupBarrier();
   if (valid && lane == 0u) {
-    for (var j = 0u; j < nt; j++) {
-      var sum = 0.0;
-      for (var g = 0u; g < G; g++) {
-        sum += red[j * 256u + row_base + g];
-      }
-      red[j * 256u + row_base] = sum;
-    }
     var b = 0.0;
     if (u.has_bias != 0u) {
       b = load_b(u.b_base + row - u.row0);
     }
     for (var j = 0u; j < nt; j++) {
-      out[(t0 + j) * u.R + u.p_base + p] = red[j * 256u + lid] + b;
+      var sum = 0.0;
+      for (var l = 0u; l < LANES; l++) {
+        sum += red[j * 256u + row_base + l];
+      }
+      out[(t0 + j) * u.R + u.p_base + p] = sum + b;
     }
   }
 }

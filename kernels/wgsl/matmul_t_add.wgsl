@@ -93,18 +93,22 @@ fn main(
       row = u32(rows[pp]);
     }
     let wv = load_w4(u.w_base + (row - u.row0) * u.w_stride + m, m);
-    for (var j = 0u; j < nt; j++) {
-      acc[j] += a[(t0 + j) * u.R + pp] * wv;
+    for (var j = 0u; j < TT; j++) {
+      let tj = min(t0 + j, u.T - 1u); // fixed trip count: unrolled, acc in registers
+      acc[j] += a[tj * u.R + pp] * wv;
     }
   }
-  for (var j = 0u; j < nt; j++) {
-    let o = (t0 + j) * u.M + m;
-    for (var c = 0u; c < 4u; c++) {
-      if (m + c < u.M) {
-        if (u.n_split == 1u) {
-          out[o + c] += acc[j][c];
-        } else {
-          partial[s * u.T * u.M + o + c] = acc[j][c];
+  for (var j = 0u; j < TT; j++) {
+    if (j < nt) {
+      let o = (t0 + j) * u.M + m;
+      let v = acc[j];
+      for (var c = 0u; c < 4u; c++) {
+        if (m + c < u.M) {
+          if (u.n_split == 1u) {
+            out[o + c] += v[c];
+          } else {
+            partial[s * u.T * u.M + o + c] = v[c];
+          }
         }
       }
     }

@@ -85,6 +85,7 @@ export interface WebGpuBackendOptions {
 interface Flags {
   W_F16?: boolean;
   B_F16?: boolean;
+  U_F16?: boolean;
   VEC?: boolean;
   TABLE?: boolean;
   /** matmul_rows: lanes per output row. */
@@ -114,6 +115,11 @@ const KERNELS = {
     file: "matmul_t_add",
     bindings: ["u", "r", "s", "r", "s", "s"],
     overrides: ["W_F16", "VEC"],
+  },
+  ffn_gate_up: {
+    file: "ffn_gate_up",
+    bindings: ["u", "r", "s", "r", "r", "s"],
+    overrides: ["W_F16", "U_F16", "VEC", "LANES"],
   },
   attention: {
     file: "attention",
@@ -728,6 +734,70 @@ export class WebGpuBackend implements Backend {
     });
   }
 
+  /**
+   * Fused SwiGLU FFN over kept neurons: `act = silu(x gate[rows]^T) * (x up[rows]^T)` in one
+   * dispatch (ffn_gate_up.wgsl: x read once, two dot products per row), then
+   * `out += act downT[rows]` (matmul_t_add.wgsl). x `[T, K]`, out `[T, M]`, act `[T, R]`.
+   */
+  ffn(
+    x: Tensor,
+    gate: MatView,
+    up: MatView,
+    downT: MatView,
+    rows: IndexList | null,
+    out: Tensor,
+    act?: Tensor | null,
+  ): void {
+    const xt = this.t(x);
+    const o = this.t(out);
+    const gb = this.view(gate);
+    const ub = this.view(up);
+    this.view(downT);
+    const idx = rows ? this.idx(rows) : null;
+    const T = xt.rows;
+    const K = gate.cols;
+    const N = gate.rows;
+    const R = idx ? idx.length : N;
+    const at = act ? this.t(act) : null;
+    if (
+      xt.cols !== K || up.cols !== K || up.rows !== N || downT.rows !== N || o.rows !== T ||
+      o.cols !== downT.cols || (at && (at.rows !== T || at.cols !== R))
+    ) {
+      throw new RangeError(
+        `webgpu.ffn: x [${T}, ${xt.cols}], gate [${N}, ${K}], up [${up.rows}, ${up.cols}], ` +
+          `downT [${downT.rows}, ${downT.cols}], ${R} rows, out [${o.rows}, ${o.cols}]` +
+          (at ? `, act [${at.rows}, ${at.cols}]` : ""),
+      );
+    }
+    if (idx) this.checkRows(idx, N, "ffn");
+    if (T === 0 || R === 0) return;
+    const a = at ?? (this.tensor(T, R) as GpuTensor);
+    const gf16 = gb.dtype === "f16";
+    const uf16 = ub.dtype === "f16";
+    const q = gf16 ? 8 : 4;
+    this.chunks(gate, idx, 0, R, (p0, p1, r0, r1) => {
+      const gr = this.bindRange(
+        gb,
+        gate.offset + r0 * gate.stride,
+        gate.offset + r1 * gate.stride + K,
+      );
+      const ur = this.bindRange(ub, up.offset + r0 * up.stride, up.offset + r1 * up.stride + K);
+      const vec = gf16 === uf16 && K % q === 0 && gr.base % q === 0 && gate.stride % q === 0 &&
+        ur.base % q === 0 && up.stride % q === 0;
+      const count = p1 - p0;
+      this.dispatch(
+        "ffn_gate_up",
+        "main",
+        { W_F16: gf16, U_F16: uf16, VEC: vec, LANES: this.lanes },
+        [T, K, R, p0, count, gr.base, gate.stride, r0, idx ? 1 : 0, ur.base, up.stride, 0],
+        [gr.res, this.tres(xt), idx ? this.ires(idx) : this.dummyR, ur.res, this.tres(a)],
+        Math.ceil(count / (256 / this.lanes)) * Math.ceil(T / TT),
+      );
+    });
+    this.matmulTAdd(a, downT, rows, out);
+    if (!at) this.free(a);
+  }
+
   /** `out = silu(gate) * up`, elementwise; out may alias gate. */
   siluMul(gate: Tensor, up: Tensor, out: Tensor): void {
     const g = this.t(gate);
@@ -1198,6 +1268,7 @@ export class WebGpuBackend implements Backend {
   ): GPUComputePipeline {
     const spec: KernelSpec = KERNELS[name];
     const key = `${name}:${entry}:${flags.W_F16 ? 1 : 0}${flags.B_F16 ? 1 : 0}` +
+      `${flags.U_F16 ? 1 : 0}` +
       `${flags.VEC ? 1 : 0}${flags.TABLE ? 1 : 0}:${flags.LANES ?? ""}`;
     let p = this.pipelines.get(key);
     if (!p) {
