@@ -606,7 +606,7 @@ Deno.test({
 });
 
 Deno.test({
-  name: "webgpu engine: one submission and one readback per decode step; logits match reference",
+  name: "webgpu engine: one pass, one submission, one readback per decode step; logits = reference",
   ...opts,
   fn: async () => {
     const { loadModel } = await import("../lib/model/model.ts");
@@ -624,6 +624,7 @@ Deno.test({
         if (onStep) {
           assert.equal(gpu.stats.submissions - before.submissions, 1, "submissions per step");
           assert.equal(gpu.stats.readbacks - before.readbacks, 1, "readbacks per step");
+          assert.equal(gpu.stats.passes - before.passes, 1, "compute passes per step");
         }
       }
       seq.free();

@@ -135,6 +135,7 @@ const KERNELS = {
   embed: { file: "embed", bindings: ["u", "r", "r", "s"], overrides: ["W_F16"] },
   kv_write: { file: "kv_write", bindings: ["u", "s", "s", "r"], overrides: [] },
   copy_rows: { file: "copy_rows", bindings: ["u", "s", "s"], overrides: [] },
+  zero: { file: "zero", bindings: ["u", "s"], overrides: [] },
 } satisfies Record<string, KernelSpec>;
 
 type KernelName = keyof typeof KERNELS;
@@ -275,8 +276,8 @@ export class WebGpuBackend implements Backend {
   readonly adapterDescription: string;
   /** Whether the adapter is a software fallback. */
   readonly isFallback: boolean;
-  /** Counters since creation: queue submissions, dispatches recorded, tensor readbacks. */
-  readonly stats = { submissions: 0, dispatches: 0, readbacks: 0 };
+  /** Counters since creation: submissions, compute passes, dispatches, tensor readbacks. */
+  readonly stats = { submissions: 0, passes: 0, dispatches: 0, readbacks: 0 };
 
   /** Device storage-binding limit (tensors, scratch). */
   private readonly maxBind: number;
@@ -473,7 +474,10 @@ export class WebGpuBackend implements Backend {
     return new GpuIndices(host.length, host, buf, nextBufId++, this);
   }
 
-  /** A zero-filled tensor `[rows, cols]` (pooled buffers are cleared in stream order). */
+  /**
+   * A zero-filled tensor `[rows, cols]`: a new buffer (zeroed by WebGPU), or a pooled one
+   * cleared by a `zero.wgsl` dispatch recorded in stream order (keeps the compute pass open).
+   */
   tensor(rows: number, cols: number): Tensor {
     this.alive();
     if (!(Number.isInteger(rows) && Number.isInteger(cols) && rows >= 0 && cols >= 0)) {
@@ -488,9 +492,10 @@ export class WebGpuBackend implements Backend {
     }
     const pooled = this.tensorPool.get(size)?.pop();
     if (pooled) {
-      this.endPass();
-      this.encoder().clearBuffer(pooled);
-      return new GpuTensor(rows, cols, pooled, this.bufId(pooled), this);
+      const t = new GpuTensor(rows, cols, pooled, this.bufId(pooled), this);
+      const n = size / 4;
+      this.dispatch("zero", "main", {}, [n, 0, 0, 0], [this.tres(t)], Math.ceil(n / 256));
+      return t;
     }
     const buf = this.device.createBuffer({
       size,
@@ -1337,6 +1342,7 @@ export class WebGpuBackend implements Backend {
     if (!this.pass) {
       this.pass = this.encoder().beginComputePass();
       this.passPipe = null;
+      this.stats.passes++;
     }
     if (this.passPipe !== pipe) {
       this.pass.setPipeline(pipe);

@@ -1,0 +1,25 @@
+// Zero-fill: x[i] = 0 for i < n. Clears a pooled tensor buffer inside the compute pass (an
+// encoder clearBuffer would end the pass), so a decode step stays one pass.
+
+struct U {
+  n: u32,
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.n) {
+    return;
+  }
+  x[i] = 0.0;
+}
