@@ -5,7 +5,8 @@
  * Each op runs on three backend configurations: f32 weights; f16 weights with 64 matmul lanes
  * per row (the reference then uses the same f16-rounded weights, so the same tolerance
  * applies; 64 lanes exercise the shared-memory reduction); and f32 with a tiny weight-binding
- * limit and forced split-K, which exercises the row-chunked binding path.
+ * limit, forced split-K in matmulTAdd and 64-position attention chunks, which exercises the
+ * row-chunked binding path and the chunk-combining attention.
  * Tolerance: |got - want| <= 1e-4 + 1e-4 |want| (rope: 1e-4 absolute). Some small vectors use a
  * per-buffer "f32" override on the f16 backend, as the engine does for norms, biases, invFreq.
  * Skipped only when there is no WebGPU adapter at all (llvmpipe counts).
@@ -103,6 +104,7 @@ const CFGS: Cfg[] = [
         adapter: adapter!,
         maxBindingBytes: 2048,
         tSplitRows: 5,
+        attnChunk: 64,
       }),
   },
 ];

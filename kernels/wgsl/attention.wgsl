@@ -1,8 +1,11 @@
 // Causal attention of new queries over a KV cache (GQA via a slot -> kv-head map):
 //   out[t, s*d + c] = sum_p softmax_p(scale * q[t, s*d:] . k[kv(s)*maxT + p, :]) v[kv(s)*maxT + p, c]
 // for p in 0 ..= pos0 + t. q, out [T, S*d]; caches [nKv*maxT, d]; kv_of [S] (kv head of slot).
-// One workgroup per (slot, token); positions in tiles of 64 with an online (running-max)
-// softmax, so any context length works; each thread owns channels lid, lid+64, ... (d <= 256).
+// One workgroup per (slot, token, chunk of `chunk` positions); positions in tiles of 64 with an
+// online (running-max) softmax, so any context length works; each thread owns channels lid,
+// lid+64, ... (d <= 256). With one chunk the result goes to out directly; otherwise (split-K
+// over positions, "flash decoding", so short decode batches still fill a GPU) each chunk
+// writes (max, sum, acc[d]) to part, and `combine` merges the chunks of each (slot, token).
 
 const WG: u32 = 64u;
 
@@ -13,8 +16,8 @@ struct U {
   max_t: u32,
   pos0: u32,
   scale: f32,
-  _p0: u32,
-  _p1: u32,
+  chunk: u32, // positions per chunk (multiple of 64)
+  n_chunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> u: U;
@@ -23,6 +26,7 @@ struct U {
 @group(0) @binding(3) var<storage, read_write> vc: array<f32>;
 @group(0) @binding(4) var<storage, read> kv_of: array<i32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> part: array<f32>; // [T*S, n_chunk, d + 2]
 
 var<workgroup> qs: array<f32, 256>;
 var<workgroup> sc: array<f32, 64>;
@@ -36,11 +40,13 @@ fn main(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let id = wid.x + wid.y * nwg.x;
-  if (id >= u.S * u.T) {
+  if (id >= u.S * u.T * u.n_chunk) {
     return; // workgroup-uniform
   }
-  let s = id % u.S;
-  let t = id / u.S;
+  let ch = id % u.n_chunk;
+  let st = id / u.n_chunk; // t * S + s
+  let s = st % u.S;
+  let t = st / u.S;
   let d = u.d;
   let qb = t * u.S * d + s * d;
   for (var c = lid; c < d; c += WG) {
@@ -48,11 +54,13 @@ fn main(
   }
   workgroupBarrier();
   let kv_base = u32(kv_of[s]) * u.max_t;
-  let n = u.pos0 + t + 1u;
+  let n_all = u.pos0 + t + 1u;
+  let c0 = ch * u.chunk;
+  let n = min(n_all, c0 + u.chunk); // this chunk: positions [c0, n)
   var m_run = -1e30;
   var l_run = 0.0;
   var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
-  for (var p0 = 0u; p0 < n; p0 += WG) {
+  for (var p0 = c0; p0 < n; p0 += WG) {
     // scores of this tile, one position per thread
     let p = p0 + lid;
     var sv = -1e30;
@@ -115,10 +123,57 @@ fn main(
     }
     workgroupBarrier();
   }
+  if (u.n_chunk == 1u) {
+    for (var i = 0u; i < 4u; i++) {
+      let c = lid + i * WG;
+      if (c < d) {
+        out[qb + c] = acc[i] / l_run;
+      }
+    }
+    return;
+  }
+  let pb = (st * u.n_chunk + ch) * (d + 2u); // an empty chunk leaves (-1e30, 0, 0)
   for (var i = 0u; i < 4u; i++) {
     let c = lid + i * WG;
     if (c < d) {
-      out[qb + c] = acc[i] / l_run;
+      part[pb + 2u + c] = acc[i];
     }
+  }
+  if (lid == 0u) {
+    part[pb] = m_run;
+    part[pb + 1u] = l_run;
+  }
+}
+
+// out[t, s*d + c] = sum_ch acc_ch[c] e^(m_ch - M) / sum_ch l_ch e^(m_ch - M), M = max_ch m_ch.
+@compute @workgroup_size(64)
+fn combine(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let st = wid.x + wid.y * nwg.x;
+  if (st >= u.S * u.T) {
+    return;
+  }
+  let d = u.d;
+  let base = st * u.n_chunk * (d + 2u);
+  var mx = -1e30;
+  for (var ch = 0u; ch < u.n_chunk; ch++) {
+    mx = max(mx, part[base + ch * (d + 2u)]);
+  }
+  var l = 0.0;
+  for (var ch = 0u; ch < u.n_chunk; ch++) {
+    let pb = base + ch * (d + 2u);
+    l += part[pb + 1u] * exp(part[pb] - mx);
+  }
+  let qb = (st / u.S) * u.S * d + (st % u.S) * d;
+  for (var c = lid; c < d; c += WG) {
+    var a = 0.0;
+    for (var ch = 0u; ch < u.n_chunk; ch++) {
+      let pb = base + ch * (d + 2u);
+      a += part[pb + 2u + c] * exp(part[pb] - mx);
+    }
+    out[qb + c] = a / l;
   }
 }

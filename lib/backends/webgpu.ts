@@ -76,6 +76,8 @@ export interface WebGpuBackendOptions {
   tSplitRows?: number;
   /** Lanes per output row in matmul (power of two <= 256; default 64, 1 on software). */
   matmulLanes?: number;
+  /** Positions per attention chunk (split-K over positions; default from the shape). Tests. */
+  attnChunk?: number;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -123,7 +125,7 @@ const KERNELS = {
   },
   attention: {
     file: "attention",
-    bindings: ["u", "s", "s", "s", "r", "s"],
+    bindings: ["u", "s", "s", "s", "r", "s", "s"],
     overrides: [],
     floats: [5],
   },
@@ -285,6 +287,7 @@ export class WebGpuBackend implements Backend {
   private readonly maxWBind: number;
   private readonly align: number;
   private readonly tSplitRows: number | undefined;
+  private readonly attnChunk: number | undefined;
   /** Lanes per output row in matmul_rows (64 on GPUs, 1 on software adapters). */
   private readonly lanes: number;
 
@@ -340,6 +343,7 @@ export class WebGpuBackend implements Backend {
     this.maxWBind = Math.min(this.maxBind, opts.maxBindingBytes ?? Infinity);
     this.align = device.limits.minStorageBufferOffsetAlignment;
     this.tSplitRows = opts.tSplitRows;
+    this.attnChunk = opts.attnChunk;
     this.lanes = opts.matmulLanes ?? (this.isFallback ? 1 : 64);
     if (![1, 2, 4, 8, 16, 32, 64, 128, 256].includes(this.lanes)) {
       throw new RangeError(`webgpu: matmulLanes ${this.lanes} is not a power of two <= 256`);
@@ -945,14 +949,28 @@ export class WebGpuBackend implements Backend {
     }
     this.checkRows(map, kc.rows / maxT, "attention");
     if (T === 0 || S === 0) return;
-    this.dispatch(
-      "attention",
-      "main",
-      {},
-      [T, S, d, maxT, pos0, scale, 0, 0],
-      [this.tres(qt), this.tres(kc), this.tres(vc), this.ires(map), this.tres(o)],
-      S * T,
-    );
+    // Split the positions into chunks when (slot, token) pairs alone would leave a GPU idle.
+    const nMax = pos0 + T;
+    let chunk: number;
+    if (this.attnChunk) {
+      chunk = roundUp(this.attnChunk, 64);
+    } else {
+      const want = Math.min(Math.ceil(128 / (S * T)), Math.ceil(nMax / 256));
+      chunk = roundUp(Math.ceil(nMax / Math.max(1, want)), 64);
+    }
+    const nChunk = Math.ceil(nMax / chunk);
+    const part = nChunk > 1 ? this.scratchRes(S * T * nChunk * (d + 2) * 4) : this.dummyW;
+    const uni = [T, S, d, maxT, pos0, scale, chunk, nChunk];
+    const res = [
+      this.tres(qt),
+      this.tres(kc),
+      this.tres(vc),
+      this.ires(map),
+      this.tres(o),
+      part,
+    ];
+    this.dispatch("attention", "main", {}, uni, res, S * T * nChunk);
+    if (nChunk > 1) this.dispatch("attention", "combine", {}, uni, res, S * T);
   }
 
   /** Copy `count` rows of src from `srcRow` into dst from `dstRow`. */
@@ -1101,7 +1119,7 @@ export class WebGpuBackend implements Backend {
       if (this.scratch) this.deferred.push(this.scratch.buf);
       const size = roundUp(Math.max(bytes, 1 << 16), 256);
       if (size > this.maxBind) {
-        throw new RangeError(`webgpu.matmulTAdd: split-K scratch of ${size} bytes too large`);
+        throw new RangeError(`webgpu: split-K scratch of ${size} bytes exceeds the binding limit`);
       }
       const buf = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE });
       this.scratch = { buf, id: nextBufId++, offset: 0, size };
