@@ -5,9 +5,10 @@
  *
  * 1. Masked GEMV GB/s: `matmul` (gate/up/q-like, row-gathered) and `matmulTAdd` (down/o-like,
  *    transposed) at keep ratios 1.0 / 0.5 / 0.2, f32 and f16 storage. GB/s = bytes of the kept
- *    weight rows read per call / time per call. Calls are recorded back to back (rotating over
- *    enough copies of W that it cannot sit in cache) with ONE readback; time per call is
- *    (t(n2) - t(n1)) / (n2 - n1), which cancels submission and readback overhead.
+ *    weight rows read per call / time per call. n calls are recorded back to back (rotating
+ *    over enough copies of W that it cannot sit in cache) and one readback is timed from
+ *    submission; time per call is (t(n2) - t(n1)) / (n2 - n1), which cancels submission and
+ *    readback overhead.
  * 2. Decode tokens/s of the engine (lib/model/sequence.ts) on the WebGPU backend, dense and
  *    SEAP-shaped masks (a SmolLM2-135M-shaped random model unless --model is given), with the
  *    ideal speedup from weight bytes; `--compare` adds the WASM backend on the same model.
@@ -77,13 +78,15 @@ async function measure(
   const x: Tensor = b.tensor(1, op === "matmul" ? K : R);
   b.write(x, new Float32Array(x.cols).fill(0.01));
   const out: Tensor = b.tensor(1, op === "matmul" ? R : K);
+  // Record n calls, then time submission to readback: GPU time (recording is CPU work that
+  // a decode step overlaps with nothing, so it is reported by the decode part instead).
   const run = async (n: number) => {
-    const t0 = performance.now();
     for (let i = 0; i < n; i++) {
       const w = views[i % copies];
       if (op === "matmul") b.matmul(x, w, rows, null, out);
       else b.matmulTAdd(x, w, rows, out);
     }
+    const t0 = performance.now();
     await b.read(out);
     return performance.now() - t0;
   };
@@ -173,6 +176,22 @@ if (import.meta.main) {
     `# WebGPU bench on ${probe.adapterDescription}${probe.isFallback ? " (software)" : ""}\n`,
   );
   probe.destroy();
+
+  {
+    // CPU cost of recording one dispatch (a decode step records ~15 per layer)
+    const b = await WebGpuBackend.create({ adapter });
+    const x = b.tensor(1, 256);
+    const y = b.tensor(1, 256);
+    let best = Infinity;
+    for (let rep = 0; rep < 5; rep++) {
+      const t0 = performance.now();
+      for (let i = 0; i < 1000; i++) b.add(x, y);
+      best = Math.min(best, performance.now() - t0);
+      await b.read(x);
+    }
+    console.log(`recording overhead: ${best.toFixed(2)} us per dispatch (best of 5 x 1000)\n`);
+    b.destroy();
+  }
 
   console.log("## Masked GEMV (one readback per timed batch)\n");
   console.log(formatGpuGemvTable(await runGpuGemvBench(adapter, values.quick)));
