@@ -89,8 +89,9 @@ Deno.test("a model laid out in another neuron order gives the same logits and ca
   const plain = await loadModel(DIR);
   const cfg = plain.config;
   // Reverse order in every layer: every bundle row moves.
-  const order = Array.from({ length: cfg.numLayers }, () =>
-    Int32Array.from({ length: cfg.intermediateSize }, (_, p) => cfg.intermediateSize - 1 - p)
+  const order = Array.from(
+    { length: cfg.numLayers },
+    () => Int32Array.from({ length: cfg.intermediateSize }, (_, p) => cfg.intermediateSize - 1 - p),
   );
   const perm = await loadModel(DIR, { neuronOrder: order });
   const mask = halfMask(denseMask(cfg), 0);
