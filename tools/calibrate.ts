@@ -42,6 +42,9 @@ Options:
   --bias-compensation B  on (default) | off, for the SEAP masks (FLAP always compensates)
   --no-baselines         skip the Wanda-sp and FLAP masks
   --router-threshold X   confidence below which the generic mask is used (default: 0.5)
+  --router-phrasings P   all (default) | seen: phrasings the deployed router trains on (seen =
+                         rows not flagged held_out_phrasing); the strict unseen-phrasing
+                         evaluation is reported either way
   --router-test X        share of each task's samples held out to test the router (default: 0.25)
   --default-sparsity X   sparsity the server uses by default (default: the first of --sparsity)
   --seed N               seed for sampling and splits (default: 0)
@@ -49,6 +52,7 @@ Options:
   --measure-dense        also time a plain dense pass over the same tokens (cost ratio)
   --ppl-eval FILE        JSONL of held-out text: perplexity with vs without bias compensation
   --ppl-samples N        rows of --ppl-eval to use (default: 32)
+  --ppl-task NAME        only rows of this task from --ppl-eval (e.g. general)
   --router-eval FILE     JSONL of other prompts (e.g. eval split) to test the router on too
   --quiet                no progress bar
   -h, --help             this text
@@ -72,6 +76,11 @@ function parseWeights(s: string): Record<string, number> {
     out[k.trim()] = w;
   }
   return out;
+}
+
+function routerPhrasings(v: string | undefined): "all" | "seen" {
+  if (v === undefined || v === "all" || v === "seen") return v ?? "all";
+  throw new Error(`--router-phrasings: all or seen, got "${v}"`);
 }
 
 async function defaultModelDir(): Promise<string> {
@@ -106,6 +115,7 @@ async function main(): Promise<number> {
       "no-baselines": { type: "boolean" },
       "router-threshold": { type: "string" },
       "router-test": { type: "string" },
+      "router-phrasings": { type: "string" },
       "default-sparsity": { type: "string" },
       seed: { type: "string" },
       "from-stats": { type: "string" },
@@ -113,6 +123,7 @@ async function main(): Promise<number> {
       "ppl-eval": { type: "string" },
       "ppl-samples": { type: "string" },
       "router-eval": { type: "string" },
+      "ppl-task": { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -166,12 +177,14 @@ async function main(): Promise<number> {
     maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
     mask,
     routerThreshold: num(a["router-threshold"], "router-threshold", 0.5),
+    routerTrainPhrasings: routerPhrasings(a["router-phrasings"]),
     routerTestFraction: num(a["router-test"], "router-test", 0.25),
     seed: num(a.seed, "seed", 0, true),
     fromStats: a["from-stats"],
     measureDense: a["measure-dense"] ?? false,
     pplEval: a["ppl-eval"],
     routerEval: a["router-eval"],
+    pplTask: a["ppl-task"],
     pplSamples: num(a["ppl-samples"], "ppl-samples", 32, true),
     defaultSparsity: a["default-sparsity"] === undefined
       ? undefined

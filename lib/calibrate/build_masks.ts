@@ -188,26 +188,40 @@ export function buildMasks(cal: CalibrationStats, proj: Projections[], p: MaskPa
 /** Router training parameters. */
 export interface RouterParams {
   threshold: number;
-  /** Share of each task's training-phrasing samples held out for evaluation. */
+  /** Share of each task's samples held out for evaluation. */
   testFraction: number;
   seed: number;
   l2?: number;
+  /**
+   * Which samples the deployed router may train on: "all" phrasings (default), or only
+   * "seen" ones (rows not flagged `held_out_phrasing`).
+   */
+  trainPhrasings?: "all" | "seen";
 }
 
 /** Router evaluation. */
 export interface RouterReport {
   tasks: string[];
+  /** Phrasings the deployed router was trained on. */
+  trainPhrasings: "all" | "seen";
   trainSamples: number;
   testSamples: number;
-  /** Accuracy on every held-out sample. */
+  /** Accuracy of the deployed router on its held-out samples. */
   accuracy: number;
-  /** Accuracy on held-out samples whose phrasing was never in the router's training data. */
-  heldOutPhrasingAccuracy: number | null;
-  heldOutPhrasingSamples: number;
   /** Rows = true task, columns = predicted. */
   confusion: number[][];
   /** Held-out samples below the confidence threshold (would use the generic mask). */
   lowConfidence: number;
+  /**
+   * Strict protocol, when the data flags held-out phrasings: a router trained only on the
+   * other phrasings, tested on every sample whose phrasing it never saw.
+   */
+  unseenPhrasing: {
+    trainSamples: number;
+    samples: number;
+    accuracy: number;
+    confusion: number[][];
+  } | null;
   /** Evaluation on a separate prompt file (--router-eval), when given. */
   extraEval?: {
     file: string;
@@ -221,8 +235,9 @@ export interface RouterReport {
 }
 
 /**
- * Train the router: samples with held-out phrasings are never trained on; of the rest,
- * `testFraction` per task (stratified, seeded) is held out too. Evaluated on all held-out.
+ * Train the router on a stratified (seeded) share of each task's samples and evaluate it on
+ * the rest; with held-out phrasings flagged in the data, also run the strict protocol (train
+ * on the other phrasings only, test on the held-out ones).
  */
 export function buildRouter(
   cal: CalibrationStats,
@@ -230,36 +245,52 @@ export function buildRouter(
 ): { router: Router; report: RouterReport } {
   const { features, labels, heldOut, tasks, layer } = cal.router;
   const H = cal.dims.hiddenSize;
-  const seenIdx = [...labels.keys()].filter((i) => !heldOut[i]);
-  const split = stratifiedSplit(Int32Array.from(seenIdx, (i) => labels[i]), p.testFraction, p.seed);
-  const train = split.train.map((k) => seenIdx[k]);
-  const test = [
-    ...split.test.map((k) => seenIdx[k]),
-    ...[...labels.keys()].filter((i) => heldOut[i]),
-  ]
-    .sort((a, b) => a - b);
   const pick = (idx: number[]) => {
     const x = new Float32Array(idx.length * H); // [n, H]
     idx.forEach((i, r) => x.set(features.subarray(i * H, (i + 1) * H), r * H));
     return { x, y: Int32Array.from(idx, (i) => labels[i]) };
   };
-  const tr = pick(train);
-  const router = trainRouter(tr.x, tr.y, tasks, { layer, threshold: p.threshold, l2: p.l2 });
+  const fit = (idx: number[]) => {
+    const tr = pick(idx);
+    return trainRouter(tr.x, tr.y, tasks, { layer, threshold: p.threshold, l2: p.l2 });
+  };
+  const trainPhrasings = p.trainPhrasings ?? "all";
+  const pool = [...labels.keys()].filter((i) => trainPhrasings === "all" || !heldOut[i]);
+  const split = stratifiedSplit(Int32Array.from(pool, (i) => labels[i]), p.testFraction, p.seed);
+  const train = split.train.map((k) => pool[k]);
+  const inTrain = new Set(train);
+  const test = [...labels.keys()].filter((i) => !inTrain.has(i));
+  const router = fit(train);
   const te = pick(test);
   const ev = evaluateRouter(router, te.x, te.y);
-  const hoIdx = test.filter((i) => heldOut[i]);
-  const ho = hoIdx.length ? evaluateRouter(router, pick(hoIdx).x, pick(hoIdx).y) : null;
+
+  let unseenPhrasing: RouterReport["unseenPhrasing"] = null;
+  const hoIdx = [...labels.keys()].filter((i) => heldOut[i]);
+  if (hoIdx.length) {
+    const seen = [...labels.keys()].filter((i) => !heldOut[i]);
+    const s2 = stratifiedSplit(Int32Array.from(seen, (i) => labels[i]), p.testFraction, p.seed);
+    const strictTrain = s2.train.map((k) => seen[k]);
+    const strict = fit(strictTrain);
+    const h = pick(hoIdx);
+    const e2 = evaluateRouter(strict, h.x, h.y);
+    unseenPhrasing = {
+      trainSamples: strictTrain.length,
+      samples: hoIdx.length,
+      accuracy: e2.accuracy,
+      confusion: e2.confusion,
+    };
+  }
   return {
     router,
     report: {
       tasks,
+      trainPhrasings,
       trainSamples: train.length,
       testSamples: test.length,
       accuracy: ev.accuracy,
-      heldOutPhrasingAccuracy: ho ? ho.accuracy : null,
-      heldOutPhrasingSamples: hoIdx.length,
       confusion: ev.confusion,
       lowConfidence: ev.lowConfidence,
+      unseenPhrasing,
     },
   };
 }

@@ -44,6 +44,8 @@ export interface CalibrateOptions {
    * the protected leading layers over their prompt (default: samplesPerTask).
    */
   routerSamplesPerTask?: number;
+  /** Phrasings the deployed router trains on (default "all"). */
+  routerTrainPhrasings?: "all" | "seen";
   /** Compute backend (default "reference"); weights stay float32. */
   backend?: BackendChoice;
   maxTokens: number;
@@ -58,6 +60,8 @@ export interface CalibrateOptions {
   /** JSONL with held-out text for the bias-compensation perplexity comparison. */
   pplEval?: string;
   pplSamples?: number;
+  /** Only rows of this task from --ppl-eval (e.g. "general" for plain text). */
+  pplTask?: string;
   /** JSONL of other prompts (e.g. an eval split) to test the router on as well. */
   routerEval?: string;
   /** Sparsity the server uses by default (manifest params.defaultSparsity). */
@@ -173,14 +177,19 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     threshold: o.routerThreshold,
     testFraction: o.routerTestFraction,
     seed: o.seed,
+    trainPhrasings: o.routerTrainPhrasings,
   });
   const buildSeconds = (performance.now() - tBuild) / 1000;
+  const up = routerReport.unseenPhrasing;
   log(
-    `masks: ${built.length} built in ${formatDuration(buildSeconds)}; router held-out accuracy ` +
-      `${(routerReport.accuracy * 100).toFixed(1)}%` +
-      (routerReport.heldOutPhrasingAccuracy === null
-        ? ""
-        : ` (unseen phrasings ${(routerReport.heldOutPhrasingAccuracy * 100).toFixed(1)}%)`),
+    `masks: ${built.length} built in ${formatDuration(buildSeconds)}; router (trained on ` +
+      `${routerReport.trainPhrasings} phrasings) held-out accuracy ` +
+      `${(routerReport.accuracy * 100).toFixed(1)}% of ${routerReport.testSamples}` +
+      (up
+        ? `; strict protocol (phrasings never trained on): ${
+          (up.accuracy * 100).toFixed(1)
+        }% of ${up.samples}`
+        : ""),
   );
 
   if (o.routerEval) {
@@ -214,7 +223,9 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     };
     log(
       `router on ${o.routerEval}: ${(ev.accuracy * 100).toFixed(1)}% of ${samples.length}` +
-        (ho === null ? "" : `, unseen phrasings ${(ho * 100).toFixed(1)}% of ${hoIdx.length}`),
+        (ho === null
+          ? ""
+          : `, phrasings held out of model training ${(ho * 100).toFixed(1)}% of ${hoIdx.length}`),
     );
   }
 
@@ -272,6 +283,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     biasCompensation: o.mask.biasCompensation,
     routerThreshold: o.routerThreshold,
     routerTestFraction: o.routerTestFraction,
+    routerTrainPhrasings: o.routerTrainPhrasings ?? "all",
     samplesPerTask: o.samplesPerTask,
     maxTokens: o.maxTokens,
     seed: o.seed,
@@ -296,7 +308,10 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   // bias compensation: held-out perplexity with and without
   const ppl: Record<string, unknown>[] = [];
   if (o.pplEval) {
-    const rows = await loadCalibrationFiles([o.pplEval]);
+    const rows = (await loadCalibrationFiles([o.pplEval])).filter((r) =>
+      !o.pplTask || r.task === o.pplTask
+    );
+    if (rows.length === 0) throw new Error(`${o.pplEval}: no rows of task "${o.pplTask}"`);
     const want = o.pplSamples ?? 32;
     const groups = [...samplesByTask(rows, want, o.seed + 1).values()];
     const texts: { text: string }[] = []; // round-robin over tasks

@@ -281,17 +281,20 @@ function markdown(
     const ro = r.router;
     L.push("## Router", "");
     L.push(
-      `Held-out accuracy ${
-        pct(ro.accuracy)
-      } on ${ro.testSamples} samples (trained on ${ro.trainSamples}); ` +
-        (ro.heldOutPhrasingAccuracy === null
-          ? "no held-out phrasings in the data."
-          : `on ${ro.heldOutPhrasingSamples} samples with phrasings never seen in training: ${
-            pct(ro.heldOutPhrasingAccuracy)
-          }.`) +
-        ` Below threshold (generic mask): ${ro.lowConfidence}.`,
+      `Deployed router (trained on ${ro.trainPhrasings} phrasings, ${ro.trainSamples} samples): ` +
+        `held-out accuracy ${pct(ro.accuracy)} on ${ro.testSamples} samples. ` +
+        `Below threshold (generic mask): ${ro.lowConfidence}.`,
       "",
     );
+    if (ro.unseenPhrasing) {
+      const u = ro.unseenPhrasing;
+      L.push(
+        `Strict protocol: a router trained only on phrasings not flagged held-out ` +
+          `(${u.trainSamples} samples) scores ${pct(u.accuracy)} on the ${u.samples} samples ` +
+          `whose phrasing it never saw.`,
+        "",
+      );
+    }
     L.push(
       `| true \\ predicted | ${ro.tasks.join(" | ")} |`,
       `| --- |${ro.tasks.map(() => " --- |").join("")}`,
@@ -304,7 +307,7 @@ function markdown(
         `On ${x.file} (${x.samples} prompts): ${pct(x.accuracy)}` +
           (x.heldOutPhrasingAccuracy === null
             ? ""
-            : `; phrasings never seen in training: ${
+            : `; phrasings held out of model training: ${
               pct(x.heldOutPhrasingAccuracy)
             } of ${x.heldOutPhrasingSamples}`) +
           `. Below threshold: ${x.lowConfidence}.`,
