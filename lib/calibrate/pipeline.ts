@@ -335,8 +335,8 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     }
     for (const p of ppl) {
       log(
-        `ppl ${p.mask}: with bias ${Number(p.withBias).toFixed(3)}, without ${
-          Number(p.withoutBias).toFixed(3)
+        `ppl ${p.mask}: with bias ${Number(p.withBias).toFixed(4)}, without ${
+          Number(p.withoutBias).toFixed(4)
         }`,
       );
     }

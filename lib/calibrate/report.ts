@@ -328,7 +328,7 @@ function markdown(
     );
     for (const p of r.perplexity) {
       L.push(
-        `| ${p.mask} | ${Number(p.withBias).toFixed(3)} | ${Number(p.withoutBias).toFixed(3)} |`,
+        `| ${p.mask} | ${Number(p.withBias).toFixed(4)} | ${Number(p.withoutBias).toFixed(4)} |`,
       );
     }
     L.push("");
