@@ -27,8 +27,8 @@ Options:
   --out DIR              output folder (default: masks/<model-name>/)
   --sparsity LIST        target sparsities, comma separated (default: 0.2,0.5)
   --samples N            samples per task (default: 64)
-  --router-samples N     samples per task for the router (default: 256); those beyond --samples
-                         only run the first m layers over their prompt
+  --router-samples N     samples per task for the router (default: = --samples); those beyond
+                         --samples only run the first m layers over their prompt
   --backend NAME         auto (default: hardware WebGPU, else wasm, else reference) | reference
                          | wasm | webgpu; weights stay float32
   --max-tokens N         max tokens per sample (default: 256)
@@ -172,7 +172,7 @@ async function main(): Promise<number> {
     calibrationFiles: a.data ?? [`${modelDir}/calibration.jsonl`],
     outDir: a.out ?? `masks/${basename(modelDir)}`,
     samplesPerTask: num(a.samples, "samples", 64, true),
-    routerSamplesPerTask: num(a["router-samples"], "router-samples", 256, true),
+    routerSamplesPerTask: num(a["router-samples"], "router-samples", 0, true),
     backend: (a.backend ?? "auto") as BackendChoice,
     maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
     mask,
