@@ -163,7 +163,13 @@ export async function writeReport(dir: string, r: ReportInput): Promise<Record<s
   const d = r.model.dims;
   const sparsities = [...new Set(r.masks.map((m) => m.sparsity))];
   const files: string[] = [];
-  const jac: Record<string, { tasks: string[]; matrix: number[][]; meanOffDiagonal: number }> = {};
+  const jac: Record<string, {
+    tasks: string[];
+    matrix: number[][];
+    meanOffDiagonal: number;
+    minOffDiagonal: number;
+    maxOffDiagonal: number;
+  }> = {};
   for (const s of sparsities) {
     const ms = r.masks.filter((m) => m.sparsity === s);
     const tag = String(s);
@@ -185,7 +191,13 @@ export async function writeReport(dir: string, r: ReportInput): Promise<Record<s
       const matrix = jaccardMatrix(tm.map((m) => m.mask), d);
       const off = matrix.flatMap((row, i) => row.filter((_, j) => j !== i));
       const tasks = tm.map((m) => m.task!);
-      jac[tag] = { tasks, matrix, meanOffDiagonal: off.reduce((a, b) => a + b, 0) / off.length };
+      jac[tag] = {
+        tasks,
+        matrix,
+        meanOffDiagonal: off.reduce((a, b) => a + b, 0) / off.length,
+        minOffDiagonal: Math.min(...off),
+        maxOffDiagonal: Math.max(...off),
+      };
       const jf = `jaccard_${tag}.svg`;
       await Deno.writeTextFile(
         `${dir}/${jf}`,
@@ -237,7 +249,13 @@ export async function writeReport(dir: string, r: ReportInput): Promise<Record<s
 
 function markdown(
   report: {
-    jaccard: Record<string, { tasks: string[]; matrix: number[][]; meanOffDiagonal: number }>;
+    jaccard: Record<string, {
+      tasks: string[];
+      matrix: number[][];
+      meanOffDiagonal: number;
+      minOffDiagonal: number;
+      maxOffDiagonal: number;
+    }>;
     plots: string[];
   },
   r: ReportInput,
@@ -258,6 +276,11 @@ function markdown(
     "",
     "## Masks",
     "",
+    "Target: for UL-LD, the mean ratio over the prunable layers (the first m and last n layers " +
+      "stay dense, DESIGN §4.3); for UL-UM the ratio of every layer; for AL-AM the share of the " +
+      "total cost. Achieved: whole-model share of neurons + heads removed, a head weighted " +
+      "(4/3) H / n_h neurons.",
+    "",
     "| mask | method | target | achieved (cost-weighted) |",
     "| --- | --- | --- | --- |",
   );
@@ -270,7 +293,11 @@ function markdown(
   }
   for (const [tag, j] of Object.entries(report.jaccard)) {
     L.push(`## Jaccard of pruned units, task masks @${tag}`, "");
-    L.push(`Mean off-diagonal: ${j.meanOffDiagonal.toFixed(3)} (1 = identical masks)`, "");
+    L.push(
+      `Off-diagonal mean ${j.meanOffDiagonal.toFixed(3)}, min ${j.minOffDiagonal.toFixed(3)}, ` +
+        `max ${j.maxOffDiagonal.toFixed(3)} (1 = identical pruned sets)`,
+      "",
+    );
     L.push(`| | ${j.tasks.join(" | ")} |`, `| --- |${j.tasks.map(() => " --- |").join("")}`);
     j.matrix.forEach((row, i) =>
       L.push(`| ${j.tasks[i]} | ${row.map((v) => v.toFixed(2)).join(" | ")} |`)
