@@ -79,6 +79,13 @@ export function openApiDocument(): Record<string, unknown> {
           responses: { "200": { description: "Models", content: json("ModelList") } },
         },
       },
+      "/v1/models/{id}": {
+        get: {
+          summary: "One model (404 for another id)",
+          parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }],
+          responses: { "200": { description: "Model" }, "404": errors["404"] },
+        },
+      },
       "/healthz": {
         get: {
           summary: "Readiness: 200 once the model and masks are loaded, else 503",
