@@ -27,6 +27,13 @@ function spelled(prompt: string): string[] {
   return [...prompt.matchAll(/\b[a-zA-Z](?: [a-zA-Z])+\b/g)].map((m) => m[0].replaceAll(" ", ""));
 }
 
+/** Single letters standing alone (not part of a spelled-out group), e.g. the "m" of "after m?". */
+function isolatedLetters(prompt: string): string[] {
+  return [...prompt.matchAll(/(?<!\b[a-zA-Z] )(?<![a-zA-Z'])\b([a-zA-Z])\b(?! [a-zA-Z]\b)/g)].map((
+    m,
+  ) => m[1]);
+}
+
 /** Independent truth for each task, computed from the prompt text only. */
 const TRUTH: Record<string, (prompt: string) => string> = {
   reverse: (p) => [...spelled(p).at(-1)!].reverse().join(" "),
@@ -35,11 +42,11 @@ const TRUTH: Record<string, (prompt: string) => string> = {
     [...spelled(p).at(-1)!].map((c) => String.fromCharCode((c.charCodeAt(0) - 97 + 1) % 26 + 97))
       .join(" "),
   next_letter: (p) => {
-    const c = p.match(/(?:after|After|follows) (?:the letter )?([a-zA-Z])\b/)![1];
+    const c = isolatedLetters(p)[0];
     return String.fromCharCode(c.charCodeAt(0) + 1);
   },
   count_letter: (p) => {
-    const letter = p.match(/(?:letter|many|often|times|does) ([a-z])\b/)![1];
+    const letter = isolatedLetters(p)[0];
     const word = spelled(p).filter((w) => w.length >= 4).at(-1)!;
     return String([...word].filter((x) => x === letter).length);
   },

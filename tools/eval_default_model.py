@@ -30,9 +30,10 @@ def main():
     ap.add_argument("--name", default="seap-tiny-skills")
     ap.add_argument("--per-task", type=int, default=0, help="0: all eval rows")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--model", default="", help="model folder (default models/<name>)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    model_dir = os.path.join(ROOT, "models", args.name)
+    model_dir = args.model or os.path.join(ROOT, "models", args.name)
     model = tl.load_model(model_dir)
     dec = tl.ByteLevelDecoder(os.path.join(model_dir, "tokenizer.json"))
     eos = model.c["eos_token_id"]

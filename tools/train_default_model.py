@@ -6,7 +6,7 @@ on every token for general-text rows. AdamW, linear warm-up then cosine decay, f
 2 threads. Checkpoints every --ckpt-every steps (so a partial run can be exported with
 --export-only) and logs progress with a small greedy eval.
 
-Example: python3 tools/train_default_model.py --steps 2400 --seed 1234
+Example: python3 tools/train_default_model.py --steps 4000 --seed 1234
 """
 
 import argparse
@@ -30,7 +30,7 @@ def parse():
     p = argparse.ArgumentParser()
     p.add_argument("--name", default="seap-tiny-skills")
     p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--steps", type=int, default=2400)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=128, help="rows per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--min-lr", type=float, default=1e-4)
@@ -50,6 +50,7 @@ def parse():
                    help="if set, the schedule also advances with wall time and training ends "
                    "when the budget is spent (cosine completes either way)")
     p.add_argument("--export-only", action="store_true", help="export the last checkpoint")
+    p.add_argument("--out", default="", help="export folder (default models/<name>)")
     return p.parse_args()
 
 
@@ -126,7 +127,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     data_dir = os.path.join(ROOT, "tmp", args.name)
-    model_dir = os.path.join(ROOT, "models", args.name)
+    model_dir = args.out or os.path.join(ROOT, "models", args.name)
     ckpt_path = os.path.join(data_dir, "checkpoint.pt")
     with open(os.path.join(data_dir, "meta.json")) as f:
         meta = json.load(f)
@@ -142,6 +143,10 @@ def main():
         ck = torch.load(ckpt_path)
         model.load_state_dict(ck["model"])
         export(model, cfg, meta, args, model_dir, ck["info"])
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            src = os.path.join(ROOT, "models", args.name, f)
+            if os.path.abspath(os.path.dirname(src)) != os.path.abspath(model_dir):
+                shutil.copy(src, os.path.join(model_dir, f))
         print(f"exported step {ck['step']} to {model_dir}")
         return
 

@@ -22,6 +22,11 @@ export const booleanExpression: Task = {
     "What does {e} evaluate to?",
     "Work out: {e}",
     "True or false? {e}",
+    "What is {e}?",
+    "Can you evaluate {e}?",
+    "Tell me the value of {e}.",
+    "Give the truth value of {e}.",
+    "Evaluate {e} please.",
   ],
   heldOut: [5, 7],
   sample(rng) {

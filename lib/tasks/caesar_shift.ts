@@ -21,6 +21,11 @@ export const caesarShift: Task = {
     "Encode {w} with a shift of one.",
     "Shift these letters by one: {w}",
     "What is {w} after a Caesar shift of one?",
+    "What do you get when you shift {w} by one?",
+    "{w} shifted forward by one letter is?",
+    "Can you apply a shift of one to {w}?",
+    "Move each letter of {w} forward by one.",
+    "Encrypt {w} with a Caesar shift of 1.",
   ],
   heldOut: [5, 7],
   sample(rng) {

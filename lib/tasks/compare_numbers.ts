@@ -15,6 +15,11 @@ export const compareNumbers: Task = {
     "Of {a} and {b}, which one is more?",
     "Which is the bigger one, {a} or {b}?",
     "Tell me which is greater: {a} or {b}",
+    "{a} or {b}: which is larger?",
+    "Is {a} or {b} the bigger number?",
+    "Which one is greater, {a} or {b}?",
+    "Out of {a} and {b}, which is the larger?",
+    "Can you tell which is bigger, {a} or {b}?",
   ],
   heldOut: [5, 7],
   sample(rng) {

@@ -16,6 +16,11 @@ export const countLetter: Task = {
     "In {w}, how many times does {c} occur?",
     "How often is the letter {c} in {w}?",
     "Tell me how many {c} letters {w} has.",
+    "How many letters {c} does {w} contain?",
+    "In the letters {w}, count the {c}.",
+    "Can you count the {c} in {w}?",
+    "{w}: how many times does {c} appear?",
+    "How many times is {c} in {w}?",
   ],
   heldOut: [5, 7],
   sample(rng) {

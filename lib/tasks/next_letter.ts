@@ -18,6 +18,10 @@ export const nextLetter: Task = {
     "The letter after {c} is which one?",
     "Say the next letter of the alphabet after {c}.",
     "After the letter {c}, which letter comes next?",
+    "What comes after {c} in the alphabet?",
+    "{c} is followed by which letter?",
+    "Which letter comes right after {c}?",
+    "Can you tell me the letter after {c}?",
   ],
   heldOut: [5, 7],
   sample(rng) {

@@ -16,6 +16,11 @@ export const reverseWord: Task = {
     "What is {w} spelled backwards?",
     "Read these letters backwards: {w}",
     "Give the reverse of {w}",
+    "How do you write {w} backwards?",
+    "{w} reversed is?",
+    "Turn {w} around, last letter first.",
+    "Can you reverse {w} for me?",
+    "Write {w} in reverse.",
   ],
   heldOut: [5, 7],
   sample(rng) {

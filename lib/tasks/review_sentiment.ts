@@ -67,6 +67,11 @@ export const reviewSentiment: Task = {
     "Here is a review: {r} Is it positive or negative?",
     "Decide if the review is positive or negative: {r}",
     "Does this review sound positive or negative? {r}",
+    "{r} Is that review positive or negative?",
+    "Read this review and say if it is positive or negative: {r}",
+    "Someone wrote: {r} Positive or negative?",
+    "{r} What is the sentiment?",
+    "Tell me the sentiment, positive or negative: {r}",
   ],
   heldOut: [5, 7],
   sample(rng) {

@@ -21,6 +21,11 @@ export const sortDigits: Task = {
     "Sort {d} in ascending order.",
     "Sort ascending: {d}",
     "What are the digits {d} in sorted order?",
+    "Can you sort {d} from smallest to largest?",
+    "Put {d} in increasing order.",
+    "{d} sorted ascending is?",
+    "What is {d} sorted from low to high?",
+    "Arrange {d} in ascending order, please.",
   ],
   heldOut: [5, 7],
   sample(rng) {

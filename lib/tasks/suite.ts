@@ -108,14 +108,27 @@ export function heldRows(task: Task, split: "calibration" | "eval", n: number, s
   return [...out.values()];
 }
 
-/** `n` training rows of `task` (repeats allowed; never a calibration or eval instance). */
+/** Politeness / framing wrappers added around some training prompts (robustness). */
+export const TRAIN_PREFIXES = ["Please help. ", "Quick question: ", "Task: ", "Hi! ", "Hello. "];
+/** Suffixes added after some training prompts. */
+export const TRAIN_SUFFIXES = [" Thanks.", " Answer briefly.", " Reply with the answer only."];
+
+/**
+ * `n` training rows of `task` (repeats allowed; never a calibration or eval instance: the
+ * split is decided on the unwrapped instance). About a third of the prompts get a framing
+ * prefix or suffix so the model keys on the task, not on the exact template.
+ */
 export function trainRows(task: Task, n: number, seed: number): SuiteRow[] {
   const rng = new Rng(subSeed(seed, `${task.name}/train`));
   const pool = trainPhrasings(task);
   const out: SuiteRow[] = [];
   while (out.length < n) {
     const inst = draw(task, rng, pool);
-    if (splitOf(inst) === "train") out.push(toRow(inst, "train"));
+    if (splitOf(inst) !== "train") continue;
+    const u = rng.next();
+    if (u < 0.15) inst.prompt = rng.pick(TRAIN_PREFIXES) + inst.prompt;
+    else if (u < 0.3) inst.prompt += rng.pick(TRAIN_SUFFIXES);
+    out.push(toRow(inst, "train"));
   }
   return out;
 }

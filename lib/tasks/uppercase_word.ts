@@ -16,6 +16,11 @@ export const uppercaseWord: Task = {
     "Put {w} in capitals.",
     "Change to capital letters: {w}",
     "How is {w} written in upper case?",
+    "What is {w} in capital letters?",
+    "{w} in uppercase, please.",
+    "Can you write {w} in capitals?",
+    "Turn {w} into upper case.",
+    "Rewrite {w} with capital letters.",
   ],
   heldOut: [5, 7],
   sample(rng) {
