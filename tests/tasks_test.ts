@@ -117,21 +117,21 @@ Deno.test("splits are disjoint and held-out phrasings never reach training", () 
   const train = new Set<string>();
   for (const t of TASKS) {
     for (const r of trainRows(t, 3000, SEED)) {
-      assert.equal(r.held_out_phrasing, false, r.prompt);
+      assert.equal(r.held_out_phrasing, false, r.id);
       train.add(r.id);
     }
   }
   const calib = new Set<string>();
   for (const t of TASKS) {
     for (const r of heldRows(t, "calibration", 200, SEED)) {
-      assert.ok(!train.has(r.id), r.prompt);
+      assert.ok(!train.has(r.id), r.id);
       calib.add(r.id);
     }
     const ev = heldRows(t, "eval", 200, SEED);
     assert.ok(ev.length >= 50, `${t.name}: only ${ev.length} eval rows`);
     assert.ok(ev.some((r) => r.held_out_phrasing) && ev.some((r) => !r.held_out_phrasing));
     for (const r of ev) {
-      assert.ok(!train.has(r.id) && !calib.has(r.id), r.prompt);
+      assert.ok(!train.has(r.id) && !calib.has(r.id), r.id);
       assert.equal(splitOf({ ...r, heldOutPhrasing: r.held_out_phrasing! } as never), "eval");
     }
   }
