@@ -3,8 +3,7 @@
  * routing-only decision. Each job owns its Sequence (KV cache) and frees it whatever happens.
  */
 
-import { Sampler } from "../generate/sampler.ts";
-import { TextStream } from "../generate/text_stream.ts";
+import { type FinishReason, Generation, type GenerationOptions } from "../generate/generate.ts";
 import { Sequence } from "../model/sequence.ts";
 import { ApiError, notReady, timedOut, toApiError } from "./errors.ts";
 import type { ServerEngine } from "./engine_handle.ts";
@@ -13,8 +12,7 @@ import type { ServerMetrics } from "./metrics.ts";
 import type { CancelReason, SchedulerJob } from "./scheduler.ts";
 import type { SeapInfo } from "./schemas.ts";
 
-/** Why generation ended. */
-export type FinishReason = "stop" | "length";
+export type { FinishReason };
 
 /** Settings of one generation. */
 export interface GenerationParams {
@@ -54,19 +52,16 @@ export function samplerSeed(seed: number): number {
 /**
  * One generation as a {@link SchedulerJob}: step 1 prefills the protected head and routes,
  * step 2 prefills the tail under the chosen mask (or several steps of `prefillChunk` tokens
- * for a long prompt), then one step per generated token.
+ * for a long prompt), then one step per generated token ({@link Generation.step}: sampling,
+ * EOS, stop strings, max tokens and UTF-8-safe text).
  */
 export class GenerationJob implements SchedulerJob {
   private seq: Sequence | null = null;
-  private sampler: Sampler;
-  private text: TextStream;
+  private gen: Generation | null = null;
+  private readonly opts: GenerationOptions;
   private phase: "head" | "tail" | "chunks" | "decode" = "head";
   private prefilled = 0;
   private choice: MaskChoice | null;
-  private generated = 0;
-  private lastToken = -1;
-  private finishReason: FinishReason = "length";
-  private readonly eos: Set<number>;
   private readonly startedAt = performance.now();
 
   /** @param engine loaded engine @param p settings @param sink progress receiver */
@@ -76,16 +71,15 @@ export class GenerationJob implements SchedulerJob {
     private sink: GenerationSink,
     private metrics?: ServerMetrics,
   ) {
-    this.sampler = new Sampler({
+    const tok = engine.tokenizer;
+    this.opts = {
       temperature: p.temperature,
       topP: p.topP,
       seed: samplerSeed(p.seed),
-    });
-    const tok = engine.tokenizer;
-    this.text = new TextStream((ids) => tok.decode(ids, { skipSpecialTokens: true }), {
+      maxTokens: p.maxTokens,
       stop: p.stop,
-    });
-    this.eos = new Set([...tok.eosTokenIds, ...engine.model.config.eosTokenIds]);
+      eosTokenIds: [...new Set([...tok.eosTokenIds, ...engine.model.config.eosTokenIds])],
+    };
     this.choice = p.forced;
   }
 
@@ -128,59 +122,52 @@ export class GenerationJob implements SchedulerJob {
       return false;
     }
     const seq = this.seq!;
+    if (this.phase === "decode") {
+      const r = await this.gen!.step();
+      this.metrics?.steps.inc({ kind: "decode" });
+      if (this.gen!.completionTokens === 1 && r.tokenId !== null) {
+        this.metrics?.ttft.observe((performance.now() - this.startedAt) / 1000);
+      }
+      if (r.text) this.sink.onText(r.text);
+      return this.gen!.done;
+    }
     let logits: Float32Array;
     if (this.phase === "chunks") {
       const end = Math.min(ids.length, this.prefilled + chunk);
       logits = await seq.prefill(ids.subarray(this.prefilled, end));
       this.prefilled = end;
-      this.metrics?.steps.inc({ kind: "prefill" });
-      if (end < ids.length) return false;
-      this.phase = "decode";
-    } else if (this.phase === "tail") {
+      if (end < ids.length) {
+        this.metrics?.steps.inc({ kind: "prefill" });
+        return false;
+      }
+    } else {
       seq.setMask(this.choice!.entry.prepared);
       logits = this.p.forced ? await seq.prefill(ids) : await seq.prefillTail();
-      this.metrics?.steps.inc({ kind: "prefill" });
-      this.phase = "decode";
-    } else {
-      logits = await seq.decode(this.lastToken);
-      this.metrics?.steps.inc({ kind: "decode" });
     }
-    const id = this.sampler.sample(logits);
-    this.generated++;
-    if (this.generated === 1) {
-      this.metrics?.ttft.observe((performance.now() - this.startedAt) / 1000);
-    }
-    this.lastToken = id;
-    if (this.eos.has(id)) {
-      this.finishReason = "stop";
-      return true;
-    }
-    const delta = this.text.push(id);
-    if (delta) this.sink.onText(delta);
-    if (this.text.stopped) {
-      this.finishReason = "stop";
-      return true;
-    }
-    if (this.generated >= this.p.maxTokens) {
-      this.finishReason = "length";
-      return true;
-    }
-    return false;
+    this.metrics?.steps.inc({ kind: "prefill" });
+    const tok = this.engine.tokenizer;
+    this.gen = new Generation(
+      seq,
+      logits,
+      (ids) => tok.decode(ids, { skipSpecialTokens: true }),
+      this.opts,
+    );
+    this.phase = "decode";
+    return this.gen.done;
   }
 
   finish(outcome: "done" | "error" | CancelReason, error?: unknown): void {
     this.seq?.free();
     this.seq = null;
     if (outcome === "done") {
-      const tail = this.text.finish();
-      if (tail) this.sink.onText(tail);
+      const generated = this.gen?.completionTokens ?? 0;
       const mask = this.choice?.info.mask ?? "none";
       this.metrics?.tokens.inc({ kind: "prompt", mask }, this.p.promptIds.length);
-      this.metrics?.tokens.inc({ kind: "completion", mask }, this.generated);
+      this.metrics?.tokens.inc({ kind: "completion", mask }, generated);
       this.sink.onDone({
-        finishReason: this.finishReason,
+        finishReason: this.gen?.finishReason ?? "length",
         promptTokens: this.p.promptIds.length,
-        completionTokens: this.generated,
+        completionTokens: generated,
       });
       return;
     }
