@@ -18,38 +18,17 @@
 import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer } from "../lib/backends/backend.ts";
 import { BACKENDS } from "./helpers/test_backends.ts";
+import { rng, subset } from "./helpers/seeded.ts";
 
 const RTOL = 1e-5;
 const ATOL = 1e-5;
 
 // ---------- helpers ----------
 
-/** Small seeded PRNG (mulberry32), uniform in [0, 1). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randn(n: number, r: () => number, scale = 1): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
   return a;
-}
-
-/** `keep` distinct indices of [0, n), sorted (a mask's kept rows). */
-function subset(n: number, keep: number, r: () => number): Int32Array {
-  const all = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [all[i], all[j]] = [all[j], all[i]];
-  }
-  return Int32Array.from(all.slice(0, keep).sort((a, b) => a - b));
 }
 
 /** Values as the backend stores them by default (f16-rounded on an f16 backend). */

@@ -13,28 +13,8 @@ import type { Mask } from "../lib/model/mask.ts";
 import { readCheckpoint, tensorF32 } from "../lib/model/checkpoint.ts";
 import { ropeInvFreq } from "../lib/model/rope.ts";
 import { BACKENDS } from "./helpers/test_backends.ts";
+import { rng, subset } from "./helpers/seeded.ts";
 import { naiveForward, type NaiveLayer, type NaiveModel } from "./helpers/naive_forward.ts";
-
-/** Small seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function subset(n: number, keep: number, r: () => number): Int32Array {
-  const all = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(r() * (i + 1));
-    [all[i], all[j]] = [all[j], all[i]];
-  }
-  return Int32Array.from(all.slice(0, keep).sort((a, b) => a - b));
-}
 
 function randomMask(model: Model, seed: number): Mask {
   const cfg = model.config;

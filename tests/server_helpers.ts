@@ -12,32 +12,13 @@ import { makeEngine, type ServerEngine } from "../lib/server/engine_handle.ts";
 import { MaskCatalog, type RouterFn } from "../lib/server/mask_catalog.ts";
 import { ServerMetrics } from "../lib/server/metrics.ts";
 import { Scheduler } from "../lib/server/scheduler.ts";
+import { rng, subset } from "./helpers/seeded.ts";
 
 /** Folder of the tiny chat fixture model. */
 export const TINY_CHAT = new URL("./fixtures/tiny_chat", import.meta.url).pathname;
 
 /** Fixture task names. */
 export const FIXTURE_TASKS = ["alpha", "beta", "gamma"];
-
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function keep(n: number, k: number, rand: () => number): Int32Array {
-  const idx = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [idx[i], idx[j]] = [idx[j], idx[i]];
-  }
-  return Int32Array.from(idx.slice(0, Math.max(1, k)).sort((a, b) => a - b));
-}
 
 /** A random mask: layers [0, m) dense, the rest keep (1 - sparsity) of neurons and heads. */
 export function randomMask(
@@ -48,14 +29,18 @@ export function randomMask(
   seed: number,
 ): Mask {
   const c = model.config;
-  const rand = mulberry(seed);
+  const rand = rng(seed);
   return {
     name,
     layers: Array.from({ length: c.numLayers }, (_, l) => {
       const s = l < m ? 0 : sparsity;
       return {
-        neurons: keep(c.intermediateSize, Math.round(c.intermediateSize * (1 - s)), rand),
-        heads: keep(c.numHeads, Math.round(c.numHeads * (1 - s)), rand),
+        neurons: subset(
+          c.intermediateSize,
+          Math.max(1, Math.round(c.intermediateSize * (1 - s))),
+          rand,
+        ),
+        heads: subset(c.numHeads, Math.max(1, Math.round(c.numHeads * (1 - s))), rand),
         biasAttn: null,
         biasFfn: s > 0
           ? Float32Array.from({ length: c.hiddenSize }, () => (rand() - 0.5) * 0.01)
@@ -67,7 +52,7 @@ export function randomMask(
 
 /** A random linear router over the hidden size, softmax confidence. */
 export function randomRouter(H: number, layer: number, threshold: number, seed = 7): RouterFn {
-  const rand = mulberry(seed);
+  const rand = rng(seed);
   const W = Float32Array.from({ length: FIXTURE_TASKS.length * H }, () => rand() - 0.5);
   return {
     tasks: FIXTURE_TASKS,
