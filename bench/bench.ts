@@ -26,8 +26,11 @@ import { loadModel } from "../lib/model/model.ts";
 import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
 import type { Mask } from "../lib/model/mask.ts";
 
-/** The default model's real masks (generic and one task mask per sparsity), if calibrated. */
-async function defaultModelMasks(): Promise<Mask[] | undefined> {
+/**
+ * The default model's real masks, if calibrated: all of them (the server lays the FFN out by
+ * keep frequency over the whole set) and those to time (generic and one task per sparsity).
+ */
+async function defaultModelMasks(): Promise<{ timed: Mask[]; all: Mask[] } | undefined> {
   try {
     const model = await loadModel(DEFAULT_MODEL_DIR);
     const dir = new URL(`../masks/${model.name}`, import.meta.url).pathname;
@@ -37,7 +40,7 @@ async function defaultModelMasks(): Promise<Mask[] | undefined> {
             (x) => x.method === "seap",
           )?.task)
     );
-    return pick.map((m) => set.masks.get(m.name)!);
+    return { timed: pick.map((m) => set.masks.get(m.name)!), all: [...set.masks.values()] };
   } catch (e) {
     console.error(`bench: default model masks unavailable (${(e as Error).message})`);
     return undefined;
@@ -69,7 +72,8 @@ async function decodePart(quick: boolean): Promise<string> {
       rows.push(
         ...await runDecodeBench(dir, await make(), {
           tokens,
-          masks: masks ? [...masks] : undefined,
+          masks: masks ? [...masks.timed] : undefined,
+          ...(masks ? { layoutFrom: masks.all } : {}),
         }),
       );
     }
