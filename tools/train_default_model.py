@@ -50,6 +50,9 @@ def parse():
                    help="if set, the schedule also advances with wall time and training ends "
                    "when the budget is spent (cosine completes either way)")
     p.add_argument("--export-only", action="store_true", help="export the last checkpoint")
+    p.add_argument("--init-from", default="",
+                   help="start from this checkpoint's weights (a second stage with a fresh "
+                        "schedule and data order) instead of a random init")
     p.add_argument("--out", default="", help="export folder (default models/<name>)")
     return p.parse_args()
 
@@ -149,6 +152,10 @@ def main():
                 shutil.copy(src, os.path.join(model_dir, f))
         print(f"exported step {ck['step']} to {model_dir}")
         return
+
+    if args.init_from:
+        model.load_state_dict(torch.load(args.init_from)["model"])
+        print(f"initialised from {args.init_from}", flush=True)
 
     rows = load_rows(os.path.join(data_dir, "train_ids.jsonl"))
     evals = [json.loads(line) for line in open(os.path.join(data_dir, "eval_ids.jsonl"))]
