@@ -9,7 +9,8 @@
 import type { Backend, IndexList, MatView, Tensor } from "../lib/backends/backend.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
-import { keptRows, type Prepared, randn, rng, timeRun } from "./gemv_bench.ts";
+import { keptRows, type Prepared, randn, timeRun } from "./gemv_bench.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 
 /** One measurement. */
 export interface FfnResult {

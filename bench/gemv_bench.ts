@@ -16,6 +16,7 @@ import type { Backend, IndexList, MatView, Tensor } from "../lib/backends/backen
 import { ReferenceBackend } from "../lib/backends/reference.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { matmulModel } from "./onnx_matmul.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 
 /** A weight matrix shape W [N, K] (rows N are masked). */
 export interface GemvShape {
@@ -78,18 +79,6 @@ interface Impl {
 interface Loaded {
   prepare(rows: Int32Array): Promise<Prepared>;
   dispose(): void;
-}
-
-/** Small seeded PRNG (mulberry32), uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** n uniform values in [-0.5, 0.5). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { compensationBias, headChannels } from "../lib/calibrate/bias_compensation.ts";
-import { rng } from "../lib/calibrate/router.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 import { RunningStats } from "../lib/calibrate/running_stats.ts";
 
 /** y[t, r] = sum over kept c of x[t, c] w[r, c] (+ b[r]): a pruned projection, x [T, D], w [H, D]. */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { logisticSchedule, uniformSchedule } from "../lib/calibrate/layer_sparsity.ts";
-import { rng } from "../lib/calibrate/router.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 import type { LayerScores } from "../lib/calibrate/scores.ts";
 import {
   headCost,

@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import {
   evaluateRouter,
   lbfgs,
-  rng,
   route,
   stratifiedSplit,
   trainRouter,
 } from "../lib/calibrate/router.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 
 /** Gaussian-ish blobs: class c centred at a random point, with a large shared offset. */
 function blobs(C: number, perClass: number, H: number, seed: number, spread = 1) {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RunningStats } from "../lib/calibrate/running_stats.ts";
-import { rng } from "../lib/calibrate/router.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 
 /** Two-pass float64 reference: mean, population variance, mean of squares per channel. */
 function twoPass(x: Float32Array, D: number) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rng } from "../lib/calibrate/router.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 import { computeScores, weightedScores } from "../lib/calibrate/scores.ts";
 import { emptyTaskStats, weightColumnStats } from "../lib/calibrate/stats_types.ts";
 

@@ -7,23 +7,13 @@
 
 import assert from "node:assert/strict";
 import { serveLoopback, tinyApp } from "./server_helpers.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
 const MAX_BODY = 32 * 1024;
 const CONTEXT = 64;
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Case {
   path: string;

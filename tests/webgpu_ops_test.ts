@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import type { IndexList, MatView, WeightBuffer, WeightDType } from "../lib/backends/backend.ts";
 import { requestWebGpuAdapter, WebGpuBackend } from "../lib/backends/webgpu.ts";
+import { rng } from "../lib/util/seeded_rng.ts";
 
 const adapter = await requestWebGpuAdapter();
 const ignore = adapter === null;
@@ -22,17 +23,6 @@ const opts = { ignore, sanitizeResources: false, sanitizeOps: false };
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randArr(r: () => number, n: number, scale = 1): Float32Array {
   const a = new Float32Array(n);

@@ -5,7 +5,7 @@
  * the chat-rendered `context` and `held_out_phrasing`).
  */
 
-import { rng } from "./router.ts";
+import { rng } from "../util/seeded_rng.ts";
 
 /** One calibration sample. */
 export interface CalibrationSample {

@@ -4,6 +4,7 @@
  * L-BFGS, evaluated on held-out prompts with a confusion matrix.
  */
 
+import { rng } from "../util/seeded_rng.ts";
 /** A trained router. */
 export interface Router {
   /** Class names, index = class id. */
@@ -32,18 +33,6 @@ export interface RouteResult {
   probs: Float32Array;
   /** True when confidence < threshold: use the generic mask. */
   useGeneric: boolean;
-}
-
-/** Seeded PRNG (mulberry32), uniform in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -3,21 +3,20 @@
  * generates is a pure function of a seed, so `deno task data` is deterministic.
  */
 
+import { rng } from "../util/seeded_rng.ts";
+
 /** A small, fast, seeded pseudo-random generator (mulberry32). */
 export class Rng {
-  #state: number;
+  #next: () => number;
 
   /** Start a stream from a 32-bit seed. */
   constructor(seed: number) {
-    this.#state = seed >>> 0;
+    this.#next = rng(seed);
   }
 
   /** Uniform float in [0, 1). */
   next(): number {
-    let t = (this.#state = (this.#state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.#next();
   }
 
   /** Uniform integer in [lo, hi] (both inclusive). */
