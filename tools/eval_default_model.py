@@ -31,14 +31,16 @@ def main():
     ap.add_argument("--per-task", type=int, default=0, help="0: all eval rows")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--model", default="", help="model folder (default models/<name>)")
+    ap.add_argument("--data-dir", default="", help="eval_ids.jsonl folder (default tmp/<name>)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model_dir = args.model or os.path.join(ROOT, "models", args.name)
-    model = tl.load_model(model_dir)
+    model = tl.load_model(model_dir).to(args.device)
     dec = tl.ByteLevelDecoder(os.path.join(model_dir, "tokenizer.json"))
     eos = model.c["eos_token_id"]
-    rows = [json.loads(line) for line in open(os.path.join(ROOT, "tmp", args.name,
-                                                           "eval_ids.jsonl"))]
+    data_dir = args.data_dir or os.path.join(ROOT, "tmp", args.name)
+    rows = [json.loads(line) for line in open(os.path.join(data_dir, "eval_ids.jsonl"))]
     if args.per_task:
         seen = defaultdict(int)
         kept = []
@@ -75,7 +77,7 @@ def main():
         for r in rows:
             if r["task"] != "general":
                 continue
-            ids = torch.tensor([r["text_ids"]])
+            ids = torch.tensor([r["text_ids"]], device=args.device)
             logits = model(ids[:, :-1])
             nll += F.cross_entropy(logits[0], ids[0, 1:], reduction="sum").item()
             ntok += ids.shape[1] - 1

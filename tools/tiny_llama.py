@@ -70,8 +70,11 @@ class Attention(nn.Module):
         rep = self.nh // self.nkv  # query head i uses kv head i // rep (HF repeat_kv)
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd) + mask
-        y = att.softmax(-1) @ v  # [b, nh, t, hd]
+        if mask is None:  # plain causal: the fused kernel where this torch has one
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd) + mask
+            y = att.softmax(-1) @ v  # [b, nh, t, hd]
         return self.o_proj(y.transpose(1, 2).reshape(b, t, self.nh * self.hd))
 
 
@@ -130,9 +133,13 @@ class LlamaForCausalLM(nn.Module):
                 p.copy_(torch.randn(p.shape, generator=g) * std)
 
     def forward(self, ids):
+        """Logits [b, t, vocab] of a right-padded (or unpadded) batch of ids [b, t]."""
         t = ids.shape[1]
         cos, sin = rope_cos_sin(t, self.c["head_dim"], self.c["rope_theta"])
-        mask = torch.full((t, t), float("-inf")).triu(1)
+        cos, sin = cos.to(ids.device), sin.to(ids.device)
+        mask = None
+        if not hasattr(F, "scaled_dot_product_attention"):  # torch < 2.0
+            mask = torch.full((t, t), float("-inf"), device=ids.device).triu(1)
         x = self.model.embed_tokens(ids)
         for layer in self.model.layers:
             x = layer(x, cos, sin, mask)
@@ -174,7 +181,7 @@ def save_safetensors(path, tensors, metadata=None):
     """Write F32 tensors (name -> torch tensor) in the safetensors format, by hand."""
     header, offset, blobs = {}, 0, []
     for name in sorted(tensors):
-        data = tensors[name].detach().to(torch.float32).contiguous().numpy().tobytes()
+        data = tensors[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
         header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
                         "data_offsets": [offset, offset + len(data)]}
         offset += len(data)
@@ -234,7 +241,8 @@ def load_model(model_dir):
 def greedy_batch(model, prompts, eos_id, max_new):
     """Greedy-decode a list of equal-length prompt id lists; returns generated id lists
     (without the eos)."""
-    ids = torch.tensor(prompts, dtype=torch.long)
+    device = next(model.parameters()).device
+    ids = torch.tensor(prompts, dtype=torch.long, device=device)
     done = torch.zeros(len(prompts), dtype=torch.bool)
     outs = [[] for _ in prompts]
     for _ in range(max_new):
