@@ -23,8 +23,8 @@ import { toTokenizerJson, trainBpe } from "../lib/text/bpe_trainer.ts";
 const { values: args } = parseArgs({
   options: {
     seed: { type: "string", default: "1234" },
-    "train-per-task": { type: "string", default: "40000" },
-    general: { type: "string", default: "30000" },
+    "train-per-task": { type: "string", default: "120000" },
+    general: { type: "string", default: "90000" },
     "calib-per-task": { type: "string", default: "256" },
     "eval-per-task": { type: "string", default: "200" },
     vocab: { type: "string", default: "768" },

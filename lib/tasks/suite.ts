@@ -109,14 +109,66 @@ export function heldRows(task: Task, split: "calibration" | "eval", n: number, s
 }
 
 /** Politeness / framing wrappers added around some training prompts (robustness). */
-export const TRAIN_PREFIXES = ["Please help. ", "Quick question: ", "Task: ", "Hi! ", "Hello. "];
+export const TRAIN_PREFIXES = [
+  "Please help. ",
+  "Quick question: ",
+  "Task: ",
+  "Hi! ",
+  "Hello. ",
+  "Hey, ",
+  "Question: ",
+  "Help me out: ",
+  "One more: ",
+];
 /** Suffixes added after some training prompts. */
-export const TRAIN_SUFFIXES = [" Thanks.", " Answer briefly.", " Reply with the answer only."];
+export const TRAIN_SUFFIXES = [
+  " Thanks.",
+  " Answer briefly.",
+  " Reply with the answer only.",
+  " Thank you!",
+  " Just the answer.",
+  " Be brief.",
+];
+
+/**
+ * A random pronounceable non-word ("tavorin"). Its byte-level BPE pieces start with a lone
+ * letter token (" t", "av", ...) exactly like a spelled-out letter, so training on prompts
+ * that carry such words teaches the model where a spelled-out group ends: a word it never
+ * saw in training (" spelled" -> " s|p|ell|ed") must not read as one more letter.
+ */
+export function pseudoWord(rng: Rng): string {
+  const consonants = "bcdfghjklmnprstvwz";
+  const vowels = "aeiou";
+  let w = "";
+  for (let n = rng.int(2, 3); n > 0; n--) {
+    w += consonants[rng.int(0, consonants.length - 1)] + vowels[rng.int(0, vowels.length - 1)];
+    if (rng.next() < 0.4) w += consonants[rng.int(0, consonants.length - 1)];
+  }
+  return w;
+}
+
+/** Clauses with unknown words appended to some training prompts (see `pseudoWord`). */
+const NOISE_CLAUSES = ["{x}", "({x})", "- {x} {y}", "for {x}.", "{x} {y}.", "says {x}."];
+
+/**
+ * Surface noise on a training prompt's template text (never on its fields): sometimes the
+ * first letter is lower-cased, sometimes the closing "?" or "." is dropped, so the model
+ * does not key on the exact casing or punctuation of a template.
+ */
+function perturbSurface(prompt: string, template: string, rng: Rng): string {
+  let out = prompt;
+  if (!template.startsWith("{") && rng.next() < 0.1) {
+    out = out[0].toLowerCase() + out.slice(1);
+  }
+  if (/[?.]$/.test(template) && rng.next() < 0.1) out = out.slice(0, -1);
+  return out;
+}
 
 /**
  * `n` training rows of `task` (repeats allowed; never a calibration or eval instance: the
  * split is decided on the unwrapped instance). About a third of the prompts get a framing
- * prefix or suffix so the model keys on the task, not on the exact template.
+ * prefix or suffix, some a clause of unknown words (`pseudoWord`), and some surface noise
+ * (`perturbSurface`), so the model keys on the task, not on the exact template.
  */
 export function trainRows(task: Task, n: number, seed: number): SuiteRow[] {
   const rng = new Rng(subSeed(seed, `${task.name}/train`));
@@ -125,9 +177,17 @@ export function trainRows(task: Task, n: number, seed: number): SuiteRow[] {
   while (out.length < n) {
     const inst = draw(task, rng, pool);
     if (splitOf(inst) !== "train") continue;
+    inst.prompt = perturbSurface(inst.prompt, task.phrasings[inst.phrasing], rng);
     const u = rng.next();
     if (u < 0.15) inst.prompt = rng.pick(TRAIN_PREFIXES) + inst.prompt;
     else if (u < 0.3) inst.prompt += rng.pick(TRAIN_SUFFIXES);
+    else if (u < 0.45) {
+      const clause = rng.pick(NOISE_CLAUSES).replace("{x}", pseudoWord(rng));
+      inst.prompt += " " + clause.replace("{y}", pseudoWord(rng));
+    } else if (u < 0.5) {
+      const name = pseudoWord(rng);
+      inst.prompt = `${name[0].toUpperCase()}${name.slice(1)}: ${inst.prompt}`;
+    }
     out.push(toRow(inst, "train"));
   }
   return out;
