@@ -17,7 +17,7 @@
 
 import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer } from "../lib/backends/backend.ts";
-import { BACKENDS } from "./helpers/test_backends.ts";
+import { BACKENDS, destroyTestBackends } from "./helpers/test_backends.ts";
 import { rng, subset } from "./helpers/seeded.ts";
 
 const RTOL = 1e-5;
@@ -640,3 +640,7 @@ for (const bc of BACKENDS) {
     },
   });
 }
+
+Deno.test("close the WebGPU devices this file made", () => {
+  console.log(`  destroyed ${destroyTestBackends()} WebGPU backends`);
+});

@@ -12,7 +12,7 @@ import { prepareMask } from "../lib/model/prepared_mask.ts";
 import type { Mask } from "../lib/model/mask.ts";
 import { readCheckpoint, tensorF32 } from "../lib/model/checkpoint.ts";
 import { ropeInvFreq } from "../lib/model/rope.ts";
-import { BACKENDS } from "./helpers/test_backends.ts";
+import { BACKENDS, destroyTestBackends } from "./helpers/test_backends.ts";
 import { rng, subset } from "./helpers/seeded.ts";
 import { naiveForward, type NaiveLayer, type NaiveModel } from "./helpers/naive_forward.ts";
 
@@ -159,3 +159,7 @@ for (const bc of F32_BACKENDS) {
     }
   }
 }
+
+Deno.test("close the WebGPU devices this file made", () => {
+  console.log(`  destroyed ${destroyTestBackends()} WebGPU backends`);
+});

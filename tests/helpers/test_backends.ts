@@ -14,10 +14,28 @@ export interface BackendCase {
   make(): Promise<Backend | string>;
 }
 
+/** WebGPU backends made for tests, destroyed by `destroyTestBackends`. */
+const madeWebGpu: WebGpuBackend[] = [];
+
+/** One adapter for the whole test process (each request enumerates the Vulkan devices again). */
+let sharedAdapter: Promise<GPUAdapter | null> | undefined;
+
 async function makeWebGpu(): Promise<Backend | string> {
-  const adapter = await requestWebGpuAdapter();
+  const adapter = await (sharedAdapter ??= requestWebGpuAdapter());
   if (!adapter) return "navigator.gpu.requestAdapter() returned null";
-  return await WebGpuBackend.create({ adapter });
+  const b = await WebGpuBackend.create({ adapter });
+  madeWebGpu.push(b);
+  return b;
+}
+
+/**
+ * Destroy every WebGPU device the suites made (a test file that makes backends ends with a test
+ * calling this, so devices do not pile up across files in one test process).
+ */
+export function destroyTestBackends(): number {
+  const n = madeWebGpu.length;
+  for (const b of madeWebGpu.splice(0)) b.destroy();
+  return n;
 }
 
 /** Every backend the suites run on. */
