@@ -228,6 +228,12 @@ def main():
         return args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * min(1, p)))
 
     stream = batches(rows.lens_list, args.batch, random.Random(args.seed))
+    run_info = {"steps_planned": args.steps, "seed": args.seed, "params": n_params,
+                "threads": args.threads, "batch": args.batch, "lr": args.lr,
+                "torch": torch.__version__, "device": str(device),
+                "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
+                                else "cpu"),
+                "args": vars(args)}
     t0 = time.time()
     tokens = 0
     loss_avg = None
@@ -254,14 +260,9 @@ def main():
         if step % args.log_every == 0:
             print(f"step {step}/{args.steps} loss {loss_avg:.4f} lr {lr:.2e} "
                   f"tok/s {tokens / el:.0f} elapsed {el / 60:.1f} min", flush=True)
-        info = {"steps_done": step + 1, "steps_planned": args.steps, "seed": args.seed,
-                "tokens_seen": tokens, "train_seconds": round(el, 1),
+        info = {"steps_done": step + 1, "tokens_seen": tokens, "train_seconds": round(el, 1),
                 "tokens_per_second": round(tokens / el), "loss_ema": round(loss_avg, 4),
-                "params": n_params, "threads": args.threads, "batch": args.batch,
-                "lr": args.lr, "torch": torch.__version__, "device": str(device),
-                "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                                else "cpu"),
-                "args": vars(args)}
+                **run_info}
         if (step + 1) % args.ckpt_every == 0:
             torch.save({"model": model.state_dict(), "step": step + 1, "info": info},
                        ckpt_path + ".part")
