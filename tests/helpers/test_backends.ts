@@ -17,11 +17,8 @@ export interface BackendCase {
 /** WebGPU backends made for tests, destroyed by `destroyTestBackends`. */
 const madeWebGpu: WebGpuBackend[] = [];
 
-/** One adapter for the whole test process (each request enumerates the Vulkan devices again). */
-let sharedAdapter: Promise<GPUAdapter | null> | undefined;
-
 async function makeWebGpu(): Promise<Backend | string> {
-  const adapter = await (sharedAdapter ??= requestWebGpuAdapter());
+  const adapter = await requestWebGpuAdapter();
   if (!adapter) return "navigator.gpu.requestAdapter() returned null";
   const b = await WebGpuBackend.create({ adapter });
   madeWebGpu.push(b);
