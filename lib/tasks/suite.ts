@@ -130,6 +130,9 @@ export const TRAIN_SUFFIXES = [
   " Be brief.",
 ];
 
+const CONSONANTS = [..."bcdfghjklmnprstvwz"];
+const VOWELS = [..."aeiou"];
+
 /**
  * A random pronounceable non-word ("tavorin"). Its byte-level BPE pieces start with a lone
  * letter token (" t", "av", ...) exactly like a spelled-out letter, so training on prompts
@@ -137,12 +140,10 @@ export const TRAIN_SUFFIXES = [
  * saw in training (" spelled" -> " s|p|ell|ed") must not read as one more letter.
  */
 export function pseudoWord(rng: Rng): string {
-  const consonants = "bcdfghjklmnprstvwz";
-  const vowels = "aeiou";
   let w = "";
   for (let n = rng.int(2, 3); n > 0; n--) {
-    w += consonants[rng.int(0, consonants.length - 1)] + vowels[rng.int(0, vowels.length - 1)];
-    if (rng.next() < 0.4) w += consonants[rng.int(0, consonants.length - 1)];
+    w += rng.pick(CONSONANTS) + rng.pick(VOWELS);
+    if (rng.next() < 0.4) w += rng.pick(CONSONANTS);
   }
   return w;
 }
