@@ -8,6 +8,26 @@
 
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer, WeightDType } from "./backend.ts";
 
+/** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
+type FfnKernel = (
+  x: number,
+  T: number,
+  K: number,
+  gate: number,
+  gs: number,
+  up: number,
+  us: number,
+  down: number,
+  ds: number,
+  M: number,
+  rows: number,
+  R: number,
+  out: number,
+  act: number,
+  tb: number,
+  scratch: number,
+) => void;
+
 /** The C kernels' exports (pointers are byte offsets into the memory). */
 interface Kernels {
   matmul_f32(
@@ -93,42 +113,8 @@ interface Kernels {
     c: number,
     out: number,
   ): void;
-  ffn_f32(
-    x: number,
-    T: number,
-    K: number,
-    gate: number,
-    gs: number,
-    up: number,
-    us: number,
-    down: number,
-    ds: number,
-    M: number,
-    rows: number,
-    R: number,
-    out: number,
-    act: number,
-    tb: number,
-    scratch: number,
-  ): void;
-  ffn_f16(
-    x: number,
-    T: number,
-    K: number,
-    gate: number,
-    gs: number,
-    up: number,
-    us: number,
-    down: number,
-    ds: number,
-    M: number,
-    rows: number,
-    R: number,
-    out: number,
-    act: number,
-    tb: number,
-    scratch: number,
-  ): void;
+  ffn_f32: FfnKernel;
+  ffn_f16: FfnKernel;
   __heap_base: WebAssembly.Global;
 }
 
