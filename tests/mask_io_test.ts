@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   decodeMask,
+  decodeRouter,
   encodeMask,
   encodeRouter,
   loadMaskSet,
@@ -14,7 +15,8 @@ import {
 import { parseSafetensors, toFloat32, toInt32 } from "../lib/formats/safetensors.ts";
 import { parseConfig } from "../lib/model/config.ts";
 import type { Mask } from "../lib/model/mask.ts";
-import type { Router } from "../lib/calibrate/router.ts";
+import { route, type Router } from "../lib/calibrate/router.ts";
+import { encodeTensors } from "../lib/calibrate/tensor_file.ts";
 
 const cfgJson = {
   architectures: ["LlamaForCausalLM"],
@@ -51,6 +53,8 @@ const router: Router = {
   std: new Float32Array(8).fill(2),
   weight: Float32Array.from({ length: 16 }, (_, i) => i / 7),
   bias: Float32Array.from([0.5, -0.5]),
+  // written without an OOD test: the format of routers calibrated before it existed
+  ood: null,
 };
 
 async function writeSet(dir: string, m: ModelIdentity = model): Promise<void> {
@@ -158,4 +162,39 @@ Deno.test("a truncated file and a tampered file are refused, naming the file", a
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("router OOD test round-trips; an older router file loads without one; an unknown test is refused", () => {
+  const withOod: Router = {
+    ...router,
+    ood: {
+      weight: Float32Array.from({ length: 8 }, (_, i) => i - 3.5),
+      bias: 0.25,
+      threshold: 0.2,
+    },
+  };
+  const back = decodeRouter(encodeRouter(withOod, { fingerprint: "x" }));
+  assert.deepEqual(back, withOod);
+  const f = Float32Array.from({ length: 8 }, (_, i) => i * 0.3);
+  assert.deepEqual(route(back, f), route(withOod, f));
+  // a router file as written before the OOD test: the same tensors and metadata, nothing else
+  const old = encodeTensors({
+    mean: { dtype: "F32", shape: [8], data: router.mean },
+    std: { dtype: "F32", shape: [8], data: router.std },
+    weight: { dtype: "F32", shape: [2, 8], data: router.weight },
+    bias: { dtype: "F32", shape: [2], data: router.bias },
+  }, { format: MANIFEST_FORMAT, kind: "router", tasks: '["a","b"]', layer: "2", threshold: "0.4" });
+  const o = decodeRouter(old);
+  assert.equal(o.ood, null);
+  const res = route(o, f);
+  assert.equal(res.oodScore, null);
+  assert.equal(res.useGeneric, res.confidence < 0.4);
+  // a test this version does not know is refused with a clear message
+  const bytes = encodeRouter(withOod);
+  const text = new TextDecoder().decode(bytes);
+  const swapped = new TextEncoder().encode(text.replace('"other-class"', '"mahalanobis"'));
+  assert.throws(
+    () => decodeRouter(Uint8Array.from(swapped), "r.safetensors"),
+    /r\.safetensors: unknown out-of-distribution test "mahalanobis".*recalibrate/,
+  );
 });

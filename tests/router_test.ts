@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import {
+  auroc,
+  budgetThreshold,
+  chooseOodThreshold,
+  mahalanobisScorer,
+} from "../lib/calibrate/ood_eval.ts";
+import {
   evaluateRouter,
+  genericShare,
   lbfgs,
   route,
   stratifiedSplit,
@@ -98,4 +105,163 @@ Deno.test("router on random labels does not reach the accuracy of real structure
   split.test.forEach((i, k) => xt.set(x.subarray(i * H, (i + 1) * H), k * H));
   const ev = evaluateRouter(router, xt, Int32Array.from(split.test, (i) => shuffled[i]));
   assert.ok(ev.accuracy < 0.8, `accuracy ${ev.accuracy} on random labels`);
+});
+
+/**
+ * Task points live in the first half of the dimensions (blobs, small noise elsewhere). OOD
+ * points are displaced along the second half: training ones by 3..6 on dims 6 and 7, near the
+ * task blobs; held-out ones by 4..9 on dims 6 and 7 plus one of dims 8..11, at random places of
+ * the task half (so each is far from every task blob: out of distribution by construction).
+ * `unseen` points are displaced only along dims 8..11, a direction no training point had.
+ */
+function oodWorld(seed: number) {
+  const H = 12;
+  const half = H / 2;
+  const C = 4;
+  const r = rng(seed);
+  const g = () => r() + r() + r() - 1.5; // ~N(0, 0.25)
+  const centres = Array.from({ length: C }, () => Array.from({ length: half }, () => r() * 6));
+  const taskPoint = (c: number) =>
+    Array.from({ length: H }, (_, h) => h < half ? centres[c][h] + g() : 0.2 * g());
+  const oodPoint = (near: boolean, dims: number[], lo: number, hi: number) => {
+    const c = centres[Math.floor(r() * C)];
+    return Array.from({ length: H }, (_, h) => {
+      if (h < half) return near ? c[h] + 2 * g() : r() * 6;
+      return dims.includes(h) ? lo + r() * (hi - lo) : 0.2 * g();
+    });
+  };
+  const flat = (rows: number[][]) => Float32Array.from(rows.flat());
+  const taskRows = (n: number) => {
+    const rows: number[][] = [];
+    const y: number[] = [];
+    for (let c = 0; c < C; c++) {
+      for (let i = 0; i < n; i++) {
+        rows.push(taskPoint(c));
+        y.push(c);
+      }
+    }
+    return { x: flat(rows), y: Int32Array.from(y) };
+  };
+  return {
+    H,
+    tasks: ["a", "b", "c", "d"],
+    train: taskRows(60),
+    tune: taskRows(50),
+    test: taskRows(50),
+    oodTrain: flat(Array.from({ length: 200 }, () => oodPoint(true, [6, 7], 3, 6))),
+    oodTest: flat(
+      Array.from({ length: 200 }, (_, i) => oodPoint(false, [6, 7, 8 + (i % 4)], 4, 9)),
+    ),
+    unseen: flat(Array.from({ length: 200 }, (_, i) => oodPoint(true, [8 + (i % 4)], 4, 9))),
+  };
+}
+
+Deno.test("router OOD: an 'other' class sends held-out OOD points to generic, keeps in-task points", () => {
+  const w = oodWorld(11);
+  const H = w.H;
+  const router = trainRouter(w.train.x, w.train.y, w.tasks, { layer: 2, oodX: w.oodTrain });
+  assert.ok(router.ood, "router has an OOD test");
+  router.ood!.threshold = chooseOodThreshold(router, w.tune.x, 0.005);
+  const ev = evaluateRouter(router, w.test.x, w.test.y);
+  const oodShare = genericShare(router, w.oodTest);
+  const unseenShare = genericShare(router, w.unseen);
+  const maha = mahalanobisScorer(router, w.train.x, w.train.y);
+  const mahaT = budgetThreshold(
+    Array.from({ length: w.tune.y.length }, (_, i) => maha(w.tune.x.subarray(i * H, (i + 1) * H))),
+    0.005,
+  );
+  const mahaUnseen = Array.from(
+    { length: w.unseen.length / H },
+    (_, i) => maha(w.unseen.subarray(i * H, (i + 1) * H)) > mahaT,
+  ).filter(Boolean).length / (w.unseen.length / H);
+  console.log(
+    `synthetic: threshold ${router.ood!.threshold.toFixed(4)}, in-task served ${
+      (ev.routedAccuracy * 100).toFixed(1)
+    }%, held-out OOD generic ${(oodShare * 100).toFixed(1)}%; a direction never trained on: ` +
+      `other-class ${(unseenShare * 100).toFixed(1)}%, Mahalanobis ${
+        (mahaUnseen * 100).toFixed(1)
+      }%`,
+  );
+  assert.ok(ev.routedAccuracy >= 0.99, `in-task served ${ev.routedAccuracy}`);
+  assert.ok(oodShare >= 0.95, `held-out OOD generic ${oodShare}`);
+  // The limit of the method, by construction: the "other" class knows the directions it was
+  // shown; a distance to the task clusters does not need them.
+  assert.ok(unseenShare < 0.5, `other-class on an unseen direction: ${unseenShare}`);
+  assert.ok(mahaUnseen >= 0.95, `Mahalanobis on an unseen direction: ${mahaUnseen}`);
+  // a decision is consistent with its parts
+  const one = route(router, w.oodTest.subarray(0, H));
+  assert.equal(one.ood, one.oodScore! > router.ood!.threshold);
+  assert.equal(one.useGeneric, one.ood || one.confidence < router.threshold);
+  assert.ok(Math.abs(one.probs.reduce((a, b) => a + b) - 1) < 1e-5, "task probs sum to 1");
+  // the same data without OOD training: no OOD test, the held-out OOD points get task masks
+  const plain = trainRouter(w.train.x, w.train.y, w.tasks, { layer: 2 });
+  assert.equal(plain.ood, null);
+  const p = route(plain, w.oodTest.subarray(0, H));
+  assert.equal(p.oodScore, null);
+  assert.equal(p.ood, false);
+  const plainShare = genericShare(plain, w.oodTest);
+  assert.ok(plainShare < 0.5, `a router without the test sends ${plainShare} to generic`);
+});
+
+Deno.test("OOD threshold: the (1 - budget) quantile of held-out in-task scores, in [floor, cap]", () => {
+  const s = Array.from({ length: 100 }, (_, i) => (i + 1) / 200); // 0.005 .. 0.5
+  assert.equal(budgetThreshold(s, 0), 0.5);
+  assert.equal(budgetThreshold(s, 0.05), 0.475); // 5 scores above it
+  assert.equal(s.filter((v) => v > budgetThreshold(s, 0.05)).length, 5);
+  assert.equal(budgetThreshold([...s].reverse(), 0.009), 0.5); // floor(0.9) = 0 allowed above
+  // chooseOodThreshold on a router whose P(other) is known: bias-only "other" class
+  const H = 2;
+  const r = {
+    tasks: ["a"],
+    layer: 0,
+    mean: new Float32Array(H),
+    std: new Float32Array(H).fill(1),
+    weight: new Float32Array(H),
+    bias: Float32Array.of(0),
+    threshold: 0.5,
+    ood: { weight: Float32Array.of(1, 0), bias: 0, threshold: 0.5 },
+  };
+  // P(other) = sigmoid(x0); x0 = -10 -> ~4.5e-5 (floored to 0.01); x0 = 3 -> 0.953 (capped)
+  assert.equal(chooseOodThreshold(r, Float32Array.of(-10, 0, -12, 0)), 0.01);
+  assert.equal(chooseOodThreshold(r, Float32Array.of(3, 0, -1, 0)), 0.5);
+  const t = chooseOodThreshold(r, Float32Array.of(-1, 0, -2, 0), 0);
+  assert.ok(Math.abs(t - 1 / (1 + Math.exp(1))) < 1e-9, `threshold ${t}`);
+});
+
+Deno.test("AUROC equals the share of (in, out) pairs ranked right, ties half", () => {
+  const r = rng(3);
+  const a = Array.from({ length: 57 }, () => Math.round(r() * 20));
+  const b = Array.from({ length: 43 }, () => Math.round(r() * 20 + 5));
+  let pairs = 0;
+  for (const x of a) for (const y of b) pairs += y > x ? 1 : y === x ? 0.5 : 0;
+  const want = pairs / (a.length * b.length);
+  const got = auroc(a, b);
+  console.log(`auroc ${got} vs pair count ${want}`);
+  assert.ok(Math.abs(got - want) < 1e-12);
+});
+
+Deno.test("Mahalanobis scorer: shared covariance and nearest class, against a hand 2x2 inverse", () => {
+  // two classes in 2-D, identity standardisation
+  const x = Float32Array.of(0, 0, 2, 1, 1, 2, 10, 0, 12, 1, 11, 2); // [6, 2]
+  const y = Int32Array.of(0, 0, 0, 1, 1, 1);
+  const r = {
+    tasks: ["a", "b"],
+    layer: 0,
+    mean: new Float32Array(2),
+    std: new Float32Array(2).fill(1),
+    weight: new Float32Array(4),
+    bias: new Float32Array(2),
+    threshold: 0.5,
+  };
+  const score = mahalanobisScorer(r, x, y, 0);
+  // by hand: means (1, 1) and (11, 1); residuals (-1,-1), (1,0), (0,1) twice
+  // cov = [[4, 2], [2, 4]] / 6; inverse = 6 / 12 * [[4, -2], [-2, 4]]
+  const inv = [[2, -1], [-1, 2]];
+  const md = (d: number[]) =>
+    d[0] * (inv[0][0] * d[0] + inv[0][1] * d[1]) + d[1] * (inv[1][0] * d[0] + inv[1][1] * d[1]);
+  for (const p of [[3, 2], [7, -1], [11, 1], [0, 5]]) {
+    const want = Math.min(md([p[0] - 1, p[1] - 1]), md([p[0] - 11, p[1] - 1]));
+    const got = score(Float32Array.from(p));
+    assert.ok(Math.abs(got - want) < 1e-9 * Math.max(1, want), `(${p}): ${got} vs ${want}`);
+  }
 });

@@ -27,8 +27,9 @@ Options:
   --out DIR              output folder (default: masks/<model-name>/)
   --sparsity LIST        target sparsities, comma separated (default: 0.2,0.5)
   --samples N            samples per task (default: 64)
-  --router-samples N     samples per task for the router (default: = --samples); those beyond
-                         --samples only run the first m layers over their prompt
+  --router-samples N     samples per task for the router (default: 256, at least --samples);
+                         those beyond --samples only run the first m layers over their prompt
+                         (cheap; the OOD threshold is estimated on a quarter of them)
   --backend NAME         auto (default: hardware WebGPU, else wasm, else reference) | reference
                          | wasm | webgpu; weights stay float32
   --max-tokens N         max tokens per sample (default: 256)
@@ -54,6 +55,16 @@ Options:
   --ppl-samples N        rows of --ppl-eval to use (default: 32)
   --ppl-task NAME        only rows of this task from --ppl-eval (e.g. general)
   --router-eval FILE     JSONL of other prompts (e.g. eval split) to test the router on too
+  --ood-generated N      generated out-of-distribution chat prompts per template split
+                         (lib/tasks/ood_prompts.ts) for the router's OOD test (default: 300;
+                         0 = none)
+  --ood-data FILE        benchmark JSONL (e.g. ../shared/datasets/real/*.jsonl), repeatable:
+                         its questions and texts become OOD chat prompts too (half train,
+                         half held out, by row)
+  --ood-per-file N       prompts taken from each --ood-data file (default: 60)
+  --ood-budget X         share of held-out in-task prompts the OOD threshold may send to the
+                         generic mask (default: 0.005)
+  --routing-cost N       chat requests timed for the routing-cost share (default: 24; 0 = skip)
   --quiet                no progress bar
   -h, --help             this text
 `;
@@ -124,6 +135,11 @@ async function main(): Promise<number> {
       "ppl-samples": { type: "string" },
       "router-eval": { type: "string" },
       "ppl-task": { type: "string" },
+      "ood-generated": { type: "string" },
+      "ood-data": { type: "string", multiple: true },
+      "ood-per-file": { type: "string" },
+      "ood-budget": { type: "string" },
+      "routing-cost": { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -172,7 +188,7 @@ async function main(): Promise<number> {
     calibrationFiles: a.data ?? [`${modelDir}/calibration.jsonl`],
     outDir: a.out ?? `masks/${basename(modelDir)}`,
     samplesPerTask: num(a.samples, "samples", 64, true),
-    routerSamplesPerTask: num(a["router-samples"], "router-samples", 0, true),
+    routerSamplesPerTask: num(a["router-samples"], "router-samples", 256, true),
     backend: (a.backend ?? "auto") as BackendChoice,
     maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
     mask,
@@ -189,6 +205,11 @@ async function main(): Promise<number> {
     defaultSparsity: a["default-sparsity"] === undefined
       ? undefined
       : num(a["default-sparsity"], "default-sparsity", NaN),
+    oodGenerated: num(a["ood-generated"], "ood-generated", 300, true),
+    oodFiles: a["ood-data"] ?? [],
+    oodPerFile: num(a["ood-per-file"], "ood-per-file", 60, true),
+    oodBudget: num(a["ood-budget"], "ood-budget", 0.005),
+    routingCostPrompts: num(a["routing-cost"], "routing-cost", 24, true),
     progress: !a.quiet,
   });
   return 0;

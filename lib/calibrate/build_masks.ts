@@ -13,7 +13,15 @@ import {
   logisticSchedule,
   uniformSchedule,
 } from "./layer_sparsity.ts";
-import { evaluateRouter, type Router, stratifiedSplit, trainRouter } from "./router.ts";
+import type { OodFeatures } from "./ood_data.ts";
+import { chooseOodThreshold, evaluateOod, type OodReport } from "./ood_eval.ts";
+import {
+  evaluateRouter,
+  type Router,
+  type RouterEvaluation,
+  stratifiedSplit,
+  trainRouter,
+} from "./router.ts";
 import { computeScores, type LayerScores, type ScoreMethod, weightedScores } from "./scores.ts";
 import { type KeptUnits, selectGlobal, selectPerLayer } from "./select_mask.ts";
 import { type Dims, poolTaskStats, type TaskStats, weightColumnStats } from "./stats_types.ts";
@@ -197,6 +205,13 @@ export interface RouterParams {
    * "seen" ones (rows not flagged `held_out_phrasing`).
    */
   trainPhrasings?: "all" | "seen";
+  /**
+   * Out-of-distribution prompts: the "train" ones become the router's "other" class, its
+   * threshold is chosen on the held-out in-task samples, the "held-out" ones test it.
+   */
+  ood?: OodFeatures;
+  /** Share of held-out in-task samples the OOD threshold may flag (default 0.005). */
+  oodBudget?: number;
 }
 
 /** Router evaluation. */
@@ -212,6 +227,12 @@ export interface RouterReport {
   confusion: number[][];
   /** Held-out samples below the confidence threshold (would use the generic mask). */
   lowConfidence: number;
+  /** Share of held-out samples served their own task's mask (right task, no fallback). */
+  routedAccuracy: number;
+  /** [C] held-out samples of each task served the generic mask. */
+  servedGeneric: number[];
+  /** The OOD test on held-out prompts, when the router has one. */
+  ood: OodReport | null;
   /**
    * Strict protocol, when the data flags held-out phrasings: a router trained only on the
    * other phrasings, tested on every sample whose phrasing it never saw.
@@ -220,6 +241,7 @@ export interface RouterReport {
     trainSamples: number;
     samples: number;
     accuracy: number;
+    routedAccuracy: number;
     confusion: number[][];
   } | null;
   /** Evaluation on a separate prompt file (--router-eval), when given. */
@@ -227,9 +249,12 @@ export interface RouterReport {
     file: string;
     samples: number;
     accuracy: number;
+    routedAccuracy: number;
     heldOutPhrasingSamples: number;
     heldOutPhrasingAccuracy: number | null;
+    heldOutPhrasingRoutedAccuracy: number | null;
     confusion: number[][];
+    servedGeneric: number[];
     lowConfidence: number;
   };
 }
@@ -237,7 +262,9 @@ export interface RouterReport {
 /**
  * Train the router on a stratified (seeded) share of each task's samples and evaluate it on
  * the rest; with held-out phrasings flagged in the data, also run the strict protocol (train
- * on the other phrasings only, test on the held-out ones).
+ * on the other phrasings only, test on the held-out ones). With OOD prompts, the router gets
+ * an "other" class trained on their "train" split, a P(other) threshold chosen on the
+ * held-out in-task samples, and an evaluation on their "held-out" split.
  */
 export function buildRouter(
   cal: CalibrationStats,
@@ -245,14 +272,30 @@ export function buildRouter(
 ): { router: Router; report: RouterReport } {
   const { features, labels, heldOut, tasks, layer } = cal.router;
   const H = cal.dims.hiddenSize;
-  const pick = (idx: number[]) => {
+  const pick = (src: Float32Array, idx: number[]) => {
     const x = new Float32Array(idx.length * H); // [n, H]
-    idx.forEach((i, r) => x.set(features.subarray(i * H, (i + 1) * H), r * H));
-    return { x, y: Int32Array.from(idx, (i) => labels[i]) };
+    idx.forEach((i, r) => x.set(src.subarray(i * H, (i + 1) * H), r * H));
+    return x;
   };
-  const fit = (idx: number[]) => {
-    const tr = pick(idx);
-    return trainRouter(tr.x, tr.y, tasks, { layer, threshold: p.threshold, l2: p.l2 });
+  const pickTask = (idx: number[]) => ({
+    x: pick(features, idx),
+    y: Int32Array.from(idx, (i) => labels[i]),
+  });
+  const ood = p.ood;
+  const oodIdx = (split: "train" | "held-out") =>
+    ood ? [...ood.split.keys()].filter((i) => ood.split[i] === split) : [];
+  const oodTrain = ood ? pick(ood.features, oodIdx("train")) : undefined;
+  /** Fit on `idx`; with OOD prompts, the threshold comes from the in-task samples `tuneIdx`. */
+  const fit = (idx: number[], tuneIdx: number[]) => {
+    const tr = pickTask(idx);
+    const r = trainRouter(tr.x, tr.y, tasks, {
+      layer,
+      threshold: p.threshold,
+      l2: p.l2,
+      oodX: oodTrain?.length ? oodTrain : undefined,
+    });
+    if (r.ood) r.ood.threshold = chooseOodThreshold(r, pickTask(tuneIdx).x, p.oodBudget);
+    return r;
   };
   const trainPhrasings = p.trainPhrasings ?? "all";
   const pool = [...labels.keys()].filter((i) => trainPhrasings === "all" || !heldOut[i]);
@@ -260,9 +303,9 @@ export function buildRouter(
   const train = split.train.map((k) => pool[k]);
   const inTrain = new Set(train);
   const test = [...labels.keys()].filter((i) => !inTrain.has(i));
-  const router = fit(train);
-  const te = pick(test);
-  const ev = evaluateRouter(router, te.x, te.y);
+  const router = fit(train, test);
+  const te = pickTask(test);
+  const ev: RouterEvaluation = evaluateRouter(router, te.x, te.y);
 
   let unseenPhrasing: RouterReport["unseenPhrasing"] = null;
   const hoIdx = [...labels.keys()].filter((i) => heldOut[i]);
@@ -270,16 +313,30 @@ export function buildRouter(
     const seen = [...labels.keys()].filter((i) => !heldOut[i]);
     const s2 = stratifiedSplit(Int32Array.from(seen, (i) => labels[i]), p.testFraction, p.seed);
     const strictTrain = s2.train.map((k) => seen[k]);
-    const strict = fit(strictTrain);
-    const h = pick(hoIdx);
+    const strict = fit(strictTrain, s2.test.map((k) => seen[k]));
+    const h = pickTask(hoIdx);
     const e2 = evaluateRouter(strict, h.x, h.y);
     unseenPhrasing = {
       trainSamples: strictTrain.length,
       samples: hoIdx.length,
       accuracy: e2.accuracy,
+      routedAccuracy: e2.routedAccuracy,
       confusion: e2.confusion,
     };
   }
+  const ho = oodIdx("held-out");
+  const oodReport = ood && router.ood
+    ? evaluateOod(
+      router,
+      te.x,
+      pick(ood.features, ho),
+      ho.map((i) => ood.sources[i]),
+      ho.map((i) => ood.groups[i]),
+      oodIdx("train").length,
+      p.oodBudget,
+      pickTask(train),
+    )
+    : null;
   return {
     router,
     report: {
@@ -290,6 +347,9 @@ export function buildRouter(
       accuracy: ev.accuracy,
       confusion: ev.confusion,
       lowConfidence: ev.lowConfidence,
+      routedAccuracy: ev.routedAccuracy,
+      servedGeneric: ev.servedGeneric,
+      ood: oodReport,
       unseenPhrasing,
     },
   };

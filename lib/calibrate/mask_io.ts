@@ -58,7 +58,15 @@ export interface Manifest {
   };
   created: string;
   masks: ManifestMask[];
-  router: (ManifestFile & { tasks: string[]; layer: number; threshold: number }) | null;
+  router:
+    | (ManifestFile & {
+      tasks: string[];
+      layer: number;
+      threshold: number;
+      /** The OOD test and its P(other) threshold; absent for routers without one. */
+      ood?: { method: string; threshold: number; [k: string]: unknown };
+    })
+    | null;
   stats: ManifestFile | null;
   /** Free-form calibration parameters (score, structure, ...). */
   params: Record<string, unknown>;
@@ -125,21 +133,51 @@ export function encodeRouter(r: Router, meta: Record<string, unknown> = {}): Uin
     layer: String(r.layer),
     threshold: String(r.threshold),
   };
-  for (const [k, v] of Object.entries(meta)) md[k] = typeof v === "string" ? v : JSON.stringify(v);
-  return encodeTensors({
+  const t: Record<string, TensorEntry> = {
     mean: { dtype: "F32", shape: [H], data: r.mean },
     std: { dtype: "F32", shape: [H], data: r.std },
     weight: { dtype: "F32", shape: [C, H], data: r.weight },
     bias: { dtype: "F32", shape: [C], data: r.bias },
-  }, md);
+  };
+  if (r.ood) {
+    // The OOD test: the "other" class's weights [H] and bias, and its P(other) threshold.
+    md.ood_method = "other-class";
+    md.ood_threshold = String(r.ood.threshold);
+    t.ood_weight = { dtype: "F32", shape: [H], data: r.ood.weight };
+    t.ood_bias = { dtype: "F32", shape: [1], data: Float32Array.of(r.ood.bias) };
+  }
+  for (const [k, v] of Object.entries(meta)) md[k] = typeof v === "string" ? v : JSON.stringify(v);
+  return encodeTensors(t, md);
 }
 
-/** Parse router bytes. */
+/**
+ * Parse router bytes. A router written before the OOD test existed (no `ood_method`) loads
+ * with `ood: null` and routes by confidence alone; an unknown `ood_method` is refused.
+ */
 export function decodeRouter(bytes: Uint8Array, what = "router file"): Router {
   const { tensors, metadata } = decodeTensors(bytes, what);
   const tasks = JSON.parse(metadata.tasks ?? "null") as string[] | null;
   if (!Array.isArray(tasks)) throw new MaskSetError(`${what}: metadata lacks the task list`);
+  let ood: Router["ood"] = null;
+  if (metadata.ood_method !== undefined) {
+    if (metadata.ood_method !== "other-class") {
+      throw new MaskSetError(
+        `${what}: unknown out-of-distribution test "${metadata.ood_method}" (this server knows ` +
+          `"other-class"); recalibrate with this version (deno task calibrate)`,
+      );
+    }
+    const threshold = Number(metadata.ood_threshold);
+    if (!(threshold >= 0 && threshold <= 1)) {
+      throw new MaskSetError(`${what}: ood_threshold "${metadata.ood_threshold}" not in [0, 1]`);
+    }
+    ood = {
+      weight: need(tensors, "ood_weight", what).data as Float32Array,
+      bias: (need(tensors, "ood_bias", what).data as Float32Array)[0],
+      threshold,
+    };
+  }
   const r: Router = {
+    ood,
     tasks,
     layer: Number(metadata.layer),
     threshold: Number(metadata.threshold),
@@ -150,7 +188,8 @@ export function decodeRouter(bytes: Uint8Array, what = "router file"): Router {
   };
   const H = r.mean.length;
   if (
-    r.std.length !== H || r.weight.length !== tasks.length * H || r.bias.length !== tasks.length
+    r.std.length !== H || r.weight.length !== tasks.length * H ||
+    r.bias.length !== tasks.length || (ood !== null && ood.weight.length !== H)
   ) {
     throw new MaskSetError(`${what}: tensor sizes do not agree with ${tasks.length} tasks`);
   }

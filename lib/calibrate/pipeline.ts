@@ -29,7 +29,10 @@ import {
   writeManifest,
 } from "./mask_io.ts";
 import { perplexity, withoutBias } from "./perplexity.ts";
+import { generatedOod, loadBenchmarkOod, type OodFeatures, oodFeatures } from "./ood_data.ts";
 import { evaluateRouter } from "./router.ts";
+import { measureRoutingCost, type RoutingCost } from "./routing_cost.ts";
+import { ProgressBar } from "./progress.ts";
 import { formatDuration } from "./progress.ts";
 import { writeReport } from "./report.ts";
 
@@ -66,6 +69,19 @@ export interface CalibrateOptions {
   routerEval?: string;
   /** Sparsity the server uses by default (manifest params.defaultSparsity). */
   defaultSparsity?: number;
+  /**
+   * Generated out-of-distribution chat prompts per template split (lib/tasks/ood_prompts.ts)
+   * for the router's OOD test (default 300; 0: none, and no OOD test unless `oodFiles`).
+   */
+  oodGenerated?: number;
+  /** Benchmark JSONL files whose questions and texts become OOD prompts too. */
+  oodFiles?: string[];
+  /** Share of held-out in-task prompts the OOD threshold may flag (default 0.005). */
+  oodBudget?: number;
+  /** Prompts taken from each of `oodFiles` (default 60). */
+  oodPerFile?: number;
+  /** Requests timed for the routing-cost measurement (default 24; 0: skip). */
+  routingCostPrompts?: number;
   progress?: boolean;
   /** Log lines go here (default console.error). */
   log?: (s: string) => void;
@@ -170,6 +186,24 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     log(`plain dense pass over the same tokens: ${formatDuration(denseSeconds)}`);
   }
 
+  // Out-of-distribution prompts: the protected layers over each prompt (cheap; also with
+  // --from-stats, so older statistics files still get an OOD test).
+  const oodSamples = [
+    ...generatedOod(o.oodGenerated ?? 300, o.seed),
+    ...(o.oodFiles?.length ? await loadBenchmarkOod(o.oodFiles, o.oodPerFile ?? 60, o.seed) : []),
+  ];
+  let ood: OodFeatures | undefined;
+  if (oodSamples.length) {
+    const tOod = performance.now();
+    const bar = new ProgressBar(oodSamples.length, "ood prompts", o.progress ?? true);
+    ood = await oodFeatures(model, tok, oodSamples, routerLayer, o.maxTokens, (n) => bar.tick(n));
+    log(
+      `out-of-distribution prompts: ${oodSamples.length} (${
+        ood.split.filter((s) => s === "train").length
+      } train) in ${formatDuration((performance.now() - tOod) / 1000)}`,
+    );
+  }
+
   const tBuild = performance.now();
   const proj = await readProjections(o.modelDir, model.config);
   const built = buildMasks(stats, proj, o.mask);
@@ -178,6 +212,8 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     testFraction: o.routerTestFraction,
     seed: o.seed,
     trainPhrasings: o.routerTrainPhrasings,
+    ood,
+    oodBudget: o.oodBudget,
   });
   const buildSeconds = (performance.now() - tBuild) / 1000;
   const up = routerReport.unseenPhrasing;
@@ -191,12 +227,20 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
         }% of ${up.samples}`
         : ""),
   );
+  const oo = routerReport.ood;
+  if (oo) {
+    log(
+      `router OOD test (${oo.method}, P(other) > ${oo.threshold.toFixed(4)}): ` +
+        `${(oo.heldOutGeneric * 100).toFixed(1)}% of ${oo.heldOutSamples} held-out ` +
+        `out-of-distribution prompts served the generic mask`,
+    );
+  }
 
   if (o.routerEval) {
     const rows = (await loadCalibrationFiles([o.routerEval])).filter((r) =>
       router.tasks.includes(r.task)
     );
-    const g = samplesByTask(rows, o.samplesPerTask, o.seed + 2);
+    const g = samplesByTask(rows, Number.MAX_SAFE_INTEGER, o.seed + 2);
     const samples = [...g.values()].flat();
     const x = new Float32Array(samples.length * H); // [N, H]
     for (const [i, s] of samples.entries()) {
@@ -209,23 +253,28 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     const hoIdx = [...samples.keys()].filter((i) => samples[i].heldOutPhrasing);
     const hx = new Float32Array(hoIdx.length * H);
     hoIdx.forEach((i, r) => hx.set(x.subarray(i * H, (i + 1) * H), r * H));
-    const ho = hoIdx.length
-      ? evaluateRouter(router, hx, Int32Array.from(hoIdx, (i) => y[i])).accuracy
+    const hoEv = hoIdx.length
+      ? evaluateRouter(router, hx, Int32Array.from(hoIdx, (i) => y[i]))
       : null;
     routerReport.extraEval = {
       file: o.routerEval,
       samples: samples.length,
       accuracy: ev.accuracy,
+      routedAccuracy: ev.routedAccuracy,
       heldOutPhrasingSamples: hoIdx.length,
-      heldOutPhrasingAccuracy: ho,
+      heldOutPhrasingAccuracy: hoEv?.accuracy ?? null,
+      heldOutPhrasingRoutedAccuracy: hoEv?.routedAccuracy ?? null,
       confusion: ev.confusion,
+      servedGeneric: ev.servedGeneric,
       lowConfidence: ev.lowConfidence,
     };
     log(
-      `router on ${o.routerEval}: ${(ev.accuracy * 100).toFixed(1)}% of ${samples.length}` +
-        (ho === null
+      `router on ${o.routerEval}: ${(ev.accuracy * 100).toFixed(1)}% of ${samples.length} ` +
+        `(served their task's mask: ${(ev.routedAccuracy * 100).toFixed(1)}%)` +
+        (hoEv === null
           ? ""
-          : `, phrasings held out of model training ${(ho * 100).toFixed(1)}% of ${hoIdx.length}`),
+          : `, phrasings held out of model training ${(hoEv.accuracy * 100).toFixed(1)}% ` +
+            `(served: ${(hoEv.routedAccuracy * 100).toFixed(1)}%) of ${hoIdx.length}`),
     );
   }
 
@@ -268,6 +317,19 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       built: b,
     });
   }
+  let routing: RoutingCost | null = null;
+  const nCost = o.routingCostPrompts ?? 24;
+  if (nCost > 0) {
+    // typical chat requests: the held-out generated OOD prompts, else the calibration prompts
+    const prompts = oodSamples.filter((s) => s.split === "held-out" && !s.source.includes(":"))
+      .map((s) => s.context).slice(0, nCost);
+    routing = await measureRoutingCost(model, tok, router, prompts, { maxTokens: o.maxTokens });
+    log(
+      `routing cost: router ${(routing.routerShare * 100).toFixed(3)}% of request time ` +
+        `(${routing.prompts} requests of ${routing.newTokens} tokens); with the head pass ` +
+        `${(routing.headAndRouterShare * 100).toFixed(1)}%`,
+    );
+  }
   const rf = await writeListedFile(
     o.outDir,
     "router.safetensors",
@@ -289,13 +351,37 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     seed: o.seed,
     calibrationFiles: o.calibrationFiles,
     defaultSparsity: o.defaultSparsity ?? o.mask.sparsities[0],
+    oodGenerated: o.oodGenerated ?? 300,
+    oodFiles: o.oodFiles ?? [],
+    oodPerFile: o.oodFiles?.length ? o.oodPerFile ?? 60 : null,
+    oodBudget: o.oodBudget ?? 0.005,
   };
   const manifest: Manifest = {
     format: MANIFEST_FORMAT,
     model: modelBlock(model),
     created: new Date().toISOString(),
     masks: entries.map(({ built: _b, ...e }) => e),
-    router: { ...rf, tasks: router.tasks, layer: router.layer, threshold: router.threshold },
+    router: {
+      ...rf,
+      tasks: router.tasks,
+      layer: router.layer,
+      threshold: router.threshold,
+      ...(router.ood && routerReport.ood
+        ? {
+          ood: {
+            method: routerReport.ood.method,
+            threshold: router.ood.threshold,
+            thresholdRule:
+              `(1 - ${routerReport.ood.budget}) quantile of P(other) over the held-out in-task samples, in [0.01, 0.5]`,
+            trainPrompts: routerReport.ood.trainSamples,
+            heldOutPrompts: routerReport.ood.heldOutSamples,
+            heldOutGeneric: routerReport.ood.heldOutGeneric,
+            generatedPerSplit: o.oodGenerated ?? 300,
+            files: o.oodFiles ?? [],
+          },
+        }
+        : {}),
+    },
     stats: sf,
     params,
   };
@@ -363,6 +449,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     params,
     masks: entries.map((e) => ({ ...e.built, achieved: e.achieved })),
     router: routerReport,
+    routing,
     timing,
     perplexity: ppl,
   });

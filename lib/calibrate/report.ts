@@ -6,6 +6,8 @@
 
 import type { Mask } from "../model/mask.ts";
 import type { BuiltMask, RouterReport } from "./build_masks.ts";
+import type { RoutingCost } from "./routing_cost.ts";
+import { barChartSvg } from "../eval/bar_chart_svg.ts";
 import type { Dims } from "./stats_types.ts";
 
 /** Set of pruned units of a mask as a bitset over [L * (I + n_h)]. */
@@ -154,6 +156,8 @@ export interface ReportInput {
   params: Record<string, unknown>;
   masks: (BuiltMask & { achieved: number })[];
   router: RouterReport | null;
+  /** What routing costs a request (null: not measured). */
+  routing?: RoutingCost | null;
   timing: Record<string, unknown>;
   perplexity?: Record<string, unknown>[];
 }
@@ -224,6 +228,25 @@ export async function writeReport(dir: string, r: ReportInput): Promise<Record<s
     );
     files.push("router_confusion.svg");
   }
+  const ood = r.router?.ood;
+  if (ood) {
+    const groups = Object.keys(ood.byGroup).sort();
+    await Deno.writeTextFile(
+      `${dir}/router_ood.svg`,
+      barChartSvg(
+        `Held-out out-of-distribution prompts served the generic mask (%), overall ${
+          (ood.heldOutGeneric * 100).toFixed(1)
+        }%`,
+        groups,
+        [{
+          name: "served generic",
+          values: groups.map((g) => 100 * ood.byGroup[g][0] / ood.byGroup[g][1]),
+        }],
+        95,
+      ),
+    );
+    files.push("router_ood.svg");
+  }
   const report = {
     model: r.model,
     params: r.params,
@@ -239,6 +262,7 @@ export async function writeReport(dir: string, r: ReportInput): Promise<Record<s
     })),
     jaccard: jac,
     router: r.router,
+    routing: r.routing ?? null,
     perplexity: r.perplexity ?? null,
     plots: files,
   };
@@ -323,26 +347,87 @@ function markdown(
       );
     }
     L.push(
-      `| true \\ predicted | ${ro.tasks.join(" | ")} |`,
-      `| --- |${ro.tasks.map(() => " --- |").join("")}`,
+      `Served their own task's mask (right task, no fallback to generic): ` +
+        `${pct(ro.routedAccuracy)} of the held-out samples.`,
+      "",
     );
-    ro.confusion.forEach((row, i) => L.push(`| ${ro.tasks[i]} | ${row.join(" | ")} |`));
+    const head = [
+      `| true \\ predicted | ${ro.tasks.join(" | ")} | served generic |`,
+      `| --- |${ro.tasks.map(() => " --- |").join("")} --- |`,
+    ];
+    L.push(...head);
+    ro.confusion.forEach((row, i) =>
+      L.push(`| ${ro.tasks[i]} | ${row.join(" | ")} | ${ro.servedGeneric[i]} |`)
+    );
     const x = ro.extraEval;
     if (x) {
       L.push(
         "",
-        `On ${x.file} (${x.samples} prompts): ${pct(x.accuracy)}` +
-          (x.heldOutPhrasingAccuracy === null
+        `On ${x.file} (${x.samples} prompts, never used at calibration): most probable task ` +
+          `right for ${pct(x.accuracy)}, served their task's mask ${pct(x.routedAccuracy)}` +
+          (x.heldOutPhrasingAccuracy === null || x.heldOutPhrasingRoutedAccuracy === null
             ? ""
-            : `; phrasings held out of model training: ${
-              pct(x.heldOutPhrasingAccuracy)
+            : `; phrasings held out of model training: ${pct(x.heldOutPhrasingAccuracy)}, served ${
+              pct(x.heldOutPhrasingRoutedAccuracy)
             } of ${x.heldOutPhrasingSamples}`) +
-          `. Below threshold: ${x.lowConfidence}.`,
+          `. Served generic: ${x.lowConfidence}.`,
         "",
-        `| true \\ predicted | ${ro.tasks.join(" | ")} |`,
-        `| --- |${ro.tasks.map(() => " --- |").join("")}`,
+        ...head,
       );
-      x.confusion.forEach((row, i) => L.push(`| ${ro.tasks[i]} | ${row.join(" | ")} |`));
+      x.confusion.forEach((row, i) =>
+        L.push(`| ${ro.tasks[i]} | ${row.join(" | ")} | ${x.servedGeneric[i]} |`)
+      );
+    }
+    const o = ro.ood;
+    if (o) {
+      L.push(
+        "",
+        "### Out-of-distribution prompts",
+        "",
+        `Test: an "other" class trained on ${o.trainSamples} out-of-distribution chat prompts ` +
+          `(train templates); a prompt goes to the generic mask when P(other) > ` +
+          `${o.threshold.toFixed(4)} (chosen so that at most ${
+            pct(o.budget)
+          } of the held-out in-task samples exceed it; kept in [0.01, 0.5]). On ${o.heldOutSamples} held-out prompts (templates and files the ` +
+          `router never saw): **${pct(o.heldOutGeneric)} served the generic mask**.`,
+        "",
+        "Scores compared on the same held-out prompts, each thresholded on the held-out " +
+          "in-task samples with the same budget:",
+        "",
+        "| score | AUROC | OOD flagged |",
+        "| --- | --- | --- |",
+        ...o.methods.map((m) => `| ${m.method} | ${m.auroc.toFixed(4)} | ${pct(m.oodFlagged)} |`),
+        "",
+        "| group | served generic | prompts |",
+        "| --- | --- | --- |",
+        ...Object.entries(o.byGroup).sort().map(([g, [k, n]]) => `| ${g} | ${pct(k / n)} | ${n} |`),
+        "",
+        "![ood](router_ood.svg)",
+        "",
+      );
+      if (o.misses.length) {
+        L.push(
+          "Held-out OOD prompts served a task mask (up to 20): " +
+            o.misses.map((m) => `${m.source} → ${m.task} (P(other) ${m.oodScore.toFixed(3)})`)
+              .join("; "),
+          "",
+        );
+      }
+    }
+    const rc = r.routing;
+    if (rc) {
+      L.push(
+        "### Cost of routing",
+        "",
+        `Over ${rc.prompts} chat requests of ${rc.newTokens} decoded tokens (dense, the ` +
+          `calibration backend): the router's decision takes ` +
+          `${(rc.routerShare * 100).toFixed(4)}% of the request time ` +
+          `(${(rc.routerSeconds / rc.prompts * 1e6).toFixed(1)} µs per request of ` +
+          `${(rc.requestSeconds / rc.prompts * 1e3).toFixed(1)} ms). The head pass it reads ` +
+          `(the protected layers over the prompt) is part of the request's own prefill; were ` +
+          `it not reused, head + router would be ${pct(rc.headAndRouterShare)}.`,
+        "",
+      );
     }
     L.push("", "![confusion](router_confusion.svg)", "");
   }

@@ -1,7 +1,13 @@
 /**
- * The task router (DESIGN §4.6): multinomial logistic regression on standardised router
- * features (mean-pooled hidden state after the protected leading layers), trained with
+ * The task router (docs/design.md, Router): multinomial logistic regression on standardised
+ * router features (mean-pooled hidden state after the protected leading layers), trained with
  * L-BFGS, evaluated on held-out prompts with a confusion matrix.
+ *
+ * Out-of-distribution test: when trained with out-of-distribution prompts (chat requests that
+ * belong to no task), the regression has one more class, "other", and {@link route} sends a
+ * prompt to the generic mask when P(other) exceeds a threshold chosen at calibration. Chosen
+ * by measurement on the default model over the maximum-softmax, energy and Mahalanobis
+ * (shared covariance) scores; see {@link OodTest}.
  */
 
 import { rng } from "../util/seeded_rng.ts";
@@ -21,6 +27,21 @@ export interface Router {
   bias: Float32Array;
   /** Below this confidence the generic mask is used. */
   threshold: number;
+  /** Out-of-distribution test; null or absent for routers calibrated without OOD prompts. */
+  ood?: OodTest | null;
+}
+
+/**
+ * The "other" class of the regression: trained on out-of-distribution prompts jointly with
+ * the task classes. Its probability is the softmax over the C task logits and this one.
+ */
+export interface OodTest {
+  /** [H] weights of the "other" class, on standardised features */
+  weight: Float32Array;
+  /** Bias of the "other" class. */
+  bias: number;
+  /** P(other) above this: the prompt belongs to no task (generic mask). */
+  threshold: number;
 }
 
 /** Result of routing one prompt. */
@@ -31,7 +52,11 @@ export interface RouteResult {
   confidence: number;
   /** [C] class probabilities, in `router.tasks` order */
   probs: Float32Array;
-  /** True when confidence < threshold: use the generic mask. */
+  /** P(other) under the out-of-distribution test, null without one. */
+  oodScore: number | null;
+  /** True when the OOD test says the prompt belongs to no task. */
+  ood: boolean;
+  /** True when confidence < threshold or the prompt is OOD: use the generic mask. */
   useGeneric: boolean;
 }
 
@@ -72,6 +97,13 @@ export interface TrainOptions {
   threshold?: number;
   /** Router layer m stored in the router. */
   layer: number;
+  /**
+   * [M, H] features of out-of-distribution prompts: trained as an extra "other" class (the
+   * router then has an {@link OodTest}, threshold `oodThreshold`).
+   */
+  oodX?: Float32Array;
+  /** P(other) threshold stored in the router (default 0.5). */
+  oodThreshold?: number;
 }
 
 /**
@@ -79,24 +111,33 @@ export interface TrainOptions {
  * in [0, tasks.length). Minimises mean cross-entropy + l2/2 ||W||^2 with L-BFGS.
  */
 export function trainRouter(
-  x: Float32Array,
-  y: Int32Array,
+  xTask: Float32Array,
+  yTask: Int32Array,
   tasks: string[],
   opts: TrainOptions,
 ): Router {
-  const N = y.length;
-  const H = x.length / N;
-  const C = tasks.length;
-  if (!Number.isInteger(H) || N === 0) {
-    throw new Error(`trainRouter: ${x.length} values, ${N} labels`);
+  const H = xTask.length / yTask.length;
+  if (!Number.isInteger(H) || yTask.length === 0) {
+    throw new Error(`trainRouter: ${xTask.length} values, ${yTask.length} labels`);
   }
+  const M = opts.oodX ? opts.oodX.length / H : 0;
+  if (!Number.isInteger(M)) throw new Error(`trainRouter: OOD features not a multiple of ${H}`);
+  // OOD prompts are class C ("other"); the standardisation uses the task samples only
+  const C = tasks.length + (M > 0 ? 1 : 0);
+  const N = yTask.length + M;
+  const x = new Float32Array(N * H); // [N, H] task samples, then OOD samples
+  x.set(xTask);
+  if (M > 0) x.set(opts.oodX!, xTask.length);
+  const y = new Int32Array(N).fill(tasks.length);
+  y.set(yTask);
+  const NT = yTask.length;
   const l2 = opts.l2 ?? 1e-3;
   // standardisation
   const mean = new Float64Array(H); // [H]
   const sd = new Float64Array(H); // [H]
-  for (let i = 0; i < N; i++) for (let h = 0; h < H; h++) mean[h] += x[i * H + h] / N;
-  for (let i = 0; i < N; i++) {
-    for (let h = 0; h < H; h++) sd[h] += (x[i * H + h] - mean[h]) ** 2 / N;
+  for (let i = 0; i < NT; i++) for (let h = 0; h < H; h++) mean[h] += x[i * H + h] / NT;
+  for (let i = 0; i < NT; i++) {
+    for (let h = 0; h < H; h++) sd[h] += (x[i * H + h] - mean[h]) ** 2 / NT;
   }
   for (let h = 0; h < H; h++) sd[h] = Math.max(1e-6, Math.sqrt(sd[h]));
   const z = new Float64Array(N * H); // [N, H] standardised
@@ -133,14 +174,22 @@ export function trainRouter(
     return loss;
   };
   const th = lbfgs(f, new Float64Array(P), opts.maxIter ?? 300);
+  const T = tasks.length;
   return {
     tasks: [...tasks],
     layer: opts.layer,
     mean: Float32Array.from(mean),
     std: Float32Array.from(sd),
-    weight: Float32Array.from(th.subarray(0, C * H)),
-    bias: Float32Array.from(th.subarray(C * H)),
+    weight: Float32Array.from(th.subarray(0, T * H)),
+    bias: Float32Array.from(th.subarray(C * H, C * H + T)),
     threshold: opts.threshold ?? 0.5,
+    ood: M > 0
+      ? {
+        weight: Float32Array.from(th.subarray(T * H, C * H)),
+        bias: th[C * H + T],
+        threshold: opts.oodThreshold ?? 0.5,
+      }
+      : null,
   };
 }
 
@@ -223,55 +272,128 @@ export function lbfgs(
   return x;
 }
 
-/** Class probabilities for one feature [H]. */
-export function routerProbs(r: Router, feature: Float32Array): Float32Array {
+/**
+ * Logits of one feature [H]: [C] task logits, then the "other" logit when the router has an
+ * OOD test.
+ */
+export function routerLogits(r: Router, feature: Float32Array): Float64Array {
   const H = r.mean.length;
   const C = r.tasks.length;
   if (feature.length !== H) {
     throw new Error(`router: feature size ${feature.length}, expected ${H}`);
   }
-  const logits = new Float64Array(C);
+  const logits = new Float64Array(C + (r.ood ? 1 : 0));
+  const z = new Float64Array(H); // [H] standardised feature
+  for (let h = 0; h < H; h++) z[h] = (feature[h] - r.mean[h]) / r.std[h];
   for (let c = 0; c < C; c++) {
     let s = r.bias[c];
-    for (let h = 0; h < H; h++) s += r.weight[c * H + h] * (feature[h] - r.mean[h]) / r.std[h];
+    for (let h = 0; h < H; h++) s += r.weight[c * H + h] * z[h];
     logits[c] = s;
   }
-  const mx = Math.max(...logits);
-  let se = 0;
-  for (let c = 0; c < C; c++) se += Math.exp(logits[c] - mx);
-  return Float32Array.from(logits, (v) => Math.exp(v - mx) / se);
+  if (r.ood) {
+    let s = r.ood.bias;
+    for (let h = 0; h < H; h++) s += r.ood.weight[h] * z[h];
+    logits[C] = s;
+  }
+  return logits;
 }
 
-/** Route one feature [H]: most probable task, its confidence, and whether to fall back. */
+/** Softmax of logits. */
+function softmax(logits: Float64Array): Float64Array {
+  const mx = Math.max(...logits);
+  let se = 0;
+  for (const v of logits) se += Math.exp(v - mx);
+  return logits.map((v) => Math.exp(v - mx) / se);
+}
+
+/** Task probabilities [C] for one feature [H] (softmax over the task classes only). */
+export function routerProbs(r: Router, feature: Float32Array): Float32Array {
+  return Float32Array.from(softmax(routerLogits(r, feature).subarray(0, r.tasks.length)));
+}
+
+/** P(other) for one feature [H] (softmax over tasks and "other"); null without an OOD test. */
+export function oodScore(r: Router, feature: Float32Array): number | null {
+  if (!r.ood) return null;
+  const p = softmax(routerLogits(r, feature));
+  return p[r.tasks.length];
+}
+
+/**
+ * Route one feature [H]: most probable task, its confidence, and whether to fall back to the
+ * generic mask (confidence below the threshold, or the OOD test fires).
+ */
 export function route(r: Router, feature: Float32Array): RouteResult {
-  const probs = routerProbs(r, feature);
+  const logits = routerLogits(r, feature);
+  const C = r.tasks.length;
+  const probs = Float32Array.from(softmax(logits.subarray(0, C)));
   let best = 0;
-  for (let c = 1; c < probs.length; c++) if (probs[c] > probs[best]) best = c;
+  for (let c = 1; c < C; c++) if (probs[c] > probs[best]) best = c;
+  const score = r.ood ? softmax(logits)[C] : null;
+  const ood = score !== null && score > r.ood!.threshold;
   return {
     task: r.tasks[best],
     confidence: probs[best],
     probs,
-    useGeneric: probs[best] < r.threshold,
+    oodScore: score,
+    ood,
+    useGeneric: ood || probs[best] < r.threshold,
   };
 }
 
+/** What {@link evaluateRouter} measures. */
+export interface RouterEvaluation {
+  /** Share whose most probable task is the true one. */
+  accuracy: number;
+  /** Share served their own task's mask: right task and no fallback to generic. */
+  routedAccuracy: number;
+  /** Rows = true class, columns = most probable task. */
+  confusion: number[][];
+  /** [C] per true class: samples served the generic mask (low confidence or OOD). */
+  servedGeneric: number[];
+  /** Samples that fell back to generic (low confidence or OOD). */
+  lowConfidence: number;
+  /** Of those, samples the OOD test flagged. */
+  flaggedOod: number;
+}
+
 /** Accuracy and confusion matrix (rows = true class, columns = predicted) on x [N, H], y [N]. */
-export function evaluateRouter(
-  r: Router,
-  x: Float32Array,
-  y: Int32Array,
-): { accuracy: number; confusion: number[][]; lowConfidence: number } {
+export function evaluateRouter(r: Router, x: Float32Array, y: Int32Array): RouterEvaluation {
   const H = r.mean.length;
   const C = r.tasks.length;
   const confusion = Array.from({ length: C }, () => new Array<number>(C).fill(0));
+  const servedGeneric = new Array<number>(C).fill(0);
   let correct = 0;
+  let routed = 0;
   let low = 0;
+  let flagged = 0;
   for (let i = 0; i < y.length; i++) {
     const res = route(r, x.subarray(i * H, (i + 1) * H));
     const p = r.tasks.indexOf(res.task);
     confusion[y[i]][p]++;
     if (p === y[i]) correct++;
-    if (res.useGeneric) low++;
+    if (p === y[i] && !res.useGeneric) routed++;
+    if (res.useGeneric) {
+      low++;
+      servedGeneric[y[i]]++;
+    }
+    if (res.ood) flagged++;
   }
-  return { accuracy: y.length ? correct / y.length : NaN, confusion, lowConfidence: low };
+  const n = y.length;
+  return {
+    accuracy: n ? correct / n : NaN,
+    routedAccuracy: n ? routed / n : NaN,
+    confusion,
+    servedGeneric,
+    lowConfidence: low,
+    flaggedOod: flagged,
+  };
+}
+
+/** Share of features x [N, H] that {@link route} serves the generic mask (NaN when N = 0). */
+export function genericShare(r: Router, x: Float32Array): number {
+  const H = r.mean.length;
+  const N = x.length / H;
+  let g = 0;
+  for (let i = 0; i < N; i++) if (route(r, x.subarray(i * H, (i + 1) * H)).useGeneric) g++;
+  return N ? g / N : NaN;
 }

@@ -151,7 +151,7 @@ export function catalogFromSet(
       threshold: r.threshold,
       route: (f: Float32Array) => {
         const d = routeWith(r, f);
-        return { task: d.task, confidence: d.confidence };
+        return { task: d.task, confidence: d.confidence, useGeneric: d.useGeneric };
       },
     }
     : null;

@@ -34,7 +34,21 @@ export interface RouterFn {
   /** Below this confidence the generic mask is used. */
   threshold: number;
   /** Decision for one feature. */
-  route(feature: Float32Array): { task: string; confidence: number };
+  route(feature: Float32Array): RouteDecision;
+}
+
+/** A router's decision for one prompt. */
+export interface RouteDecision {
+  /** Most probable task. */
+  task: string;
+  /** Its probability among the tasks. */
+  confidence: number;
+  /**
+   * The router's own verdict that the generic mask must serve (low confidence, or a prompt
+   * its out-of-distribution test says belongs to no task); when absent, confidence below
+   * the threshold decides.
+   */
+  useGeneric?: boolean;
 }
 
 /** What a request asks for (`seap` field), already validated for shape. */
@@ -186,14 +200,14 @@ export class MaskCatalog {
     );
   }
 
-  /** Apply the router's decision for "auto": the task mask, or generic below the threshold. */
-  resolveRouted(
-    req: MaskRequest | undefined,
-    decision: { task: string; confidence: number },
-  ): MaskChoice {
+  /**
+   * Apply the router's decision for "auto": the task mask, or generic when the router says so
+   * (out of distribution) or, for a router that does not say, below the threshold.
+   */
+  resolveRouted(req: MaskRequest | undefined, decision: RouteDecision): MaskChoice {
     const s = this.sparsityOf(req);
     const generic = this.find("generic", null, s) ?? this.entries[0];
-    if (decision.confidence < this.threshold) {
+    if (decision.useGeneric ?? decision.confidence < this.threshold) {
       return this.choice(generic, decision.task, decision.confidence, "fallback");
     }
     const t = this.find("task", decision.task, s);

@@ -109,7 +109,7 @@ export const SeapInfo = z.object({
   confidence: z.number().nullable().describe("Router confidence for that task"),
   sparsity: z.number().describe("Sparsity of the mask that ran (0 for dense)"),
   selection: z.enum(["auto", "fallback", "forced"]).describe(
-    "auto: router's task mask; fallback: generic because confidence < threshold; forced: the request chose",
+    "auto: router's task mask; fallback: generic because confidence < threshold or the prompt belongs to no task; forced: the request chose",
   ),
 }).register(apiRegistry, { id: "SeapInfo" });
 /** SEAP response block. */
