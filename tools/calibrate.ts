@@ -56,7 +56,7 @@ Options:
   --ppl-task NAME        only rows of this task from --ppl-eval (e.g. general)
   --router-eval FILE     JSONL of other prompts (e.g. eval split) to test the router on too
   --ood-generated N      generated out-of-distribution chat prompts per template split
-                         (lib/tasks/ood_prompts.ts) for the router's OOD test (default: 300;
+                         (lib/tasks/ood_prompts.ts) for the router's OOD test (default: 600;
                          0 = none)
   --ood-data FILE        benchmark JSONL (e.g. ../shared/datasets/real/*.jsonl), repeatable:
                          its questions and texts become OOD chat prompts too (half train,
@@ -205,7 +205,7 @@ async function main(): Promise<number> {
     defaultSparsity: a["default-sparsity"] === undefined
       ? undefined
       : num(a["default-sparsity"], "default-sparsity", NaN),
-    oodGenerated: num(a["ood-generated"], "ood-generated", 300, true),
+    oodGenerated: num(a["ood-generated"], "ood-generated", 600, true),
     oodFiles: a["ood-data"] ?? [],
     oodPerFile: num(a["ood-per-file"], "ood-per-file", 60, true),
     oodBudget: num(a["ood-budget"], "ood-budget", 0.005),

@@ -71,7 +71,7 @@ export interface CalibrateOptions {
   defaultSparsity?: number;
   /**
    * Generated out-of-distribution chat prompts per template split (lib/tasks/ood_prompts.ts)
-   * for the router's OOD test (default 300; 0: none, and no OOD test unless `oodFiles`).
+   * for the router's OOD test (default 600; 0: none, and no OOD test unless `oodFiles`).
    */
   oodGenerated?: number;
   /** Benchmark JSONL files whose questions and texts become OOD prompts too. */
@@ -189,7 +189,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   // Out-of-distribution prompts: the protected layers over each prompt (cheap; also with
   // --from-stats, so older statistics files still get an OOD test).
   const oodSamples = [
-    ...generatedOod(o.oodGenerated ?? 300, o.seed),
+    ...generatedOod(o.oodGenerated ?? 600, o.seed),
     ...(o.oodFiles?.length ? await loadBenchmarkOod(o.oodFiles, o.oodPerFile ?? 60, o.seed) : []),
   ];
   let ood: OodFeatures | undefined;
@@ -351,7 +351,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     seed: o.seed,
     calibrationFiles: o.calibrationFiles,
     defaultSparsity: o.defaultSparsity ?? o.mask.sparsities[0],
-    oodGenerated: o.oodGenerated ?? 300,
+    oodGenerated: o.oodGenerated ?? 600,
     oodFiles: o.oodFiles ?? [],
     oodPerFile: o.oodFiles?.length ? o.oodPerFile ?? 60 : null,
     oodBudget: o.oodBudget ?? 0.005,
@@ -376,7 +376,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
             trainPrompts: routerReport.ood.trainSamples,
             heldOutPrompts: routerReport.ood.heldOutSamples,
             heldOutGeneric: routerReport.ood.heldOutGeneric,
-            generatedPerSplit: o.oodGenerated ?? 300,
+            generatedPerSplit: o.oodGenerated ?? 600,
             files: o.oodFiles ?? [],
           },
         }

@@ -378,10 +378,10 @@ function markdown(
         L.push(`| ${ro.tasks[i]} | ${row.join(" | ")} | ${x.servedGeneric[i]} |`)
       );
     }
+    L.push("", "![confusion](router_confusion.svg)", "");
     const o = ro.ood;
     if (o) {
       L.push(
-        "",
         "### Out-of-distribution prompts",
         "",
         `Test: an "other" class trained on ${o.trainSamples} out-of-distribution chat prompts ` +
@@ -429,7 +429,6 @@ function markdown(
         "",
       );
     }
-    L.push("", "![confusion](router_confusion.svg)", "");
   }
   if (r.perplexity?.length) {
     L.push(

@@ -572,6 +572,70 @@ export const OOD_TEMPLATES: readonly OodTemplate[] = [
         r.pick(["10", "20", "30"])
       }% off. What do I pay?`,
   ),
+  tpl(
+    "news.science",
+    "train",
+    (r) =>
+      `Scientists in ${r.pick(CITIES)} say they have found a new kind of ${
+        r.pick(["frog", "beetle", "orchid", "fish"])
+      } living in ${r.pick(["the old forest", "a cave", "the river delta"])}.`,
+  ),
+  tpl(
+    "news.visitors",
+    "train",
+    (r) =>
+      `The museum welcomed ${r.int(2, 90)},000 visitors in ${
+        r.pick(["March", "July", "December"])
+      }, ${r.int(2, 40)} percent more than a year ago.`,
+  ),
+  tpl(
+    "story.family",
+    "train",
+    (r) =>
+      `${r.pick(NAMES)} and ${
+        r.pick(["her brother", "his aunt", "their neighbour"])
+      } spent the afternoon ${
+        r.pick(["building a treehouse", "fixing an old radio", "baking bread"])
+      } while it rained outside.`,
+  ),
+  tpl(
+    "message.update",
+    "train",
+    (r) =>
+      `Quick update: the meeting moved to ${r.pick(["Monday", "Thursday"])} at ${
+        r.int(9, 16)
+      }:00, and ${r.pick(NAMES)} will bring the slides.`,
+  ),
+  tpl(
+    "story.event",
+    "train",
+    (r) =>
+      `${r.pick(["Last summer", "Two days ago", "Early this morning", "Last night"])} ${
+        r.pick(["the village", "our school", "the neighbours", "the small theatre"])
+      } ${
+        r.pick(["built a new bridge", "held a concert", "planted a garden", "painted a mural"])
+      } near ${r.pick(["the river", "the station", "the old church", "the market square"])}, and ${
+        r.pick(["everyone came to see it", "the children loved it", "it was in the newspaper"])
+      }.`,
+  ),
+  tpl(
+    "story.describe",
+    "train",
+    (r) =>
+      `The ${r.pick(["kitchen", "beach", "library", "street", "forest"])} was ${
+        r.pick(["quiet", "crowded", "warm", "dark", "bright"])
+      }, and somewhere ${
+        r.pick(["a radio was playing", "a dog was barking", "someone was laughing"])
+      }.`,
+  ),
+  tpl(
+    "explain.whatis",
+    "train",
+    (r) =>
+      `What is ${
+        r.pick(["love", "happiness", "time", "consciousness", "art", "justice", "success", "luck"])
+      }${r.pick(["?", ", really?", " in your opinion?"])}`,
+  ),
 ];
 
 /** The templates of one split. */
