@@ -44,11 +44,6 @@ export interface GenerationSink {
   onError(e: ApiError, reason: "error" | CancelReason): void;
 }
 
-/** Map a request seed (any safe integer) to the sampler's 32-bit seed. */
-export function samplerSeed(seed: number): number {
-  return Number(BigInt.asIntN(32, BigInt(seed) ^ (BigInt(seed) >> 32n)));
-}
-
 /**
  * One generation as a {@link SchedulerJob}: step 1 prefills the protected head and routes,
  * step 2 prefills the tail under the chosen mask (or several steps of `prefillChunk` tokens
@@ -75,7 +70,7 @@ export class GenerationJob implements SchedulerJob {
     this.opts = {
       temperature: p.temperature,
       topP: p.topP,
-      seed: samplerSeed(p.seed),
+      seed: p.seed, // any safe integer: the sampler keeps all its bits
       maxTokens: p.maxTokens,
       stop: p.stop,
       eosTokenIds: [...new Set([...tok.eosTokenIds, ...engine.model.config.eosTokenIds])],
