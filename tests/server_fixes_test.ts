@@ -43,7 +43,12 @@ Deno.test("context errors name the parameter the client sent", async () => {
     ["/v1/completions", { model, prompt: long }, 413, "prompt"],
     ["/v1/route", { prompt: long }, 413, "prompt"],
     ["/v1/route", { messages: [{ role: "user", content: long }] }, 413, "messages"],
-    ["/v1/chat/completions", { model, messages: [{ role: "user", content: long }] }, 413, "messages"],
+    [
+      "/v1/chat/completions",
+      { model, messages: [{ role: "user", content: long }] },
+      413,
+      "messages",
+    ],
     [
       "/v1/chat/completions",
       { model, messages: [{ role: "user", content: "hi" }], max_completion_tokens: 1000 },
@@ -70,17 +75,24 @@ Deno.test("context errors name the parameter the client sent", async () => {
 Deno.test("seap: a mask name contradicting seap.sparsity is a 400, a consistent one runs", async () => {
   const { app, engine } = await tinyApp();
   const base = { model: engine.modelId, prompt: "hi" };
-  const bad = await post(app, "/v1/route", { ...base, seap: { mask: "alpha@0.5", sparsity: 0.25 } });
+  const bad = await post(app, "/v1/route", {
+    ...base,
+    seap: { mask: "alpha@0.5", sparsity: 0.25 },
+  });
   const json = await bad.json();
   assert.equal(bad.status, 400, JSON.stringify(json));
   assert.equal(json.error.param, "seap.sparsity");
-  const good = await post(app, "/v1/route", { ...base, seap: { mask: "alpha@0.5", sparsity: 0.5 } });
+  const good = await post(app, "/v1/route", {
+    ...base,
+    seap: { mask: "alpha@0.5", sparsity: 0.5 },
+  });
   assert.equal(good.status, 200);
   assert.equal((await good.json()).mask, "alpha@0.5");
 });
 
 Deno.test("seeds keep all their bits: 0 vs -1 and 1 vs 2^32 sample differently", async () => {
-  const draws = (seed: number) => Array.from({ length: 4 }, ((r) => () => r.nextU32())(new Rng(seed)));
+  const draws = (seed: number) =>
+    Array.from({ length: 4 }, ((r) => () => r.nextU32())(new Rng(seed)));
   assert.notDeepEqual(draws(0), draws(-1));
   assert.notDeepEqual(draws(1), draws(2 ** 32));
   assert.notDeepEqual(draws(2 ** 52), draws(-(2 ** 52)));
@@ -164,7 +176,7 @@ Deno.test("a client that stalls mid-body gets a 408 and the server goes on", asy
     const { port } = srv.server.addr as Deno.NetAddr;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     const head = "POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n" +
-      "content-length: 100\r\n\r\n{\"model\":";
+      'content-length: 100\r\n\r\n{"model":';
     await conn.write(new TextEncoder().encode(head));
     const buf = new Uint8Array(4096);
     const n = await conn.read(buf); // the server answers without waiting for the rest

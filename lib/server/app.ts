@@ -9,7 +9,7 @@
 import { Hono } from "hono";
 import { ApiError, badRequest, notFound, notReady, toApiError, tooLarge } from "./errors.ts";
 import { EngineHandle, type ServerEngine } from "./engine_handle.ts";
-import { type FinishReason, GenerationJob, RouteJob } from "./generation.ts";
+import { type FinishReason, GenerationJob, HealthProbeJob, RouteJob } from "./generation.ts";
 import type { MaskChoice, MaskRequest } from "./mask_catalog.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -79,7 +79,32 @@ export function createApp(
     if (handle.status === "ready" && handle.engine) return handle.engine;
     if (handle.status === "failed") throw notReady(`The model failed to load: ${handle.error}`);
     if (handle.status === "draining") throw notReady("The server is shutting down.");
+    if (handle.status === "broken") throw notReady(`The engine is broken: ${handle.error}`);
     throw notReady();
+  };
+
+  /**
+   * After a request failed inside the engine, check that the engine still works (one probe at
+   * a time, through the scheduler so it never overlaps a step); a failed probe marks the
+   * engine broken so /healthz stops saying "ready" and the orchestrator replaces it.
+   */
+  let probing = false;
+  const probe = (e: ServerEngine) => {
+    if (probing || handle.status !== "ready") return;
+    probing = true;
+    try {
+      scheduler.submit(
+        new HealthProbeJob(e, (error) => {
+          probing = false;
+          if (error) {
+            handle.markBroken(error);
+            metrics.ready.set(0);
+          }
+        }),
+      );
+    } catch {
+      probing = false; // queue full: the next failure probes again
+    }
   };
 
   const record = (ep: Endpoint, status: number, mask: string, t0: number) => {
@@ -169,7 +194,10 @@ export function createApp(
             req.signal,
           );
         });
-        if (result instanceof ApiError) throw result;
+        if (result instanceof ApiError) {
+          if (result.status >= 500 && result.status !== 504) probe(e);
+          throw result;
+        }
         choice = result;
       }
       record("route", 200, choice.info.mask, t0);
@@ -403,7 +431,8 @@ export function createApp(
           };
           finish({ reason: d.finishReason, usage });
         },
-        onError: (err) => {
+        onError: (err, reason) => {
+          if (reason === "error") probe(e);
           failed(err);
           fail(err);
         },
@@ -482,7 +511,10 @@ export function createApp(
 
   /** The request body under this app's limits. */
   function readJson(req: Request): Promise<unknown> {
-    return readJsonBody(req, { maxBodyBytes: opts.maxBodyBytes, readTimeoutMs: opts.readTimeoutMs });
+    return readJsonBody(req, {
+      maxBodyBytes: opts.maxBodyBytes,
+      readTimeoutMs: opts.readTimeoutMs,
+    });
   }
 
   /** Whether the request's chat content is parsed for special tokens (trusted callers only). */

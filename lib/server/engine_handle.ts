@@ -212,13 +212,25 @@ export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
 
 /** Loading state of the engine, for /healthz and the 503 gate. */
 export class EngineHandle {
-  /** "loading" until {@link engine} is set, "failed" with {@link error} on a load error. */
-  status: "loading" | "ready" | "failed" | "draining" = "loading";
+  /**
+   * "loading" until {@link engine} is set, "failed" with {@link error} on a load error,
+   * "broken" when the loaded engine stopped working (a health probe failed after a request's
+   * error), "draining" after SIGTERM.
+   */
+  status: "loading" | "ready" | "failed" | "broken" | "draining" = "loading";
   engine: ServerEngine | null = null;
   error: string | null = null;
   /** Stop taking requests (SIGTERM): /healthz and new /v1 requests answer 503. */
   drain(): void {
     this.status = "draining";
+  }
+
+  /** The engine no longer works (a probe failed): /healthz and /v1 answer 503 with `reason`. */
+  markBroken(reason: string): void {
+    if (this.status !== "ready") return;
+    this.status = "broken";
+    this.error = reason;
+    console.error(`seap: engine broken: ${reason}`);
   }
 
   /** Resolves when loading ends (either way). */

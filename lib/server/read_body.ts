@@ -104,7 +104,9 @@ export async function readJsonBody(req: Request, limits: BodyLimits): Promise<un
   let stream: ReadableStream<Uint8Array> = req.body;
   // Decode innermost-first: the header lists codings in the order they were applied.
   for (const c of [...chain].reverse()) {
-    stream = stream.pipeThrough(new DecompressionStream(c) as TransformStream<Uint8Array, Uint8Array>);
+    stream = stream.pipeThrough(
+      new DecompressionStream(c) as TransformStream<Uint8Array, Uint8Array>,
+    );
   }
   const reader = stream.getReader();
   const parts: Uint8Array[] = [];
@@ -132,7 +134,9 @@ export async function readJsonBody(req: Request, limits: BodyLimits): Promise<un
       total += chunk.value.length;
       if (total > maxBytes) {
         throw tooLarge(
-          `Request body exceeds the ${maxBytes}-byte limit${chain.length ? " once decompressed" : ""}`,
+          `Request body exceeds the ${maxBytes}-byte limit${
+            chain.length ? " once decompressed" : ""
+          }`,
           null,
           "body_too_large",
         );
