@@ -147,7 +147,7 @@ export function createApp(
     });
   });
 
-  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  app.get("/openapi.json", (c) => c.json(openApiDocument(handle.engine?.modelId)));
 
   app.get(
     "/v1/models",
