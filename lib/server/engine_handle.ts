@@ -5,6 +5,7 @@
  */
 
 import type { Backend } from "../backends/backend.ts";
+import { DEFAULT_MODEL_DIR } from "../default_model.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { loadMaskSet, type MaskSet } from "../calibrate/mask_io.ts";
 import { fingerprintFolder } from "../model/checkpoint.ts";
@@ -74,21 +75,13 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * The default model folder: `DEFAULT_MODEL_DIR` of lib/default_model.ts when that module
- * exists, else the tiny test fixture (so the server always starts).
+ * The default model folder: `DEFAULT_MODEL_DIR` of lib/default_model.ts (imported statically,
+ * so no read permission on lib/ is needed), else the tiny test fixture (so the server always
+ * starts).
  */
 export async function defaultModelDir(): Promise<string> {
-  const spec = new URL("../default_model.ts", import.meta.url).href;
-  try {
-    const mod = await import(spec);
-    if (typeof mod.DEFAULT_MODEL_DIR === "string") {
-      const d = mod.DEFAULT_MODEL_DIR as string;
-      if (await exists(`${d}/config.json`)) return d;
-      console.warn(`seap: DEFAULT_MODEL_DIR ${d} has no config.json; falling back`);
-    }
-  } catch {
-    // lib/default_model.ts not there yet: fall through.
-  }
+  if (await exists(`${DEFAULT_MODEL_DIR}/config.json`)) return DEFAULT_MODEL_DIR;
+  console.warn(`seap: DEFAULT_MODEL_DIR ${DEFAULT_MODEL_DIR} has no config.json; falling back`);
   const fixture = new URL("../../tests/fixtures/tiny_chat", import.meta.url).pathname;
   console.warn(`seap: no default model found; serving the tiny random fixture ${fixture}`);
   return fixture;
