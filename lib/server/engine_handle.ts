@@ -8,7 +8,7 @@ import type { Backend } from "../backends/backend.ts";
 import { DEFAULT_MODEL_DIR } from "../default_model.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { loadMaskSet, type MaskSet } from "../calibrate/mask_io.ts";
-import { fingerprintFolder } from "../model/checkpoint.ts";
+import { fingerprintFolder, readCheckpoint } from "../model/checkpoint.ts";
 import { keepFrequencyOrder } from "../model/neuron_order.ts";
 import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
@@ -176,7 +176,18 @@ export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   let set: MaskSet | null = null;
   if (await exists(`${masksDir}/manifest.json`)) {
     const { config } = await readConfig(dir);
-    set = await loadMaskSet(masksDir, { name, fingerprint: await fingerprintFolder(dir), config });
+    try {
+      set = await loadMaskSet(masksDir, {
+        name,
+        fingerprint: await fingerprintFolder(dir),
+        config,
+      });
+    } catch (e) {
+      // A fingerprint mismatch may mean a damaged model rather than stale masks: name the
+      // model's own defect when its weights do not even parse.
+      await readCheckpoint(dir);
+      throw e;
+    }
   } else if (cfg.masksDir) {
     throw new Error(`SEAP_MASKS: ${cfg.masksDir}/manifest.json not found`);
   } else {
