@@ -36,21 +36,31 @@ export function startServer(config: ServerConfig): Deno.HttpServer<Deno.NetAddr>
   const metrics = new ServerMetrics();
   const scheduler = new Scheduler(config, metrics);
   const app = createApp(handle, { ...config, metrics, scheduler });
+  // HTTP requests whose handler has not returned yet (e.g. a body still uploading): a drain
+  // waits for them as well as for the scheduler's generations.
+  let inflight = 0;
+  const fetch = async (req: Request) => {
+    inflight++;
+    try {
+      return await app.fetch(req);
+    } finally {
+      inflight--;
+    }
+  };
+  const busy = () => inflight + scheduler.activeCount + scheduler.queueDepth;
   const server = Deno.serve({
     hostname: config.host,
     port: config.port,
     onListen: ({ hostname, port }) => console.log(`seap: listening on http://${hostname}:${port}`),
-  }, app.fetch);
+  }, fetch);
 
   if (Deno.build.os !== "windows") {
     Deno.addSignalListener("SIGTERM", async () => {
       if (handle.status === "draining") return;
       handle.drain();
       const deadline = Date.now() + config.drainMs;
-      console.log(
-        `seap: SIGTERM: draining ${scheduler.activeCount + scheduler.queueDepth} requests`,
-      );
-      while (scheduler.activeCount + scheduler.queueDepth > 0 && Date.now() < deadline) {
+      console.log(`seap: SIGTERM: draining ${busy()} requests`);
+      while (busy() > 0 && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 50));
       }
       scheduler.shutdown();
