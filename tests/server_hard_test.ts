@@ -368,6 +368,16 @@ Deno.test("hard: end-to-end under the narrow permissions of `deno task serve`, w
       await r.body?.cancel();
     }
 
+    // Measured memory of the real server process (sizes the Kubernetes resources).
+    const proc = await Deno.readTextFile(`/proc/${child.pid}/status`).catch(() => "");
+    const kib = (k: string) =>
+      Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(proc)?.[1] ?? NaN);
+    results.e2e = {
+      rssMiB: +(kib("VmRSS") / 1024).toFixed(1),
+      peakRssMiB: +(kib("VmHWM") / 1024).toFixed(1),
+    };
+    await saveResults();
+
     // Drain: a request still uploading its body is in flight when SIGTERM arrives.
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
     const body = JSON.stringify({
