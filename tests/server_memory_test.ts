@@ -3,7 +3,7 @@
  * WASM allocator reuses freed blocks of any size, a sequence whose construction fails gives
  * back what it took, an out-of-memory request is a 503 and the next one succeeds, and a
  * broken engine makes /healthz say so. Memory is forced short with the backend's `maxBytes`
- * on the tiny fixture (the 1B-shaped reproduction is `deno task test:hard --oom-1b`).
+ * on the tiny fixture (the 1B-shaped reproduction is tools/oom_repro_1b.ts).
  */
 
 import assert from "node:assert/strict";
