@@ -37,7 +37,7 @@ export async function checkDeployFit(cfg: ServerConfig, limitMb: number): Promis
     maxConcurrent: cfg.maxConcurrent,
     context,
   });
-  const fit = checkMemoryFit(fp, limitMb * 2 ** 20, `model ${dir.split("/").pop()}`);
+  const fit = checkMemoryFit(fp, limitMb * 2 ** 20, `model ${dir.split("/").pop()}`, cfg.weights);
   if (!fit.fits) throw new Error(`seap (Deno Deploy): ${fit.message}`);
   return fit.message;
 }
