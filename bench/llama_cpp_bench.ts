@@ -107,7 +107,7 @@ export async function runLlamaCppBench(
     );
     for (const type of ["f32", "f16", "q8_0"] as const) {
       console.error(`bench llama: ${name} ${type}: exporting GGUF and loading ...`);
-      const contenders: { who: string; round: Round; close: () => Promise<void> }[] = [];
+      const contenders: { who: string; round: Round; close: () => Promise<void> | void }[] = [];
       const dtype = ENGINE_DTYPE[type];
       if (dtype) {
         const order = keepFrequencyOrder(m.family, cfg.numLayers, cfg.intermediateSize);
@@ -120,12 +120,12 @@ export async function runLlamaCppBench(
           {
             who: "engine dense",
             round: engineRound(model, denseFor(model), ids, steps),
-            close: async () => {},
+            close: () => {},
           },
           {
             who: `engine ${m.mask.name}`,
             round: engineRound(model, pm, ids, steps),
-            close: async () => pm.release(),
+            close: () => pm.release(),
           },
         );
       } else {
