@@ -81,10 +81,16 @@ function llamaRound(lc: LlamaCpp, ids: number[], steps: number): Round {
   };
 }
 
-async function ggufFile(dir: string, type: GgufWeightType, mask?: Mask): Promise<string> {
+/** Export to a temporary GGUF file; returns its path and the zero padding the export added. */
+async function ggufFile(
+  dir: string,
+  type: GgufWeightType,
+  mask?: Mask,
+): Promise<{ path: string; padding: { heads: number; neurons: number } }> {
   const path = await Deno.makeTempFile({ suffix: `.${type}.gguf` });
-  await writeGgufFile(path, (await exportGguf(dir, type, mask)).parts);
-  return path;
+  const exp = await exportGguf(dir, type, mask);
+  await writeGgufFile(path, exp.parts);
+  return { path, padding: exp.padding };
 }
 
 /**
@@ -139,7 +145,13 @@ export async function runLlamaCppBench(
           m.mask,
         ]] as const
       ) {
-        const path = await ggufFile(m.dir, type, mask);
+        const { path, padding } = await ggufFile(m.dir, type, mask);
+        if (padding.heads || padding.neurons) {
+          notes.push(
+            `${name} ${type} ${who}: the pruned GGUF carries ${padding.heads} zero query heads ` +
+              `and ${padding.neurons} zero neurons (uneven GQA groups, Q8_0 widths of 32).`,
+          );
+        }
         const lc = await LlamaCpp.open(path, { threads: 1, contextSize: promptLen + steps + 16 });
         contenders.push({
           who,

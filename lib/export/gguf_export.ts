@@ -77,8 +77,9 @@ export async function exportGguf(
   const { config: cfg } = await readConfig(dir);
   if (cfg.family !== "llama" && cfg.family !== "mistral") {
     throw new Error(
-      `GGUF export: ${cfg.family} models are not supported (Llama and Mistral only: llama.cpp's ` +
-        `qwen2/qwen3 architectures have no per-layer sizes for a pruned model)`,
+      `GGUF export: ${cfg.family} models are not supported (Llama and Mistral only; a pruned ` +
+        `Qwen model would need per-layer sizes with q/k/v biases or q/k norms, which no ` +
+        `llama.cpp architecture has)`,
     );
   }
   if (!Object.hasOwn(FILE_TYPE, type)) {
