@@ -81,7 +81,10 @@ if (import.meta.main) {
       else await writeOnnxFolder(dir, values.out, exp.bytes);
       bytes = exp.bytes.length;
     } else {
-      const exp = await exportGguf(dir, type as GgufWeightType, mask);
+      const exp = await exportGguf(dir, type as GgufWeightType, mask, (l, n) => {
+        Deno.stderr.writeSync(new TextEncoder().encode(`\rencoding layer ${l}/${n}`));
+        if (l === n) Deno.stderr.writeSync(new TextEncoder().encode("\n"));
+      });
       bytes = await writeGgufFile(values.out, exp.parts);
       const ffn = exp.layers.map((l) => l.ffn).join(",");
       const heads = exp.layers.map((l) => `${l.heads}/${l.kvHeads}`).join(",");

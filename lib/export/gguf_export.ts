@@ -68,11 +68,15 @@ function headRows(heads: number[], d: number): number[] {
   return heads.flatMap((h) => Array.from({ length: d }, (_, i) => (h < 0 ? -1 : h * d + i)));
 }
 
-/** Export `dir` (pruned by `mask` when given) as GGUF with `type` weights. */
+/**
+ * Export `dir` (pruned by `mask` when given) as GGUF with `type` weights; `onLayer(l, L)` is
+ * called after each layer is encoded (progress for large models).
+ */
 export async function exportGguf(
   dir: string,
   type: GgufWeightType,
   mask?: Mask,
+  onLayer?: (layer: number, layers: number) => void,
 ): Promise<GgufExport> {
   const { config: cfg } = await readConfig(dir);
   if (cfg.family !== "llama" && cfg.family !== "mistral") {
@@ -137,6 +141,7 @@ export async function exportGguf(
     const down = pickCols(t("mlp.down_proj.weight", [H, I]), I, plan.neurons); // [H, n]
     mat(`${b}.ffn_down.weight`, down, H, n);
     if (lm.biasFfn) vec(`${b}.ffn_down.bias`, lm.biasFfn);
+    onLayer?.(l + 1, plans.length);
   });
   vec("output_norm.weight", tensorF32(ck, "model.norm.weight", [H]));
   if (!cfg.tieWordEmbeddings) {
