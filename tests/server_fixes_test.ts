@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import { Rng } from "../lib/generate/sampler.ts";
+import { readServerConfig } from "../lib/server/config.ts";
+import { servePermissionFlags } from "../lib/server/permissions.ts";
 import { post, serveLoopback, tinyApp } from "./server_helpers.ts";
 
 // deno-lint-ignore no-explicit-any
@@ -194,4 +196,60 @@ Deno.test("a client that stalls mid-body gets a 408 and the server goes on", asy
   } finally {
     await srv.close();
   }
+});
+
+Deno.test("serve settings: host and port from flags or SEAP_HOST/SEAP_PORT, loopback by default", () => {
+  const none = () => undefined;
+  assert.equal(readServerConfig(none, []).host, "127.0.0.1");
+  assert.equal(readServerConfig(none, []).port, 8000);
+  const env = (k: string) =>
+    ({ SEAP_HOST: "0.0.0.0", SEAP_PORT: "8080" } as Record<string, string>)[k];
+  assert.deepEqual(
+    [readServerConfig(env, []).host, readServerConfig(env, []).port],
+    ["0.0.0.0", 8080],
+  );
+  const c = readServerConfig(env, ["--port", "9000", "--host=::1"]);
+  assert.deepEqual([c.host, c.port], ["::1", 9000], "flags win");
+  assert.throws(() => readServerConfig(none, ["--port=70000"]), /≤ 65535/);
+  assert.throws(() => readServerConfig(none, ["--host=a b"]), /SEAP_HOST/);
+  const flags = servePermissionFlags({ ...c, modelDir: null, masksDir: null });
+  assert.equal(flags.length, 3);
+  assert.ok(flags.includes("--allow-net=[::1]:9000"), flags.join(" "));
+  assert.ok(flags.includes("--allow-env=SEAP_*"));
+  assert.match(flags[0], /^--allow-read=[^,]*\/kernels,[^,]*\/models,[^,]*\/masks/);
+});
+
+Deno.test("deno task serve: the launcher passes --port to the server and its permissions", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const root = new URL("..", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "serve", "--port", String(port), "--model", `${root}tests/fixtures/tiny_chat`],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = Promise.all([child.stdout, child.stderr].map((s) => new Response(s).text()));
+  try {
+    let ok = false;
+    for (let i = 0; i < 300 && !ok; i++) {
+      ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => (r.body?.cancel(), r.ok),
+        () => false,
+      );
+      if (!ok) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(ok, "listening on the --port given to the task");
+  } finally {
+    child.kill("SIGTERM");
+  }
+  const status = await child.status;
+  const [stdout] = await out;
+  assert.equal(status.code, 0);
+  assert.match(stdout, new RegExp(`--allow-net=127\\.0\\.0\\.1:${port} --allow-env=SEAP_\\* `));
+  assert.doesNotMatch(
+    stdout.split("\n").find((l) => l.includes("deno run"))!,
+    /--allow-(run|write|all)/,
+  );
 });
