@@ -393,7 +393,16 @@ Deno.test("hard: end-to-end under the narrow permissions of `deno task serve`, w
     ));
     await new Promise((r) => setTimeout(r, 200));
     child.kill("SIGTERM");
-    await new Promise((r) => setTimeout(r, 300));
+    // Wait (without a fixed sleep) until the server has seen the signal.
+    let health: Response | null = null;
+    for (let i = 0; i < 200; i++) {
+      health = await fetch(`${base}/healthz`);
+      if (health.status === 503) break;
+      await health.body?.cancel();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(health!.status, 503, "the listener stays open and /healthz says 503");
+    assert.equal((await health!.json()).status, "draining");
     const during = await fetch(`${base}/v1/models`);
     assert.equal(
       during.status,
@@ -401,9 +410,6 @@ Deno.test("hard: end-to-end under the narrow permissions of `deno task serve`, w
       "new requests get a 503 while draining, not a refused connection",
     );
     assert.ok(isOpenAiError(await during.text()));
-    const health = await fetch(`${base}/healthz`);
-    assert.equal(health.status, 503);
-    assert.equal((await health.json()).status, "draining");
     await conn.write(enc.encode(body.slice(10)));
     const chunks: Uint8Array[] = [];
     const buf = new Uint8Array(65536);
