@@ -1,0 +1,87 @@
+/**
+ * The contenders of an evaluation, from a mask catalog: dense; per share the baselines
+ * (Wanda-sp, FLAP, ...), SEAP generic, SEAP task (oracle: each row gets its task's own mask,
+ * the generic mask when its task has none), SEAP routed (the router picks, as the server
+ * does); and every single mask of the set (method `mask`, for transfer matrices).
+ */
+
+import { maskSparsity } from "../model/mask.ts";
+import type { PreparedMask } from "../model/prepared_mask.ts";
+import type { CatalogEntry, MaskCatalog } from "../server/mask_catalog.ts";
+import type { MaskPicker } from "./mask_picker.ts";
+import type { Selectable } from "./mask_selector.ts";
+
+/** One way of choosing masks, evaluated on every row. */
+export interface Contender extends Selectable {
+  /** Row label in tables: "seap-task@0.5", "dense", "mask reverse@0.5". */
+  label: string;
+  pick: MaskPicker;
+  /**
+   * Share of prunable units the contender's masks remove (heads weighted by their cost),
+   * averaged over its masks; 0 for dense.
+   */
+  unitsPruned: number;
+}
+
+const EPS = 1e-6;
+
+/** Every contender a catalog offers, dense first, then by share. */
+export function catalogContenders(cat: MaskCatalog): Contender[] {
+  const cfg = cat.model.config;
+  const units = (ms: (PreparedMask | null)[]) =>
+    ms.reduce((a, m) => a + (m ? maskSparsity(m.mask, cfg) : 0), 0) / Math.max(1, ms.length);
+  const out: Contender[] = [{
+    label: "dense",
+    method: "dense",
+    task: null,
+    share: 0,
+    name: "dense",
+    pick: { kind: "fixed", mask: null },
+    unitsPruned: 0,
+  }];
+  const singles: Contender[] = [];
+  for (const s of cat.sparsities) {
+    const at = (e: CatalogEntry) => Math.abs(e.sparsity - s) < EPS;
+    const tag = String(Number(s.toFixed(4)));
+    const add = (method: string, pick: MaskPicker, ms: PreparedMask[]) =>
+      out.push({
+        label: `${method}@${tag}`,
+        method,
+        task: null,
+        share: s,
+        name: `${method}@${tag}`,
+        pick,
+        unitsPruned: units(ms),
+      });
+    for (const e of cat.entries.filter((e) => e.kind === "baseline" && at(e))) {
+      add(e.task ?? e.name, { kind: "fixed", mask: e.prepared }, [e.prepared]);
+    }
+    const generic = cat.entries.find((e) => e.kind === "generic" && at(e))?.prepared ?? null;
+    if (generic) add("seap-generic", { kind: "fixed", mask: generic }, [generic]);
+    const own = new Map<string, PreparedMask>();
+    for (const e of cat.entries) if (e.kind === "task" && at(e)) own.set(e.task!, e.prepared);
+    if (own.size > 0) {
+      add("seap-task", { kind: "per-task", masks: own, fallback: generic }, [...own.values()]);
+      const r = cat.router;
+      if (r) {
+        add("seap-routed", {
+          kind: "routed",
+          layer: r.layer,
+          choose: (f) => cat.resolveRouted({ sparsity: s }, r.route(f)).entry.prepared,
+        }, [...own.values()]);
+      }
+    }
+    for (const e of cat.entries.filter((e) => e.kind !== "dense" && at(e))) {
+      singles.push({
+        label: `mask ${e.name}`,
+        method: "mask",
+        task: e.kind === "task" ? e.task : e.kind === "generic" ? "generic" : e.task,
+        share: s,
+        name: e.name,
+        pick: { kind: "fixed", mask: e.prepared },
+        unitsPruned: maskSparsity(e.prepared.mask, cfg),
+      });
+    }
+  }
+  return [...out, ...singles];
+}
