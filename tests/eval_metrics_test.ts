@@ -64,8 +64,12 @@ const UNIFORM = await uniformModelDir();
 Deno.test("perplexity of a uniform model equals its vocabulary size", async () => {
   const model = await loadModel(UNIFORM);
   const ids = Array.from({ length: 50 }, (_, i) => (i * 37) % V);
-  for (const [window, stride] of [[16, 16], [16, 5], [64, 64]]) {
-    const nll = await rollingNll(model, null, 302, ids, window, stride);
+  // Tokens fed (lm-eval's rolling windows: a window feeds min(end, window) tokens for window
+  // ends end): window 16 ends at 16, 32, 48, 50 -> 64; stride 5 ends at 5, 10, ..., 50 ->
+  // 5 + 10 + 15 + 7 * 16 = 142; one window of 64 feeds the 50 tokens once.
+  for (const [window, stride, feeds] of [[16, 16, 64], [16, 5, 142], [64, 64, 50]]) {
+    const { nll, fed } = await rollingNll(model, null, 302, ids, window, stride);
+    assert.equal(fed, feeds);
     const ppl = Math.exp(nll / ids.length);
     assert.ok(Math.abs(ppl - V) < 1e-6 * V, `window ${window} stride ${stride}: ppl ${ppl}`);
   }

@@ -50,6 +50,8 @@ export interface DatasetResult {
   metrics: Record<string, number>;
   /** Rows whose context was cut on the left to fit the window. */
   truncated: number;
+  /** Tokens run through the model (prefill and decode), when counted (not for the suite). */
+  tokens?: number;
   seconds: number;
   rowsPerSecond: number;
 }
@@ -77,7 +79,8 @@ async function choiceRow(c: Ctx, task: string, r: ChoiceRow) {
     const s = await scoreForked(seq, logits, enc.continuations);
     const lp = s.map((x) => x.logprob);
     const norm = lp.map((x, i) => x / byteLength(r.choices[i]));
-    return { acc: argmaxOf(lp) === r.gold, accNorm: argmaxOf(norm) === r.gold, dropped };
+    const tokens = ctx.length + enc.continuations.reduce((a, x) => a + x.length - 1, 0);
+    return { acc: argmaxOf(lp) === r.gold, accNorm: argmaxOf(norm) === r.gold, dropped, tokens };
   } finally {
     seq.free();
   }
@@ -85,12 +88,13 @@ async function choiceRow(c: Ctx, task: string, r: ChoiceRow) {
 
 async function partialRow(c: Ctx, task: string, r: PartialRow) {
   const lp: number[] = [];
-  let dropped = 0;
+  let dropped = 0, tokens = 0;
   for (const context of r.contexts) {
     const enc = encodeChoices(c.tok, context, [r.continuation]);
     const fit = fitContext(enc.context, enc.continuations, c.maxTokens);
     dropped += fit.dropped;
     const cont = enc.continuations[0];
+    tokens += fit.ctx.length + cont.length - 1;
     const { seq, logits } = await startSequence(
       c.model,
       c.pick,
@@ -104,7 +108,7 @@ async function partialRow(c: Ctx, task: string, r: PartialRow) {
       seq.free();
     }
   }
-  return { acc: argmaxOf(lp) === r.gold, dropped };
+  return { acc: argmaxOf(lp) === r.gold, dropped, tokens };
 }
 
 async function generationRow(c: Ctx, task: string, r: GenerationRow) {
@@ -143,10 +147,14 @@ async function generationRow(c: Ctx, task: string, r: GenerationRow) {
   } finally {
     seq.free();
   }
-  return { ok: lastNumberMatches(text, r.answer), dropped, text };
+  return { ok: lastNumberMatches(text, r.answer), dropped, text, tokens: ids.length + out.length };
 }
 
-async function textRow(c: Ctx, task: string, r: TextRow): Promise<DocumentNll | null> {
+async function textRow(
+  c: Ctx,
+  task: string,
+  r: TextRow,
+): Promise<(DocumentNll & { fed: number }) | null> {
   const ids = c.tok.encode(r.text, { addSpecialTokens: false });
   if (ids.length === 0) return null;
   const prefix = c.tok.bosTokenId ?? c.tok.eosTokenIds[0];
@@ -155,7 +163,13 @@ async function textRow(c: Ctx, task: string, r: TextRow): Promise<DocumentNll | 
   const first = Int32Array.from([prefix, ...ids.slice(0, window - 1)]);
   const mask = await maskFor(c.model, c.pick, task, first);
   const nll = await rollingNll(c.model, mask, prefix, ids, window, c.o.stride ?? window);
-  return { nll, tokens: ids.length, bytes: byteLength(r.text), words: wordCount(r.text) };
+  return {
+    nll: nll.nll,
+    fed: nll.fed,
+    tokens: ids.length,
+    bytes: byteLength(r.text),
+    words: wordCount(r.text),
+  };
 }
 
 /** Score every row of `ds` under `pick`. */
@@ -174,7 +188,7 @@ export async function evaluateDataset(
     o,
   };
   const t0 = performance.now();
-  let truncated = 0;
+  let truncated = 0, tokens = 0;
   let metrics: Record<string, number>;
   switch (ds.kind) {
     case "choice": {
@@ -184,6 +198,7 @@ export async function evaluateDataset(
         acc += s.acc ? 1 : 0;
         accNorm += s.accNorm ? 1 : 0;
         truncated += s.dropped > 0 ? 1 : 0;
+        tokens += s.tokens;
         o.onRow?.();
       }
       metrics = { acc: acc / ds.rows.length, acc_norm: accNorm / ds.rows.length };
@@ -195,6 +210,7 @@ export async function evaluateDataset(
         const s = await partialRow(c, ds.task, r);
         acc += s.acc ? 1 : 0;
         truncated += s.dropped > 0 ? 1 : 0;
+        tokens += s.tokens;
         o.onRow?.();
       }
       metrics = { acc: acc / ds.rows.length };
@@ -206,6 +222,7 @@ export async function evaluateDataset(
         const s = await generationRow(c, ds.task, r);
         ok += s.ok ? 1 : 0;
         truncated += s.dropped > 0 ? 1 : 0;
+        tokens += s.tokens;
         o.onRow?.();
       }
       metrics = { exact_match: ok / ds.rows.length };
@@ -215,7 +232,10 @@ export async function evaluateDataset(
       const docs: DocumentNll[] = [];
       for (const r of ds.rows) {
         const d = await textRow(c, ds.task, r);
-        if (d) docs.push(d);
+        if (d) {
+          docs.push(d);
+          tokens += d.fed;
+        }
         o.onRow?.();
       }
       metrics = docs.length ? { ...perplexityMetrics(docs) } : {};
@@ -229,6 +249,7 @@ export async function evaluateDataset(
     n: ds.rows.length,
     metrics,
     truncated,
+    tokens,
     seconds,
     rowsPerSecond: ds.rows.length / Math.max(seconds, 1e-9),
   };

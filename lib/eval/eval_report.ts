@@ -150,14 +150,19 @@ export function renderMarkdown(run: EvalRun, transfer: TransferMatrix[]): string
   }
   L.push(
     "",
-    "## Throughput (rows per second)",
+    "## Throughput (rows per second; tokens run through the model per second)",
     "",
     `| contender | ${first.map((r) => r.task).join(" | ")} | all |`,
     `| --- | ${first.map(() => "---").join(" | ")} | --- |`,
   );
   for (const c of rs) {
     L.push(
-      `| ${c.label} | ${c.results.map((r) => r.rowsPerSecond.toFixed(2)).join(" | ")} | ` +
+      `| ${c.label} | ${
+        c.results.map((r) =>
+          r.rowsPerSecond.toFixed(2) +
+          (r.tokens ? ` (${(r.tokens / Math.max(r.seconds, 1e-9)).toFixed(0)} tok/s)` : "")
+        ).join(" | ")
+      } | ` +
         `${c.rowsPerSecond.toFixed(2)} |`,
     );
   }

@@ -3,8 +3,9 @@
  * document's tokens, after a prefix token (BOS, else EOS), are predicted window by window;
  * each window feeds at most `window` tokens and predicts the next `stride` tokens not yet
  * scored, using the tokens before them as context. With `stride = window` (the default) the
- * windows are disjoint, as in lm-eval; a smaller stride gives every prediction more context
- * at more compute.
+ * predicted spans are disjoint and the last window is topped up with earlier tokens as context,
+ * as lm-eval's rolling windows do; a smaller stride gives every prediction more context at more
+ * compute.
  */
 
 import type { Model } from "../model/model.ts";
@@ -22,7 +23,8 @@ export interface DocumentNll {
 
 /**
  * Negative log-likelihood (nats) of every token of `ids` (the document, without the prefix
- * token) given `prefix` and the tokens before it, in windows of at most `window` inputs.
+ * token) given `prefix` and the tokens before it, in windows of at most `window` inputs; `fed`
+ * counts the tokens run through the model.
  */
 export async function rollingNll(
   model: Model,
@@ -31,17 +33,18 @@ export async function rollingNll(
   ids: number[],
   window: number,
   stride = window,
-): Promise<number> {
+): Promise<{ nll: number; fed: number }> {
   if (window < 1 || stride < 1 || stride > window) {
     throw new RangeError(`rolling window ${window}, stride ${stride}: need 1 <= stride <= window`);
   }
   const all = [prefix, ...ids]; // all[j + 1] = ids[j]
   const V = model.config.vocabSize;
-  let nll = 0;
+  let nll = 0, fed = 0;
   for (let scored = 0; scored < ids.length;) {
     const end = Math.min(ids.length, scored + stride); // predict all[scored+1 ..= end]
     const begin = Math.max(0, end - window); // feed all[begin .. end)
     const input = Int32Array.from(all.slice(begin, end));
+    fed += input.length;
     const seq = new Sequence(model, { maxTokens: input.length, mask });
     try {
       const logits = await seq.prefill(input, { allLogits: true }); // row r predicts all[begin+r+1]
@@ -53,7 +56,7 @@ export async function rollingNll(
     }
     scored = end;
   }
-  return nll;
+  return { nll, fed };
 }
 
 /** Perplexities over a corpus of documents (lm-eval's wikitext metrics plus token perplexity). */
