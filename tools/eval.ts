@@ -8,6 +8,7 @@ import type { WeightDType } from "../lib/backends/backend.ts";
 import { type BackendChoice, selectBackend } from "../lib/backends/select_backend.ts";
 import { buildMasks, DEFAULT_MASK_PARAMS } from "../lib/calibrate/build_masks.ts";
 import { decodeStats } from "../lib/calibrate/collect_stats.ts";
+import { ProgressBar } from "../lib/calibrate/progress.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { catalogContenders, type Contender } from "../lib/eval/contenders.ts";
 import { type Dataset, loadDatasets } from "../lib/eval/datasets.ts";
@@ -274,6 +275,7 @@ console.error(
     `(${contenders.map((c) => c.label).join(", ")}); ${suite.length} suite rows, ` +
     `${datasets.map((d) => `${d.task} ${d.rows.length}`).join(", ") || "no benchmark sets"}`,
 );
+let bar: ProgressBar | null = null;
 const results = await runHarness({
   model,
   tok,
@@ -282,7 +284,10 @@ const results = await runHarness({
   datasets,
   maxNew,
   bench: { maxTokens, maxGen, window, stride },
-  progress: !a["no-progress"],
+  progress: a["no-progress"] ? undefined : (done, total, note) => {
+    bar ??= new ProgressBar(total, "[eval]");
+    bar.tick(done, note);
+  },
 });
 
 const quote = (s: string) => /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;

@@ -6,8 +6,8 @@
  */
 
 import { maskSparsity } from "../model/mask.ts";
+import type { Model } from "../model/model.ts";
 import type { PreparedMask } from "../model/prepared_mask.ts";
-import type { CatalogEntry, MaskCatalog } from "../server/mask_catalog.ts";
 import type { MaskPicker } from "./mask_picker.ts";
 import type { Selectable } from "./mask_selector.ts";
 
@@ -25,8 +25,37 @@ export interface Contender extends Selectable {
 
 const EPS = 1e-6;
 
+/** One mask of a {@link ContenderSource}. */
+export interface SourceEntry {
+  name: string;
+  kind: "dense" | "generic" | "task" | "baseline";
+  /** Task of a task mask; method of a baseline ("flap", "wanda-sp"); else null. */
+  task: string | null;
+  sparsity: number;
+  prepared: PreparedMask;
+}
+
+/**
+ * What contenders are made from: the shape of the server's mask catalog
+ * (`lib/server/mask_catalog.ts`, matched structurally so lib/eval does not import the server).
+ */
+export interface ContenderSource {
+  model: Model;
+  entries: SourceEntry[];
+  /** Shares with masks, ascending. */
+  sparsities: number[];
+  router:
+    | { layer: number; route(feature: Float32Array): { task: string; confidence: number } }
+    | null;
+  /** The server's rule: the routed task's mask, or the generic mask below its threshold. */
+  resolveRouted(
+    req: { sparsity?: number },
+    decision: { task: string; confidence: number },
+  ): { entry: { prepared: PreparedMask } };
+}
+
 /** Every contender a catalog offers, dense first, then by share. */
-export function catalogContenders(cat: MaskCatalog): Contender[] {
+export function catalogContenders(cat: ContenderSource): Contender[] {
   const cfg = cat.model.config;
   const units = (ms: (PreparedMask | null)[]) =>
     ms.reduce((a, m) => a + (m ? maskSparsity(m.mask, cfg) : 0), 0) / Math.max(1, ms.length);
@@ -41,7 +70,7 @@ export function catalogContenders(cat: MaskCatalog): Contender[] {
   }];
   const singles: Contender[] = [];
   for (const s of cat.sparsities) {
-    const at = (e: CatalogEntry) => Math.abs(e.sparsity - s) < EPS;
+    const at = (e: SourceEntry) => Math.abs(e.sparsity - s) < EPS;
     const tag = String(Number(s.toFixed(4)));
     const add = (method: string, pick: MaskPicker, ms: PreparedMask[]) =>
       out.push({

@@ -1,10 +1,9 @@
 /**
  * The evaluation loop behind `deno task eval`: every contender (a way of choosing masks) on
- * every set (the task suite's held-out rows, per task, and the benchmark sets), with one
- * progress bar over all rows and rows/second per set.
+ * every set (the task suite's held-out rows, per task, and the benchmark sets), reporting
+ * progress over all rows and rows/second per set.
  */
 
-import { ProgressBar } from "../calibrate/progress.ts";
 import type { Model } from "../model/model.ts";
 import { GENERAL_TASK, type SuiteRow } from "../tasks/suite.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
@@ -26,8 +25,8 @@ export interface HarnessInput {
   bench: BenchmarkOptions;
   /** Most answer tokens per task-suite row (default 24). */
   maxNew?: number;
-  /** Progress bar on stderr (default true). */
-  progress?: boolean;
+  /** Called after every row with rows done, rows in all and what is running. */
+  progress?: (done: number, total: number, note: string) => void;
 }
 
 /** One contender's results. */
@@ -94,7 +93,8 @@ export async function runHarness(inp: HarnessInput): Promise<ContenderResult[]> 
     suiteByTask.get(r.task)!.push(r);
   }
   const rowsPer = inp.suite.length + inp.datasets.reduce((a, d) => a + d.rows.length, 0);
-  const bar = new ProgressBar(rowsPer * inp.contenders.length, "[eval]", inp.progress ?? true);
+  const total = rowsPer * inp.contenders.length;
+  const bar = { tick: (d: number, note: string) => inp.progress?.(d, total, note) };
   let done = 0;
   const out: ContenderResult[] = [];
   for (const c of inp.contenders) {
