@@ -155,14 +155,16 @@ const modelDir = a.model!.replace(/\/+$/, "");
 const backend = await selectBackend(a.backend as BackendChoice, {
   weightDType: a.weights as WeightDType,
   log: (m) => console.error(m),
-});
+}).catch((e) => fail(`--backend ${a.backend} --weights ${a.weights}: ${e.message}`));
 if (backend.weightDType !== a.weights) {
   console.error(
     `eval: the ${backend.name} backend stores ${backend.weightDType} weights (asked for ${a.weights})`,
   );
 }
-const model = await loadModel(modelDir, { backend });
-const tok = await Tokenizer.load(modelDir);
+const model = await loadModel(modelDir, { backend }).catch((e) =>
+  fail(`--model ${modelDir}: ${e.message}`)
+);
+const tok = await Tokenizer.load(modelDir).catch((e) => fail(`--model ${modelDir}: ${e.message}`));
 
 // Data.
 const dataPaths = a.data!.flatMap((d) => d.split(",")).filter(Boolean);
@@ -207,13 +209,18 @@ let maskSource: string;
 if (a["from-stats"]) {
   const path = a["from-stats"];
   const bytes = await Deno.readFile(path).catch((e) => fail(`--from-stats: ${e.message}`));
-  const stats = decodeStats(bytes, path);
+  let stats;
+  try {
+    stats = decodeStats(bytes, path);
+  } catch (e) {
+    fail((e as Error).message);
+  }
   if (stats.fingerprint !== model.fingerprint) {
     fail(`${path}: statistics of model "${stats.modelName}", not of ${model.name} (fingerprint)`);
   }
   let router: RouterFn | null = null;
   if (haveSet) {
-    const set = await loadCatalog(model, setDir);
+    const set = await loadCatalog(model, setDir).catch((e) => fail(e.message));
     router = set.router;
     set.release();
   }
@@ -239,7 +246,7 @@ if (a["from-stats"]) {
   );
   maskSource = `${path} (built at ${shares!.join(", ")}; router ${router ? setDir : "none"})`;
 } else if (haveSet) {
-  catalog = await loadCatalog(model, setDir);
+  catalog = await loadCatalog(model, setDir).catch((e) => fail(e.message));
   maskSource = setDir;
 } else {
   catalog = new MaskCatalog(model, [], null, { source: "none" });
