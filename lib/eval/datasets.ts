@@ -156,7 +156,7 @@ export async function datasetFiles(
 ): Promise<string[]> {
   const info = await Deno.stat(path).catch(() => null);
   if (!info) throw new DatasetError(`${path}: no such file or folder`);
-  if (info.isFile) return [path];
+  if (!info.isDirectory) return [path];
   const byTask = new Map<string, Set<string>>();
   for await (const e of Deno.readDir(path)) {
     const m = e.isFile ? /^(.+)\.([^.]+)\.jsonl$/.exec(e.name) : null;
