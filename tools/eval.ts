@@ -50,7 +50,8 @@ Masks
                       key=value[,key=value...] with keys method, task, share, name; values take
                       '|' alternatives and * ? globs; or a bare glob over mask names, which runs
                       that one mask on every row. Methods: dense, wanda-sp, flap, seap-generic,
-                      seap-task (each row gets its task's own mask: the oracle), seap-routed (the
+                      seap-task (each row gets its task's own mask: the oracle), seap-validated
+                      (validated task masks, when the set has them), seap-routed (the
                       router picks, as the server does), mask (a single mask; task = its task).
                       Default: every method at every share. Examples:
                         --masks 'method=flap|seap-routed,share=0.5'

@@ -1,8 +1,10 @@
 /**
  * The contenders of an evaluation, from a mask catalog: dense; per share the baselines
  * (Wanda-sp, FLAP, ...), SEAP generic, SEAP task (oracle: each row gets its task's own mask,
- * the generic mask when its task has none), SEAP routed (the router picks, as the server
- * does); and every single mask of the set (method `mask`, for transfer matrices).
+ * the generic mask when its task has none), SEAP validated (the same with the validated task
+ * masks, when the set has them; SEAP task then uses the paper's unvalidated `<task>.raw`
+ * masks), SEAP routed (the router picks, as the server does); and every single mask of the set
+ * (method `mask`, for transfer matrices).
  */
 
 import { maskSparsity } from "../model/mask.ts";
@@ -82,15 +84,29 @@ export function catalogContenders(cat: ContenderSource): Contender[] {
         pick,
         unitsPruned: units(ms),
       });
-    for (const e of cat.entries.filter((e) => e.kind === "baseline" && at(e))) {
+    // The paper's unvalidated task masks, when the set also has validated ones, are listed as
+    // baselines named "<task>.raw" (docs/design.md, Validated task masks).
+    const isRaw = (e: SourceEntry) => e.kind === "baseline" && (e.task ?? "").endsWith(".raw");
+    for (const e of cat.entries.filter((e) => e.kind === "baseline" && at(e) && !isRaw(e))) {
       add(e.task ?? e.name, { kind: "fixed", mask: e.prepared }, [e.prepared]);
     }
     const generic = cat.entries.find((e) => e.kind === "generic" && at(e))?.prepared ?? null;
     if (generic) add("seap-generic", { kind: "fixed", mask: generic }, [generic]);
+    const raw = new Map<string, PreparedMask>();
+    for (const e of cat.entries.filter((e) => isRaw(e) && at(e))) {
+      raw.set(e.task!.slice(0, -".raw".length), e.prepared);
+    }
+    if (raw.size > 0) {
+      add("seap-task", { kind: "per-task", masks: raw, fallback: generic }, [...raw.values()]);
+    }
     const own = new Map<string, PreparedMask>();
     for (const e of cat.entries) if (e.kind === "task" && at(e)) own.set(e.task!, e.prepared);
     if (own.size > 0) {
-      add("seap-task", { kind: "per-task", masks: own, fallback: generic }, [...own.values()]);
+      add(raw.size > 0 ? "seap-validated" : "seap-task", {
+        kind: "per-task",
+        masks: own,
+        fallback: generic,
+      }, [...own.values()]);
       const r = cat.router;
       if (r) {
         add("seap-routed", {
