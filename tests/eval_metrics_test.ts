@@ -156,6 +156,32 @@ Deno.test("WinoGrande partial scoring picks the context under which the continua
   assert.ok(Math.abs(r.metrics.acc - 2 / 3) < 1e-12, String(r.metrics.acc));
 });
 
+Deno.test("continuations longer than the window are scored by rolling windows", async () => {
+  const model = await loadModel(CHAT);
+  const ctx = [302, 40, 71, 88, 9, 120, 33];
+  const cont = [5, 9, 17, 33, 40, 41, 60, 70];
+  const want = await scoreFromScratch(model, null, ctx, cont);
+  // One window holding everything: the same as scoring from scratch.
+  const one = await rollingNll(model, null, ctx[0], [...ctx.slice(1), ...cont], 64, 64, 6);
+  assert.ok(Math.abs(-one.nll - want.logprob) < 1e-5, `${-one.nll} vs ${want.logprob}`);
+  // Through the harness with a 6-token window on the uniform model: -(tokens ln V) per choice,
+  // so the choice with fewer tokens still wins and every row counts as cut.
+  const um = await loadModel(UNIFORM);
+  const tok = await Tokenizer.load(UNIFORM);
+  const short = " the cat sat down", long = " the cat sat on the mat all day";
+  const n = encodeChoices(tok, "Q:", [short, long]).continuations.map((c) => c.length);
+  assert.ok(n[0] >= 6 && n[1] > n[0], String(n));
+  const ds: Dataset = {
+    kind: "choice",
+    task: "mc",
+    source: "inline",
+    rows: [{ task: "mc", id: "1", context: "Q:", choices: [long, short], gold: 1 }],
+  };
+  const r = await evaluateDataset(um, tok, ds, { kind: "fixed", mask: null }, { maxTokens: 6 });
+  assert.equal(r.metrics.acc, 1);
+  assert.equal(r.truncated, 1);
+});
+
 Deno.test("the right choice is known by construction: the greedy path wins", async () => {
   const model = await loadModel(CHAT);
   const ctx = Int32Array.from([302, 40, 71, 88, 9, 120, 33]);

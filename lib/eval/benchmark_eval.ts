@@ -64,10 +64,41 @@ interface Ctx {
   o: BenchmarkOptions;
 }
 
+/**
+ * Log-likelihoods of continuations too long for one window next to their context: each is
+ * scored by rolling windows over context + continuation (every continuation token sees up to
+ * `maxTokens - 1` tokens before it), not from a shared prefill.
+ */
+async function rollingChoices(c: Ctx, task: string, ctx: number[], conts: number[][]) {
+  const mask = await maskFor(c.model, c.pick, task, Int32Array.from(ctx.slice(-c.maxTokens)));
+  const out: number[] = [];
+  let tokens = 0;
+  for (const cont of conts) {
+    const ids = [...ctx.slice(1), ...cont];
+    const r = await rollingNll(
+      c.model,
+      mask,
+      ctx[0],
+      ids,
+      c.maxTokens,
+      c.maxTokens,
+      ctx.length - 1,
+    );
+    out.push(-r.nll);
+    tokens += r.fed;
+  }
+  return { lp: out, tokens };
+}
+
 async function choiceRow(c: Ctx, task: string, r: ChoiceRow) {
   const enc = encodeChoices(c.tok, r.context, r.choices);
-  const { ctx, dropped } = fitContext(enc.context, enc.continuations, c.maxTokens);
   const longest = Math.max(...enc.continuations.map((x) => x.length));
+  if (longest >= c.maxTokens) {
+    const { lp, tokens } = await rollingChoices(c, task, enc.context, enc.continuations);
+    const norm = lp.map((x, i) => x / byteLength(r.choices[i]));
+    return { acc: argmaxOf(lp) === r.gold, accNorm: argmaxOf(norm) === r.gold, dropped: 1, tokens };
+  }
+  const { ctx, dropped } = fitContext(enc.context, enc.continuations, c.maxTokens);
   const { seq, logits } = await startSequence(
     c.model,
     c.pick,

@@ -23,8 +23,8 @@ export interface DocumentNll {
 
 /**
  * Negative log-likelihood (nats) of every token of `ids` (the document, without the prefix
- * token) given `prefix` and the tokens before it, in windows of at most `window` inputs; `fed`
- * counts the tokens run through the model.
+ * token) from `ids[scoreFrom]` on, given `prefix` and the tokens before it, in windows of at
+ * most `window` inputs; `fed` counts the tokens run through the model.
  */
 export async function rollingNll(
   model: Model,
@@ -33,6 +33,7 @@ export async function rollingNll(
   ids: number[],
   window: number,
   stride = window,
+  scoreFrom = 0,
 ): Promise<{ nll: number; fed: number }> {
   if (window < 1 || stride < 1 || stride > window) {
     throw new RangeError(`rolling window ${window}, stride ${stride}: need 1 <= stride <= window`);
@@ -40,7 +41,7 @@ export async function rollingNll(
   const all = [prefix, ...ids]; // all[j + 1] = ids[j]
   const V = model.config.vocabSize;
   let nll = 0, fed = 0;
-  for (let scored = 0; scored < ids.length;) {
+  for (let scored = scoreFrom; scored < ids.length;) {
     const end = Math.min(ids.length, scored + stride); // predict all[scored+1 ..= end]
     const begin = Math.max(0, end - window); // feed all[begin .. end)
     const input = Int32Array.from(all.slice(begin, end));
