@@ -307,7 +307,7 @@ const run: EvalRun = {
   seed,
   limit,
   masks: maskSource,
-  mode: a["from-stats"] ? "curve" : a.transfer ? "transfer" : "methods",
+  mode: a.transfer ? "transfer" : a["from-stats"] ? "curve" : "methods",
   command: ["deno task eval", ...Deno.args.map(quote)].join(" "),
   sets: [
     ...suiteTasks.map((t) => ({

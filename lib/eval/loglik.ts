@@ -53,7 +53,13 @@ export function encodeChoices(tok: Tokenizer, context: string, conts: string[]):
   const moved = context.slice(trimmed.length);
   const enc = (s: string) => tok.encode(s, { addSpecialTokens: false });
   const ctx = enc(trimmed);
-  const bos = tok.bosTokenId !== null ? [tok.bosTokenId] : [];
+  // BOS first when the tokenizer has one; an empty context without BOS becomes EOS, as in
+  // lm-eval (a first continuation token needs something to be predicted from).
+  const bos = tok.bosTokenId !== null
+    ? [tok.bosTokenId]
+    : ctx.length === 0 && tok.eosTokenIds.length
+    ? [tok.eosTokenIds[0]]
+    : [];
   const continuations = conts.map((c0) => {
     const c = moved + c0;
     const whole = enc(trimmed + c);
@@ -73,6 +79,9 @@ export function fitContext(
   conts: number[][],
   maxTokens: number,
 ): { ctx: Int32Array; dropped: number } {
+  if (ctx.length === 0) {
+    throw new RangeError("empty context, and the tokenizer has no BOS or EOS to stand in for it");
+  }
   const longest = Math.max(...conts.map((c) => c.length));
   const room = maxTokens - (longest - 1);
   if (room < 1) {
