@@ -38,6 +38,7 @@ export function heatmapSvg(
       `<text transform="translate(${cx} ${top - 6}) rotate(-45)">${esc(c)}</text>`,
     );
   });
+  const outlines: string[] = []; // drawn last so neighbouring cells do not cover them
   rows.forEach((r, i) => {
     const y = top + i * cell;
     out.push(`<text x="${left - 6}" y="${y + cell / 2 + 4}" text-anchor="end">${esc(r)}</text>`);
@@ -45,9 +46,14 @@ export function heatmapSvg(
       const v = values[i][j];
       const x = left + j * cell;
       const fill = Number.isFinite(v) ? color(v) : "#f0f0f0";
-      const diag = r === c ? ` stroke="#c62828" stroke-width="2.5"` : ` stroke="white"`;
+      if (r === c) {
+        outlines.push(
+          `<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="none" ` +
+            `stroke="#c62828" stroke-width="2.5"/>`,
+        );
+      }
       out.push(
-        `<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${fill}"${diag}>` +
+        `<rect x="${x}" y="${y}" width="${cell}" height="${cell}" fill="${fill}" stroke="white">` +
           `<title>${esc(r)} on ${esc(c)}: ${
             Number.isFinite(v) ? v.toFixed(1) : "n/a"
           }</title></rect>`,
@@ -61,6 +67,6 @@ export function heatmapSvg(
       }
     });
   });
-  out.push("</svg>");
+  out.push(...outlines, "</svg>");
   return out.join("\n");
 }
