@@ -54,7 +54,7 @@ export function lineChartSvg(
     out.push(
       `<line x1="${left}" x2="${left + pw}" y1="${y(reference)}" y2="${y(reference)}" ` +
         `stroke="black" stroke-dasharray="5,4"/>`,
-      `<text x="${left + pw + 6}" y="${y(reference) + 4}">dense ${reference.toFixed(1)}</text>`,
+      `<text x="${left + 4}" y="${y(reference) - 4}">dense ${reference.toFixed(1)}</text>`,
     );
   }
   series.forEach((s, si) => {
