@@ -56,6 +56,21 @@ export interface DatasetResult {
   rowsPerSecond: number;
 }
 
+/**
+ * Token ids per tokenizer and row object, so that evaluating one set under several contenders
+ * tokenizes each row once (long passages cost a noticeable share of a small model's time).
+ */
+const tokenCache = new WeakMap<Tokenizer, WeakMap<object, unknown>>();
+
+function cached<T>(tok: Tokenizer, row: object, key: string, make: () => T): T {
+  let m = tokenCache.get(tok);
+  if (!m) tokenCache.set(tok, m = new WeakMap());
+  let byKey = m.get(row) as Map<string, unknown> | undefined;
+  if (!byKey) m.set(row, byKey = new Map());
+  if (!byKey.has(key)) byKey.set(key, make());
+  return byKey.get(key) as T;
+}
+
 interface Ctx {
   model: Model;
   tok: Tokenizer;
@@ -91,7 +106,7 @@ async function rollingChoices(c: Ctx, task: string, ctx: number[], conts: number
 }
 
 async function choiceRow(c: Ctx, task: string, r: ChoiceRow) {
-  const enc = encodeChoices(c.tok, r.context, r.choices);
+  const enc = cached(c.tok, r, "choices", () => encodeChoices(c.tok, r.context, r.choices));
   const longest = Math.max(...enc.continuations.map((x) => x.length));
   if (longest >= c.maxTokens) {
     const { lp, tokens } = await rollingChoices(c, task, enc.context, enc.continuations);
@@ -120,8 +135,13 @@ async function choiceRow(c: Ctx, task: string, r: ChoiceRow) {
 async function partialRow(c: Ctx, task: string, r: PartialRow) {
   const lp: number[] = [];
   let dropped = 0, tokens = 0;
-  for (const context of r.contexts) {
-    const enc = encodeChoices(c.tok, context, [r.continuation]);
+  for (const [i, context] of r.contexts.entries()) {
+    const enc = cached(
+      c.tok,
+      r,
+      `context ${i}`,
+      () => encodeChoices(c.tok, context, [r.continuation]),
+    );
     const fit = fitContext(enc.context, enc.continuations, c.maxTokens);
     dropped += fit.dropped;
     const cont = enc.continuations[0];
@@ -146,7 +166,10 @@ async function generationRow(c: Ctx, task: string, r: GenerationRow) {
   const maxGen = c.o.maxGen ?? 256;
   const stop = c.o.stop ?? ["Question:", "\n\n"];
   const bos = c.tok.bosTokenId !== null ? [c.tok.bosTokenId] : [];
-  const all = [...bos, ...c.tok.encode(r.context, { addSpecialTokens: false })];
+  const all = cached(c.tok, r, "context", () => [
+    ...bos,
+    ...c.tok.encode(r.context, { addSpecialTokens: false }),
+  ]);
   const room = c.maxTokens - maxGen;
   if (room < 1) throw new RangeError(`--max-gen ${maxGen} leaves no room in ${c.maxTokens} tokens`);
   const dropped = Math.max(0, all.length - room);
@@ -186,7 +209,7 @@ async function textRow(
   task: string,
   r: TextRow,
 ): Promise<(DocumentNll & { fed: number }) | null> {
-  const ids = c.tok.encode(r.text, { addSpecialTokens: false });
+  const ids = cached(c.tok, r, "text", () => c.tok.encode(r.text, { addSpecialTokens: false }));
   if (ids.length === 0) return null;
   const prefix = c.tok.bosTokenId ?? c.tok.eosTokenIds[0];
   if (prefix === undefined) throw new Error("perplexity needs a BOS or EOS token as prefix");
