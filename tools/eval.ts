@@ -238,7 +238,13 @@ if (a["from-stats"]) {
       return {
         mask: b.mask,
         kind,
-        task: kind === "task" ? b.task : kind === "baseline" ? b.method : null,
+        // As the server's catalog names them: the paper's unvalidated task masks (method
+        // "seap-task-raw", beside validated ones) are "<task>.raw" baselines.
+        task: kind === "task"
+          ? b.task
+          : kind === "baseline"
+          ? ((b.method as string) === "seap-task-raw" && b.task ? `${b.task}.raw` : b.method)
+          : null,
         sparsity: b.sparsity,
       };
     }),
