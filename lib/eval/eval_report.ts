@@ -38,7 +38,8 @@ export interface TransferMatrix {
 
 const pct = (x: number | undefined | null) =>
   x === undefined || x === null || !Number.isFinite(x) ? "–" : (100 * x).toFixed(1);
-const num = (x: number | undefined) => x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(3);
+const num = (x: number | undefined) =>
+  x === undefined || !Number.isFinite(x) ? "–" : x >= 1e5 ? x.toExponential(3) : x.toFixed(3);
 const tag = (s: number) => String(Number(s.toFixed(4)));
 
 /** Sets ranked by accuracy, in the order of the first contender's results. */
