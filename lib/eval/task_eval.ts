@@ -9,11 +9,12 @@ import type { Model } from "../model/model.ts";
 import { Sequence } from "../model/sequence.ts";
 import { logSoftmaxAt } from "./loglik.ts";
 import { type MaskPicker, routeFeature, startSequence } from "./mask_picker.ts";
-
-export type { MaskPicker };
 import { argmax } from "../generate/sampler.ts";
 import { GENERAL_TASK, type SuiteRow, taskByName } from "../tasks/suite.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
+
+/** How a row's mask is chosen (lib/eval/mask_picker.ts), re-exported for callers of evaluateRows. */
+export type { MaskPicker };
 
 /** Accuracy of one task. */
 export interface TaskScore {
