@@ -139,7 +139,8 @@ Deno.test("eval CLI: transfer matrix and a curve from saved statistics", async (
         "seap-routed@0.4",
       ],
     );
-    assert.ok((await Deno.readTextFile(`${tmp}/curve/curve.svg`)).includes("<polyline"));
+    const svg = await Deno.readTextFile(`${tmp}/curve/curve.svg`);
+    assert.equal(svg.match(/<path d="M/g)?.length, 3, "one line per method");
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -252,12 +252,15 @@ export async function writeEvalOutputs(dir: string, run: EvalRun): Promise<strin
         "mean accuracy (%)",
         methods.map((m) => ({
           name: m,
-          points: rs.filter((c) => c.method === m).map((c) => ({
-            x: c.share,
-            y: 100 * c.meanAcc,
-          })),
+          points: rs.filter((c) => c.method === m).map((c): [number, number] => [
+            c.share,
+            100 * c.meanAcc,
+          ]),
         })),
-        Number.isFinite(ref) ? ref : null,
+        {
+          yRange: [0, 100],
+          reference: Number.isFinite(ref) ? { y: ref, label: `dense ${ref.toFixed(1)}` } : null,
+        },
       ),
     );
   }
