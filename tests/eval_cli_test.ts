@@ -66,7 +66,7 @@ Deno.test("eval CLI: every row shape on the fixture chat model, outputs in --out
     }
     assert.equal(byTask.mc.n, 2);
     const md = await Deno.readTextFile(`${out}/eval.md`);
-    assert.match(md, /\| contender \| share \| units \| mc \| wg \| math \| mc norm \| mean/);
+    assert.match(md, /\| contender \| share \| removed \| mc \| wg \| math \| mc norm \| mean/);
     assert.match(md, /Reproduce:/);
   } finally {
     await Deno.remove(tmp, { recursive: true });

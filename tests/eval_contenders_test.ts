@@ -32,7 +32,7 @@ Deno.test("contenders: methods, oracle, validated vs raw, routed", async () => {
     threshold: 0.5,
     route: () => ({ task: "b", confidence: conf }),
   });
-  const cs = catalogContenders(cat);
+  const cs = catalogContenders(cat, (m) => m.layers[0].neurons.length);
   assert.deepEqual(cs.map((c) => c.label), [
     "dense",
     "flap@0.5",
@@ -61,6 +61,13 @@ Deno.test("contenders: methods, oracle, validated vs raw, routed", async () => {
   assert.equal(name(routed.choose(new Float32Array(64))), "b@0.5");
   conf = 0.2; // below the threshold: the generic mask
   assert.equal(name(routed.choose(new Float32Array(64))), "generic@0.5");
+  // removed = the cost function's value, averaged over a contender's masks.
+  const removed = Object.fromEntries(cs.map((c) => [c.label, c.removed]));
+  assert.equal(removed["dense"], 0);
+  assert.equal(removed["flap@0.5"], 50);
+  assert.equal(removed["seap-task@0.5"], 30); // a.raw only
+  assert.equal(removed["seap-validated@0.5"], 15); // (10 + 20) / 2
+  assert.equal(removed["mask b@0.5"], 20);
   const fixed = by["flap@0.5"];
   assert.ok(fixed.kind === "fixed" && name(fixed.mask) === "flap@0.5");
   cat.release();

@@ -15,6 +15,7 @@ import { type Dataset, loadDatasets } from "../lib/eval/datasets.ts";
 import { type EvalRun, writeEvalOutputs } from "../lib/eval/eval_report.ts";
 import { runHarness, sampleRows } from "../lib/eval/harness.ts";
 import { parseSelectors, selectContenders } from "../lib/eval/mask_selector.ts";
+import { maskSparsity } from "../lib/model/mask.ts";
 import { loadModel, readProjections } from "../lib/model/model.ts";
 import { loadCatalog } from "../lib/server/engine_handle.ts";
 import { MaskCatalog, type RouterFn } from "../lib/server/mask_catalog.ts";
@@ -260,7 +261,9 @@ if (a["from-stats"]) {
   maskSource = "none (dense only)";
 }
 
-let all = catalogContenders(catalog);
+// The cost measure of the `removed` column (docs/design.md, Masks).
+const costMeasure = "share of prunable units removed (a head weighted (4/3) H / n_h neurons)";
+let all = catalogContenders(catalog, (m) => maskSparsity(m, model.config));
 if (shares && !a["from-stats"]) {
   all = all.filter((c) => c.method === "dense" || shares.some((s) => Math.abs(s - c.share) < 1e-6));
 }
@@ -313,6 +316,7 @@ const run: EvalRun = {
   seed,
   limit,
   masks: maskSource,
+  costMeasure,
   mode: a.transfer ? "transfer" : a["from-stats"] ? "curve" : "methods",
   command: ["deno task eval", ...Deno.args.map(quote)].join(" "),
   sets: [

@@ -7,7 +7,7 @@
  * (method `mask`, for transfer matrices).
  */
 
-import { maskSparsity } from "../model/mask.ts";
+import type { Mask } from "../model/mask.ts";
 import type { Model } from "../model/model.ts";
 import type { PreparedMask } from "../model/prepared_mask.ts";
 import type { MaskPicker } from "./mask_picker.ts";
@@ -19,10 +19,10 @@ export interface Contender extends Selectable {
   label: string;
   pick: MaskPicker;
   /**
-   * Share of prunable units the contender's masks remove (heads weighted by their cost),
-   * averaged over its masks; 0 for dense.
+   * Share of the model the contender's masks remove, by the cost measure given to
+   * {@link catalogContenders}, averaged over its masks; 0 for dense.
    */
-  unitsPruned: number;
+  removed: number;
 }
 
 const EPS = 1e-6;
@@ -57,10 +57,12 @@ export interface ContenderSource {
 }
 
 /** Every contender a catalog offers, dense first, then by share. */
-export function catalogContenders(cat: ContenderSource): Contender[] {
-  const cfg = cat.model.config;
-  const units = (ms: (PreparedMask | null)[]) =>
-    ms.reduce((a, m) => a + (m ? maskSparsity(m.mask, cfg) : 0), 0) / Math.max(1, ms.length);
+export function catalogContenders(
+  cat: ContenderSource,
+  cost: (mask: Mask) => number,
+): Contender[] {
+  const removed = (ms: (PreparedMask | null)[]) =>
+    ms.reduce((a, m) => a + (m ? cost(m.mask) : 0), 0) / Math.max(1, ms.length);
   const out: Contender[] = [{
     label: "dense",
     method: "dense",
@@ -68,7 +70,7 @@ export function catalogContenders(cat: ContenderSource): Contender[] {
     share: 0,
     name: "dense",
     pick: { kind: "fixed", mask: null },
-    unitsPruned: 0,
+    removed: 0,
   }];
   const singles: Contender[] = [];
   for (const s of cat.sparsities) {
@@ -82,7 +84,7 @@ export function catalogContenders(cat: ContenderSource): Contender[] {
         share: s,
         name: `${method}@${tag}`,
         pick,
-        unitsPruned: units(ms),
+        removed: removed(ms),
       });
     // The paper's unvalidated task masks, when the set also has validated ones, are listed as
     // baselines named "<task>.raw" (docs/design.md, Validated task masks).
@@ -124,7 +126,7 @@ export function catalogContenders(cat: ContenderSource): Contender[] {
         share: s,
         name: e.name,
         pick: { kind: "fixed", mask: e.prepared },
-        unitsPruned: maskSparsity(e.prepared.mask, cfg),
+        removed: cost(e.prepared.mask),
       });
     }
   }

@@ -18,6 +18,8 @@ export interface EvalRun {
   weights: string;
   seed: number;
   limit: number;
+  /** What the `removed` column measures. */
+  costMeasure: string;
   /** Where the masks came from (mask-set folder, statistics file, or "none"). */
   masks: string;
   mode: "methods" | "transfer" | "curve";
@@ -98,13 +100,13 @@ export function renderMarkdown(run: EvalRun, transfer: TransferMatrix[]): string
     "argmax) for multiple choice and WinoGrande, exact match of the last number for GSM8K; " +
     "`norm` columns are acc_norm (log-likelihood per byte of the choice). `mean` is the " +
     "unweighted mean of the accuracy columns. `share` is the mask set's share of the method; " +
-    "`units` the share of prunable units its masks remove (heads weighted by their cost).",
+    `\`removed\` the share its masks remove: ${run.costMeasure}.`,
     "",
   ];
   const head = [
     "contender",
     "share",
-    "units",
+    "removed",
     ...accTasks,
     ...norms.map((t) => `${t} norm`),
     "mean",
@@ -118,7 +120,7 @@ export function renderMarkdown(run: EvalRun, transfer: TransferMatrix[]): string
         [
           c.label,
           tag(c.share),
-          pct(c.unitsPruned),
+          pct(c.removed),
           ...accTasks.map((t) => pct(primaryAccuracy(find(c, t)!))),
           ...norms.map((t) => pct(find(c, t)?.metrics.acc_norm)),
           `**${pct(c.meanAcc)}**`,

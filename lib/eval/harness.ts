@@ -36,7 +36,8 @@ export interface ContenderResult {
   task: string | null;
   share: number;
   name: string;
-  unitsPruned: number;
+  /** Share the contender's masks remove (see {@link Contender.removed}). */
+  removed: number;
   /** One per suite task, then one per benchmark set. */
   results: DatasetResult[];
   /** Unweighted mean of {@link primaryAccuracy} over the sets that have one. */
@@ -140,7 +141,7 @@ export async function runHarness(inp: HarnessInput): Promise<ContenderResult[]> 
       task: c.task,
       share: c.share,
       name: c.name,
-      unitsPruned: c.unitsPruned,
+      removed: c.removed,
       results,
       meanAcc: mean(accs(results)),
       suiteMeanAcc: mean(accs(results.filter((r) => r.kind === "suite"))),
