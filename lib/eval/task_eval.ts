@@ -59,7 +59,7 @@ export async function evaluateRows(
       ];
       const seq = new Sequence(model, { maxTokens: ids.length + 1 });
       if (pick.kind === "fixed") seq.setMask(pick.mask);
-      else if (pick.kind === "per-task") seq.setMask(pick.fallback);
+      else if (pick.kind === "per-task") seq.setMask(pick.masks.get(r.task) ?? pick.fallback);
       else seq.setMask(pick.choose(await routeFeature(model, Int32Array.from(ids), pick.layer)));
       const logits = await seq.prefill(Int32Array.from(ids.slice(0, -1)), { allLogits: true });
       for (let t = 0; t + 1 < ids.length; t++) nll -= logSoftmaxAt(logits, t * V, V, ids[t + 1]);
