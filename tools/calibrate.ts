@@ -46,7 +46,7 @@ Options:
                          with the highest share reachable
   --validate-samples N   held-out rows per task (never in the statistics, at most a quarter
                          of the task's rows) to validate each task mask against the generic
-                         mask (default: 32; 0 = serve the paper's unvalidated task masks)
+                         mask (default: 64; 0 = serve the paper's unvalidated task masks)
   --generic-weights W    generic-mask weights, task=w,...; * = others (default: general=3,wikitext2=3,*=2)
   --bias-compensation B  on (default) | off, for the SEAP masks (FLAP always compensates)
   --no-baselines         skip the Wanda-sp and FLAP masks
@@ -187,7 +187,7 @@ async function main(): Promise<number> {
     routerSamplesPerTask: num(a["router-samples"], "router-samples", 0, true),
     backend: (a.backend ?? "auto") as BackendChoice,
     maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
-    validateSamples: num(a["validate-samples"], "validate-samples", 32, true),
+    validateSamples: num(a["validate-samples"], "validate-samples", 64, true),
     mask,
     routerThreshold: num(a["router-threshold"], "router-threshold", 0.5),
     routerTrainPhrasings: routerPhrasings(a["router-phrasings"]),

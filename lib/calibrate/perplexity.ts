@@ -19,11 +19,20 @@ export interface ScoredSequence {
 export interface NllSum {
   nll: number;
   tokens: number;
+  /** Sequences scored (at least one scored token). */
+  sequences: number;
+  /**
+   * Sequences whose every scored token is the model's top choice given the true prefix:
+   * greedy decoding from position `from` would reproduce them exactly.
+   */
+  exact: number;
 }
 
 /**
  * Sum over positions t in [from, T) of -log p(ids[t] | ids[< t]) for every sequence, under
- * `mask` (dense when null). Sequences shorter than 2 tokens are skipped.
+ * `mask` (dense when null), and how many sequences are reproduced exactly by greedy choice
+ * (every scored token the argmax; a tie with another token counts as reproduced). Sequences
+ * shorter than 2 tokens are skipped.
  */
 export async function sequenceNll(
   model: Model,
@@ -35,20 +44,29 @@ export async function sequenceNll(
   const prepared = own ?? (mask as PreparedMask | null);
   let nll = 0;
   let n = 0;
+  let sequences = 0;
+  let exact = 0;
   try {
     for (const { ids, from } of seqs) {
       if (ids.length < 2) continue;
       const seq = new Sequence(model, { maxTokens: ids.length, mask: prepared });
       try {
         const logits = await seq.prefill(ids, { allLogits: true }); // [T, V]
-        for (let t = Math.max(1, from); t < ids.length; t++) {
+        let all = true;
+        const first = Math.max(1, from);
+        for (let t = first; t < ids.length; t++) {
           const o = (t - 1) * V;
           let mx = -Infinity;
           for (let v = 0; v < V; v++) if (logits[o + v] > mx) mx = logits[o + v];
           let se = 0;
           for (let v = 0; v < V; v++) se += Math.exp(logits[o + v] - mx);
           nll += mx + Math.log(se) - logits[o + ids[t]];
+          if (logits[o + ids[t]] < mx) all = false;
           n++;
+        }
+        if (first < ids.length) {
+          sequences++;
+          if (all) exact++;
         }
       } finally {
         seq.free();
@@ -57,7 +75,7 @@ export async function sequenceNll(
   } finally {
     own?.release();
   }
-  return { nll, tokens: n };
+  return { nll, tokens: n, sequences, exact };
 }
 
 /**

@@ -64,7 +64,7 @@ export interface CalibrateOptions {
   mask: MaskParams;
   /**
    * Held-out samples per task for validating the task masks (rows never used for the
-   * statistics, at most a quarter of a task's rows; default 32; 0 = no validation: every
+   * statistics, at most a quarter of a task's rows; default 64; 0 = no validation: every
    * `<task>@<share>` is then the paper's unvalidated task mask).
    */
   validateSamples?: number;
@@ -133,7 +133,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   // The router's feature is read after the m protected leading layers of the schedule.
   const logistic = resolveLogistic(model.config.numLayers, o.mask.logistic);
   const routerLayer = logistic.m;
-  const validateSamples = o.validateSamples ?? 32;
+  const validateSamples = o.validateSamples ?? 64;
   let heldOutRows: Map<string, CalibrationSample[]> | null = null;
 
   let stats: CalibrationStats;
@@ -322,8 +322,11 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       ? {
         heldOutSamples: v.samples,
         heldOutTokens: v.tokens,
-        metric: "mean NLL per held-out answer token (nats)",
-        nll: v.nll,
+        metric: "held-out answers reproduced by greedy choice (accuracy, correct), then mean " +
+          "NLL per answer token (nats)",
+        own: v.own,
+        generic: v.generic,
+        blends: v.blends,
         choice: v.choice,
         genericWeight: v.genericWeight,
         raw: `${b.task}.raw@${shareTag(b.sparsity)}`,
