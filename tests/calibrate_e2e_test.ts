@@ -224,7 +224,11 @@ Deno.test("calibrate with validation: held-out rows stay out of the statistics, 
       const e = res.masks.find((m) => m.name === `${v.task}@0.4`)!;
       assert.equal((e.validation as { choice: string }).choice, v.choice);
       // the rule, on the recorded numbers
-      if (v.generic.correct >= v.own.correct + 2) assert.notEqual(v.choice, "task", v.task);
+      // (general: plain text, no answer to reproduce, so the log-likelihood decides)
+      const lost = v.task === "general"
+        ? v.generic.nll < v.own.nll - 0.01
+        : v.generic.correct >= v.own.correct + 2;
+      if (lost) assert.notEqual(v.choice, "task", v.task);
       else assert.equal(v.choice, "task", v.task);
       // the generic mask's held-out scores recomputed here from the mask read back from disk:
       // log-softmax of each answer token after the prompt in float64, and greedy decoding

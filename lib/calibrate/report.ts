@@ -7,7 +7,12 @@
 import type { Mask } from "../model/mask.ts";
 import type { BuiltMask, RouterReport } from "./build_masks.ts";
 import type { LogisticParams } from "./layer_sparsity.ts";
-import { type HeldOutScore, MIN_WINS, type TaskValidation } from "./validate_masks.ts";
+import {
+  type HeldOutScore,
+  MIN_NLL_GAIN,
+  MIN_WINS,
+  type TaskValidation,
+} from "./validate_masks.ts";
 import type { Dims } from "./stats_types.ts";
 
 /** Set of pruned units of a mask as a bitset over [L * (I + n_h)]. */
@@ -332,7 +337,8 @@ function markdown(
         "held-out samples per task (rows never used for the statistics; a quarter of a small " +
         "task's rows): the share of held-out answers the mask reproduces exactly by greedy " +
         "choice, then the mean negative log-likelihood per answer token in nats (higher / " +
-        `lower is better). Where the generic mask gets at least ${MIN_WINS} more answers right, ` +
+        `lower is better). Where the generic mask gets at least ${MIN_WINS} more answers right ` +
+        `(plain-text tasks: a log-likelihood better by ${MIN_NLL_GAIN} nats per token), ` +
         "blends of the task's and the generic scores are tried and the best candidate is " +
         "served as `<task>@<share>`; the paper's own mask stays available as " +
         "`<task>.raw@<share>`. These are the numbers the choice was made on (optimistic for " +

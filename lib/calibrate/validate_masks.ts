@@ -33,6 +33,13 @@ export const BLEND_GRID = [0.25, 0.5, 0.75];
  */
 export const MIN_WINS = 2;
 
+/**
+ * For a task of plain text (no prompt/answer split, e.g. "general"), where no sample is ever
+ * reproduced whole: the margin in nats per token by which the generic mask's log-likelihood
+ * must beat the task's own mask's for a loss.
+ */
+export const MIN_NLL_GAIN = 0.01;
+
 /** Held-out score of one candidate mask. */
 export interface HeldOutScore {
   /** Mean negative log-likelihood per answer token (nats). */
@@ -94,7 +101,8 @@ export interface ValidateOptions {
 /**
  * For every task with held-out samples and every share: held-out answer NLL of the task's
  * own mask and of the generic mask; when the generic mask reproduces at least `minWins` more
- * answers, also of blends at `grid`, and the best of the generic mask and the blends is
+ * answers (for plain-text tasks: has a log-likelihood better by {@link MIN_NLL_GAIN}), also of
+ * blends at `grid`, and the best of the generic mask and the blends is
  * chosen (most answers reproduced, then lowest NLL); otherwise the task's own mask is kept.
  */
 export async function validateTaskMasks(
@@ -121,6 +129,9 @@ export async function validateTaskMasks(
   };
   const better = (a: HeldOutScore, b: HeldOutScore) =>
     a.correct > b.correct || (a.correct === b.correct && a.nll < b.nll);
+  // plain text: every token scored, never reproduced whole: the log-likelihood decides
+  const loses = (own: HeldOutScore, gen: HeldOutScore, plain: boolean) =>
+    plain ? gen.nll < own.nll - MIN_NLL_GAIN : gen.correct >= own.correct + minWins;
   let done = 0;
   for (const share of shares) {
     const generic = buildMaskAt(set, { method: "seap-generic", share });
@@ -132,7 +143,7 @@ export async function validateTaskMasks(
       let choice: TaskValidation["choice"] = "task";
       let genericWeight = 0;
       let best = own;
-      if (gen.correct >= own.correct + minWins) {
+      if (loses(own, gen, seqs.every((q) => q.from <= 1))) {
         choice = "generic";
         genericWeight = 1;
         best = gen;
