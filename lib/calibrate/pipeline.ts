@@ -33,7 +33,7 @@ import {
   writeManifest,
 } from "./mask_io.ts";
 import { resolveLogistic } from "./layer_sparsity.ts";
-import { scoreSet } from "./mask_methods.ts";
+import { scoreSet, sparsityTag } from "./mask_methods.ts";
 import { perplexity, type ScoredSequence, withoutBias } from "./perplexity.ts";
 import { evaluateRouter } from "./router.ts";
 import { formatDuration } from "./progress.ts";
@@ -306,7 +306,6 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   } catch { /* no previous manifest */ }
   const fp = model.fingerprint;
   const entries: (ManifestMask & { built: typeof built[number] })[] = [];
-  const shareTag = (s: number) => String(Number(s.toFixed(4)));
   for (const b of built) {
     const achieved = b.cost.params;
     const cost = {
@@ -316,7 +315,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       context: b.cost.context,
     };
     const v = b.method === "seap" && b.task
-      ? validation.find((x) => x.task === b.task && shareTag(x.share) === shareTag(b.sparsity))
+      ? validation.find((x) => x.task === b.task && sparsityTag(x.share) === sparsityTag(b.sparsity))
       : undefined;
     const vEntry = v
       ? {
@@ -329,7 +328,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
         blends: v.blends,
         choice: v.choice,
         genericWeight: v.genericWeight,
-        raw: `${b.task}.raw@${shareTag(b.sparsity)}`,
+        raw: `${b.task}.raw@${sparsityTag(b.sparsity)}`,
       }
       : undefined;
     const meta = {
