@@ -315,7 +315,9 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       context: b.cost.context,
     };
     const v = b.method === "seap" && b.task
-      ? validation.find((x) => x.task === b.task && sparsityTag(x.share) === sparsityTag(b.sparsity))
+      ? validation.find((x) =>
+        x.task === b.task && sparsityTag(x.share) === sparsityTag(b.sparsity)
+      )
       : undefined;
     const vEntry = v
       ? {
