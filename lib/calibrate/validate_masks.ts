@@ -11,9 +11,9 @@
  *
  * Why answers reproduced and not the log-likelihood alone: on the default model, choosing by
  * the held-out answers' log-likelihood (a loss = 0.01 nats per token) replaced reverse@0.5
- * and count_letter@0.2 by the generic mask, which then answered 25 and 20 points fewer of the
- * evaluation split's rows right than the task's own mask; the log-likelihood is recorded and
- * breaks ties.
+ * and count_letter@0.2 by the generic mask, which answers 25 and 20 points fewer of the
+ * evaluation split's rows right than the task's own mask (20 rows per task; 16.7 and 13.3
+ * points on 60 rows per task); the log-likelihood is recorded and breaks ties.
  */
 
 import type { Model } from "../model/model.ts";
