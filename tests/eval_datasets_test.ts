@@ -94,6 +94,7 @@ Deno.test("row samples are seeded, capped per group and keep file order", () => 
   assert.deepEqual(s1.map((r) => r.i), [...s1.map((r) => r.i)].sort((x, y) => x - y));
   assert.notDeepEqual(sampleRows(rows, 5, 2, (r) => r.task), s1);
   assert.equal(sampleRows(rows, 0, 1, (r) => r.task).length, 40);
+  assert.deepEqual(sampleRows(rows, 2, 1, (r) => r.task, true).map((r) => r.i), [0, 1, 2, 3]);
 });
 
 const ITEMS: Selectable[] = [

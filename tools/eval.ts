@@ -15,7 +15,7 @@ import { type Dataset, loadDatasets } from "../lib/eval/datasets.ts";
 import { type EvalRun, writeEvalOutputs } from "../lib/eval/eval_report.ts";
 import { runHarness, sampleRows } from "../lib/eval/harness.ts";
 import { parseSelectors, selectContenders } from "../lib/eval/mask_selector.ts";
-import { maskSparsity } from "../lib/model/mask.ts";
+import { maskCost } from "../lib/model/mask.ts";
 import { loadModel, readProjections } from "../lib/model/model.ts";
 import { loadCatalog } from "../lib/server/engine_handle.ts";
 import { MaskCatalog, type RouterFn } from "../lib/server/mask_catalog.ts";
@@ -32,7 +32,7 @@ Model and engine
   --backend NAME      reference | wasm | webgpu | auto (default wasm)
   --weights DTYPE     weight storage: f32 | f16 | q8 (default f32; passed to the backend)
 
-Data (rows per task: --limit, chosen by a seeded shuffle, kept in file order)
+Data (rows per task: --limit, chosen by a seeded shuffle or the first ones, kept in file order)
   --suite FILE|none   task-suite rows, exact match through the chat template
                       (default <model>/eval.jsonl when it exists and no --data is given)
   --data PATH         benchmark rows (repeatable or comma-separated): a .jsonl file, or a folder
@@ -44,6 +44,7 @@ Data (rows per task: --limit, chosen by a seeded shuffle, kept in file order)
   --split NAME        split read from data folders (default validation)
   --limit N           at most N rows per task (default 0: all)
   --seed N            seed of the row sample (default 1)
+  --sample HOW        seeded (default) | first: the first --limit rows of each task
 
 Masks
   --mask-set DIR|none calibrated mask set (default masks/<model name> when it exists)
@@ -89,6 +90,7 @@ const { values: a } = parseArgs({
     split: { type: "string", default: "validation" },
     limit: { type: "string", default: "0" },
     seed: { type: "string", default: "1" },
+    sample: { type: "string", default: "seeded" },
     "mask-set": { type: "string" },
     masks: { type: "string", multiple: true, default: [] },
     shares: { type: "string" },
@@ -129,6 +131,10 @@ if (a.help) {
 const t0 = performance.now();
 const limit = int("limit", a.limit, 0)!;
 const seed = int("seed", a.seed, 0)!;
+if (a.sample !== "seeded" && a.sample !== "first") {
+  fail(`--sample must be seeded or first, got "${a.sample}"`);
+}
+const first = a.sample === "first";
 const maxNew = int("max-new", a["max-new"], 1)!;
 const maxGen = int("max-gen", a["max-gen"], 1)!;
 const maxTokens = int("max-tokens", a["max-tokens"], 2);
@@ -177,7 +183,7 @@ try {
   fail((e as Error).message);
 }
 datasets = datasets.map((d) =>
-  ({ ...d, rows: sampleRows(d.rows as unknown[], limit, seed, () => d.task) }) as Dataset
+  ({ ...d, rows: sampleRows(d.rows as unknown[], limit, seed, () => d.task, first) }) as Dataset
 );
 const suitePath = a.suite ??
   (dataPaths.length === 0 && await exists(`${modelDir}/eval.jsonl`)
@@ -193,7 +199,7 @@ if (suitePath !== "none") {
     }
     return r;
   });
-  suite = sampleRows(suite, limit, seed, (r) => r.task);
+  suite = sampleRows(suite, limit, seed, (r) => r.task, first);
 }
 if (suite.length === 0 && datasets.length === 0) {
   fail("nothing to evaluate: give --data, or --suite (the model folder has no eval.jsonl)");
@@ -262,8 +268,8 @@ if (a["from-stats"]) {
 }
 
 // The cost measure of the `removed` column (docs/design.md, Masks).
-const costMeasure = "share of prunable units removed (a head weighted (4/3) H / n_h neurons)";
-let all = catalogContenders(catalog, (m) => maskSparsity(m, model.config));
+const costMeasure = "share of decoder-layer parameters removed (lib/model/mask.ts, maskCost)";
+let all = catalogContenders(catalog, (m) => maskCost(m, model.config).params);
 if (shares && !a["from-stats"]) {
   all = all.filter((c) => c.method === "dense" || shares.some((s) => Math.abs(s - c.share) < 1e-6));
 }
@@ -315,6 +321,7 @@ const run: EvalRun = {
   weights: backend.weightDType,
   seed,
   limit,
+  first,
   masks: maskSource,
   costMeasure,
   mode: a.transfer ? "transfer" : a["from-stats"] ? "curve" : "methods",

@@ -18,6 +18,8 @@ export interface EvalRun {
   weights: string;
   seed: number;
   limit: number;
+  /** Rows were the first `limit` of each task rather than a seeded sample. */
+  first: boolean;
   /** What the `removed` column measures. */
   costMeasure: string;
   /** Where the masks came from (mask-set folder, statistics file, or "none"). */
@@ -92,7 +94,9 @@ export function renderMarkdown(run: EvalRun, transfer: TransferMatrix[]): string
     `# Evaluation: ${run.model.name}`,
     "",
     `${run.sets.length} sets, ${rowsTotal} rows per contender` +
-    (run.limit > 0 ? ` (at most ${run.limit} per task, seed ${run.seed})` : "") +
+    (run.limit > 0
+      ? ` (at most ${run.limit} per task, ${run.first ? "the first ones" : `seed ${run.seed}`})`
+      : "") +
     `; backend ${run.backend}, ${run.weights} weights; masks from ${run.masks}; ` +
     `${run.seconds.toFixed(1)} s in all.`,
     "",

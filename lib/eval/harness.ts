@@ -62,11 +62,25 @@ function mean(xs: number[]): number {
 }
 
 /**
- * At most `limit` rows per group (`key` of a row), chosen by a seeded shuffle and kept in
- * their original order; `limit` <= 0 keeps everything.
+ * At most `limit` rows per group (`key` of a row), chosen by a seeded shuffle (or the first
+ * `limit` when `first`) and kept in their original order; `limit` <= 0 keeps everything.
  */
-export function sampleRows<T>(rows: T[], limit: number, seed: number, key: (r: T) => string): T[] {
+export function sampleRows<T>(
+  rows: T[],
+  limit: number,
+  seed: number,
+  key: (r: T) => string,
+  first = false,
+): T[] {
   if (limit <= 0) return rows;
+  if (first) {
+    const seen = new Map<string, number>();
+    return rows.filter((r) => {
+      const n = (seen.get(key(r)) ?? 0) + 1;
+      seen.set(key(r), n);
+      return n <= limit;
+    });
+  }
   const groups = new Map<string, number[]>();
   rows.forEach((r, i) => {
     const k = key(r);
