@@ -16,7 +16,7 @@ import { oodScore, route, type Router, routerLogits } from "./router.ts";
 export function chooseOodThreshold(
   r: Router,
   x: Float32Array,
-  budget = 0.005,
+  budget = 0,
   cap = 0.5,
   floor = 0.01,
 ): number {
@@ -182,7 +182,7 @@ export function evaluateOod(
   sources: string[],
   groups: string[],
   trainSamples: number,
-  budget = 0.005,
+  budget = 0,
   taskTrain?: { x: Float32Array; y: Int32Array },
 ): OodReport {
   if (!r.ood) throw new Error("evaluateOod: the router has no OOD test");
