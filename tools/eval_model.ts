@@ -4,11 +4,18 @@
  * (plus general-text perplexity). Defaults to the embedded default model.
  *
  *   deno run -A tools/eval_model.ts [--model DIR] [--backend auto|reference|wasm|webgpu]
- *     [--per-task N] [--eval FILE] [--out FILE]
+ *     [--weights f32|f16|q8] [--per-task N] [--eval FILE] [--out FILE]
+ *
+ * The full f32 run writes `<model>/eval_engine.json`; other weight formats write a file only
+ * with --out.
  */
 
 import { parseArgs } from "node:util";
-import { type BackendChoice, selectBackend } from "../lib/backends/select_backend.ts";
+import {
+  type BackendChoice,
+  parseWeightDType,
+  selectBackend,
+} from "../lib/backends/select_backend.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { loadModel } from "../lib/model/model.ts";
 import type { SuiteRow } from "../lib/tasks/suite.ts";
@@ -19,6 +26,7 @@ const { values: args } = parseArgs({
   options: {
     model: { type: "string", default: DEFAULT_MODEL_DIR },
     backend: { type: "string", default: "wasm" },
+    weights: { type: "string", default: "f32" },
     "per-task": { type: "string", default: "0" },
     eval: { type: "string" },
     out: { type: "string" },
@@ -30,7 +38,9 @@ const evalPath = args.eval ?? `${dir}/eval.jsonl`;
 const perTask = Number(args["per-task"]);
 const maxNew = Number(args["max-new"]);
 
+const weights = parseWeightDType(args.weights!);
 const backend = await selectBackend(args.backend as BackendChoice, {
+  weightDType: weights,
   log: (m) => console.error(m),
 });
 const model = await loadModel(dir, { backend });
@@ -80,8 +90,17 @@ const ppl = evalResult.generalPpl;
 const seconds = evalResult.seconds;
 console.log(
   `${"mean".padEnd(14)}${(mean * 100).toFixed(1).padStart(7)}%   min ${(min * 100).toFixed(1)}%` +
-    `   general ppl ${ppl.toFixed(3)}   (${seconds.toFixed(0)}s, backend ${args.backend})`,
+    `   general ppl ${ppl.toFixed(3)}   (${seconds.toFixed(0)}s, backend ${args.backend}, ` +
+    `weights ${weights})`,
 );
-const result = { per_task: perTaskAcc, mean_acc: mean, min_acc: min, general_ppl: ppl, seconds };
-const outPath = args.out ?? (perTask === 0 ? `${dir}/eval_engine.json` : undefined);
+const result = {
+  per_task: perTaskAcc,
+  mean_acc: mean,
+  min_acc: min,
+  general_ppl: ppl,
+  seconds,
+  weights,
+};
+const outPath = args.out ??
+  (perTask === 0 && weights === "f32" ? `${dir}/eval_engine.json` : undefined);
 if (outPath) await Deno.writeTextFile(outPath, JSON.stringify(result, null, 2) + "\n");

@@ -16,8 +16,10 @@
  * | SEAP_SPARSITY          | --sparsity           | the mask set's default                   |
  * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
  * | SEAP_NEURON_ORDER      | --neuron-order       | keep-frequency (or identity)             |
- * | SEAP_WEIGHTS           | --weights            | f32 (or f16: half the bytes per token)   |
+ * | SEAP_WEIGHTS           | --weights            | f32 (or f16 / q8: 1/2 / ~1/3.6 the bytes)|
  */
+
+import type { WeightDType } from "../backends/backend.ts";
 
 /** Error for a setting that does not parse; the message names the variable. */
 export class ServerConfigError extends Error {
@@ -47,8 +49,8 @@ export interface ServerConfig {
   prefillChunk: number;
   /** FFN layout: "keep-frequency" (neurons the masks keep most, first) or "identity". */
   neuronOrder: "keep-frequency" | "identity";
-  /** Weight storage of the wasm / webgpu backends. */
-  weights: "f32" | "f16";
+  /** Weight storage of every backend: f32, f16 or q8 (lib/formats/q8.ts). */
+  weights: WeightDType;
 }
 
 /** The defaults (model and masks resolved at load time). */
@@ -145,8 +147,8 @@ export function readServerConfig(
       `SEAP_NEURON_ORDER: expected keep-frequency or identity, got "${cfg.neuronOrder}"`,
     );
   }
-  if (cfg.weights !== "f32" && cfg.weights !== "f16") {
-    throw new ServerConfigError(`SEAP_WEIGHTS: expected f32 or f16, got "${cfg.weights}"`);
+  if (cfg.weights !== "f32" && cfg.weights !== "f16" && cfg.weights !== "q8") {
+    throw new ServerConfigError(`SEAP_WEIGHTS: expected f32, f16 or q8, got "${cfg.weights}"`);
   }
   return cfg;
 }

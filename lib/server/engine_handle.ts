@@ -4,7 +4,7 @@
  * reports (503 until the model and masks are loaded).
  */
 
-import type { Backend } from "../backends/backend.ts";
+import type { Backend, WeightDType } from "../backends/backend.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { loadMaskSet, type MaskSet } from "../calibrate/mask_io.ts";
 import { fingerprintFolder } from "../model/checkpoint.ts";
@@ -96,12 +96,12 @@ export async function defaultModelDir(): Promise<string> {
 
 /**
  * Create the requested backend through the shared selector: "reference", "wasm", "webgpu",
- * or "auto" (WebGPU on a hardware adapter, else WASM, else reference). `SEAP_WEIGHTS=f16`
- * stores weights as f16 on the WASM / WebGPU backends.
+ * or "auto" (WebGPU on a hardware adapter, else WASM, else reference). `SEAP_WEIGHTS=f16` or
+ * `q8` stores weights as f16 or 8-bit blocks (lib/formats/q8.ts) on every backend.
  */
 export async function createBackend(
   name: string,
-  weightDType: "f32" | "f16" = "f32",
+  weightDType: WeightDType = "f32",
 ): Promise<Backend> {
   return await selectBackend(name as BackendChoice, {
     weightDType,
