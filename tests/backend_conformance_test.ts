@@ -11,7 +11,9 @@
  * expected values are computed from weights quantized here (blocks of 32, f32 scale, written
  * from the format's definition in lib/formats/q8.ts, not with its code), and q8 matmuls quantize
  * x per token and block the same way; the integer block sums are then exact, so what remains is
- * f32 accumulation over blocks and the same tolerance applies. Failures print the
+ * f32 accumulation over blocks and the same tolerance applies. (WGSL allows 2.5 ulp for f32
+ * division, so on a GPU whose division is not IEEE a value within ulps of a rounding boundary
+ * could quantize one step apart; llvmpipe divides exactly.) Failures print the
  * worst error, its index, and both values.
  *
  * `checkWholeForward` (exported) runs the fixture models end to end on a backend against the

@@ -47,4 +47,5 @@ export const BACKENDS: BackendCase[] = [
   { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
   { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
   { name: "webgpu", make: () => makeWebGpu() },
+  { name: "webgpu-q8", make: () => makeWebGpu("q8") },
 ];
