@@ -2,7 +2,8 @@
  * Bench driver (`deno task bench`). Parts live in their own files and are called from here:
  *   gemv: masked GEMV GB/s (bench/gemv_bench.ts);
  *   ffn: one masked SwiGLU FFN layer, four ops vs the fused op (bench/ffn_bench.ts).
- * Flags: `--only=gemv,ffn` (comma list of parts), `--quick` (shorter timed runs).
+ * Flags: `--only=gemv,ffn` (comma list of parts), `--quick` (shorter timed runs),
+ * `--weights=f32,f16,q8` (the WASM weight formats the decode part runs; default all three).
  *   decode: decode/prefill tok/s, onnxruntime-web vs ours dense vs SEAP masks (decode_bench.ts);
  *   memory: resident memory with 1 and 10 masks (memory_bench.ts, fresh processes).
  */
@@ -17,7 +18,8 @@ import {
 } from "./decode_bench.ts";
 import { runOnnxDecodeBench } from "./onnx_decode_bench.ts";
 import { formatMemoryTable, type MemoryRow } from "./memory_bench.ts";
-import type { Backend } from "../lib/backends/backend.ts";
+import type { Backend, WeightDType } from "../lib/backends/backend.ts";
+import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { isFallbackAdapter, requestWebGpuAdapter, WebGpuBackend } from "../lib/backends/webgpu.ts";
@@ -47,6 +49,10 @@ async function defaultModelMasks(): Promise<{ timed: Mask[]; all: Mask[] } | und
   }
 }
 
+/** WASM weight formats the decode part runs (`--weights=`). */
+const WEIGHTS: WeightDType[] = (Deno.args.find((a) => a.startsWith("--weights="))?.slice(10) ??
+  "f32,f16,q8").split(",").map((w) => parseWeightDType(w));
+
 async function decodePart(quick: boolean): Promise<string> {
   const tokens = quick ? 8 : 16;
   const rows: DecodeRow[] = [];
@@ -63,8 +69,7 @@ async function decodePart(quick: boolean): Promise<string> {
     rows.push(await runOnnxDecodeBench(dir, { tokens }));
     const backends: (() => Promise<Backend>)[] = [
       () => Promise.resolve(new ReferenceBackend()),
-      () => WasmBackend.create({ weightDType: "f32" }),
-      () => WasmBackend.create({ weightDType: "f16" }),
+      ...WEIGHTS.map((weightDType) => () => WasmBackend.create({ weightDType })),
     ];
     // WebGPU on a software adapter is for information only, and only on the small model.
     if (adapter && (hwGpu || small)) backends.push(() => WebGpuBackend.create({ adapter }));

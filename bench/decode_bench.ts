@@ -3,12 +3,20 @@
  * layer schedule, random kept units), with the ideal speedup each mask allows (weight bytes
  * read per token, dense over masked). Run alone:
  *
- *   deno run -A bench/decode_bench.ts [--model DIR] [--backend reference] [--tokens 16]
+ *   deno run -A bench/decode_bench.ts [--model DIR] [--backend wasm|reference|webgpu]
+ *     [--weights f32|f16|q8] [--tokens 16] [--prompt 32]
+ *
+ * `runDecodeBench` takes any backend, so a caller picks the weight format by creating it with
+ * `selectBackend(name, { weightDType })` (what the flags above do).
  */
 
 import { parseArgs } from "node:util";
 import type { Backend } from "../lib/backends/backend.ts";
-import { ReferenceBackend } from "../lib/backends/reference.ts";
+import {
+  type BackendChoice,
+  parseWeightDType,
+  selectBackend,
+} from "../lib/backends/select_backend.ts";
 import { loadModel, type Model, readConfig } from "../lib/model/model.ts";
 import type { ModelConfig } from "../lib/model/config.ts";
 import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
@@ -191,10 +199,19 @@ if (import.meta.main) {
   const { values } = parseArgs({
     options: {
       model: { type: "string" },
+      backend: { type: "string", default: "wasm" },
+      weights: { type: "string", default: "f32" },
       tokens: { type: "string", default: "16" },
+      prompt: { type: "string", default: "32" },
     },
   });
   const dir = values.model ?? await smollmShapedModel();
-  const rows = await runDecodeBench(dir, new ReferenceBackend(), { tokens: Number(values.tokens) });
+  const backend = await selectBackend(values.backend as BackendChoice, {
+    weightDType: parseWeightDType(values.weights!),
+  });
+  const rows = await runDecodeBench(dir, backend, {
+    tokens: Number(values.tokens),
+    promptLen: Number(values.prompt),
+  });
   console.log(formatDecodeTable(rows));
 }
