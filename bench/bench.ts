@@ -14,6 +14,7 @@ import {
   type DecodeRow,
   formatDecodeTable,
   runDecodeBench,
+  runDecodeBenchMulti,
   smollmShapedModel,
 } from "./decode_bench.ts";
 import { runOnnxDecodeBench } from "./onnx_decode_bench.ts";
@@ -67,21 +68,19 @@ async function decodePart(quick: boolean): Promise<string> {
     const small = dir === DEFAULT_MODEL_DIR;
     console.error(`bench decode: ${dir}`);
     rows.push(await runOnnxDecodeBench(dir, { tokens }));
-    const backends: (() => Promise<Backend>)[] = [
-      () => Promise.resolve(new ReferenceBackend()),
-      ...WEIGHTS.map((weightDType) => () => WasmBackend.create({ weightDType })),
-    ];
+    const backends: (() => Promise<Backend>)[] = [() => Promise.resolve(new ReferenceBackend())];
     // WebGPU on a software adapter is for information only, and only on the small model.
     if (adapter && (hwGpu || small)) backends.push(() => WebGpuBackend.create({ adapter }));
-    for (const make of backends) {
-      rows.push(
-        ...await runDecodeBench(dir, await make(), {
-          tokens,
-          masks: masks ? [...masks.timed] : undefined,
-          ...(masks ? { layoutFrom: masks.all } : {}),
-        }),
-      );
-    }
+    const opts = {
+      tokens,
+      masks: masks ? [...masks.timed] : undefined,
+      ...(masks ? { layoutFrom: masks.all } : {}),
+    };
+    for (const make of backends) rows.push(...await runDecodeBench(dir, await make(), opts));
+    // The WASM weight formats side by side: every (format, mask) pair in the same rounds.
+    const wasm = [];
+    for (const weightDType of WEIGHTS) wasm.push(await WasmBackend.create({ weightDType }));
+    rows.push(...await runDecodeBenchMulti(dir, wasm, opts));
   }
   return "## Decode and prefill, dense vs SEAP masks (single thread)\n\n" +
     formatDecodeTable(rows) +
