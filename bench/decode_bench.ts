@@ -119,6 +119,8 @@ async function timeMasks(
 export interface DecodeBenchOptions {
   tokens?: number;
   promptLen?: number;
+  /** Interleaved timed rounds; each pair's best counts (default 3). */
+  rounds?: number;
   /** Masks to time (default: SEAP-shaped task-0 masks at 20% and 50%). */
   masks?: Mask[];
   /**
@@ -163,7 +165,7 @@ export async function runDecodeBenchMulti(
       pairs.push({ model, mask, dense });
     }
   }
-  const times = await timeMasks(pairs, opts.promptLen ?? 32, opts.tokens ?? 16);
+  const times = await timeMasks(pairs, opts.promptLen ?? 32, opts.tokens ?? 16, opts.rounds ?? 3);
   const rows: DecodeRow[] = [];
   for (const [k, { model, mask: pm, dense }] of pairs.entries()) {
     const r = times[k];
