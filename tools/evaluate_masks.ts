@@ -5,10 +5,15 @@
  * the dense model. Writes evaluation.{json,md,svg} beside the masks.
  *
  *   deno task eval:masks [--model DIR] [--masks DIR] [--per-task 40] [--backend wasm]
+ *     [--weights f32|f16|q8]
  */
 
 import { parseArgs } from "node:util";
-import { type BackendChoice, selectBackend } from "../lib/backends/select_backend.ts";
+import {
+  type BackendChoice,
+  parseWeightDType,
+  selectBackend,
+} from "../lib/backends/select_backend.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { type EvalResult, evaluateRows, type MaskPicker } from "../lib/eval/task_eval.ts";
 import { loadModel } from "../lib/model/model.ts";
@@ -25,6 +30,7 @@ const HELP = `usage: deno task eval:masks [options]
   --eval FILE      held-out rows (default: <model>/eval.jsonl)
   --per-task N     rows per task (default 40; 0 = all)
   --backend NAME   auto | reference | wasm | webgpu (default wasm)
+  --weights FMT    weight storage: f32 | f16 | q8 (default f32)
   --out DIR        where evaluation.{json,md,svg} go (default: the mask folder)`;
 
 const { values: a } = parseArgs({
@@ -34,6 +40,7 @@ const { values: a } = parseArgs({
     eval: { type: "string" },
     "per-task": { type: "string", default: "40" },
     backend: { type: "string", default: "wasm" },
+    weights: { type: "string", default: "f32" },
     out: { type: "string" },
     help: { type: "boolean", short: "h" },
   },
@@ -43,7 +50,9 @@ if (a.help) {
   Deno.exit(0);
 }
 const model = await loadModel(a.model!, {
-  backend: await selectBackend(a.backend as BackendChoice),
+  backend: await selectBackend(a.backend as BackendChoice, {
+    weightDType: parseWeightDType(a.weights!),
+  }),
 });
 const tok = await Tokenizer.load(a.model!);
 const maskDir = a.masks ?? new URL(`../masks/${model.name}`, import.meta.url).pathname;
