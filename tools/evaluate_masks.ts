@@ -31,7 +31,8 @@ const HELP = `usage: deno task eval:masks [options]
   --per-task N     rows per task (default 40; 0 = all)
   --backend NAME   auto | reference | wasm | webgpu (default wasm)
   --weights FMT    weight storage: f32 | f16 | q8 (default f32)
-  --out DIR        where evaluation.{json,md,svg} go (default: the mask folder)`;
+  --out DIR        where evaluation.{json,md,svg} go (default: the mask folder for f32
+                   weights; required for f16 / q8, so the committed f32 table stays)`;
 
 const { values: a } = parseArgs({
   options: {
@@ -48,6 +49,10 @@ const { values: a } = parseArgs({
 if (a.help) {
   console.log(HELP);
   Deno.exit(0);
+}
+if (a.weights !== "f32" && !a.out) {
+  console.error(`--weights ${a.weights} needs --out DIR (the mask folder holds the f32 table)`);
+  Deno.exit(2);
 }
 const model = await loadModel(a.model!, {
   backend: await selectBackend(a.backend as BackendChoice, {
