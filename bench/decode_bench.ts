@@ -4,7 +4,7 @@
  * read per token, dense over masked). Run alone:
  *
  *   deno run -A bench/decode_bench.ts [--model DIR] [--backend wasm|reference|webgpu]
- *     [--weights f32,f16,q8] [--tokens 16] [--prompt 32]
+ *     [--weights f32,f16,q8] [--tokens 16] [--prompt 32] [--rounds 3]
  *
  * `runDecodeBench` takes any backend, so a caller picks the weight format by creating it with
  * `selectBackend(name, { weightDType })` (what the flags above do).
@@ -235,6 +235,7 @@ if (import.meta.main) {
       weights: { type: "string", default: "f32" },
       tokens: { type: "string", default: "16" },
       prompt: { type: "string", default: "32" },
+      rounds: { type: "string", default: "3" },
     },
   });
   const dir = values.model ?? await smollmShapedModel();
@@ -247,6 +248,7 @@ if (import.meta.main) {
   const rows = await runDecodeBenchMulti(dir, backends, {
     tokens: Number(values.tokens),
     promptLen: Number(values.prompt),
+    rounds: Number(values.rounds),
   });
   console.log(formatDecodeTable(rows));
 }
