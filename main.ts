@@ -1,57 +1,85 @@
 /**
- * Entry point for `deno serve main.ts` (default export `{ fetch }`). The model and masks load
- * once in the background at startup; /healthz answers 503 until they are ready. Settings come
- * from SEAP_* environment variables or flags (lib/server/config.ts).
+ * The server process: `deno run <narrow permissions> main.ts [--host H] [--port P] ...`
+ * (`deno task serve` starts it with exactly those permissions, see tools/serve.ts and
+ * lib/server/permissions.ts). Settings come from SEAP_* environment variables or flags
+ * (lib/server/config.ts); it listens on 127.0.0.1:8000 unless told otherwise.
  *
- * On SIGTERM (Kubernetes rollout) the server drains: /healthz and new requests answer 503,
- * generations in flight finish (up to SEAP_DRAIN_MS, default 25 s), then the process exits.
+ * The model and masks load once in the background; /healthz answers 503 until they are ready.
+ * On SIGTERM (Kubernetes rollout) the server drains: the listener stays open so that new
+ * requests and /healthz get a 503 (not "connection refused"), generations in flight finish (up
+ * to SEAP_DRAIN_MS, default 25 s), then the listener closes and the process exits.
  */
 
 import { createApp } from "./lib/server/app.ts";
-import { readServerConfig } from "./lib/server/config.ts";
+import { readServerConfig, type ServerConfig, ServerConfigError } from "./lib/server/config.ts";
 import { EngineHandle, loadEngine } from "./lib/server/engine_handle.ts";
 import { ServerMetrics } from "./lib/server/metrics.ts";
 import { Scheduler } from "./lib/server/scheduler.ts";
 
-const config = readServerConfig();
-const handle = new EngineHandle(loadEngine(config));
-handle.settled.then(() => {
-  if (handle.engine) {
-    const e = handle.engine;
-    console.log(
-      `seap: ready: model ${e.modelId} (${e.backendName}), masks ${e.catalog.source} ` +
-        `(${e.catalog.entries.length} incl. dense), context ${e.maxContext}`,
-    );
-  }
-});
-
-const metrics = new ServerMetrics();
-const scheduler = new Scheduler(config, metrics);
-const app = createApp(handle, { ...config, metrics, scheduler });
-
-function drainMs(): number {
-  try {
-    const v = Number(Deno.env.get("SEAP_DRAIN_MS") ?? "25000");
-    return Number.isFinite(v) && v >= 0 ? v : 25_000;
-  } catch {
-    return 25_000;
-  }
-}
-
-if (Deno.build.os !== "windows") {
-  Deno.addSignalListener("SIGTERM", async () => {
-    if (handle.status === "draining") return;
-    handle.drain();
-    const deadline = Date.now() + drainMs();
-    console.log(`seap: SIGTERM: draining ${scheduler.activeCount + scheduler.queueDepth} requests`);
-    while (scheduler.activeCount + scheduler.queueDepth > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 50));
+/** Start serving `config`; resolves once the listener is up. */
+export function startServer(config: ServerConfig): Deno.HttpServer<Deno.NetAddr> {
+  const handle = new EngineHandle(loadEngine(config));
+  handle.settled.then(() => {
+    if (handle.status === "failed") {
+      // Corrupt, truncated, tampered or mismatched files: refuse to start, say why.
+      console.error(`seap: cannot start: ${handle.error}`);
+      Deno.exit(1);
     }
-    scheduler.shutdown();
-    await new Promise((r) => setTimeout(r, 50)); // let the last answers flush
-    Deno.exit(0);
+    if (handle.engine) {
+      const e = handle.engine;
+      console.log(
+        `seap: ready: model ${e.modelId} (${e.backendName}), masks ${e.catalog.source} ` +
+          `(${e.catalog.entries.length} incl. dense), context ${e.maxContext}`,
+      );
+    }
   });
+  const metrics = new ServerMetrics();
+  const scheduler = new Scheduler(config, metrics);
+  const app = createApp(handle, { ...config, metrics, scheduler });
+  // HTTP requests whose handler has not returned yet (e.g. a body still uploading): a drain
+  // waits for them as well as for the scheduler's generations.
+  let inflight = 0;
+  const fetch = async (req: Request) => {
+    inflight++;
+    try {
+      return await app.fetch(req);
+    } finally {
+      inflight--;
+    }
+  };
+  const busy = () => inflight + scheduler.activeCount + scheduler.queueDepth;
+  const server = Deno.serve({
+    hostname: config.host,
+    port: config.port,
+    onListen: ({ hostname, port }) => console.log(`seap: listening on http://${hostname}:${port}`),
+  }, fetch);
+
+  if (Deno.build.os !== "windows") {
+    Deno.addSignalListener("SIGTERM", async () => {
+      if (handle.status === "draining") return;
+      handle.drain();
+      const deadline = Date.now() + config.drainMs;
+      console.log(`seap: SIGTERM: draining ${busy()} requests`);
+      while (busy() > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      scheduler.shutdown();
+      // Let the last answers (and their stream ends) flush, then stop listening and exit.
+      await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 2000))]);
+      Deno.exit(0);
+    });
+  }
+  return server;
 }
 
-/** The handler `deno serve` calls for every request. */
-export default { fetch: app.fetch } satisfies Deno.ServeDefaultExport;
+if (import.meta.main) {
+  let config: ServerConfig;
+  try {
+    config = readServerConfig();
+  } catch (e) {
+    if (!(e instanceof ServerConfigError)) throw e;
+    console.error(`seap: ${e.message}`);
+    Deno.exit(2);
+  }
+  startServer(config);
+}

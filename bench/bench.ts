@@ -5,7 +5,10 @@
  * Flags: `--only=gemv,ffn` (comma list of parts), `--quick` (shorter timed runs),
  * `--weights=f32,f16,q8` (the WASM weight formats the decode part runs; default all three).
  *   decode: decode/prefill tok/s, onnxruntime-web vs ours dense vs SEAP masks (decode_bench.ts);
- *   memory: resident memory with 1 and 10 masks (memory_bench.ts, fresh processes).
+ *   memory: resident memory with 1 and 10 masks (memory_bench.ts, fresh processes);
+ *   llama: this engine vs llama.cpp on the same GGUF-exported weights, f32/f16/q8_0, dense and
+ *          a SEAP 50% mask, interleaved rounds (llama_cpp_bench.ts; needs
+ *          `deno task llama-cpp:install`, skipped with a line otherwise).
  */
 
 import { formatFfnTable, runFfnBench } from "./ffn_bench.ts";
@@ -19,6 +22,14 @@ import {
 } from "./decode_bench.ts";
 import { runOnnxDecodeBench } from "./onnx_decode_bench.ts";
 import { formatMemoryTable, type MemoryRow } from "./memory_bench.ts";
+import {
+  formatLlamaCppTable,
+  llamaBenchMissing,
+  type LlamaBenchModel,
+  runLlamaCppBench,
+} from "./llama_cpp_bench.ts";
+import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
+import { readConfig } from "../lib/model/model.ts";
 import type { Backend, WeightDType } from "../lib/backends/backend.ts";
 import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
@@ -114,6 +125,36 @@ async function memoryPart(): Promise<string> {
     formatMemoryTable(rows);
 }
 
+async function llamaPart(quick: boolean): Promise<string> {
+  const title = "## This engine vs llama.cpp, same weights (GGUF export), single thread\n\n";
+  const missing = await llamaBenchMissing();
+  if (missing) return title + `skipped: ${missing}`;
+  const models: LlamaBenchModel[] = [];
+  const smol = await smollmShapedModel();
+  const { config: cfg } = await readConfig(smol);
+  models.push({
+    dir: smol,
+    mask: seapShapedMask(cfg, 0.5, 0),
+    family: seapShapedFamily(cfg, [0.2, 0.5]),
+  });
+  const real = await defaultModelMasks();
+  const half = real?.all.find((m) => m.name === "reverse@0.5") ??
+    real?.timed.find((m) => m.name.endsWith("@0.5") && !m.name.startsWith("generic"));
+  if (real && half) models.push({ dir: DEFAULT_MODEL_DIR, mask: half, family: real.all });
+  const { rows, notes } = await runLlamaCppBench(
+    models,
+    quick ? { rounds: 3, steps: 16 } : { rounds: 5, steps: 32 },
+  );
+  return title + formatLlamaCppTable(rows) + "\n\n" +
+    [
+      ...notes,
+      "Prompt of 32 tokens, then greedy decode; the engine on the WASM backend (f32/f16 weights), " +
+      "llama.cpp through node-llama-cpp 3.21.1 (its per-token overhead included) with 1 thread. " +
+      "The masked rows: this engine with the mask on shared weights; llama.cpp with the " +
+      "physically pruned deci export of the same mask. Ratios are medians (bests) of the rounds.",
+    ].join("\n");
+}
+
 /** One bench part: runs and returns its markdown report. */
 type Part = (quick: boolean) => Promise<string>;
 
@@ -129,6 +170,7 @@ const PARTS: Record<string, Part> = {
   },
   decode: decodePart,
   memory: () => memoryPart(),
+  llama: llamaPart,
 };
 
 if (import.meta.main) {

@@ -62,3 +62,53 @@ for (const name of ["llama_gqa_llama3rope", "qwen2_bias", "qwen3_qknorm"]) {
     });
   }
 }
+
+Deno.test("ONNX export: a left-padded batch (attention_mask 0 on padding) gives each row's own logits", async () => {
+  const ort = await import("onnxruntime-web");
+  const dir = new URL("./fixtures/llama_gqa_llama3rope", import.meta.url).pathname;
+  const model = await loadModel(dir);
+  const mask = pruned(model);
+  const exp = await exportOnnx(dir, mask);
+  const session = await ort.InferenceSession.create(exp.bytes, { executionProviders: ["wasm"] });
+  const rows = [[1, 7, 22, 35, 50, 61], [9, 13, 40]];
+  const T = 6, V = exp.config.vocabSize, d = exp.config.headDim;
+  const i64 = (xs: number[]) => BigInt64Array.from(xs.map(BigInt));
+  const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
+    input_ids: new ort.Tensor(
+      "int64",
+      i64(rows.flatMap((r) => [...Array(T - r.length).fill(0), ...r])),
+      [2, T],
+    ),
+    attention_mask: new ort.Tensor(
+      "int64",
+      i64(rows.flatMap((r) => [...Array(T - r.length).fill(0), ...r.map(() => 1)])),
+      [2, T],
+    ),
+    // As transformers.js makes them: cumulative sum of the mask minus 1, padding at 1.
+    position_ids: new ort.Tensor(
+      "int64",
+      i64(rows.flatMap((r) => [...Array(T - r.length).fill(1), ...r.map((_, i) => i)])),
+      [2, T],
+    ),
+  };
+  for (const { layer, kvHeads } of exp.cacheLayers) {
+    for (const kind of ["key", "value"]) {
+      feeds[`past_key_values.${layer}.${kind}`] = new ort.Tensor("float32", new Float32Array(0), [
+        2,
+        kvHeads,
+        0,
+        d,
+      ]);
+    }
+  }
+  const out = await session.run(feeds);
+  const logits = out.logits.data as Float32Array; // [2, T, V]
+  for (const [b, r] of rows.entries()) {
+    const seq = new Sequence(model, { mask: prepareMask(model, mask), maxTokens: 16 });
+    const want = await seq.prefill(Int32Array.from(r), { allLogits: true }); // [len, V]
+    const got = logits.subarray((b * T + T - r.length) * V, (b + 1) * T * V);
+    const w = worst(got, want);
+    assert.ok(w.err < 1e-3, `row ${b}: worst ${w.err} at ${w.at}`);
+  }
+  await session.release();
+});

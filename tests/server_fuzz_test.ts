@@ -9,6 +9,8 @@ import assert from "node:assert/strict";
 import { serveLoopback, tinyApp } from "./server_helpers.ts";
 import { rng } from "../lib/util/seeded_rng.ts";
 
+const JSON_HEADERS = { "content-type": "application/json" };
+
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
@@ -370,11 +372,18 @@ Deno.test("fuzz: 1,200 malformed or hostile requests get only OpenAI-shaped 4xx,
     temperature: 0,
     seap: { mask: "beta" },
   };
-  const solo =
-    await (await app.request("/v1/completions", { method: "POST", body: JSON.stringify(normal) }))
-      .json();
+  const solo = await (await app.request("/v1/completions", {
+    method: "POST",
+    headers: JSON_HEADERS,
+    body: JSON.stringify(normal),
+  }))
+    .json();
   // A normal generation runs throughout the fuzzing and must come out unchanged.
-  const during = app.request("/v1/completions", { method: "POST", body: JSON.stringify(normal) });
+  const during = app.request("/v1/completions", {
+    method: "POST",
+    headers: JSON_HEADERS,
+    body: JSON.stringify(normal),
+  });
   const cases = makeCases(engine.modelId, 1200, 1234);
   const byStatus = new Map<number, number>();
   for (let i = 0; i < cases.length; i += 20) {
@@ -405,6 +414,7 @@ Deno.test("fuzz: 1,200 malformed or hostile requests get only OpenAI-shaped 4xx,
   // Still healthy afterwards.
   const after = await app.request("/v1/completions", {
     method: "POST",
+    headers: JSON_HEADERS,
     body: JSON.stringify(normal),
   });
   assert.equal(after.status, 200);
@@ -441,6 +451,7 @@ Deno.test("fuzz: hostile requests over real sockets (oversized, invalid UTF-8, b
     checkErrorShape(r.status, await r.json(), "chunked oversized");
     const ok = await fetch(srv.base + "/v1/completions", {
       method: "POST",
+      headers: JSON_HEADERS,
       body: JSON.stringify({ model: engine.modelId, prompt: "fine", max_tokens: 3 }),
     });
     assert.equal(ok.status, 200);
@@ -464,6 +475,7 @@ Deno.test("a huge prompt under the body limit is refused before tokenizing (no s
     const t0 = performance.now();
     const r = await app.request(body.prompt ? "/v1/completions" : "/v1/chat/completions", {
       method: "POST",
+      headers: JSON_HEADERS,
       body: JSON.stringify(body),
     });
     const ms = performance.now() - t0;

@@ -4,6 +4,7 @@
  * router, plus a real Deno.serve on a random loopback port.
  */
 
+import type { Backend } from "../lib/backends/backend.ts";
 import type { Mask } from "../lib/model/mask.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
@@ -87,9 +88,20 @@ export function tinyParts(): Promise<{ model: Model; tokenizer: Tokenizer }> {
 
 /** The tiny model with a fixture mask set (tasks × {0.25, 0.5} + generic) and router. */
 export async function tinyEngine(
-  opts: { threshold?: number; maxContext?: number; defaultMaxTokens?: number } = {},
+  opts: {
+    threshold?: number;
+    maxContext?: number;
+    defaultMaxTokens?: number;
+    /** Load a fresh copy of the model on this backend (default: the shared reference one). */
+    backend?: Backend;
+  } = {},
 ): Promise<ServerEngine> {
-  const { model, tokenizer } = await tinyParts();
+  const { model, tokenizer } = opts.backend
+    ? {
+      model: await loadModel(TINY_CHAT, { backend: opts.backend }),
+      tokenizer: await Tokenizer.load(TINY_CHAT),
+    }
+    : await tinyParts();
   const m = 2;
   const masks = [];
   let seed = 1;
@@ -122,7 +134,7 @@ export async function tinyEngine(
 
 /** An app over the tiny engine with its scheduler and metrics exposed. */
 export async function tinyApp(
-  opts: Partial<AppOptions> & { threshold?: number; maxContext?: number } = {},
+  opts: Partial<AppOptions> & { threshold?: number; maxContext?: number; backend?: Backend } = {},
 ) {
   const engine = await tinyEngine(opts);
   const metrics = new ServerMetrics();

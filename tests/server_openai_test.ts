@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import OpenAI from "openai";
 import { serveLoopback, tinyApp } from "./server_helpers.ts";
 
+const JSON_HEADERS = { "content-type": "application/json" };
+
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
@@ -201,10 +203,12 @@ Deno.test("route endpoint agrees with the mask a generation runs; low confidence
     const messages = [{ role: "user", content: "which task am I?" }];
     const route = await (await app.request("/v1/route", {
       method: "POST",
+      headers: JSON_HEADERS,
       body: JSON.stringify({ messages }),
     })).json();
     const gen = await (await app.request("/v1/chat/completions", {
       method: "POST",
+      headers: JSON_HEADERS,
       body: JSON.stringify({ model: engine.modelId, messages, max_tokens: 2 }),
     })).json();
     assert.equal(route.mask, gen.seap.mask);

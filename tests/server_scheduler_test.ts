@@ -9,6 +9,8 @@ import { createApp } from "../lib/server/app.ts";
 import { EngineHandle, type ServerEngine } from "../lib/server/engine_handle.ts";
 import { post, serveLoopback, tinyApp, tinyEngine } from "./server_helpers.ts";
 
+const JSON_HEADERS = { "content-type": "application/json" };
+
 // deno-lint-ignore no-explicit-any
 type Any = any;
 
@@ -89,6 +91,7 @@ Deno.test("disconnect mid-stream: the sequence leaves the scheduler within one e
     const ctrl = new AbortController();
     const r = await fetch(`${srv.base}/v1/chat/completions`, {
       method: "POST",
+      headers: JSON_HEADERS,
       body: JSON.stringify({
         model: engine.modelId,
         messages: [{ role: "user", content: "go on forever" }],
@@ -138,6 +141,7 @@ Deno.test("disconnect while queued or waiting for a non-streaming answer frees t
     const reqs = ctrls.map((c, i) =>
       app.request("/v1/completions", {
         method: "POST",
+        headers: JSON_HEADERS,
         body: JSON.stringify({
           model: engine.modelId,
           prompt: `x${i}`,

@@ -6,7 +6,6 @@ import { Counter, Histogram, ServerMetrics } from "../lib/server/metrics.ts";
 import { openApiDocument } from "../lib/server/openapi.ts";
 import { ChatCompletionRequest, parseBody } from "../lib/server/schemas.ts";
 import { ApiError } from "../lib/server/errors.ts";
-import { samplerSeed } from "../lib/server/generation.ts";
 import { post, tinyApp } from "./server_helpers.ts";
 
 Deno.test("config: defaults, env, flags (flags win), clear errors", () => {
@@ -138,13 +137,6 @@ Deno.test("chat: developer role maps to system; text parts are joined; stop stri
     assert.equal(s.choices[0].finish_reason, "stop");
     assert.equal(s.choices[0].message.content, full.slice(0, full.indexOf(stop)));
   }
-});
-
-Deno.test("seed: any safe integer maps to a 32-bit sampler seed deterministically", () => {
-  assert.equal(samplerSeed(42), samplerSeed(42));
-  assert.notEqual(samplerSeed(1), samplerSeed(2));
-  assert.ok(Number.isInteger(samplerSeed(Number.MAX_SAFE_INTEGER)));
-  assert.ok(Number.isInteger(samplerSeed(-Number.MAX_SAFE_INTEGER)));
 });
 
 Deno.test("models/:id, and a dense-only server (no mask set): auto runs dense, generic is a 404", async () => {

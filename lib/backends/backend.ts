@@ -12,6 +12,14 @@
  * no copies. Masks are {@link IndexList}s of kept rows, uploaded once per mask.
  */
 
+/**
+ * A backend could not allocate memory for a tensor or weights (its address space or the host
+ * is exhausted). Nothing was allocated by the failing call; the caller may free and retry.
+ */
+export class BackendMemoryError extends RangeError {
+  override name = "BackendMemoryError";
+}
+
 /** An activation tensor `[rows, cols]` owned by a backend. */
 export interface Tensor {
   readonly rows: number;

@@ -7,7 +7,15 @@
  * integer dot products (kernels/wasm/matmul_q8.c). Matmuls read only the rows of the index list.
  */
 
-import type { Backend, IndexList, MatView, Tensor, WeightBuffer, WeightDType } from "./backend.ts";
+import {
+  type Backend,
+  BackendMemoryError,
+  type IndexList,
+  type MatView,
+  type Tensor,
+  type WeightBuffer,
+  type WeightDType,
+} from "./backend.ts";
 import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8 } from "../formats/q8.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
@@ -147,6 +155,8 @@ interface Kernels {
 }
 
 const PAGE = 65536;
+/** WebAssembly's 32-bit address space. */
+const MAX_BYTES = 4 * 1024 * 1024 * 1024;
 const ALIGN = 64;
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
 const TOKEN_BLOCK = 32;
@@ -223,7 +233,12 @@ export class WasmBackend implements Backend {
   #mem: WebAssembly.Memory;
   #k: Kernels;
   #top: number;
-  #free = new Map<number, number[]>(); // block size -> free byte offsets
+  /** Free blocks below #top, sorted by address, never adjacent (coalesced on free). */
+  #free: { ptr: number; size: number }[] = [];
+  /** Most bytes of linear memory this backend may use. */
+  #limit: number;
+  /** Highest top ever reached: memory above it has never been written (still zero). */
+  #highWater = 0;
   #buf: ArrayBufferLike | null = null;
   #f32: Float32Array = new Float32Array(0);
   #i32: Int32Array = new Int32Array(0);
@@ -235,15 +250,26 @@ export class WasmBackend implements Backend {
   #vecPtr = 0;
   #vecBytes = 0;
 
-  private constructor(mem: WebAssembly.Memory, k: Kernels, weightDType: WeightDType) {
+  private constructor(
+    mem: WebAssembly.Memory,
+    k: Kernels,
+    weightDType: WeightDType,
+    limit: number,
+  ) {
     this.#mem = mem;
+    this.#limit = limit;
     this.#k = k;
     this.weightDType = weightDType;
     this.#top = Math.ceil((k.__heap_base.value as number) / ALIGN) * ALIGN;
   }
 
-  /** Load and instantiate the kernels; `weightDType` defaults to "f32". */
-  static async create(opts: { weightDType?: WeightDType } = {}): Promise<WasmBackend> {
+  /**
+   * Load and instantiate the kernels; `weightDType` defaults to "f32". `maxBytes` caps the
+   * linear memory below WebAssembly's 4 GiB (tests force out-of-memory with it).
+   */
+  static async create(
+    opts: { weightDType?: WeightDType; maxBytes?: number } = {},
+  ): Promise<WasmBackend> {
     const dtype = opts.weightDType ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
       throw new Error(`wasm backend: bad weightDType ${dtype}`);
@@ -252,7 +278,8 @@ export class WasmBackend implements Backend {
     const module = await modulePromise;
     const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
     const inst = await WebAssembly.instantiate(module, { env: { memory } });
-    return new WasmBackend(memory, inst.exports as unknown as Kernels, dtype);
+    const limit = Math.min(opts.maxBytes ?? MAX_BYTES, MAX_BYTES);
+    return new WasmBackend(memory, inst.exports as unknown as Kernels, dtype, limit);
   }
 
   /** Bytes of memory the backend currently holds (weights, tensors, pools). */
@@ -275,38 +302,95 @@ export class WasmBackend implements Backend {
     return this.#f32;
   }
 
+  /** Bytes held by live weights, tensors and pools (the heap top less its free blocks). */
+  get usedBytes(): number {
+    return this.#top - this.freeBytes;
+  }
+
+  /** Bytes currently free for reuse below the top of the heap (for tests and metrics). */
+  get freeBytes(): number {
+    return this.#free.reduce((a, b) => a + b.size, 0);
+  }
+
   /**
-   * Allocate `bytes` (64-byte aligned, zero-filled). Freed blocks are reused by exact size, so
-   * activations (`pow2`) are rounded up to powers of two: prompts of any length then reuse a few
-   * size classes instead of leaving one stranded block per length. Weights keep their size.
+   * Allocate `bytes` (64-byte aligned, zero-filled). Free blocks of any size are reused
+   * (best fit, the rest split off) and freed neighbours merge, so blocks freed by a failed
+   * large request serve smaller ones. Activations (`pow2`) are rounded up to
+   * powers of two so that prompts of any length reuse a few block sizes. Throws
+   * {@link BackendMemoryError} (and allocates nothing) past the memory limit.
    */
   #alloc(bytes: number, pow2 = false): { ptr: number; size: number } {
     let size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     if (pow2) size = 2 ** Math.ceil(Math.log2(size));
-    const list = this.#free.get(size);
-    if (list && list.length > 0) {
-      const ptr = list.pop()!;
+    let best = -1;
+    for (let i = 0; i < this.#free.length; i++) {
+      const b = this.#free[i];
+      if (b.size >= size && (best < 0 || b.size < this.#free[best].size)) best = i;
+    }
+    if (best >= 0) {
+      const b = this.#free[best];
+      const ptr = b.ptr;
+      if (b.size === size) this.#free.splice(best, 1);
+      else this.#free[best] = { ptr: b.ptr + size, size: b.size - size };
       new Uint8Array(this.#mem.buffer, ptr, size).fill(0);
       return { ptr, size };
     }
+    // No block fits: bump the top (a free block never touches it: #dealloc lowers the top).
     const ptr = this.#top;
     const end = ptr + size;
-    if (end > 4 * 1024 * 1024 * 1024) throw new RangeError("wasm backend: out of 4 GiB memory");
+    if (end > this.#limit) {
+      throw new BackendMemoryError(
+        `wasm backend: out of memory: ${fmtBytes(size)} more does not fit the ${
+          fmtBytes(this.#limit)
+        } limit (${fmtBytes(this.#top - this.freeBytes)} in use)`,
+      );
+    }
     const have = this.#mem.buffer.byteLength;
     if (end > have) {
       // Grow by at least 1/8 of the current size to keep the number of grows small.
       const need = Math.ceil((end - have) / PAGE);
-      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / PAGE)), 65536 - have / PAGE);
-      this.#mem.grow(Math.max(need, pages));
+      const room = Math.floor(this.#limit / PAGE) - have / PAGE;
+      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / PAGE)), room);
+      try {
+        this.#mem.grow(Math.max(need, pages));
+      } catch (e) {
+        throw new BackendMemoryError(
+          `wasm backend: out of memory: the host refused to grow memory to ${fmtBytes(end)} (${
+            (e as Error).message
+          })`,
+        );
+      }
+    }
+    // Memory below the high-water mark held blocks since freed off the top: zero it.
+    if (this.#highWater > ptr) {
+      new Uint8Array(this.#mem.buffer, ptr, Math.min(end, this.#highWater) - ptr).fill(0);
     }
     this.#top = end;
+    if (end > this.#highWater) this.#highWater = end;
     return { ptr, size };
   }
 
+  /** Return a block: merged with free neighbours; a block reaching the top lowers the top. */
   #dealloc(ptr: number, size: number): void {
-    let list = this.#free.get(size);
-    if (!list) this.#free.set(size, list = []);
-    list.push(ptr);
+    const f = this.#free;
+    let lo = 0, hi = f.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (f[mid].ptr < ptr) lo = mid + 1;
+      else hi = mid;
+    }
+    let block = { ptr, size };
+    if (lo < f.length && f[lo].ptr === ptr + size) {
+      block.size += f[lo].size;
+      f.splice(lo, 1);
+    }
+    if (lo > 0 && f[lo - 1].ptr + f[lo - 1].size === ptr) {
+      block = { ptr: f[lo - 1].ptr, size: f[lo - 1].size + block.size };
+      f.splice(lo - 1, 1);
+      lo--;
+    }
+    if (block.ptr + block.size === this.#top) this.#top = block.ptr;
+    else f.splice(lo, 0, block);
   }
 
   /** A reusable scratch block of at least `bytes` (valid until the next op). */
@@ -782,4 +866,8 @@ export class WasmBackend implements Backend {
 
 function viewShape(v: MatView): object {
   return { offset: v.offset, stride: v.stride, rows: v.rows, cols: v.cols, length: v.buf.length };
+}
+
+function fmtBytes(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`;
 }

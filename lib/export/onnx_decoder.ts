@@ -37,7 +37,7 @@ export class OnnxDecoder {
     for (const { layer, kvHeads } of this.#exp.cacheLayers) {
       for (const kind of ["key", "value"]) {
         this.#past.set(
-          `past_${kind}.${layer}`,
+          `past_key_values.${layer}.${kind}`,
           new ort.Tensor("float32", new Float32Array(0), [1, kvHeads, 0, d]),
         );
       }
@@ -50,6 +50,11 @@ export class OnnxDecoder {
     const T = ids.length;
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor("int64", BigInt64Array.from(Array.from(ids, BigInt)), [1, T]),
+      attention_mask: new ort.Tensor(
+        "int64",
+        new BigInt64Array(this.#length + T).fill(1n),
+        [1, this.#length + T],
+      ),
       position_ids: new ort.Tensor(
         "int64",
         BigInt64Array.from({ length: T }, (_, i) => BigInt(this.#length + i)),
@@ -59,7 +64,7 @@ export class OnnxDecoder {
     for (const [k, v] of this.#past) feeds[k] = v;
     const out = await this.#session.run(feeds);
     for (const k of this.#past.keys()) {
-      this.#past.set(k, out[k.replace("past_", "present_")]);
+      this.#past.set(k, out[k.replace("past_key_values.", "present.")]);
     }
     this.#length += T;
     return out.logits.data as Float32Array;

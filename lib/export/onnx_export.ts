@@ -1,10 +1,14 @@
 /**
  * Export a model folder, dense or physically pruned by a mask, as an ONNX decoder with a KV
- * cache that onnxruntime (web, node, native) runs with standard opset-17 operators.
+ * cache that onnxruntime (web, node, native) runs with standard opset-17 operators, under the
+ * input and output names transformers.js and Optimum use for decoder-only models.
  *
- * Graph inputs:  input_ids [1, T] int64, position_ids [1, T] int64,
- *                past_key.L / past_value.L [1, kv_L, P, d_h] for every layer L with kept heads.
- * Graph outputs: logits [1, T, V], present_key.L / present_value.L [1, kv_L, P + T, d_h].
+ * Graph inputs:  input_ids [B, T] int64, attention_mask [B, P + T] int64 (1 = real token,
+ *                0 = padding), position_ids [B, T] int64,
+ *                past_key_values.L.key / .value [B, kv_L, P, d_h] for every layer L with kept
+ *                heads.
+ * Graph outputs: logits [B, T, V], present.L.key / .value [B, kv_L, P + T, d_h].
+ * Query t (kv index P + t) attends to kv index j when j <= P + t and attention_mask[b, j] = 1.
  * A pruned export slices kept rows and columns out (kv_L = kept kv heads of layer L) and adds
  * the mask's bias-compensation vectors, so it is a smaller dense model.
  */
@@ -41,8 +45,9 @@ export async function exportOnnx(dir: string, mask?: Mask): Promise<OnnxExport> 
   const V = cfg.vocabSize;
   const group = nh / nkv;
   const g = new OnnxGraph();
-  const ids = g.input("input_ids", ONNX_INT64, [1, "T"]);
-  const pos = g.input("position_ids", ONNX_INT64, [1, "T"]);
+  const ids = g.input("input_ids", ONNX_INT64, ["batch_size", "sequence_length"]);
+  const am = g.input("attention_mask", ONNX_INT64, ["batch_size", "total_sequence_length"]);
+  const pos = g.input("position_ids", ONNX_INT64, ["batch_size", "sequence_length"]);
   const eps = g.float(Float32Array.of(cfg.rmsNormEps), [], "eps");
   const zero = g.float(Float32Array.of(0), [], "zero");
   const neg = g.float(Float32Array.of(-1e9), [], "neg");
@@ -54,7 +59,7 @@ export async function exportOnnx(dir: string, mask?: Mask): Promise<OnnxExport> 
     const den = g.node("Sqrt", [g.node("Add", [ms, eps])]);
     return g.node("Mul", [g.node("Div", [x, den]), g.float(w, [w.length], "norm")]);
   };
-  // RoPE tables [maxPos, d/2] gathered by position: [1, 1, T, d/2].
+  // RoPE tables [maxPos, d/2] gathered by position: [B, 1, T, d/2].
   const inv = ropeInvFreq(cfg);
   const maxPos = cfg.maxPositionEmbeddings;
   const cosT = new Float32Array(maxPos * (d / 2));
@@ -82,7 +87,21 @@ export async function exportOnnx(dir: string, mask?: Mask): Promise<OnnxExport> 
       g.node("Add", [g.node("Mul", [x2, cos]), g.node("Mul", [x1, sin])]),
     ], { axis: 3 });
   };
-  const qpos = g.node("Unsqueeze", [pos, ax([2])]); // [1, T, 1]
+  // Additive attention bias [B, 1, T, P+T] shared by every layer: causal over kv indices
+  // (query t sits at kv index P + t), and padding columns (attention_mask 0) masked out.
+  const scalar = (v: string, i: number) =>
+    g.node("Gather", [g.node("Shape", [v]), g.int64([i], [], "dim")], { axis: 0 });
+  const total = scalar(am, 1);
+  const T = scalar(ids, 1);
+  const one = g.int64([1], [], "one");
+  const kidx = g.node("Range", [g.int64([0], [], "zero"), total, one]); // [P+T]
+  const qidx = g.node("Unsqueeze", [
+    g.node("Range", [g.node("Sub", [total, T]), total, one]),
+    ax([1]),
+  ]); // [T, 1]
+  const causal = g.node("LessOrEqual", [kidx, qidx]); // [T, P+T]
+  const keep = g.node("Unsqueeze", [g.node("Cast", [am], { to: 9 }), ax([1, 2])]); // [B,1,1,P+T]
+  const bias = g.node("Where", [g.node("And", [causal, keep]), zero, neg]); // [B, 1, T, P+T]
 
   const embedW = tensorF32(ck, "model.embed_tokens.weight", [V, H]); // [V, H]
   const embedName = g.float(embedW, [V, H], "embed");
@@ -106,12 +125,12 @@ export async function exportOnnx(dir: string, mask?: Mask): Promise<OnnxExport> 
           const b = t(biasName, [n * d]);
           y = g.node("Add", [y, g.float(Float32Array.from(rows, (r) => b[r]), [rows.length], "b")]);
         }
-        return y; // [1, T, R]
+        return y; // [B, T, R]
       };
       const heads4 = (y: string, n: number) =>
-        g.node("Transpose", [g.node("Reshape", [y, g.int64([1, -1, n, d], [4], "shape")])], {
+        g.node("Transpose", [g.node("Reshape", [y, g.int64([0, 0, n, d], [4], "shape")])], {
           perm: [0, 2, 1, 3],
-        }); // [1, n, T, d]
+        }); // [B, n, T, d]
       let q = heads4(proj("self_attn.q_proj.weight", nh, qRows, "self_attn.q_proj.bias"), S);
       let k = heads4(proj("self_attn.k_proj.weight", nkv, kvRows, "self_attn.k_proj.bias"), Skv);
       const v = heads4(proj("self_attn.v_proj.weight", nkv, kvRows, "self_attn.v_proj.bias"), Skv);
@@ -121,22 +140,18 @@ export async function exportOnnx(dir: string, mask?: Mask): Promise<OnnxExport> 
       }
       q = rope(q);
       k = rope(k);
-      const pk = g.input(`past_key.${l}`, ONNX_FLOAT, [1, Skv, "P", d]);
-      const pv = g.input(`past_value.${l}`, ONNX_FLOAT, [1, Skv, "P", d]);
-      const kAll = g.node("Concat", [pk, k], { axis: 2 }); // [1, Skv, P+T, d]
+      const past = ["batch_size", Skv, "past_sequence_length", d];
+      const pk = g.input(`past_key_values.${l}.key`, ONNX_FLOAT, past);
+      const pv = g.input(`past_key_values.${l}.value`, ONNX_FLOAT, past);
+      const kAll = g.node("Concat", [pk, k], { axis: 2 }); // [B, Skv, P+T, d]
       const vAll = g.node("Concat", [pv, v], { axis: 2 });
-      g.output(kAll, `present_key.${l}`, ONNX_FLOAT, [1, Skv, "PT", d]);
-      g.output(vAll, `present_value.${l}`, ONNX_FLOAT, [1, Skv, "PT", d]);
+      const present = ["batch_size", Skv, "total_sequence_length", d];
+      g.output(kAll, `present.${l}.key`, ONNX_FLOAT, present);
+      g.output(vAll, `present.${l}.value`, ONNX_FLOAT, present);
       cacheLayers.push({ layer: l, kvHeads: Skv });
       const slot = g.int64(heads.map((hd) => kv.indexOf(Math.floor(hd / group))), [S], "kvof");
-      const kx = g.node("Gather", [kAll, slot], { axis: 1 }); // [1, S, P+T, d]
+      const kx = g.node("Gather", [kAll, slot], { axis: 1 }); // [B, S, P+T, d]
       const vx = g.node("Gather", [vAll, slot], { axis: 1 });
-      const total = g.node("Gather", [g.node("Shape", [kAll]), g.int64([2], [], "two")], {
-        axis: 0,
-      });
-      const kpos = g.node("Range", [g.int64([0], [], "zero"), total, g.int64([1], [], "one")]);
-      const allowed = g.node("Unsqueeze", [g.node("LessOrEqual", [kpos, qpos]), ax([1])]); // [1,1,T,P+T]
-      const bias = g.node("Where", [allowed, zero, neg]);
       const scores = g.node("Add", [
         g.node("Mul", [
           g.node("MatMul", [q, g.node("Transpose", [kx], { perm: [0, 1, 3, 2] })]),
@@ -144,11 +159,11 @@ export async function exportOnnx(dir: string, mask?: Mask): Promise<OnnxExport> 
         ]),
         bias,
       ]);
-      const att = g.node("MatMul", [g.node("Softmax", [scores], { axis: -1 }), vx]); // [1, S, T, d]
+      const att = g.node("MatMul", [g.node("Softmax", [scores], { axis: -1 }), vx]); // [B, S, T, d]
       const flat = g.node("Reshape", [
         g.node("Transpose", [att], { perm: [0, 2, 1, 3] }),
-        g.int64([1, -1, S * d], [3], "shape"),
-      ]);
+        g.int64([0, 0, S * d], [3], "shape"),
+      ]); // [B, T, S*d]
       const oT = transpose(t("self_attn.o_proj.weight", [H, nh * d]), H, nh * d); // [n_h*d, H]
       x = g.node("Add", [
         x,
@@ -176,6 +191,10 @@ export async function exportOnnx(dir: string, mask?: Mask): Promise<OnnxExport> 
   const head = cfg.tieWordEmbeddings
     ? g.node("Transpose", [embedName], { perm: [1, 0] })
     : g.float(transpose(tensorF32(ck, "lm_head.weight", [V, H]), V, H), [H, V], "lm_head");
-  g.output(g.node("MatMul", [hf, head]), "logits", ONNX_FLOAT, [1, "T", V]);
+  g.output(g.node("MatMul", [hf, head]), "logits", ONNX_FLOAT, [
+    "batch_size",
+    "sequence_length",
+    V,
+  ]);
   return { bytes: g.serialize(`seap-${cfg.family}`), config: cfg, cacheLayers };
 }

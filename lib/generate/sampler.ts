@@ -11,7 +11,7 @@ export interface SamplerOptions {
   topK?: number;
   /** Keep the smallest set whose probability mass reaches p; 1 (default) keeps all. */
   topP?: number;
-  /** PRNG seed (any 32-bit integer); default 0. */
+  /** PRNG seed (any safe integer; distinct seeds give distinct streams); default 0. */
   seed?: number;
 }
 
@@ -36,10 +36,21 @@ function splitmix32(state: number): () => number {
 export class Rng {
   #s = new Uint32Array(4);
 
-  /** Seeds the four state words from `seed` via splitmix32 (never all zero). */
+  /**
+   * Seeds the four state words from `seed`, any safe integer: its low 32 bits (two's
+   * complement) go through splitmix32, and its high 32 bits are XORed into the first word.
+   * splitmix32's mixer is a bijection, so word 1 determines the low half and word 0 then the
+   * high half: distinct seeds (0 and -1, 1 and 2^32) give distinct streams, and seeds in
+   * [0, 2^32) give the same streams as before.
+   */
   constructor(seed: number) {
-    const sm = splitmix32(seed);
+    if (!Number.isSafeInteger(seed)) {
+      throw new SamplerError(`seed must be a safe integer, got ${seed}`);
+    }
+    const u = BigInt.asUintN(64, BigInt(seed));
+    const sm = splitmix32(Number(u & 0xffffffffn));
     for (let i = 0; i < 4; i++) this.#s[i] = sm();
+    this.#s[0] ^= Number(u >> 32n);
     if ((this.#s[0] | this.#s[1] | this.#s[2] | this.#s[3]) === 0) this.#s[0] = 1;
   }
 

@@ -48,6 +48,8 @@ export class Sequence {
   #length = 0;
   #pending: { x: Tensor; ids: Int32Array; m: number; mask: PreparedMask } | null = null;
   #freed = false;
+  /** Temporaries of the forward pass in flight; freed with the sequence if a step fails. */
+  #live = new Set<Tensor>();
 
   constructor(model: Model, opts: { maxTokens?: number; mask?: PreparedMask | null } = {}) {
     this.#model = model;
@@ -58,9 +60,15 @@ export class Sequence {
     );
     this.#mask = opts.mask ?? denseFor(model);
     const { numKvHeads, headDim, numLayers } = model.config;
-    for (let l = 0; l < numLayers; l++) {
-      this.#kCache.push(this.#be.tensor(numKvHeads * this.maxTokens, headDim));
-      this.#vCache.push(this.#be.tensor(numKvHeads * this.maxTokens, headDim));
+    try {
+      for (let l = 0; l < numLayers; l++) {
+        this.#kCache.push(this.#be.tensor(numKvHeads * this.maxTokens, headDim));
+        this.#vCache.push(this.#be.tensor(numKvHeads * this.maxTokens, headDim));
+      }
+    } catch (e) {
+      // Out of memory part-way: give back the layers already allocated before failing.
+      this.free();
+      throw e;
     }
   }
 
@@ -123,7 +131,7 @@ export class Sequence {
     const changed = p.mask !== this.#mask &&
       this.#mask.layers.slice(0, p.m).some((l, i) => !(l.dense && p.mask.layers[i].dense));
     if (changed) {
-      this.#be.free(x);
+      this.#drop(x);
       this.#length -= p.ids.length;
       x = this.#start(p.ids);
       from = 0;
@@ -144,8 +152,22 @@ export class Sequence {
     for (const t of [...this.#kCache, ...this.#vCache]) this.#be.free(t);
     this.#kCache = [];
     this.#vCache = [];
-    if (this.#pending) this.#be.free(this.#pending.x);
+    for (const t of this.#live) this.#be.free(t); // a failed step's temporaries (incl. pending x)
+    this.#live.clear();
     this.#pending = null;
+  }
+
+  /** A temporary `[rows, cols]` of the forward pass, released by {@link free} if a step fails. */
+  #tensor(rows: number, cols: number): Tensor {
+    const t = this.#be.tensor(rows, cols);
+    this.#live.add(t);
+    return t;
+  }
+
+  /** Free a temporary. */
+  #drop(t: Tensor): void {
+    this.#live.delete(t);
+    this.#be.free(t);
   }
 
   #start(ids: Int32Array): Tensor {
@@ -156,7 +178,7 @@ export class Sequence {
         `context overflow: ${this.#length} cached + ${ids.length} new tokens > ${this.maxTokens}`,
       );
     }
-    const x = this.#be.tensor(ids.length, this.#model.config.hiddenSize); // [T, H]
+    const x = this.#tensor(ids.length, this.#model.config.hiddenSize); // [T, H]
     this.#be.embed(this.#model.embed, ids, x);
     this.#length += ids.length;
     return x;
@@ -166,15 +188,15 @@ export class Sequence {
     const be = this.#be;
     const m = this.#model;
     const rows = all ? T : 1;
-    const last = be.tensor(rows, m.config.hiddenSize); // [rows, H]
+    const last = this.#tensor(rows, m.config.hiddenSize); // [rows, H]
     be.copyRows(x, T - rows, rows, last, 0);
-    be.free(x);
+    this.#drop(x);
     be.rmsNorm(last, m.finalNorm, m.config.rmsNormEps, last);
-    const logits = be.tensor(rows, m.config.vocabSize); // [rows, V]
+    const logits = this.#tensor(rows, m.config.vocabSize); // [rows, V]
     be.matmul(last, m.lmHead, null, null, logits);
     const out = await be.read(logits);
-    be.free(last);
-    be.free(logits);
+    this.#drop(last);
+    this.#drop(logits);
     return out;
   }
 
@@ -208,15 +230,15 @@ export class Sequence {
       const w = this.#model.layers[l];
       const pm = mask.layers[l];
       const S = pm.kvOf.length; // kept query heads
-      const h = be.tensor(T, cfg.hiddenSize); // [T, H]
+      const h = this.#tensor(T, cfg.hiddenSize); // [T, H]
       be.rmsNorm(x, w.attnNorm, cfg.rmsNormEps, h);
       let attnIn: Float32Array | undefined;
       let attnOut: Float32Array | undefined;
       if (capture) attnIn = await be.read(h);
       if (S > 0) {
-        const q = be.tensor(T, S * d); // [T, S * d_h] slot s = kept head s
-        const k = be.tensor(T, pm.kvHeads.length * d); // [T, S_kv * d_h]
-        const v = be.tensor(T, pm.kvHeads.length * d);
+        const q = this.#tensor(T, S * d); // [T, S * d_h] slot s = kept head s
+        const k = this.#tensor(T, pm.kvHeads.length * d); // [T, S_kv * d_h]
+        const v = this.#tensor(T, pm.kvHeads.length * d);
         be.matmul(h, w.q, pm.qRows, w.qBias, q);
         be.matmul(h, w.k, pm.kvRows, w.kBias, k);
         be.matmul(h, w.v, pm.kvRows, w.vBias, v);
@@ -228,7 +250,7 @@ export class Sequence {
         be.rope(k, d, pos0, this.#model.invFreq);
         be.kvWrite(this.#kCache[l], k, pm.kvHeads, this.maxTokens, pos0);
         be.kvWrite(this.#vCache[l], v, pm.kvHeads, this.maxTokens, pos0);
-        const att = be.tensor(T, S * d); // [T, S * d_h]
+        const att = this.#tensor(T, S * d); // [T, S * d_h]
         be.attention(
           q,
           this.#kCache[l],
@@ -241,7 +263,7 @@ export class Sequence {
         );
         if (capture) attnOut = await be.read(att);
         be.matmulTAdd(att, w.oT, pm.qRows, x);
-        for (const t of [q, k, v, att]) be.free(t);
+        for (const t of [q, k, v, att]) this.#drop(t);
       } else if (capture) {
         attnOut = new Float32Array(T * cfg.numHeads * d);
       }
@@ -253,27 +275,27 @@ export class Sequence {
       const n = pm.neurons.length;
       if (n > 0 && be.ffn) {
         // Fused: each kept neuron's gate, up and down^T rows read as one contiguous stream.
-        const act = capture ? be.tensor(T, n) : null; // [T, n_kept]
+        const act = capture ? this.#tensor(T, n) : null; // [T, n_kept]
         be.ffn(h, w.gate, w.up, w.downT, pm.neurons, x, act);
         if (act) {
           mlpAct = await be.read(act);
-          be.free(act);
+          this.#drop(act);
         }
       } else if (n > 0) {
-        const g = be.tensor(T, n); // [T, n_kept] column i = neuron neurons[i]
-        const u = be.tensor(T, n);
+        const g = this.#tensor(T, n); // [T, n_kept] column i = neuron neurons[i]
+        const u = this.#tensor(T, n);
         be.matmul(h, w.gate, pm.neurons, null, g);
         be.matmul(h, w.up, pm.neurons, null, u);
         be.siluMul(g, u, g);
         if (capture) mlpAct = await be.read(g);
         be.matmulTAdd(g, w.downT, pm.neurons, x);
-        be.free(g);
-        be.free(u);
+        this.#drop(g);
+        this.#drop(u);
       } else if (capture) {
         mlpAct = new Float32Array(T * cfg.intermediateSize);
       }
       if (pm.biasFfn) be.addRow(x, pm.biasFfn);
-      be.free(h);
+      this.#drop(h);
       if (capture) {
         if (n > 0 && this.#model.neuronOrder) mlpAct = this.#unpermute(mlpAct!, l, pm, T);
         capture.onLayer(l, { attnIn: attnIn!, attnOut: attnOut!, mlpIn: mlpIn!, mlpAct: mlpAct! });

@@ -9,7 +9,7 @@
 import { Hono } from "hono";
 import { ApiError, badRequest, notFound, notReady, toApiError, tooLarge } from "./errors.ts";
 import { EngineHandle, type ServerEngine } from "./engine_handle.ts";
-import { type FinishReason, GenerationJob, RouteJob } from "./generation.ts";
+import { type FinishReason, GenerationJob, HealthProbeJob, RouteJob } from "./generation.ts";
 import type { MaskChoice, MaskRequest } from "./mask_catalog.ts";
 import { ServerMetrics } from "./metrics.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -23,6 +23,7 @@ import {
   type Usage,
 } from "./schemas.ts";
 import { SSE_HEADERS, SseStream } from "./sse.ts";
+import { readJsonBody } from "./read_body.ts";
 import { TokenizerError } from "../text/tokenizer.ts";
 
 /** Limits of the app (see config.ts for their env vars). */
@@ -31,6 +32,13 @@ export interface AppOptions {
   queueSize: number;
   timeoutMs: number;
   maxBodyBytes: number;
+  /** Most ms a client may take to send its request body (0 = no limit); then a 408. */
+  readTimeoutMs: number;
+  /**
+   * Whether a request may ask (`"seap": {"special_tokens": true}`) for its chat content to be
+   * parsed for the template's special tokens. Off by default: content is plain text.
+   */
+  allowSpecialTokens: boolean;
   /** Prompts longer than this prefill in chunks between other sequences' steps (0 = off). */
   prefillChunk: number;
   /** Metrics sink (one is created when omitted). */
@@ -44,6 +52,8 @@ const DEFAULT_OPTIONS: AppOptions = {
   queueSize: 32,
   timeoutMs: 120_000,
   maxBodyBytes: 1 << 20,
+  readTimeoutMs: 30_000,
+  allowSpecialTokens: false,
   prefillChunk: 64,
 };
 
@@ -69,7 +79,32 @@ export function createApp(
     if (handle.status === "ready" && handle.engine) return handle.engine;
     if (handle.status === "failed") throw notReady(`The model failed to load: ${handle.error}`);
     if (handle.status === "draining") throw notReady("The server is shutting down.");
+    if (handle.status === "broken") throw notReady(`The engine is broken: ${handle.error}`);
     throw notReady();
+  };
+
+  /**
+   * After a request failed inside the engine, check that the engine still works (one probe at
+   * a time, through the scheduler so it never overlaps a step); a failed probe marks the
+   * engine broken so /healthz stops saying "ready" and the orchestrator replaces it.
+   */
+  let probing = false;
+  const probe = (e: ServerEngine) => {
+    if (probing || handle.status !== "ready") return;
+    probing = true;
+    try {
+      scheduler.submit(
+        new HealthProbeJob(e, (error) => {
+          probing = false;
+          if (error) {
+            handle.markBroken(error);
+            metrics.ready.set(0);
+          }
+        }),
+      );
+    } catch {
+      probing = false; // queue full: the next failure probes again
+    }
   };
 
   const record = (ep: Endpoint, status: number, mask: string, t0: number) => {
@@ -112,7 +147,7 @@ export function createApp(
     });
   });
 
-  app.get("/openapi.json", (c) => c.json(openApiDocument()));
+  app.get("/openapi.json", (c) => c.json(openApiDocument(handle.engine?.modelId)));
 
   app.get(
     "/v1/models",
@@ -126,7 +161,9 @@ export function createApp(
   app.get("/v1/models/:id{.+}", (c) =>
     guarded("models", (_req, t0) => {
       const e = ready();
-      const id = decodeURIComponent(c.req.param("id"));
+      // Hono has already percent-decoded the parameter once; decoding it again turned "%25"
+      // into a URIError (500) and "seap%252D..." into a match.
+      const id = c.req.param("id");
       if (id !== e.modelId) {
         throw notFound(`The model '${id}' does not exist`, "model", "model_not_found");
       }
@@ -138,13 +175,14 @@ export function createApp(
     "/v1/route",
     guarded("route", async (req, t0) => {
       const e = ready();
-      const r = parseBody(RouteRequest, await readJson(req, opts.maxBodyBytes));
+      const r = parseBody(RouteRequest, await readJson(req));
       if (r.model !== undefined) checkModel(e, r.model);
       if ((r.prompt === undefined) === (r.messages === undefined)) {
         throw badRequest("Give exactly one of 'prompt' or 'messages'", "prompt", "invalid_value");
       }
-      const ids = r.messages ? chatIds(e, r.messages) : textIds(e, r.prompt!);
-      checkContext(e, ids.length, 0, false);
+      const special = specialTokens(r.seap);
+      const ids = r.messages ? chatIds(e, r.messages, special) : textIds(e, r.prompt!);
+      checkContext(e, ids.length, 0, false, r.messages ? "messages" : "prompt", null);
       const forced = e.catalog.resolveForced(r.seap);
       let choice: MaskChoice;
       if (forced) {
@@ -156,7 +194,10 @@ export function createApp(
             req.signal,
           );
         });
-        if (result instanceof ApiError) throw result;
+        if (result instanceof ApiError) {
+          if (result.status >= 500 && result.status !== 504) probe(e);
+          throw result;
+        }
         choice = result;
       }
       record("route", 200, choice.info.mask, t0);
@@ -180,7 +221,7 @@ export function createApp(
     "/v1/chat/completions",
     guarded("chat", async (req, t0) => {
       const e = ready();
-      const r = parseBody(ChatCompletionRequest, await readJson(req, opts.maxBodyBytes));
+      const r = parseBody(ChatCompletionRequest, await readJson(req));
       checkModel(e, r.model);
       checkCommon(r);
       if (r.logprobs) throw unsupported("logprobs");
@@ -204,9 +245,11 @@ export function createApp(
           "invalid_value",
         );
       }
-      const ids = chatIds(e, r.messages);
+      const ids = chatIds(e, r.messages, specialTokens(r.seap));
       const explicit = r.max_completion_tokens ?? r.max_tokens ?? null;
-      return await generate(e, "chat", req, t0, r, ids, explicit, e.defaultMaxTokens);
+      const maxParam = r.max_completion_tokens != null ? "max_completion_tokens" : "max_tokens";
+      const limits = { promptParam: "messages", maxParam, defaultMax: e.defaultMaxTokens };
+      return await generate(e, "chat", req, t0, r, ids, explicit, limits);
     }),
   );
 
@@ -214,7 +257,7 @@ export function createApp(
     "/v1/completions",
     guarded("completions", async (req, t0) => {
       const e = ready();
-      const r = parseBody(CompletionRequest, await readJson(req, opts.maxBodyBytes));
+      const r = parseBody(CompletionRequest, await readJson(req));
       checkModel(e, r.model);
       checkCommon(r);
       if (r.echo) throw unsupported("echo");
@@ -233,13 +276,46 @@ export function createApp(
       } else if (typeof p[0] === "string") ids = textIds(e, p[0]);
       else if (typeof p[0] === "number") ids = checkIds(e, p as number[]);
       else ids = checkIds(e, (p as number[][])[0]);
-      return await generate(e, "completions", req, t0, r, ids, r.max_tokens ?? null, 16);
+      if (r.seap?.special_tokens !== undefined) {
+        throw badRequest(
+          "seap.special_tokens applies to chat messages; a text prompt is raw text already",
+          "seap.special_tokens",
+          "invalid_value",
+        );
+      }
+      const limits = { promptParam: "prompt", maxParam: "max_tokens", defaultMax: 16 };
+      return await generate(e, "completions", req, t0, r, ids, r.max_tokens ?? null, limits);
     }),
   );
 
+  // A known path under the wrong method is a 405 naming the allowed ones (HEAD follows GET).
+  const allowed: Record<string, string> = {
+    "/healthz": "GET, HEAD",
+    "/metrics": "GET, HEAD",
+    "/openapi.json": "GET, HEAD",
+    "/v1/models": "GET, HEAD",
+    "/v1/models/:id{.+}": "GET, HEAD",
+    "/v1/route": "POST",
+    "/v1/chat/completions": "POST",
+    "/v1/completions": "POST",
+  };
+  for (const [path, allow] of Object.entries(allowed)) {
+    app.all(path, (c) =>
+      new ApiError(
+        405,
+        "invalid_request_error",
+        `Method ${c.req.method.slice(0, 32)} is not allowed on ${
+          new URL(c.req.url).pathname.slice(0, 200)
+        }; use ${allow}`,
+        null,
+        "method_not_allowed",
+        { allow },
+      ).toResponse());
+  }
+
   app.notFound((c) => {
     const err = notFound(
-      `Unknown path: ${c.req.method} ${new URL(c.req.url).pathname}`,
+      `Unknown path: ${c.req.method.slice(0, 32)} ${new URL(c.req.url).pathname.slice(0, 200)}`,
       null,
       "unknown_url",
     );
@@ -257,9 +333,17 @@ export function createApp(
     r: ChatCompletionRequest | CompletionRequest,
     ids: number[],
     explicitMax: number | null,
-    defaultMax: number,
+    limits: { promptParam: string; maxParam: string; defaultMax: number },
   ): Promise<Response> {
-    const maxTokens = checkContext(e, ids.length, explicitMax, true, defaultMax);
+    const maxTokens = checkContext(
+      e,
+      ids.length,
+      explicitMax,
+      true,
+      limits.promptParam,
+      limits.maxParam,
+      limits.defaultMax,
+    );
     const forced = e.catalog.resolveForced(r.seap as MaskRequest | undefined);
     const stop = r.stop == null ? [] : typeof r.stop === "string" ? [r.stop] : r.stop;
     const id = `${ep === "chat" ? "chatcmpl" : "cmpl"}-${crypto.randomUUID().replaceAll("-", "")}`;
@@ -347,7 +431,8 @@ export function createApp(
           };
           finish({ reason: d.finishReason, usage });
         },
-        onError: (err) => {
+        onError: (err, reason) => {
+          if (reason === "error") probe(e);
           failed(err);
           fail(err);
         },
@@ -424,6 +509,27 @@ export function createApp(
     });
   }
 
+  /** The request body under this app's limits. */
+  function readJson(req: Request): Promise<unknown> {
+    return readJsonBody(req, {
+      maxBodyBytes: opts.maxBodyBytes,
+      readTimeoutMs: opts.readTimeoutMs,
+    });
+  }
+
+  /** Whether the request's chat content is parsed for special tokens (trusted callers only). */
+  function specialTokens(seap: { special_tokens?: boolean } | undefined): boolean {
+    if (seap?.special_tokens !== true) return false;
+    if (!opts.allowSpecialTokens) {
+      throw badRequest(
+        "seap.special_tokens is disabled on this server (SEAP_ALLOW_SPECIAL_TOKENS); message content is encoded as plain text",
+        "seap.special_tokens",
+        "special_tokens_disabled",
+      );
+    }
+    return true;
+  }
+
   return app;
 }
 
@@ -497,29 +603,32 @@ function checkCommon(r: ChatCompletionRequest | CompletionRequest): void {
 
 /**
  * Check the prompt fits and return the completion budget. A prompt that fills the context is
- * a 413; an explicit max_tokens that overflows it a 400 (OpenAI's context_length_exceeded).
+ * a 413 naming `promptParam`; an explicit budget that overflows it a 400 naming `maxParam`
+ * (OpenAI's context_length_exceeded).
  */
 function checkContext(
   e: ServerEngine,
   promptLen: number,
   explicitMax: number | null,
   generating: boolean,
+  promptParam: string,
+  maxParam: string | null,
   defaultMax = 16,
 ): number {
-  if (promptLen === 0) throw badRequest("The prompt is empty", "prompt", "empty_prompt");
+  if (promptLen === 0) throw badRequest("The prompt is empty", promptParam, "empty_prompt");
   const room = e.maxContext - promptLen;
   if (room < (generating ? 1 : 0)) {
     throw tooLarge(
       `This model's maximum context length is ${e.maxContext} tokens; the prompt has ${promptLen}`,
-      "messages",
+      promptParam,
       "context_length_exceeded",
     );
   }
   if (explicitMax !== null) {
     if (explicitMax > room) {
       throw badRequest(
-        `This model's maximum context length is ${e.maxContext} tokens; the prompt has ${promptLen} and max_tokens asks for ${explicitMax}`,
-        "max_tokens",
+        `This model's maximum context length is ${e.maxContext} tokens; the prompt has ${promptLen} and ${maxParam} asks for ${explicitMax}`,
+        maxParam,
         "context_length_exceeded",
       );
     }
@@ -528,9 +637,15 @@ function checkContext(
   return Math.min(defaultMax, room);
 }
 
+/**
+ * Chat messages → prompt ids. Content is encoded as plain text: a special token typed into a
+ * message ("<|end|>") stays text, and only the template's own markup yields special ids,
+ * unless a trusted caller opted in (`special`).
+ */
 function chatIds(
   e: ServerEngine,
   messages: ChatCompletionRequest["messages"],
+  special: boolean,
 ): number[] {
   let chars = 0;
   for (const m of messages) {
@@ -543,9 +658,13 @@ function chatIds(
     role: m.role === "developer" ? "system" : m.role,
     content: typeof m.content === "string" ? m.content : m.content.map((p) => p.text).join(""),
   }));
-  let text: string;
   try {
-    text = e.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true });
+    return special
+      ? e.tokenizer.encode(
+        e.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true }),
+        { addSpecialTokens: false },
+      )
+      : e.tokenizer.encodeChat(msgs, { addGenerationPrompt: true });
   } catch (err) {
     if (err instanceof TokenizerError) {
       throw badRequest(
@@ -556,7 +675,6 @@ function chatIds(
     }
     throw err;
   }
-  return e.tokenizer.encode(text, { addSpecialTokens: false });
 }
 
 /** Refuse text that cannot fit the context before spending time tokenizing it. */
@@ -586,67 +704,4 @@ function checkIds(e: ServerEngine, ids: number[]): number[] {
     );
   }
   return ids;
-}
-
-/** Read a JSON object body with a size cap, strict UTF-8 and clear 4xx errors. */
-async function readJson(req: Request, maxBytes: number): Promise<unknown> {
-  const declared = Number(req.headers.get("content-length") ?? "NaN");
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await req.body?.cancel().catch(() => {});
-    throw tooLarge(
-      `Request body of ${declared} bytes exceeds the ${maxBytes}-byte limit`,
-      null,
-      "body_too_large",
-    );
-  }
-  if (!req.body) {
-    throw badRequest("The request body is empty; expected a JSON object", null, "invalid_json");
-  }
-  const reader = req.body.getReader();
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  while (true) {
-    let chunk: ReadableStreamReadResult<Uint8Array>;
-    try {
-      chunk = await reader.read();
-    } catch {
-      throw badRequest("The request body could not be read", null, "invalid_body");
-    }
-    if (chunk.done) break;
-    total += chunk.value.length;
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {});
-      throw tooLarge(`Request body exceeds the ${maxBytes}-byte limit`, null, "body_too_large");
-    }
-    parts.push(chunk.value);
-  }
-  const bytes = new Uint8Array(total);
-  let o = 0;
-  for (const p of parts) {
-    bytes.set(p, o);
-    o += p.length;
-  }
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw badRequest("The request body is not valid UTF-8", null, "invalid_encoding");
-  }
-  if (text.trim() === "") {
-    throw badRequest("The request body is empty; expected a JSON object", null, "invalid_json");
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch (err) {
-    throw badRequest(
-      `The request body is not valid JSON: ${(err as Error).message}`,
-      null,
-      "invalid_json",
-    );
-  }
-  if (body === null || typeof body !== "object" || Array.isArray(body)) {
-    throw badRequest("The request body must be a JSON object", null, "invalid_json");
-  }
-  return body;
 }

@@ -17,6 +17,12 @@
  * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
  * | SEAP_NEURON_ORDER      | --neuron-order       | keep-frequency (or identity)             |
  * | SEAP_WEIGHTS           | --weights            | f32 (or f16 / q8: 1/2 / ~1/3.6 the bytes)|
+ * | SEAP_HOST              | --host               | 127.0.0.1 (loopback; 0.0.0.0 = all)      |
+ * | SEAP_PORT              | --port               | 8000                                     |
+ * | SEAP_READ_TIMEOUT_MS   | --read-timeout-ms    | 30000 (slow request bodies get a 408)    |
+ * | SEAP_ALLOW_SPECIAL_TOKENS | --allow-special-tokens | 0 (1: requests may opt in to parsing |
+ * |                        |                      | special tokens in chat content)          |
+ * | SEAP_DRAIN_MS          | --drain-ms           | 25000 (SIGTERM: time for in-flight work) |
  */
 
 import type { WeightDType } from "../backends/backend.ts";
@@ -51,6 +57,16 @@ export interface ServerConfig {
   neuronOrder: "keep-frequency" | "identity";
   /** Weight storage of every backend: f32, f16 or q8 (lib/formats/q8.ts). */
   weights: WeightDType;
+  /** Listen address (loopback by default). */
+  host: string;
+  /** Listen port (0 = any free port). */
+  port: number;
+  /** Most ms a client may take to send its request body (0 = no limit). */
+  readTimeoutMs: number;
+  /** Whether requests may ask for special-token parsing of chat content (trusted callers). */
+  allowSpecialTokens: boolean;
+  /** On SIGTERM, how long in-flight generations may run before the process exits. */
+  drainMs: number;
 }
 
 /** The defaults (model and masks resolved at load time). */
@@ -68,9 +84,14 @@ export const DEFAULT_CONFIG: ServerConfig = {
   prefillChunk: 64,
   neuronOrder: "keep-frequency",
   weights: "f32",
+  host: "127.0.0.1",
+  port: 8000,
+  readTimeoutMs: 30_000,
+  allowSpecialTokens: false,
+  drainMs: 25_000,
 };
 
-const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num"][] = [
+const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool"][] = [
   ["modelDir", "SEAP_MODEL", "model", "str"],
   ["masksDir", "SEAP_MASKS", "masks", "str"],
   ["backend", "SEAP_BACKEND", "backend", "str"],
@@ -84,6 +105,11 @@ const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num"][] = [
   ["prefillChunk", "SEAP_PREFILL_CHUNK", "prefill-chunk", "int"],
   ["neuronOrder", "SEAP_NEURON_ORDER", "neuron-order", "str"],
   ["weights", "SEAP_WEIGHTS", "weights", "str"],
+  ["host", "SEAP_HOST", "host", "str"],
+  ["port", "SEAP_PORT", "port", "int"],
+  ["readTimeoutMs", "SEAP_READ_TIMEOUT_MS", "read-timeout-ms", "int"],
+  ["allowSpecialTokens", "SEAP_ALLOW_SPECIAL_TOKENS", "allow-special-tokens", "bool"],
+  ["drainMs", "SEAP_DRAIN_MS", "drain-ms", "int"],
 ];
 
 const MINIMUM: Partial<Record<keyof ServerConfig, number>> = {
@@ -94,6 +120,9 @@ const MINIMUM: Partial<Record<keyof ServerConfig, number>> = {
   maxBodyBytes: 1024,
   defaultMaxTokens: 1,
   prefillChunk: 0,
+  port: 0,
+  readTimeoutMs: 0,
+  drainMs: 0,
 };
 
 /**
@@ -111,6 +140,7 @@ export function readServerConfig(
     const eq = a.indexOf("=");
     if (eq > 0) flags.set(a.slice(2, eq), a.slice(eq + 1));
     else if (i + 1 < args.length && !args[i + 1].startsWith("--")) flags.set(a.slice(2), args[++i]);
+    else flags.set(a.slice(2), "1"); // a bare switch, e.g. --allow-special-tokens
   }
   const cfg: ServerConfig = { ...DEFAULT_CONFIG };
   const out = cfg as unknown as Record<string, unknown>;
@@ -122,6 +152,16 @@ export function readServerConfig(
       out[key] = raw;
       continue;
     }
+    if (type === "bool") {
+      const b = { "1": true, "true": true, "yes": true, "0": false, "false": false, "no": false }[
+        raw.toLowerCase()
+      ];
+      if (b === undefined) {
+        throw new ServerConfigError(`${where}: expected 1/0, true/false or yes/no, got "${raw}"`);
+      }
+      out[key] = b;
+      continue;
+    }
     const v = Number(raw);
     if (!Number.isFinite(v) || (type === "int" && !Number.isInteger(v))) {
       throw new ServerConfigError(
@@ -131,6 +171,9 @@ export function readServerConfig(
     const min = MINIMUM[key];
     if (min !== undefined && v < min) {
       throw new ServerConfigError(`${where}: must be ≥ ${min}, got ${v}`);
+    }
+    if (key === "port" && v > 65535) {
+      throw new ServerConfigError(`${where}: must be ≤ 65535, got ${v}`);
     }
     if (key === "sparsity" && (v < 0 || v >= 1)) {
       throw new ServerConfigError(`${where}: must be in [0, 1), got ${v}`);
@@ -146,6 +189,9 @@ export function readServerConfig(
     throw new ServerConfigError(
       `SEAP_NEURON_ORDER: expected keep-frequency or identity, got "${cfg.neuronOrder}"`,
     );
+  }
+  if (!/^[A-Za-z0-9.:\[\]-]+$/.test(cfg.host)) {
+    throw new ServerConfigError(`SEAP_HOST: not a host name or address: "${cfg.host}"`);
   }
   if (cfg.weights !== "f32" && cfg.weights !== "f16" && cfg.weights !== "q8") {
     throw new ServerConfigError(`SEAP_WEIGHTS: expected f32, f16 or q8, got "${cfg.weights}"`);

@@ -5,9 +5,10 @@
  */
 
 import type { Backend, WeightDType } from "../backends/backend.ts";
+import { DEFAULT_MODEL_DIR } from "../default_model.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { loadMaskSet, type MaskSet } from "../calibrate/mask_io.ts";
-import { fingerprintFolder } from "../model/checkpoint.ts";
+import { fingerprintFolder, readCheckpoint } from "../model/checkpoint.ts";
 import { keepFrequencyOrder } from "../model/neuron_order.ts";
 import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
@@ -74,21 +75,13 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * The default model folder: `DEFAULT_MODEL_DIR` of lib/default_model.ts when that module
- * exists, else the tiny test fixture (so the server always starts).
+ * The default model folder: `DEFAULT_MODEL_DIR` of lib/default_model.ts (imported statically,
+ * so no read permission on lib/ is needed), else the tiny test fixture (so the server always
+ * starts).
  */
 export async function defaultModelDir(): Promise<string> {
-  const spec = new URL("../default_model.ts", import.meta.url).href;
-  try {
-    const mod = await import(spec);
-    if (typeof mod.DEFAULT_MODEL_DIR === "string") {
-      const d = mod.DEFAULT_MODEL_DIR as string;
-      if (await exists(`${d}/config.json`)) return d;
-      console.warn(`seap: DEFAULT_MODEL_DIR ${d} has no config.json; falling back`);
-    }
-  } catch {
-    // lib/default_model.ts not there yet: fall through.
-  }
+  if (await exists(`${DEFAULT_MODEL_DIR}/config.json`)) return DEFAULT_MODEL_DIR;
+  console.warn(`seap: DEFAULT_MODEL_DIR ${DEFAULT_MODEL_DIR} has no config.json; falling back`);
   const fixture = new URL("../../tests/fixtures/tiny_chat", import.meta.url).pathname;
   console.warn(`seap: no default model found; serving the tiny random fixture ${fixture}`);
   return fixture;
@@ -183,7 +176,18 @@ export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   let set: MaskSet | null = null;
   if (await exists(`${masksDir}/manifest.json`)) {
     const { config } = await readConfig(dir);
-    set = await loadMaskSet(masksDir, { name, fingerprint: await fingerprintFolder(dir), config });
+    try {
+      set = await loadMaskSet(masksDir, {
+        name,
+        fingerprint: await fingerprintFolder(dir),
+        config,
+      });
+    } catch (e) {
+      // A fingerprint mismatch may mean a damaged model rather than stale masks: name the
+      // model's own defect when its weights do not even parse.
+      await readCheckpoint(dir);
+      throw e;
+    }
   } else if (cfg.masksDir) {
     throw new Error(`SEAP_MASKS: ${cfg.masksDir}/manifest.json not found`);
   } else {
@@ -212,13 +216,25 @@ export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
 
 /** Loading state of the engine, for /healthz and the 503 gate. */
 export class EngineHandle {
-  /** "loading" until {@link engine} is set, "failed" with {@link error} on a load error. */
-  status: "loading" | "ready" | "failed" | "draining" = "loading";
+  /**
+   * "loading" until {@link engine} is set, "failed" with {@link error} on a load error,
+   * "broken" when the loaded engine stopped working (a health probe failed after a request's
+   * error), "draining" after SIGTERM.
+   */
+  status: "loading" | "ready" | "failed" | "broken" | "draining" = "loading";
   engine: ServerEngine | null = null;
   error: string | null = null;
   /** Stop taking requests (SIGTERM): /healthz and new /v1 requests answer 503. */
   drain(): void {
     this.status = "draining";
+  }
+
+  /** The engine no longer works (a probe failed): /healthz and /v1 answer 503 with `reason`. */
+  markBroken(reason: string): void {
+    if (this.status !== "ready") return;
+    this.status = "broken";
+    this.error = reason;
+    console.error(`seap: engine broken: ${reason}`);
   }
 
   /** Resolves when loading ends (either way). */

@@ -5,6 +5,7 @@
 
 import { type FinishReason, Generation, type GenerationOptions } from "../generate/generate.ts";
 import { Sequence } from "../model/sequence.ts";
+import { BackendMemoryError } from "../backends/backend.ts";
 import { ApiError, notReady, timedOut, toApiError } from "./errors.ts";
 import type { ServerEngine } from "./engine_handle.ts";
 import type { MaskChoice, MaskRequest } from "./mask_catalog.ts";
@@ -44,11 +45,6 @@ export interface GenerationSink {
   onError(e: ApiError, reason: "error" | CancelReason): void;
 }
 
-/** Map a request seed (any safe integer) to the sampler's 32-bit seed. */
-export function samplerSeed(seed: number): number {
-  return Number(BigInt.asIntN(32, BigInt(seed) ^ (BigInt(seed) >> 32n)));
-}
-
 /**
  * One generation as a {@link SchedulerJob}: step 1 prefills the protected head and routes,
  * step 2 prefills the tail under the chosen mask (or several steps of `prefillChunk` tokens
@@ -75,7 +71,7 @@ export class GenerationJob implements SchedulerJob {
     this.opts = {
       temperature: p.temperature,
       topP: p.topP,
-      seed: samplerSeed(p.seed),
+      seed: p.seed, // any safe integer: the sampler keeps all its bits
       maxTokens: p.maxTokens,
       stop: p.stop,
       eosTokenIds: [...new Set([...tok.eosTokenIds, ...engine.model.config.eosTokenIds])],
@@ -191,7 +187,58 @@ function cancelError(outcome: "error" | CancelReason, error: unknown, timeoutMs:
         "client_closed",
       );
     default:
-      return toApiError(error);
+      return isOutOfMemory(error) ? insufficientMemory(error) : toApiError(error);
+  }
+}
+
+/** Whether `e` is a failed allocation (the backend's, or the host's for an ArrayBuffer). */
+export function isOutOfMemory(e: unknown): boolean {
+  return e instanceof BackendMemoryError ||
+    (e instanceof RangeError && /allocation failed|out of memory/i.test(e.message));
+}
+
+/** 503 for a request whose KV cache or activations did not fit in memory. */
+export function insufficientMemory(e: unknown): ApiError {
+  return new ApiError(
+    503,
+    "service_unavailable",
+    "Not enough memory for this request (its KV cache grows with prompt + max_tokens): " +
+      `${(e as Error).message}. Lower max_tokens, or retry when fewer requests are running.`,
+    null,
+    "insufficient_memory",
+    { "retry-after": "5" },
+  );
+}
+
+/**
+ * A health probe: one dense token through a fresh two-token sequence. Run after a request
+ * failed inside the engine; `done(null)` when the engine still works, else the error text.
+ */
+export class HealthProbeJob implements SchedulerJob {
+  private error: string | null = "probe did not run";
+
+  /** @param engine loaded engine @param done receives null (healthy) or the failure */
+  constructor(private engine: ServerEngine, private done: (error: string | null) => void) {}
+
+  async step(): Promise<boolean> {
+    const { model, tokenizer } = this.engine;
+    const seq = new Sequence(model, { maxTokens: 2 });
+    try {
+      const id = tokenizer.bosTokenId ?? tokenizer.eosTokenIds[0] ?? 0;
+      const logits = await seq.prefill(Int32Array.of(id));
+      if (!logits.some(Number.isFinite)) throw new Error("the probe's logits are not finite");
+      this.error = null;
+    } finally {
+      seq.free();
+    }
+    return true;
+  }
+
+  finish(outcome: "done" | "error" | CancelReason, error?: unknown): void {
+    if (outcome === "done") this.done(this.error);
+    else if (outcome === "error") {
+      this.done(`health probe failed: ${error instanceof Error ? error.message : String(error)}`);
+    } else this.done(null); // cancelled (shutdown, timeout): no verdict
   }
 }
 

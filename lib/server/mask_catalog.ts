@@ -8,7 +8,7 @@ import type { Mask } from "../model/mask.ts";
 import { maskSparsity } from "../model/mask.ts";
 import type { Model } from "../model/model.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../model/prepared_mask.ts";
-import { notFound } from "./errors.ts";
+import { badRequest, notFound } from "./errors.ts";
 import type { SeapInfo } from "./schemas.ts";
 
 /** Kind of a servable mask. */
@@ -169,6 +169,13 @@ export class MaskCatalog {
     }
     const byName = this.entries.find((e) => e.name === name);
     if (byName) {
+      if (req?.sparsity !== undefined && Math.abs(req.sparsity - byName.sparsity) >= EPS) {
+        throw badRequest(
+          `The mask "${name}" has sparsity ${byName.sparsity} but seap.sparsity asks for ${req.sparsity}; give one of them`,
+          "seap.sparsity",
+          "invalid_value",
+        );
+      }
       return this.choice(byName, byName.kind === "task" ? byName.task : null, null, "forced");
     }
     const t = this.find("task", name, s) ?? this.find("baseline", name, s);

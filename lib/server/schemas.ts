@@ -20,6 +20,10 @@ export const SeapRequest = z.strictObject({
   sparsity: z.number().min(0).max(1).optional().describe(
     "Pick among the mask set's available sparsities (default: the mask set's default)",
   ),
+  special_tokens: z.boolean().optional().describe(
+    "Parse chat content for the template's special tokens (trusted callers; the server must " +
+      "run with SEAP_ALLOW_SPECIAL_TOKENS=1). Default: content is plain text.",
+  ),
 }).register(apiRegistry, { id: "SeapRequest" });
 
 /** `stop`: one string or up to 4. */

@@ -104,18 +104,22 @@ export class Tokenizer {
   readonly addBosToken: boolean;
 
   readonly #hf: HfTokenizer;
+  /** The same tokenizer without its special added tokens: user text never yields one. */
+  readonly #plain: HfTokenizer;
   readonly #template: Template | null;
   readonly #templatePath: string;
   readonly #specialIds: Set<number>;
 
   private constructor(
     hf: HfTokenizer,
+    plain: HfTokenizer,
     config: Json,
     gen: Json | null,
     template: Template | null,
     templatePath: string,
   ) {
     this.#hf = hf;
+    this.#plain = plain;
     this.#template = template;
     this.#templatePath = templatePath;
     this.bosToken = tokenContent(config.bos_token) ?? "";
@@ -172,8 +176,18 @@ export class Tokenizer {
       throw new TokenizerError(`${paths.tokenizer}: missing "model.vocab"`);
     }
     let hf: HfTokenizer;
+    let plain: HfTokenizer;
     try {
       hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
+      // A second instance that does not know the special added tokens, for untrusted text.
+      const added = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens : [];
+      plain = new HfTokenizer(
+        structuredClone({
+          ...tokenizerJson,
+          added_tokens: added.filter((t) => !(t as Json)?.special),
+        }),
+        structuredClone(tokenizerConfig),
+      );
     } catch (e) {
       throw new TokenizerError(
         `${paths.tokenizer}: cannot build tokenizer: ${(e as Error).message}`,
@@ -190,7 +204,7 @@ export class Tokenizer {
         );
       }
     }
-    return new Tokenizer(hf, tokenizerConfig, generationConfig, template, paths.config);
+    return new Tokenizer(hf, plain, tokenizerConfig, generationConfig, template, paths.config);
   }
 
   /** Whether tokenizer_config.json carries a chat template. */
@@ -208,6 +222,59 @@ export class Tokenizer {
     if (add && this.addBosToken && this.bosTokenId !== null && ids[0] !== this.bosTokenId) {
       ids.unshift(this.bosTokenId);
     }
+    return ids;
+  }
+
+  /**
+   * Untrusted text → ids with no special token: the special added tokens' strings ("<|end|>")
+   * are encoded as the ordinary text they spell (the way llama.cpp's server treats user
+   * content). Should the vocabulary merge such a string back into a special id, that string is
+   * encoded one character at a time instead.
+   */
+  encodeText(text: string): number[] {
+    if (text === "") return [];
+    const ids = this.#plain.encode(text, { add_special_tokens: false }).ids;
+    if (!ids.some((id) => this.#specialIds.has(id))) return ids;
+    const out: number[] = [];
+    for (const ch of text) {
+      for (const id of this.#plain.encode(ch, { add_special_tokens: false }).ids) {
+        if (this.#specialIds.has(id)) {
+          throw new TokenizerError(`cannot encode ${JSON.stringify(ch)} without a special token`);
+        }
+        out.push(id);
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Chat messages → prompt ids, with special tokens only where the template writes them: the
+   * template is rendered with a random placeholder per message content, its own text (markup
+   * such as "<|user|>", BOS) is encoded with special tokens, and each content is encoded with
+   * {@link encodeText}. A template that transforms content (e.g. `| trim`) sees the placeholder,
+   * so the content goes in untransformed; the Jinja templates shipped here insert it verbatim.
+   */
+  encodeChat(
+    messages: ChatMessage[],
+    opts: { addGenerationPrompt?: boolean; extra?: Record<string, unknown> } = {},
+  ): number[] {
+    const nonce = crypto.getRandomValues(new Uint32Array(2)).join("-");
+    const mark = (i: number) => `\u{F0000}${nonce}:${i}\u{F0001}`;
+    const rendered = this.applyChatTemplate(
+      messages.map((m, i) => ({ ...m, content: mark(i) })),
+      opts,
+    );
+    const re = new RegExp(`\u{F0000}${nonce}:(\\d+)\u{F0001}`, "gu");
+    const ids: number[] = [];
+    let last = 0;
+    for (const m of rendered.matchAll(re)) {
+      const markup = rendered.slice(last, m.index);
+      if (markup) ids.push(...this.encode(markup, { addSpecialTokens: false }));
+      ids.push(...this.encodeText(messages[Number(m[1])].content));
+      last = m.index + m[0].length;
+    }
+    const tail = rendered.slice(last);
+    if (tail) ids.push(...this.encode(tail, { addSpecialTokens: false }));
     return ids;
   }
 
