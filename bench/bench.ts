@@ -148,7 +148,7 @@ async function llamaPart(quick: boolean): Promise<string> {
   return title + formatLlamaCppTable(rows) + "\n\n" +
     [
       ...notes,
-      "Prompt of 32 tokens, then greedy decode; the engine on the WASM backend (f32/f16 weights), " +
+      "Prompt of 32 tokens, then greedy decode; the engine on the WASM backend (f32/f16/q8 weights), " +
       "llama.cpp through node-llama-cpp 3.21.1 (its per-token overhead included) with 1 thread. " +
       "The masked rows: this engine with the mask on shared weights; llama.cpp with the " +
       "physically pruned deci export of the same mask. Ratios are medians (bests) of the rounds.",
