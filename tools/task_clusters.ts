@@ -18,7 +18,8 @@ import { loadCalibrationFiles, samplesByTask } from "../lib/calibrate/calibratio
 import { formatDuration } from "../lib/calibrate/progress.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { cosineDistances, pca2, silhouette } from "../lib/eval/cluster_separation.ts";
-import { lineChartSvg, scatterPanelsSvg } from "../lib/eval/cluster_plots_svg.ts";
+import { scatterPanelsSvg } from "../lib/eval/cluster_plots_svg.ts";
+import { lineChartSvg } from "../lib/eval/line_chart_svg.ts";
 import { collectTaskFeatures } from "../lib/eval/task_features.ts";
 import { loadModel } from "../lib/model/model.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
@@ -86,14 +87,10 @@ for (let i = N - 1; i > 0; i--) {
   [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
 }
 
-const kinds = [
-  ["promptHidden", "hidden state, prompt tokens (router feature)"],
-  ["hidden", "hidden state, whole text"],
-  ["ffn", "FFN activation, whole text"],
-] as const;
+const kinds = ["promptHidden", "hidden", "ffn"] as const;
 const perLayer = Array.from({ length: L }, (_, l) => {
   const row: Record<string, number> = { layer: l };
-  for (const [k] of kinds) {
+  for (const k of kinds) {
     const dist = cosineDistances(f[k][l], N);
     row[k] = silhouette(dist, f.labels);
     row[`${k}Shuffled`] = silhouette(dist, shuffled);
@@ -115,22 +112,23 @@ const projection = (k: "promptHidden" | "ffn") =>
   });
 
 await Deno.mkdir(a.out!, { recursive: true });
-const marker = routerLayer !== null && routerLayer > 0
-  ? { x: routerLayer - 1, label: `router feature (m = ${routerLayer})` }
-  : undefined;
+const layerPoints = (k: string) => perLayer.map((r) => [r.layer, r[k]] as [number, number]);
+const routerNote = routerLayer !== null && routerLayer > 0
+  ? `; router feature after layer ${routerLayer - 1}`
+  : "";
 await Deno.writeTextFile(
   `${a.out}/silhouette.svg`,
   lineChartSvg(
-    `${model.name}: task separation per layer (mean silhouette, cosine)`,
-    Array.from({ length: L }, (_, l) => String(l)),
+    `${model.name}: task separation per layer${routerNote}`,
+    "after layer",
+    "mean silhouette (cosine)",
     [
-      ...kinds.map(([k, name]) => ({ name, values: perLayer.map((r) => r[k]) })),
-      {
-        name: "prompt hidden, shuffled labels",
-        values: perLayer.map((r) => r.promptHiddenShuffled),
-      },
+      { name: "prompt hidden (router)", points: layerPoints("promptHidden") },
+      { name: "hidden, whole text", points: layerPoints("hidden") },
+      { name: "FFN activation", points: layerPoints("ffn") },
+      { name: "prompt, shuffled labels", points: layerPoints("promptHiddenShuffled") },
     ],
-    { yMin: -0.2, yMax: 1, yLabel: "silhouette", marker },
+    { yRange: [-0.4, 1] },
   ),
 );
 await Deno.writeTextFile(
