@@ -8,6 +8,7 @@ import { WasmBackend } from "../lib/backends/wasm.ts";
 import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { evaluateRows } from "../lib/eval/task_eval.ts";
+import { maskCost } from "../lib/model/mask.ts";
 import { loadModel } from "../lib/model/model.ts";
 import { type SuiteRow, TASKS } from "../lib/tasks/suite.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
@@ -32,6 +33,17 @@ Deno.test("committed masks were calibrated on the committed weights (fingerprint
     for (const s of ["0.2", "0.5"]) assert.ok(names.has(`${t.name}@${s}`), `${t.name}@${s}`);
   }
   assert.ok(names.has("generic@0.5"));
+  // every committed mask removes the share of decoder parameters its name says (±1 point),
+  // the server's default sparsity included
+  for (const e of set.manifest.masks) {
+    const c = maskCost(set.masks.get(e.name)!, model.config);
+    const named = Number(e.name.split("@")[1]);
+    assert.equal(named, e.sparsity, e.name);
+    assert.ok(Math.abs(c.params - named) <= 0.01, `${e.name} removes ${c.params}`);
+    assert.ok(Math.abs(e.cost!.params - c.params) < 1e-12, `${e.name}: manifest cost`);
+  }
+  const d = set.manifest.params.defaultSparsity as number;
+  assert.ok(set.manifest.masks.some((e) => e.name === `generic@${d}`), `default ${d}`);
 });
 
 Deno.test("engine answers every training-phrased eval row of a sample correctly", async () => {
@@ -50,4 +62,41 @@ Deno.test("engine answers every training-phrased eval row of a sample correctly"
   const wrong = Object.entries(res.perTask).filter(([, s]) => s.ok !== s.n);
   console.log(`training-phrased sample: ${rows.length} rows, mean ${res.meanAcc.toFixed(3)}`);
   assert.deepEqual(wrong, []);
+});
+
+Deno.test("held-out validation score: an answer counts as reproduced exactly when greedy decoding from its prompt reproduces it", async () => {
+  // teacher-forced argmax over the answer (calibrate's validation, one forward pass) against
+  // real greedy decoding token by token, per sample, under a 50% mask where some answers fail
+  const { sequenceNll } = await import("../lib/calibrate/perplexity.ts");
+  const { heldOutSequences } = await import("../lib/calibrate/validate_masks.ts");
+  const { loadCalibrationFiles } = await import("../lib/calibrate/calibration_data.ts");
+  const { prepareMask } = await import("../lib/model/prepared_mask.ts");
+  const { Sequence } = await import("../lib/model/sequence.ts");
+  const model = await loadModel(DEFAULT_MODEL_DIR, { backend: await WasmBackend.create() });
+  const tok = await Tokenizer.load(DEFAULT_MODEL_DIR);
+  const set = await loadMaskSet(MASK_DIR, model);
+  const pm = prepareMask(model, set.masks.get("generic@0.5")!);
+  const rows = (await loadCalibrationFiles([`${DEFAULT_MODEL_DIR}/eval.jsonl`]))
+    .filter((r) => ["reverse", "count_letter", "caesar"].includes(r.task)).slice(0, 24);
+  const seqs = heldOutSequences(tok, rows, 256);
+  const argmax = (x: Float32Array) => x.reduce((b, v, i) => (v > x[b] ? i : b), 0);
+  let greedy = 0;
+  let scored = 0;
+  for (const s of seqs) {
+    const one = await sequenceNll(model, [s], pm);
+    const g = new Sequence(model, { maxTokens: s.ids.length, mask: pm });
+    let next = argmax(await g.prefill(s.ids.slice(0, s.from)));
+    let same = true;
+    for (let t = s.from; t < s.ids.length && same; t++) {
+      same = next === s.ids[t];
+      if (same && t + 1 < s.ids.length) next = argmax(await g.decode(s.ids[t]));
+    }
+    g.free();
+    assert.equal(one.exact, same ? 1 : 0, `row ${scored}`);
+    greedy += same ? 1 : 0;
+    scored++;
+  }
+  pm.release();
+  console.log(`greedy reproduces ${greedy} of ${scored} answers under generic@0.5`);
+  assert.ok(greedy > 0 && greedy < scored, "the sample must hold both outcomes");
 });

@@ -4,7 +4,15 @@ import { computeScores, weightedScores } from "../lib/calibrate/scores.ts";
 import { emptyTaskStats, weightColumnStats } from "../lib/calibrate/stats_types.ts";
 
 // Fixture: L=1, H=3, I=4, n_h=2, d_h=2. Activations of 3 tokens, weights given by hand.
-const d = { numLayers: 1, hiddenSize: 3, intermediateSize: 4, numHeads: 2, headDim: 2 };
+const d = {
+  numLayers: 1,
+  hiddenSize: 3,
+  intermediateSize: 4,
+  numHeads: 2,
+  headDim: 2,
+  numKvHeads: 2,
+  vocabSize: 8,
+};
 const mlpAct = Float32Array.from([1, 2, 0, -1, 3, 2, 0, 1, 2, 5, 0, 0]); // [T=3, I=4]
 const attnOut = Float32Array.from([1, 0, 2, 2, -1, 0, 2, 4, 0, 3, 2, 0]); // [T=3, 4]
 const wDown = Float32Array.from([1, -2, 0, 1, 0, 1, 3, -1, 2, 0, 1, 0]); // [H=3, I=4]

@@ -35,7 +35,7 @@ Deno.test("calibrated mask set: manifest masks, router and default sparsity reac
       maxTokens: 48,
       mask: {
         ...DEFAULT_MASK_PARAMS,
-        sparsities: [0.2, 0.5],
+        sparsities: [0.2, 0.4],
         logistic: { m: 1, n: 1, k: 1.2, x0: 0.3 },
       },
       routerThreshold: 0.5,
@@ -52,7 +52,7 @@ Deno.test("calibrated mask set: manifest masks, router and default sparsity reac
     });
     const c = engine.catalog;
     assert.equal(c.protectedLayers, 1);
-    assert.deepEqual(c.sparsities, [0.2, 0.5]);
+    assert.deepEqual(c.sparsities, [0.2, 0.4]);
     assert.equal(c.defaultSparsity, 0.2);
     assert.ok(c.tasks.includes("upper") && c.tasks.includes("count"), `tasks ${c.tasks}`);
     const kinds = new Set(c.entries.map((e) => e.kind));
@@ -60,11 +60,24 @@ Deno.test("calibrated mask set: manifest masks, router and default sparsity reac
     const app = createApp(engine);
     const models = await (await app.request("/v1/models")).json();
     assert.equal(models.data[0].seap.router_threshold, 0.5);
+    // every listed mask says what it removes, and removes what its name says (±1 point)
+    for (const m of models.data[0].seap.masks) {
+      const r = m.removed;
+      for (const k of ["params", "bytes_per_token", "flops_per_token"]) {
+        assert.ok(r[k] >= 0 && r[k] < 1, `${m.name} ${k} ${r[k]}`);
+      }
+      assert.ok(Math.abs(r.params - m.sparsity) <= 0.01, `${m.name}: removes ${r.params}`);
+    }
+    // the default sparsity's generic mask removes 20% of decoder parameters
+    const g = models.data[0].seap.masks.find((m: { name: string }) => m.name === "generic@0.2");
+    assert.ok(Math.abs(g.removed.params - 0.2) <= 0.01);
     for (
-      const [mask, want] of [["upper", "upper@0.2"], ["generic", "generic@0.2"], [
-        "flap",
-        "flap@0.2",
-      ]]
+      const [mask, want] of [
+        ["upper", "upper@0.2"],
+        ["upper.raw", "upper.raw@0.2"],
+        ["generic", "generic@0.2"],
+        ["flap", "flap@0.2"],
+      ]
     ) {
       const r = await post(app, "/v1/completions", {
         model: engine.modelId,
@@ -79,14 +92,14 @@ Deno.test("calibrated mask set: manifest masks, router and default sparsity reac
       model: engine.modelId,
       messages: [{ role: "user", content: "Upper: the dog barks ->" }],
       max_tokens: 3,
-      seap: { sparsity: 0.5 },
+      seap: { sparsity: 0.4 },
     });
     const j = await r.json();
     assert.ok(["auto", "fallback"].includes(j.seap.selection));
     assert.ok(["upper", "count", "general"].includes(j.seap.task), j.seap.task);
-    assert.ok(j.seap.mask.endsWith("@0.5"));
-    if (j.seap.selection === "auto") assert.equal(j.seap.mask, `${j.seap.task}@0.5`);
-    else assert.equal(j.seap.mask, "generic@0.5");
+    assert.ok(j.seap.mask.endsWith("@0.4"));
+    if (j.seap.selection === "auto") assert.equal(j.seap.mask, `${j.seap.task}@0.4`);
+    else assert.equal(j.seap.mask, "generic@0.4");
     // The keep-frequency FFN layout (default) serves the same answers as the identity layout.
     assert.ok(engine.model.neuronOrder, "keep-frequency order not applied");
     const plain = await loadEngine({
@@ -104,7 +117,7 @@ Deno.test("calibrated mask set: manifest masks, router and default sparsity reac
         prompt: "How many letters in a cat sleeps?",
         max_tokens: 8,
         temperature: 0,
-        seap: { mask, sparsity: 0.5 },
+        seap: { mask, sparsity: 0.4 },
       };
       if (mask === "dense") delete (body.seap as { sparsity?: number }).sparsity;
       const a = await (await post(app, "/v1/completions", body)).json();

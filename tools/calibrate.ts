@@ -16,28 +16,37 @@ import type { BackendChoice } from "../lib/backends/select_backend.ts";
 const HELP = `deno task calibrate [options]
 
 Runs the dense model once over a multi-task calibration set, collects per-layer activation
-statistics per task, and writes SEAP masks (one per task and sparsity), the generic mask, the
+statistics per task, and writes SEAP masks (one per task and share), the generic mask, the
 Wanda-sp and FLAP baselines, the router, stats.safetensors, manifest.json and a report
-(report.md / report.json / SVG plots) into the output folder.
+(report.md / report.json / SVG plots) into the output folder. Every mask is named by the share
+of decoder-layer parameters it removes (reverse@0.5 removes 50% ± 1 point); each task mask is
+validated on held-out rows against the generic mask (the paper's own mask: <task>.raw@<share>).
 
 Options:
   --model DIR            model folder (default: the default model, lib/default_model.ts)
   --data FILE            calibration JSONL, repeatable (default: <model>/calibration.jsonl).
                          Rows {task, text}, or the richer rows of the benchmark sets.
   --out DIR              output folder (default: masks/<model-name>/)
-  --sparsity LIST        target sparsities, comma separated (default: 0.2,0.5)
+  --sparsity LIST        shares of decoder-layer parameters to remove, comma separated
+                         (default: 0.2,0.5)
   --samples N            samples per task (default: 64)
   --router-samples N     samples per task for the router (default: = --samples); those beyond
                          --samples only run the first m layers over their prompt
   --backend NAME         auto (default: hardware WebGPU, else wasm, else reference) | reference
                          | wasm | webgpu; weights stay float32
   --max-tokens N         max tokens per sample (default: 256)
-  --score NAME           wifv (default) | wifn
+  --score NAME           wifv (default) | wifn | wanda-sp (the SEAP masks' scores; ablation)
   --structure NAME       ul-ld (default) | ul-um | al-am
-  --logistic-m N         leading dense layers; also the router layer (default: 2)
-  --logistic-n N         trailing dense layers (default: 2)
+  --logistic-m N         leading dense layers; also the router layer (default: 2 from 32
+                         layers on, else 1/16 of the layers, at least 1)
+  --logistic-n N         trailing dense layers (default: as --logistic-m)
   --logistic-k X         logistic steepness (default: 1.2)
   --logistic-x0 X        logistic midpoint (default: 0.3)
+  --allow-empty-layers   let UL-LD empty a layer (rho = 1) to reach a share; refused otherwise,
+                         with the highest share reachable
+  --validate-samples N   held-out rows per task (never in the statistics, at most a quarter
+                         of the task's rows) to validate each task mask against the generic
+                         mask (default: 64; 0 = serve the paper's unvalidated task masks)
   --generic-weights W    generic-mask weights, task=w,...; * = others (default: general=3,wikitext2=3,*=2)
   --bias-compensation B  on (default) | off, for the SEAP masks (FLAP always compensates)
   --no-baselines         skip the Wanda-sp and FLAP masks
@@ -110,6 +119,8 @@ async function main(): Promise<number> {
       "logistic-n": { type: "string" },
       "logistic-k": { type: "string" },
       "logistic-x0": { type: "string" },
+      "allow-empty-layers": { type: "boolean" },
+      "validate-samples": { type: "string" },
       "generic-weights": { type: "string" },
       "bias-compensation": { type: "string" },
       "no-baselines": { type: "boolean" },
@@ -141,8 +152,8 @@ async function main(): Promise<number> {
     if (!(s > 0 && s < 1)) throw new Error(`--sparsity: ${s} is not in (0, 1)`);
   }
   const score = a.score ?? "wifv";
-  if (score !== "wifv" && score !== "wifn") {
-    throw new Error(`--score: wifv or wifn, got "${score}"`);
+  if (score !== "wifv" && score !== "wifn" && score !== "wanda-sp") {
+    throw new Error(`--score: wifv, wifn or wanda-sp, got "${score}"`);
   }
   const structure = a.structure ?? "ul-ld";
   if (!["ul-ld", "ul-um", "al-am"].includes(structure)) {
@@ -158,11 +169,12 @@ async function main(): Promise<number> {
     score,
     structure: structure as Structure,
     logistic: {
-      m: num(a["logistic-m"], "logistic-m", d.logistic.m, true),
-      n: num(a["logistic-n"], "logistic-n", d.logistic.n, true),
-      k: num(a["logistic-k"], "logistic-k", d.logistic.k),
-      x0: num(a["logistic-x0"], "logistic-x0", d.logistic.x0),
+      m: a["logistic-m"] === undefined ? undefined : num(a["logistic-m"], "logistic-m", 0, true),
+      n: a["logistic-n"] === undefined ? undefined : num(a["logistic-n"], "logistic-n", 0, true),
+      k: num(a["logistic-k"], "logistic-k", d.logistic.k ?? 1.2),
+      x0: num(a["logistic-x0"], "logistic-x0", d.logistic.x0 ?? 0.3),
     },
+    allowEmptyLayers: a["allow-empty-layers"] ?? false,
     genericWeights: a["generic-weights"] ? parseWeights(a["generic-weights"]) : d.genericWeights,
     biasCompensation: bias === "on",
     baselines: !a["no-baselines"],
@@ -175,6 +187,7 @@ async function main(): Promise<number> {
     routerSamplesPerTask: num(a["router-samples"], "router-samples", 0, true),
     backend: (a.backend ?? "auto") as BackendChoice,
     maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
+    validateSamples: num(a["validate-samples"], "validate-samples", 64, true),
     mask,
     routerThreshold: num(a["router-threshold"], "router-threshold", 0.5),
     routerTrainPhrasings: routerPhrasings(a["router-phrasings"]),

@@ -1,185 +1,70 @@
 /**
  * From saved calibration statistics and the model's output projections to every mask of a
- * mask set (DESIGN §4.2-4.5): SEAP task masks, the generic mask, and the Wanda-sp and FLAP
- * baselines, plus the router (§4.6). Pure: no forward pass.
+ * mask set (docs/design.md, Masks): SEAP task masks, the generic mask, and the Wanda-sp and
+ * FLAP baselines, each at the requested shares of decoder parameters removed, plus the router
+ * (docs/design.md, Router). Pure: no forward pass.
  */
 
-import type { Mask } from "../model/mask.ts";
-import { compensationBias, headChannels } from "./bias_compensation.ts";
 import type { CalibrationStats } from "./collect_stats.ts";
 import {
-  DEFAULT_LOGISTIC,
-  type LogisticParams,
-  logisticSchedule,
-  uniformSchedule,
-} from "./layer_sparsity.ts";
+  buildMaskAt,
+  type BuiltMask,
+  type MaskParams,
+  type Projections,
+  renamed,
+  scoreSet,
+  sparsityTag,
+} from "./mask_methods.ts";
 import { evaluateRouter, type Router, stratifiedSplit, trainRouter } from "./router.ts";
-import { computeScores, type LayerScores, type ScoreMethod, weightedScores } from "./scores.ts";
-import { type KeptUnits, selectGlobal, selectPerLayer } from "./select_mask.ts";
-import { type Dims, poolTaskStats, type TaskStats, weightColumnStats } from "./stats_types.ts";
 
-/** Layer-sparsity structures. */
-export type Structure = "ul-ld" | "ul-um" | "al-am";
+export {
+  assembleMask,
+  buildMaskAt,
+  type BuiltMask,
+  DEFAULT_MASK_PARAMS,
+  type MaskParams,
+  type MaskSpec,
+  type Projections,
+  scoreSet,
+  selectUnits,
+  sparsityTag,
+  type Structure,
+} from "./mask_methods.ts";
 
-/** Host copies of one layer's output projections (HF orientation). */
-export interface Projections {
-  wDown: Float32Array; // [H, I]
-  wO: Float32Array; // [H, n_h*d_h]
-}
-
-/** Parameters of mask construction. */
-export interface MaskParams {
-  sparsities: number[];
-  score: "wifv" | "wifn";
-  structure: Structure;
-  logistic: LogisticParams;
-  /** Generic-mask weight per task; `*` for any task not named. */
-  genericWeights: Record<string, number>;
-  biasCompensation: boolean;
-  /** Also build the Wanda-sp and FLAP baselines (default true). */
-  baselines?: boolean;
-}
-
-/** Defaults (the paper's): WIFV, UL-LD with m = n = 2, k = 1.2, x0 = 0.3, bias on. */
-export const DEFAULT_MASK_PARAMS: MaskParams = {
-  sparsities: [0.2, 0.5],
-  score: "wifv",
-  structure: "ul-ld",
-  logistic: DEFAULT_LOGISTIC,
-  genericWeights: { general: 3, wikitext2: 3, "*": 2 },
-  biasCompensation: true,
-  baselines: true,
-};
-
-/** One built mask with what the manifest says about it. */
-export interface BuiltMask {
-  mask: Mask;
-  method: "seap" | "seap-generic" | "wanda-sp" | "flap";
-  task: string | null;
-  sparsity: number;
-  /** Per-layer target ratio (null for AL-AM: global). */
-  schedule: number[] | null;
-  params: Record<string, unknown>;
-}
-
-/** Kept units for a structure. */
-export function selectUnits(
-  scores: LayerScores[],
-  d: Dims,
-  structure: Structure,
-  ratio: number,
-  logistic: LogisticParams,
-): { kept: KeptUnits; schedule: number[] | null } {
-  if (structure === "al-am") {
-    return { kept: selectGlobal(scores, d.hiddenSize, d.numHeads, ratio), schedule: null };
-  }
-  const rho = structure === "ul-um"
-    ? uniformSchedule(d.numLayers, ratio)
-    : logisticSchedule(d.numLayers, ratio, logistic).rho;
-  return { kept: selectPerLayer(scores, rho), schedule: rho };
-}
-
-/** Assemble a {@link Mask}, with FLAP bias compensation from `stats` means when asked. */
-export function assembleMask(
-  name: string,
-  kept: KeptUnits,
-  d: Dims,
-  proj: Projections[],
-  stats: TaskStats | null,
-): Mask {
-  const H = d.hiddenSize;
-  return {
-    name,
-    layers: kept.heads.map((heads, l) => {
-      const neurons = kept.neurons[l];
-      let biasAttn: Float32Array | null = null;
-      let biasFfn: Float32Array | null = null;
-      if (stats) {
-        const ls = stats.layers[l];
-        if (neurons.length < d.intermediateSize) {
-          biasFfn = compensationBias(proj[l].wDown, H, d.intermediateSize, ls.mlpAct.mean, neurons);
-        }
-        if (heads.length < d.numHeads) {
-          biasAttn = compensationBias(
-            proj[l].wO,
-            H,
-            d.numHeads * d.headDim,
-            ls.attnOut.mean,
-            headChannels(heads, d.headDim),
-          );
-        }
-      }
-      return { neurons, heads, biasAttn, biasFfn };
-    }),
-  };
-}
-
-/** Format a sparsity for a mask name: 0.2 -> "0.2", 0.25 -> "0.25". */
-export function sparsityTag(s: number): string {
-  return String(Number(s.toFixed(4)));
-}
-
-/** Every mask of the set, for every sparsity. */
+/**
+ * Every mask of the set, for every share in `p.sparsities` (shares of decoder-layer
+ * parameters removed, ± 1 point): per task `<task>@<share>` (SEAP, the task's scores; the
+ * validated mask when `p.validated` lists the task, with the paper's own mask then as
+ * `<task>.raw@<share>`), `generic@<share>`, and unless `p.baselines === false`
+ * `wanda-sp@<share>` and `flap@<share>`. The evaluation harness calls this with shares of its
+ * choice ("curve mode"); {@link buildMaskAt} builds a single one.
+ */
 export function buildMasks(cal: CalibrationStats, proj: Projections[], p: MaskParams): BuiltMask[] {
-  const d = cal.dims;
-  const wcs = proj.map((w) => weightColumnStats(w.wO, w.wDown, d));
+  const set = scoreSet(cal, proj, p);
   const out: BuiltMask[] = [];
-  const taskScores = cal.stats.map((ts) => computeScores(ts, wcs, d, p.score as ScoreMethod));
-  const pooled = poolTaskStats("pooled", cal.stats, d);
-  const gw = cal.stats.map((ts) => p.genericWeights[ts.task] ?? p.genericWeights["*"] ?? 1);
-  const generic = weightedScores(taskScores, gw);
-  const baseParams = {
-    score: p.score,
-    structure: p.structure,
-    logistic: p.structure === "ul-ld" ? p.logistic : undefined,
-    biasCompensation: p.biasCompensation,
-  };
-  const wanda = p.baselines === false ? null : computeScores(pooled, wcs, d, "wanda-sp");
-  const flap = p.baselines === false ? null : computeScores(pooled, wcs, d, "wifv");
   for (const s of p.sparsities) {
     const tag = sparsityTag(s);
-    cal.stats.forEach((ts, i) => {
-      const { kept, schedule } = selectUnits(taskScores[i], d, p.structure, s, p.logistic);
-      out.push({
-        mask: assembleMask(`${ts.task}@${tag}`, kept, d, proj, p.biasCompensation ? ts : null),
-        method: "seap",
-        task: ts.task,
-        sparsity: s,
-        schedule,
-        params: { ...baseParams, samples: ts.samples, tokens: ts.tokens },
-      });
-    });
-    const g = selectUnits(generic, d, p.structure, s, p.logistic);
-    out.push({
-      mask: assembleMask(`generic@${tag}`, g.kept, d, proj, p.biasCompensation ? pooled : null),
-      method: "seap-generic",
-      task: null,
-      sparsity: s,
-      schedule: g.schedule,
-      params: {
-        ...baseParams,
-        weights: Object.fromEntries(cal.stats.map((ts, i) => [ts.task, gw[i]])),
-      },
-    });
-    if (wanda && flap) {
-      const w = selectUnits(wanda, d, "ul-um", s, p.logistic);
-      out.push({
-        mask: assembleMask(`wanda-sp@${tag}`, w.kept, d, proj, null),
-        method: "wanda-sp",
-        task: null,
-        sparsity: s,
-        schedule: w.schedule,
-        params: { score: "wanda-sp", structure: "ul-um", biasCompensation: false, pooled: true },
-      });
-      const f = selectUnits(flap, d, "al-am", s, p.logistic);
-      out.push({
-        mask: assembleMask(`flap@${tag}`, f.kept, d, proj, pooled),
-        method: "flap",
-        task: null,
-        sparsity: s,
-        schedule: null,
-        params: { score: "wifv", structure: "al-am", biasCompensation: true, pooled: true },
-      });
+    const generic = buildMaskAt(set, { method: "seap-generic", share: s });
+    for (const task of set.tasks) {
+      const w = p.validated?.[tag]?.[task];
+      if (w === undefined) {
+        out.push(buildMaskAt(set, { method: "seap", task, share: s }));
+        continue;
+      }
+      const raw = buildMaskAt(set, { method: "seap", task, share: s, name: `${task}.raw@${tag}` });
+      const validation = { validated: true, genericWeight: w };
+      const served = w >= 1
+        ? renamed(generic, `${task}@${tag}`, "seap", task, validation)
+        : w > 0
+        ? buildMaskAt(set, { method: "seap", task, share: s, blend: w })
+        : renamed(raw, `${task}@${tag}`, "seap", task);
+      served.params = { ...served.params, ...validation };
+      out.push(served, { ...raw, method: "seap-task-raw" });
+    }
+    out.push(generic);
+    if (p.baselines !== false) {
+      out.push(buildMaskAt(set, { method: "wanda-sp", share: s }));
+      out.push(buildMaskAt(set, { method: "flap", share: s }));
     }
   }
   return out;

@@ -130,3 +130,25 @@ export function samplesByTask(
   }
   return groups;
 }
+
+/**
+ * Per task, a seeded shuffle (the one {@link samplesByTask} makes) split into the rows used for
+ * statistics and the router (`rest`, in shuffled order) and up to `heldOut` rows kept apart
+ * for mask validation (the last of the shuffle, at most a quarter of the task's rows), so the
+ * held-out rows are never in the statistics and the same seed finds them again.
+ */
+export function splitHeldOut(
+  samples: CalibrationSample[],
+  heldOut: number,
+  seed: number,
+): { rest: Map<string, CalibrationSample[]>; heldOut: Map<string, CalibrationSample[]> } {
+  const all = samplesByTask(samples, Infinity, seed);
+  const rest = new Map<string, CalibrationSample[]>();
+  const held = new Map<string, CalibrationSample[]>();
+  for (const [task, g] of all) {
+    const h = Math.max(0, Math.min(heldOut, Math.floor(g.length / 4)));
+    rest.set(task, g.slice(0, g.length - h));
+    held.set(task, g.slice(g.length - h));
+  }
+  return { rest, heldOut: held };
+}

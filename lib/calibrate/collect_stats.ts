@@ -53,6 +53,10 @@ export function dimsOf(model: Model): Dims {
     intermediateSize: c.intermediateSize,
     numHeads: c.numHeads,
     headDim: c.headDim,
+    numKvHeads: c.numKvHeads,
+    vocabSize: c.vocabSize,
+    attentionBias: c.attentionBias,
+    qkNorm: c.qkNorm,
   };
 }
 
@@ -242,6 +246,12 @@ export function decodeStats(bytes: Uint8Array, what = "stats file"): Calibration
     throw new Error(`${what}: not a calibration statistics file`);
   }
   const dims = JSON.parse(metadata.dims) as Dims;
+  if (!(dims.numKvHeads > 0 && dims.vocabSize > 0)) {
+    throw new Error(
+      `${what}: statistics predate the cost measure (no numKvHeads / vocabSize in dims); ` +
+        `rerun deno task calibrate without --from-stats`,
+    );
+  }
   const taskInfo = JSON.parse(metadata.tasks) as {
     task: string;
     samples: number;

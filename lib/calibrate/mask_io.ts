@@ -33,14 +33,23 @@ export interface ManifestFile {
 export interface ManifestMask extends ManifestFile {
   /** e.g. "reverse@0.5", "generic@0.2", "wanda-sp@0.2", "flap@0.5". */
   name: string;
-  /** "seap" | "seap-generic" | "wanda-sp" | "flap". */
+  /** "seap" | "seap-task-raw" | "seap-generic" | "wanda-sp" | "flap". */
   method: string;
-  /** Task for task masks, null otherwise. */
+  /** Task for task masks (validated and raw), null otherwise. */
   task: string | null;
-  /** Target sparsity. */
+  /** Requested share of decoder-layer parameters removed (the number in the name). */
   sparsity: number;
-  /** Measured sparsity (heads weighted by cost) */
+  /** Achieved share of decoder-layer parameters removed (= cost.params). */
   achieved: number;
+  /**
+   * What the mask removes as shares of the dense model (lib/model/mask.ts `maskCost`):
+   * decoder-layer parameters, weight bytes read per decoded token, FLOPs per decoded token.
+   */
+  cost?: { params: number; bytesPerToken: number; flopsPerToken: number; context: number };
+  /** The method's knob that achieved the share (UL-LD target G, UL-UM ratio, AL-AM share). */
+  nominal?: number;
+  /** For validated task masks: the held-out comparison and the choice made. */
+  validation?: Record<string, unknown>;
   params: Record<string, unknown>;
 }
 

@@ -5,12 +5,16 @@
  */
 
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
-import { maskSparsity } from "../model/mask.ts";
 import { loadModel, type Model, readProjections } from "../model/model.ts";
 import { Sequence } from "../model/sequence.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import { buildMasks, buildRouter, type MaskParams, type RouterReport } from "./build_masks.ts";
-import { loadCalibrationFiles, samplesByTask } from "./calibration_data.ts";
+import {
+  type CalibrationSample,
+  loadCalibrationFiles,
+  samplesByTask,
+  splitHeldOut,
+} from "./calibration_data.ts";
 import {
   type CalibrationStats,
   collectStats,
@@ -28,10 +32,18 @@ import {
   writeListedFile,
   writeManifest,
 } from "./mask_io.ts";
-import { perplexity, withoutBias } from "./perplexity.ts";
+import { resolveLogistic } from "./layer_sparsity.ts";
+import { scoreSet, sparsityTag } from "./mask_methods.ts";
+import { perplexity, type ScoredSequence, withoutBias } from "./perplexity.ts";
 import { evaluateRouter } from "./router.ts";
 import { formatDuration } from "./progress.ts";
 import { writeReport } from "./report.ts";
+import {
+  heldOutSequences,
+  type TaskValidation,
+  validatedWeights,
+  validateTaskMasks,
+} from "./validate_masks.ts";
 
 /** Everything the pipeline needs. */
 export interface CalibrateOptions {
@@ -50,6 +62,12 @@ export interface CalibrateOptions {
   backend?: BackendChoice;
   maxTokens: number;
   mask: MaskParams;
+  /**
+   * Held-out samples per task for validating the task masks (rows never used for the
+   * statistics, at most a quarter of a task's rows; default 64; 0 = no validation: every
+   * `<task>@<share>` is then the paper's unvalidated task mask).
+   */
+  validateSamples?: number;
   routerThreshold: number;
   routerTestFraction: number;
   seed: number;
@@ -78,6 +96,8 @@ export interface CalibrateResult {
   stats: CalibrationStats;
   masks: ManifestMask[];
   router: RouterReport;
+  /** Held-out comparison of each task's mask with the generic mask (empty when skipped). */
+  validation: TaskValidation[];
   report: Record<string, unknown>;
 }
 
@@ -110,7 +130,11 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     `model ${model.name}: L=${model.config.numLayers} H=${H} I=${model.config.intermediateSize} ` +
       `heads=${model.config.numHeads} fingerprint ${model.fingerprint.slice(0, 12)}…`,
   );
-  const routerLayer = o.mask.logistic.m;
+  // The router's feature is read after the m protected leading layers of the schedule.
+  const logistic = resolveLogistic(model.config.numLayers, o.mask.logistic);
+  const routerLayer = logistic.m;
+  const validateSamples = o.validateSamples ?? 64;
+  let heldOutRows: Map<string, CalibrationSample[]> | null = null;
 
   let stats: CalibrationStats;
   let statsBytes: Uint8Array;
@@ -131,10 +155,21 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       );
     }
     log(`statistics reused from ${o.fromStats} (${stats.tokens} tokens); model not run`);
+    if (validateSamples > 0 && o.calibrationFiles.length > 0) {
+      const rows = await loadCalibrationFiles(o.calibrationFiles);
+      heldOutRows = splitHeldOut(rows, validateSamples, o.seed).heldOut;
+    }
   } else {
     const rows = await loadCalibrationFiles(o.calibrationFiles);
     const nRouter = Math.max(o.samplesPerTask, o.routerSamplesPerTask ?? 0);
-    const all = samplesByTask(rows, nRouter, o.seed);
+    let all: Map<string, CalibrationSample[]>;
+    if (validateSamples > 0) {
+      const split = splitHeldOut(rows, validateSamples, o.seed);
+      heldOutRows = split.heldOut;
+      all = new Map([...split.rest].map(([t, s]) => [t, s.slice(0, nRouter)]));
+    } else {
+      all = samplesByTask(rows, nRouter, o.seed);
+    }
     const g = new Map([...all].map(([t, s]) => [t, s.slice(0, o.samplesPerTask)]));
     const extra = new Map([...all].map(([t, s]) => [t, s.slice(o.samplesPerTask)]));
     groups = g;
@@ -170,9 +205,40 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     log(`plain dense pass over the same tokens: ${formatDuration(denseSeconds)}`);
   }
 
-  const tBuild = performance.now();
   const proj = await readProjections(o.modelDir, model.config);
-  const built = buildMasks(stats, proj, o.mask);
+  let validation: TaskValidation[] = [];
+  let validationSeconds = 0;
+  if (heldOutRows) {
+    const t = performance.now();
+    const seqs = new Map<string, ScoredSequence[]>(
+      [...heldOutRows].map(([task, s]) => [task, heldOutSequences(tok, s, o.maxTokens)]),
+    );
+    validation = await validateTaskMasks(
+      model,
+      scoreSet(stats, proj, o.mask),
+      seqs,
+      o.mask.sparsities,
+      { progress: o.progress },
+    );
+    validationSeconds = (performance.now() - t) / 1000;
+    const lost = validation.filter((v) => v.choice !== "task");
+    log(
+      `validation: ${validation.length} task masks checked on held-out answers in ` +
+        `${formatDuration(validationSeconds)}; ${lost.length} lost to the generic mask and were ` +
+        `repaired (${
+          lost.map((v) => `${v.task}@${v.share} -> ${v.choice} ${v.genericWeight}`).join(", ") ||
+          "none"
+        })`,
+    );
+  } else if (validateSamples > 0) {
+    log("validation skipped: --from-stats without calibration files to hold out rows from");
+  }
+
+  const tBuild = performance.now();
+  const built = buildMasks(stats, proj, {
+    ...o.mask,
+    validated: validation.length ? validatedWeights(validation) : undefined,
+  });
   const { router, report: routerReport } = buildRouter(stats, {
     threshold: o.routerThreshold,
     testFraction: o.routerTestFraction,
@@ -241,7 +307,32 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   const fp = model.fingerprint;
   const entries: (ManifestMask & { built: typeof built[number] })[] = [];
   for (const b of built) {
-    const achieved = maskSparsity(b.mask, model.config);
+    const achieved = b.cost.params;
+    const cost = {
+      params: b.cost.params,
+      bytesPerToken: b.cost.bytesPerToken,
+      flopsPerToken: b.cost.flopsPerToken,
+      context: b.cost.context,
+    };
+    const v = b.method === "seap" && b.task
+      ? validation.find((x) =>
+        x.task === b.task && sparsityTag(x.share) === sparsityTag(b.sparsity)
+      )
+      : undefined;
+    const vEntry = v
+      ? {
+        heldOutSamples: v.samples,
+        heldOutTokens: v.tokens,
+        metric: "held-out answers reproduced by greedy choice (accuracy, correct), then mean " +
+          "NLL per answer token (nats)",
+        own: v.own,
+        generic: v.generic,
+        blends: v.blends,
+        choice: v.choice,
+        genericWeight: v.genericWeight,
+        raw: `${b.task}.raw@${sparsityTag(b.sparsity)}`,
+      }
+      : undefined;
     const meta = {
       fingerprint: fp,
       model: model.name,
@@ -249,6 +340,8 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       task: b.task ?? "",
       sparsity: b.sparsity,
       achieved,
+      cost,
+      nominal: b.nominal,
       schedule: b.schedule,
       params: b.params,
     };
@@ -264,6 +357,9 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       task: b.task,
       sparsity: b.sparsity,
       achieved,
+      cost,
+      nominal: b.nominal,
+      ...(vEntry ? { validation: vEntry } : {}),
       params: b.params,
       built: b,
     });
@@ -277,8 +373,11 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   const params = {
     score: o.mask.score,
     structure: o.mask.structure,
-    logistic: o.mask.logistic,
+    logistic,
+    allowEmptyLayers: o.mask.allowEmptyLayers ?? false,
     sparsities: o.mask.sparsities,
+    shareMeaning: "share of decoder-layer parameters removed (lib/model/mask.ts maskCost)",
+    validateSamples,
     genericWeights: o.mask.genericWeights,
     biasCompensation: o.mask.biasCompensation,
     routerThreshold: o.routerThreshold,
@@ -355,6 +454,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     /** Stats pass + building every mask and the router, over one plain dense pass. */
     calibrationVsDense: denseSeconds ? (stats.seconds + buildSeconds) / denseSeconds : null,
     buildSeconds,
+    validationSeconds,
     totalSeconds: total,
     peakRssMiB: peak / 2 ** 20,
   };
@@ -362,6 +462,8 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     model: { name: model.name, fingerprint: fp, dims: stats.dims },
     params,
     masks: entries.map((e) => ({ ...e.built, achieved: e.achieved })),
+    logistic,
+    validation,
     router: routerReport,
     timing,
     perplexity: ppl,
@@ -370,5 +472,13 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     `wrote ${entries.length} masks, router, stats, manifest and report to ${o.outDir} ` +
       `(total ${formatDuration(total)}, peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB)`,
   );
-  return { outDir: o.outDir, model, stats, masks: manifest.masks, router: routerReport, report };
+  return {
+    outDir: o.outDir,
+    model,
+    stats,
+    masks: manifest.masks,
+    router: routerReport,
+    validation,
+    report,
+  };
 }

@@ -1,4 +1,7 @@
-/** A progress bar with ETA on stderr (redrawn in place on a terminal, every 10% otherwise). */
+/**
+ * A progress bar with ETA on stderr (redrawn in place on a terminal; otherwise a line every 10%
+ * and at least every 30 s, so a slow stretch of a long run still shows it is moving).
+ */
 
 /** Format seconds as "1h02m", "3m05s" or "12.3s". */
 export function formatDuration(s: number): string {
@@ -17,6 +20,7 @@ export class ProgressBar {
   #start = performance.now();
   #tty: boolean;
   #lastDecile = -1;
+  #lastLine = 0;
   #enabled: boolean;
 
   /** `total` units; `enabled = false` makes it silent (tests). */
@@ -47,8 +51,10 @@ export class ProgressBar {
       if (done >= this.#total) Deno.stderr.writeSync(enc.encode("\n"));
     } else {
       const dec = Math.floor(frac * 10);
-      if (dec !== this.#lastDecile) {
+      const now = performance.now();
+      if (dec !== this.#lastDecile || now - this.#lastLine >= 30_000) {
         this.#lastDecile = dec;
+        this.#lastLine = now;
         Deno.stderr.writeSync(enc.encode(line + "\n"));
       }
     }

@@ -6,6 +6,13 @@
 
 import type { Mask } from "../model/mask.ts";
 import type { BuiltMask, RouterReport } from "./build_masks.ts";
+import type { LogisticParams } from "./layer_sparsity.ts";
+import {
+  type HeldOutScore,
+  MIN_NLL_GAIN,
+  MIN_WINS,
+  type TaskValidation,
+} from "./validate_masks.ts";
 import type { Dims } from "./stats_types.ts";
 
 /** Set of pruned units of a mask as a bitset over [L * (I + n_h)]. */
@@ -153,6 +160,10 @@ export interface ReportInput {
   model: { name: string; fingerprint: string; dims: Dims };
   params: Record<string, unknown>;
   masks: (BuiltMask & { achieved: number })[];
+  /** The UL-LD parameters used (m, n resolved). */
+  logistic?: LogisticParams;
+  /** Held-out validation of the task masks (empty when skipped). */
+  validation?: TaskValidation[];
   router: RouterReport | null;
   timing: Record<string, unknown>;
   perplexity?: Record<string, unknown>[];
@@ -186,7 +197,9 @@ export async function writeReport(dir: string, r: ReportInput): Promise<Record<s
     const sp = `sparsity_${tag}.svg`;
     await Deno.writeTextFile(`${dir}/${sp}`, lineSvg(`Per-layer sparsity at ${tag}`, series));
     files.push(sp);
-    const tm = ms.filter((m) => m.method === "seap");
+    // the paper's task masks: the raw ones when the set has validated masks
+    const raw = ms.filter((m) => m.method === "seap-task-raw");
+    const tm = raw.length ? raw : ms.filter((m) => m.method === "seap");
     if (tm.length >= 2) {
       const matrix = jaccardMatrix(tm.map((m) => m.mask), d);
       const off = matrix.flatMap((row, i) => row.filter((_, j) => j !== i));
@@ -234,9 +247,18 @@ export async function writeReport(dir: string, r: ReportInput): Promise<Record<s
       task: m.task,
       sparsity: m.sparsity,
       achieved: m.achieved,
+      nominal: m.nominal,
+      cost: {
+        params: m.cost.params,
+        bytesPerToken: m.cost.bytesPerToken,
+        flopsPerToken: m.cost.flopsPerToken,
+        context: m.cost.context,
+      },
       schedule: m.schedule,
       perLayer: perLayerSparsity(m.mask, d),
     })),
+    logistic: r.logistic ?? null,
+    validation: r.validation ?? [],
     jaccard: jac,
     router: r.router,
     perplexity: r.perplexity ?? null,
@@ -272,20 +294,68 @@ function markdown(
   for (const [k, v] of Object.entries(r.timing)) {
     L.push(`| ${k} | ${typeof v === "number" ? Number(v.toFixed(3)) : v} |`);
   }
+  const lg = r.logistic;
   L.push(
     "",
     "## Masks",
     "",
-    "Target: for UL-LD, the mean ratio over the prunable layers (the first m and last n layers " +
-      "stay dense, DESIGN §4.3); for UL-UM the ratio of every layer; for AL-AM the share of the " +
-      "total cost. Achieved: whole-model share of neurons + heads removed, a head weighted " +
-      "(4/3) H / n_h neurons.",
+    "Every mask is named and built by the share of decoder-layer parameters it removes " +
+      "(`reverse@0.5` removes 50% ± 1 point): each method's knob is found by bisection. " +
+      "Parameters: K/V rows count as removed only when a whole GQA group's query heads are " +
+      "pruned, bias-compensation vectors count as kept. Bytes/token: weight elements read per " +
+      "decoded token, embedding row and LM head included. FLOPs/token: one decode step at " +
+      `context ${r.masks[0]?.cost.context ?? "?"} (matrix products, attention, bias adds). ` +
+      "Knob: the UL-LD whole-model target G (G' = min(1, G L / (L - m - n)) on the prunable " +
+      "layers), the UL-UM ratio, or the AL-AM share of the cost.",
     "",
-    "| mask | method | target | achieved (cost-weighted) |",
-    "| --- | --- | --- | --- |",
+  );
+  if (lg) {
+    L.push(
+      `UL-LD parameters used: m = ${lg.m}, n = ${lg.n}, k = ${lg.k}, x0 = ${lg.x0} ` +
+        `(the router's feature is read after layer m = ${lg.m}).`,
+      "",
+    );
+  }
+  L.push(
+    "| mask | method | knob | params removed | bytes/token removed | FLOPs/token removed |",
+    "| --- | --- | --- | --- | --- | --- |",
   );
   for (const m of r.masks) {
-    L.push(`| ${m.mask.name} | ${m.method} | ${m.sparsity} | ${pct(m.achieved)} |`);
+    L.push(
+      `| ${m.mask.name} | ${m.method} | ${m.nominal.toFixed(4)} | ${pct(m.cost.params)} | ` +
+        `${pct(m.cost.bytesPerToken)} | ${pct(m.cost.flopsPerToken)} |`,
+    );
+  }
+  if (r.validation?.length) {
+    const v0 = r.validation[0];
+    const sc = (x: HeldOutScore) => `${pct(x.accuracy)} / ${x.nll.toFixed(3)}`;
+    L.push(
+      "",
+      "## Validated task masks",
+      "",
+      `Each task's own mask against the generic mask at the same share, on up to ${v0.samples} ` +
+        "held-out samples per task (rows never used for the statistics; a quarter of a small " +
+        "task's rows): the share of held-out answers the mask reproduces exactly by greedy " +
+        "choice, then the mean negative log-likelihood per answer token in nats (higher / " +
+        `lower is better). Where the generic mask gets at least ${MIN_WINS} more answers right ` +
+        `(plain-text tasks: a log-likelihood better by ${MIN_NLL_GAIN} nats per token), ` +
+        "blends of the task's and the generic scores are tried and the best candidate is " +
+        "served as `<task>@<share>`; the paper's own mask stays available as " +
+        "`<task>.raw@<share>`. These are the numbers the choice was made on (optimistic for " +
+        "the chosen candidate); the evaluation split judges it independently.",
+      "",
+      "| task | share | samples | answer tokens | task mask | generic mask | blends (generic weight: score) | served |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    );
+    for (const v of r.validation) {
+      const blends = Object.entries(v.blends).map(([w, x]) => `${w}: ${sc(x)}`).join(", ");
+      L.push(
+        `| ${v.task} | ${v.share} | ${v.samples} | ${v.tokens} | ${sc(v.own)} | ` +
+          `${sc(v.generic)} | ${blends || "—"} | ${v.choice}${
+            v.choice === "blend" ? ` ${v.genericWeight}` : ""
+          } |`,
+      );
+    }
   }
   L.push("");
   for (const f of report.plots.filter((p) => p.startsWith("sparsity_"))) {

@@ -3,10 +3,14 @@
  * column norms the scores need (DESIGN §4.2).
  */
 
+import type { CostShape } from "../model/mask.ts";
 import { RunningStats } from "./running_stats.ts";
 
-/** Sizes the calibration code needs from a model config. */
-export interface Dims {
+/**
+ * Sizes the calibration code needs from a model config, including those of the cost measure
+ * (n_kv, vocabulary, q/k/v biases, q/k norms).
+ */
+export interface Dims extends CostShape {
   /** L */
   numLayers: number;
   /** H */

@@ -6,23 +6,15 @@
  */
 
 import type { Model } from "../model/model.ts";
-import type { PreparedMask } from "../model/prepared_mask.ts";
 import { Sequence } from "../model/sequence.ts";
+import { logSoftmaxAt } from "./loglik.ts";
+import { type MaskPicker, routeFeature, startSequence } from "./mask_picker.ts";
 import { argmax } from "../generate/sampler.ts";
 import { GENERAL_TASK, type SuiteRow, taskByName } from "../tasks/suite.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
 
-/** How a row's mask is chosen. */
-export type MaskPicker =
-  | { kind: "fixed"; mask: PreparedMask | null }
-  | { kind: "per-task"; masks: Map<string, PreparedMask>; fallback: PreparedMask | null }
-  | {
-    kind: "routed";
-    /** Protected layers the router reads after. */
-    layer: number;
-    /** Mask for a router feature `[H]`. */
-    choose(feature: Float32Array): PreparedMask | null;
-  };
+/** How a row's mask is chosen (lib/eval/mask_picker.ts), re-exported for callers of evaluateRows. */
+export type { MaskPicker };
 
 /** Accuracy of one task. */
 export interface TaskScore {
@@ -43,33 +35,6 @@ export interface EvalResult {
   generalPpl: number;
   generatedTokens: number;
   seconds: number;
-}
-
-function logSoftmaxAt(x: Float32Array, off: number, v: number, target: number): number {
-  let m = -Infinity;
-  for (let i = 0; i < v; i++) m = Math.max(m, x[off + i]);
-  let s = 0;
-  for (let i = 0; i < v; i++) s += Math.exp(x[off + i] - m);
-  return x[off + target] - m - Math.log(s);
-}
-
-async function prefillWith(
-  model: Model,
-  ids: number[],
-  row: SuiteRow,
-  pick: MaskPicker,
-  extra: number,
-): Promise<{ seq: Sequence; logits: Float32Array }> {
-  const seq = new Sequence(model, { maxTokens: ids.length + extra + 1 });
-  const input = Int32Array.from(ids);
-  if (pick.kind === "routed") {
-    const feat = await seq.prefillHead(input, pick.layer);
-    seq.setMask(pick.choose(feat));
-    return { seq, logits: await seq.prefillTail() };
-  }
-  const mask = pick.kind === "fixed" ? pick.mask : (pick.masks.get(row.task) ?? pick.fallback);
-  seq.setMask(mask);
-  return { seq, logits: await seq.prefill(input) };
 }
 
 /** Greedy-generate every task row and score it; perplexity on general rows. */
@@ -94,8 +59,8 @@ export async function evaluateRows(
       ];
       const seq = new Sequence(model, { maxTokens: ids.length + 1 });
       if (pick.kind === "fixed") seq.setMask(pick.mask);
-      else if (pick.kind === "per-task") seq.setMask(pick.fallback);
-      else seq.setMask(pick.choose(await routeFeature(model, ids, pick.layer)));
+      else if (pick.kind === "per-task") seq.setMask(pick.masks.get(r.task) ?? pick.fallback);
+      else seq.setMask(pick.choose(await routeFeature(model, Int32Array.from(ids), pick.layer)));
       const logits = await seq.prefill(Int32Array.from(ids.slice(0, -1)), { allLogits: true });
       for (let t = 0; t + 1 < ids.length; t++) nll -= logSoftmaxAt(logits, t * V, V, ids[t + 1]);
       nTok += ids.length - 1;
@@ -105,7 +70,13 @@ export async function evaluateRows(
         addGenerationPrompt: true,
       });
       const ids = tok.encode(text, { addSpecialTokens: false });
-      const { seq, logits: first } = await prefillWith(model, ids, r, pick, maxNew);
+      const { seq, logits: first } = await startSequence(
+        model,
+        pick,
+        r.task,
+        Int32Array.from(ids),
+        ids.length + maxNew + 1,
+      );
       let logits = first;
       const out: number[] = [];
       for (let i = 0; i < maxNew; i++) {
@@ -136,11 +107,4 @@ export async function evaluateRows(
     generatedTokens: gen,
     seconds: (performance.now() - t0) / 1000,
   };
-}
-
-async function routeFeature(model: Model, ids: number[], layer: number): Promise<Float32Array> {
-  const s = new Sequence(model, { maxTokens: ids.length + 1 });
-  const f = await s.prefillHead(Int32Array.from(ids), layer);
-  s.free();
-  return f;
 }

@@ -145,6 +145,58 @@ export class Sequence {
     return this.prefill(Int32Array.of(id));
   }
 
+  /**
+   * A copy of this sequence (its cached tokens and its mask) that continues independently:
+   * scoring several continuations of one prefilled context (multiple choice) prefills the
+   * context once and forks per continuation. The cache is copied with the backend's
+   * `copyRows`, the first `length` positions of each kv head, so it works on every backend.
+   * `maxTokens` (default this sequence's) may differ but must hold the cached tokens.
+   */
+  fork(opts: { maxTokens?: number } = {}): Sequence {
+    if (this.#freed) throw new Error("fork: sequence was freed");
+    if (this.#pending) throw new Error("fork: a routed prefill is pending (call prefillTail)");
+    const child = new Sequence(this.#model, {
+      maxTokens: opts.maxTokens ?? this.maxTokens,
+      mask: this.#mask,
+    });
+    if (child.maxTokens < this.#length) {
+      child.free();
+      throw new ContextError(
+        `fork: ${this.#length} cached tokens do not fit maxTokens ${child.maxTokens}`,
+      );
+    }
+    const nKv = this.#model.config.numKvHeads;
+    const n = this.#length;
+    try {
+      if (n > 0) {
+        for (let l = 0; l < this.#kCache.length; l++) {
+          for (let h = 0; h < nKv; h++) {
+            // Rows h * maxT + p, p < n, of the [n_kv * maxT, d_h] caches.
+            this.#be.copyRows(
+              this.#kCache[l],
+              h * this.maxTokens,
+              n,
+              child.#kCache[l],
+              h * child.maxTokens,
+            );
+            this.#be.copyRows(
+              this.#vCache[l],
+              h * this.maxTokens,
+              n,
+              child.#vCache[l],
+              h * child.maxTokens,
+            );
+          }
+        }
+      }
+    } catch (e) {
+      child.free();
+      throw e;
+    }
+    child.#length = n;
+    return child;
+  }
+
   /** Release the KV cache. */
   free(): void {
     if (this.#freed) return;

@@ -557,6 +557,11 @@ function modelCard(e: ServerEngine) {
         task: m.task,
         sparsity: m.sparsity,
         kind: m.kind,
+        removed: {
+          params: m.removed.params,
+          bytes_per_token: m.removed.bytesPerToken,
+          flops_per_token: m.removed.flopsPerToken,
+        },
       })),
     },
   };

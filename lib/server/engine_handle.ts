@@ -104,8 +104,9 @@ export async function createBackend(
 
 /**
  * Load a calibrated mask set (manifest + masks + router) into a {@link MaskCatalog}.
- * Task masks (method "seap"), generic masks ("seap-generic") and baselines (others) are
- * prepared once.
+ * Task masks (method "seap", validated), generic masks ("seap-generic") and the others
+ * (baselines, and the paper's unvalidated task masks "seap-task-raw", requested as
+ * `{"mask": "<task>.raw"}`) are prepared once.
  */
 export async function loadCatalog(
   model: Model,
@@ -132,7 +133,11 @@ export function catalogFromSet(
     return {
       mask,
       kind,
-      task: kind === "task" ? e.task : kind === "baseline" ? e.method : null,
+      task: kind === "task"
+        ? e.task
+        : kind === "baseline"
+        ? (e.method === "seap-task-raw" && e.task ? `${e.task}.raw` : e.method)
+        : null,
       sparsity: Number.isFinite(e.sparsity) ? e.sparsity : nominalSparsity(mask, model),
     };
   });

@@ -5,7 +5,7 @@
  */
 
 import type { Mask } from "../model/mask.ts";
-import { maskSparsity } from "../model/mask.ts";
+import { denseMask, maskCost } from "../model/mask.ts";
 import type { Model } from "../model/model.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../model/prepared_mask.ts";
 import { badRequest, notFound } from "./errors.ts";
@@ -22,6 +22,11 @@ export interface CatalogEntry {
   /** Task for task masks; method name for baselines ("flap", "wanda-sp"); null otherwise. */
   task: string | null;
   sparsity: number;
+  /**
+   * Shares of the dense model the mask removes (lib/model/mask.ts `maskCost`): decoder-layer
+   * parameters, weight bytes read per decoded token, FLOPs per decoded token.
+   */
+  removed: { params: number; bytesPerToken: number; flopsPerToken: number };
   prepared: PreparedMask;
 }
 
@@ -83,13 +88,25 @@ export class MaskCatalog {
   ) {
     this.source = opts.source ?? "fixture";
     const dense = denseFor(model);
-    this.entries = [{ name: "dense", kind: "dense", task: null, sparsity: 0, prepared: dense }];
+    const removed = (mask: Mask) => {
+      const c = maskCost(mask, model.config);
+      return { params: c.params, bytesPerToken: c.bytesPerToken, flopsPerToken: c.flopsPerToken };
+    };
+    this.entries = [{
+      name: "dense",
+      kind: "dense",
+      task: null,
+      sparsity: 0,
+      removed: removed(denseMask(model.config)),
+      prepared: dense,
+    }];
     for (const m of masks) {
       this.entries.push({
         name: m.mask.name,
         kind: m.kind,
         task: m.task,
         sparsity: m.sparsity,
+        removed: removed(m.mask),
         prepared: prepareMask(model, m.mask),
       });
     }
@@ -226,8 +243,11 @@ export class MaskCatalog {
   }
 }
 
-/** Nominal sparsity of a mask name "x@0.5", else its measured sparsity. */
+/**
+ * Share of a mask name "x@0.5" (of decoder-layer parameters removed), else the share it
+ * measurably removes.
+ */
 export function nominalSparsity(mask: Mask, model: Model): number {
   const m = /@([0-9.]+)$/.exec(mask.name);
-  return m ? Number(m[1]) : maskSparsity(mask, model.config);
+  return m ? Number(m[1]) : maskCost(mask, model.config).params;
 }
