@@ -1,6 +1,6 @@
 /**
  * `deno task calibrate`: SEAP task masks, the generic mask, the Wanda-sp and FLAP baselines and
- * the router, from a calibration set (DESIGN §4). Run with --help for the options.
+ * the router, from a calibration set (docs/design.md, The method). Run with --help for the options.
  */
 
 import { parseArgs } from "node:util";

@@ -1,7 +1,7 @@
 /**
  * The `Backend` interface: every heavy op of the forward pass, on opaque backend-owned tensors.
  *
- * Model code (lib/model/forward.ts) calls only these methods, so the plain TypeScript
+ * Model code (lib/model/sequence.ts) calls only these methods, so the plain TypeScript
  * `reference` backend, the WASM SIMD backend and the WebGPU backend are drop-in replacements.
  * Ops are *enqueued*: a backend may run them eagerly (CPU) or record them and run them at the
  * next `read` (GPU: one submission per decode step). Only `read` returns data to the host.

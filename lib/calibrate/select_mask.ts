@@ -1,5 +1,5 @@
 /**
- * From scores to kept units (DESIGN §4.3): per-layer selection for UL-UM / UL-LD, and FLAP's
+ * From scores to kept units (docs/design.md, Layer sparsity): per-layer selection for UL-UM / UL-LD, and FLAP's
  * global AL-AM selection across layers and modules.
  */
 

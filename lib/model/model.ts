@@ -1,6 +1,6 @@
 /**
  * Loading a Hugging Face Llama-family folder into backend-resident weights laid out for
- * structured pruning (DESIGN §3): every FFN neuron's gate, up and down^T rows side by side,
+ * structured pruning (docs/design.md, Weight layout): every FFN neuron's gate, up and down^T rows side by side,
  * every head's q rows and o^T rows contiguous. One copy of the weights serves every mask.
  */
 

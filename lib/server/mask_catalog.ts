@@ -1,7 +1,7 @@
 /**
  * The server's view of a mask set: every servable mask prepared once (indices uploaded, no
  * weight copies), the router, and the rule that turns a request's `seap` field plus the
- * router's decision into one prepared mask (DESIGN §2).
+ * router's decision into one prepared mask (docs/design.md, Router).
  */
 
 import type { Mask } from "../model/mask.ts";
