@@ -104,15 +104,3 @@ export function selectGlobal(
   const idx = (m: Uint8Array) => Int32Array.from(Array.from(m.keys()).filter((i) => m[i]));
   return { heads: keepH.map(idx), neurons: keepN.map(idx) };
 }
-
-/** Fraction of heads and of neurons pruned per layer. */
-export function layerSparsity(
-  kept: KeptUnits,
-  numHeads: number,
-  intermediateSize: number,
-): { heads: number[]; neurons: number[] } {
-  return {
-    heads: kept.heads.map((h) => 1 - h.length / numHeads),
-    neurons: kept.neurons.map((n) => 1 - n.length / intermediateSize),
-  };
-}

@@ -14,7 +14,7 @@ import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import type { ServerConfig } from "./config.ts";
-import { type CatalogEntry, MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
+import { MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
 
 /** Everything a request needs, loaded once. */
 export interface ServerEngine {
@@ -265,9 +265,4 @@ export class EngineHandle {
       },
     );
   }
-}
-
-/** Summary of a catalog entry for listings. */
-export function describeEntry(e: CatalogEntry) {
-  return { name: e.name, task: e.task, sparsity: e.sparsity, kind: e.kind };
 }

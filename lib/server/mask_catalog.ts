@@ -131,11 +131,6 @@ export class MaskCatalog {
     return this.router?.threshold ?? 1;
   }
 
-  /** Whether a request's mask choice needs the router. */
-  needsRouter(req: MaskRequest | undefined): boolean {
-    return (req?.mask ?? "auto") === "auto" && this.router !== null;
-  }
-
   private find(kind: MaskKind, task: string | null, sparsity: number): CatalogEntry | undefined {
     return this.entries.find((e) =>
       e.kind === kind && e.task === task && Math.abs(e.sparsity - sparsity) < EPS
