@@ -2,7 +2,8 @@
  * Bench driver (`deno task bench`). Parts live in their own files and are called from here:
  *   gemv: masked GEMV GB/s (bench/gemv_bench.ts);
  *   ffn: one masked SwiGLU FFN layer, four ops vs the fused op (bench/ffn_bench.ts).
- * Flags: `--only=gemv,ffn` (comma list of parts), `--quick` (shorter timed runs).
+ * Flags: `--only=gemv,ffn` (comma list of parts), `--quick` (shorter timed runs),
+ * `--weights=f32,f16,q8` (the WASM weight formats the decode part runs; default all three).
  *   decode: decode/prefill tok/s, onnxruntime-web vs ours dense vs SEAP masks (decode_bench.ts);
  *   memory: resident memory with 1 and 10 masks (memory_bench.ts, fresh processes);
  *   llama: this engine vs llama.cpp on the same GGUF-exported weights, f32/f16/q8_0, dense and
@@ -16,6 +17,7 @@ import {
   type DecodeRow,
   formatDecodeTable,
   runDecodeBench,
+  runDecodeBenchMulti,
   smollmShapedModel,
 } from "./decode_bench.ts";
 import { runOnnxDecodeBench } from "./onnx_decode_bench.ts";
@@ -28,7 +30,8 @@ import {
 } from "./llama_cpp_bench.ts";
 import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
 import { readConfig } from "../lib/model/model.ts";
-import type { Backend } from "../lib/backends/backend.ts";
+import type { Backend, WeightDType } from "../lib/backends/backend.ts";
+import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { isFallbackAdapter, requestWebGpuAdapter, WebGpuBackend } from "../lib/backends/webgpu.ts";
@@ -58,6 +61,10 @@ async function defaultModelMasks(): Promise<{ timed: Mask[]; all: Mask[] } | und
   }
 }
 
+/** WASM weight formats the decode part runs (`--weights=`). */
+const WEIGHTS: WeightDType[] = (Deno.args.find((a) => a.startsWith("--weights="))?.slice(10) ??
+  "f32,f16,q8").split(",").map((w) => parseWeightDType(w));
+
 async function decodePart(quick: boolean): Promise<string> {
   const tokens = quick ? 8 : 16;
   const rows: DecodeRow[] = [];
@@ -72,22 +79,27 @@ async function decodePart(quick: boolean): Promise<string> {
     const small = dir === DEFAULT_MODEL_DIR;
     console.error(`bench decode: ${dir}`);
     rows.push(await runOnnxDecodeBench(dir, { tokens }));
-    const backends: (() => Promise<Backend>)[] = [
-      () => Promise.resolve(new ReferenceBackend()),
-      () => WasmBackend.create({ weightDType: "f32" }),
-      () => WasmBackend.create({ weightDType: "f16" }),
-    ];
+    const backends: (() => Promise<Backend>)[] = [() => Promise.resolve(new ReferenceBackend())];
     // WebGPU on a software adapter is for information only, and only on the small model.
     if (adapter && (hwGpu || small)) backends.push(() => WebGpuBackend.create({ adapter }));
-    for (const make of backends) {
-      rows.push(
-        ...await runDecodeBench(dir, await make(), {
-          tokens,
-          masks: masks ? [...masks.timed] : undefined,
-          ...(masks ? { layoutFrom: masks.all } : {}),
-        }),
-      );
-    }
+    const opts = {
+      tokens,
+      masks: masks ? [...masks.timed] : undefined,
+      ...(masks ? { layoutFrom: masks.all } : {}),
+    };
+    for (const make of backends) rows.push(...await runDecodeBench(dir, await make(), opts));
+    // The WASM weight formats side by side: every (format, mask) pair in the same rounds. The
+    // default model decodes a token in ~2 ms: more tokens and rounds per timing there, so that a
+    // round is not one scheduler hiccup on the shared machine.
+    const wasm = [];
+    for (const weightDType of WEIGHTS) wasm.push(await WasmBackend.create({ weightDType }));
+    rows.push(
+      ...await runDecodeBenchMulti(dir, wasm, {
+        ...opts,
+        tokens: small ? 8 * tokens : tokens,
+        rounds: small ? 5 : 3,
+      }),
+    );
   }
   return "## Decode and prefill, dense vs SEAP masks (single thread)\n\n" +
     formatDecodeTable(rows) +
@@ -136,7 +148,7 @@ async function llamaPart(quick: boolean): Promise<string> {
   return title + formatLlamaCppTable(rows) + "\n\n" +
     [
       ...notes,
-      "Prompt of 32 tokens, then greedy decode; the engine on the WASM backend (f32/f16 weights), " +
+      "Prompt of 32 tokens, then greedy decode; the engine on the WASM backend (f32/f16/q8 weights), " +
       "llama.cpp through node-llama-cpp 3.21.1 (its per-token overhead included) with 1 thread. " +
       "The masked rows: this engine with the mask on shared weights; llama.cpp with the " +
       "physically pruned deci export of the same mask. Ratios are medians (bests) of the rounds.",

@@ -3,12 +3,20 @@
  * layer schedule, random kept units), with the ideal speedup each mask allows (weight bytes
  * read per token, dense over masked). Run alone:
  *
- *   deno run -A bench/decode_bench.ts [--model DIR] [--backend reference] [--tokens 16]
+ *   deno run -A bench/decode_bench.ts [--model DIR] [--backend wasm|reference|webgpu]
+ *     [--weights f32,f16,q8] [--tokens 16] [--prompt 32] [--rounds 3]
+ *
+ * `runDecodeBench` takes any backend, so a caller picks the weight format by creating it with
+ * `selectBackend(name, { weightDType })` (what the flags above do).
  */
 
 import { parseArgs } from "node:util";
 import type { Backend } from "../lib/backends/backend.ts";
-import { ReferenceBackend } from "../lib/backends/reference.ts";
+import {
+  type BackendChoice,
+  parseWeightDType,
+  selectBackend,
+} from "../lib/backends/select_backend.ts";
 import { loadModel, type Model, readConfig } from "../lib/model/model.ts";
 import type { ModelConfig } from "../lib/model/config.ts";
 import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
@@ -27,6 +35,13 @@ export interface DecodeRow {
   prefillTokS: number;
   /** Dense weight bytes per token / this mask's. */
   idealSpeedup: number;
+  /** Weight bytes read per decoded token in this backend's storage format (when known). */
+  weightBytes?: number;
+}
+
+/** Bytes per weight of a storage format (q8: 36-byte blocks of 32). */
+export function bytesPerWeight(dtype: string): number {
+  return dtype === "f16" ? 2 : dtype === "q8" ? 36 / 32 : 4;
 }
 
 /**
@@ -66,36 +81,37 @@ export function seapShapedFamily(cfg: ModelConfig, sparsities: number[]): Mask[]
 }
 
 /**
- * Time every mask side by side: prefill once per mask, then `rounds` rounds in which each mask
- * decodes `tokens` tokens in turn; each mask's best round counts. Interleaving makes the
- * masks share whatever else the (shared, noisy) machine is doing.
+ * Time every (model, mask) pair side by side: an untimed warm-up prefill and decode each, then
+ * `rounds` rounds in which each pair in turn prefills the prompt in a fresh sequence and decodes
+ * `tokens` tokens; each pair's best round counts, for prefill and decode alike. Interleaving
+ * makes the pairs (masks, and weight formats when several models are given) share whatever else
+ * the (shared, noisy) machine is doing.
  */
 async function timeMasks(
-  model: Model,
-  masks: PreparedMask[],
+  pairs: { model: Model; mask: PreparedMask }[],
   promptLen: number,
   tokens: number,
   rounds = 3,
 ): Promise<{ decode: number; prefill: number }[]> {
   const ids = Int32Array.from({ length: promptLen }, (_, i) => 2 + (i * 31) % 200);
-  const seqs = masks.map((mask) =>
-    new Sequence(model, { mask, maxTokens: promptLen + rounds * tokens + 2 })
-  );
-  const out = masks.map(() => ({ decode: 0, prefill: 0 }));
-  for (const [k, seq] of seqs.entries()) {
+  const out = pairs.map(() => ({ decode: 0, prefill: 0 }));
+  const once = async (k: number, r: number, timed: boolean) => {
+    const { model, mask } = pairs[k];
+    const seq = new Sequence(model, { mask, maxTokens: promptLen + tokens + 2 });
     const t0 = performance.now();
     await seq.prefill(ids);
-    out[k].prefill = promptLen / ((performance.now() - t0) / 1000);
-    await seq.decode(5); // warm-up
-  }
+    const t1 = performance.now();
+    for (let i = 0; i < (timed ? tokens : 2); i++) await seq.decode(3 + ((i + r) % 50));
+    const t2 = performance.now();
+    seq.free();
+    if (!timed) return;
+    out[k].prefill = Math.max(out[k].prefill, promptLen / ((t1 - t0) / 1000));
+    out[k].decode = Math.max(out[k].decode, tokens / ((t2 - t1) / 1000));
+  };
+  for (let k = 0; k < pairs.length; k++) await once(k, 0, false);
   for (let r = 0; r < rounds; r++) {
-    for (const [k, seq] of seqs.entries()) {
-      const t0 = performance.now();
-      for (let i = 0; i < tokens; i++) await seq.decode(3 + ((i + r) % 50));
-      out[k].decode = Math.max(out[k].decode, tokens / ((performance.now() - t0) / 1000));
-    }
+    for (let k = 0; k < pairs.length; k++) await once(k, r, true);
   }
-  seqs.forEach((s) => s.free());
   return out;
 }
 
@@ -103,6 +119,8 @@ async function timeMasks(
 export interface DecodeBenchOptions {
   tokens?: number;
   promptLen?: number;
+  /** Interleaved timed rounds; each pair's best counts (default 3). */
+  rounds?: number;
   /** Masks to time (default: SEAP-shaped task-0 masks at 20% and 50%). */
   masks?: Mask[];
   /**
@@ -113,9 +131,22 @@ export interface DecodeBenchOptions {
 }
 
 /** Measure dense and masked decode on one model and backend, side by side. */
-export async function runDecodeBench(
+export function runDecodeBench(
   modelDir: string,
   backend: Backend,
+  opts: DecodeBenchOptions = {},
+): Promise<DecodeRow[]> {
+  return runDecodeBenchMulti(modelDir, [backend], opts);
+}
+
+/**
+ * Measure dense and masked decode and prefill of one model on several backends (e.g. the WASM
+ * backend with f32, f16 and q8 weights), every (backend, mask) pair interleaved in the same
+ * rounds, so that ratios between weight formats are measured side by side too.
+ */
+export async function runDecodeBenchMulti(
+  modelDir: string,
+  backends: Backend[],
   opts: DecodeBenchOptions = {},
 ): Promise<DecodeRow[]> {
   const { config: cfg } = await readConfig(modelDir);
@@ -126,23 +157,30 @@ export async function runDecodeBench(
   const neuronOrder = family
     ? keepFrequencyOrder(family, cfg.numLayers, cfg.intermediateSize)
     : null;
-  const model = await loadModel(modelDir, { backend, neuronOrder });
-  const dense = denseFor(model);
-  const masks = [dense, ...chosen.map((m) => prepareMask(model, m))];
+  const pairs: { model: Model; mask: PreparedMask; dense: PreparedMask }[] = [];
+  for (const backend of backends) {
+    const model = await loadModel(modelDir, { backend, neuronOrder });
+    const dense = denseFor(model);
+    for (const mask of [dense, ...chosen.map((m) => prepareMask(model, m))]) {
+      pairs.push({ model, mask, dense });
+    }
+  }
+  const times = await timeMasks(pairs, opts.promptLen ?? 32, opts.tokens ?? 16, opts.rounds ?? 3);
   const rows: DecodeRow[] = [];
-  const times = await timeMasks(model, masks, opts.promptLen ?? 32, opts.tokens ?? 16);
-  for (const [k, pm] of masks.entries()) {
+  for (const [k, { model, mask: pm, dense }] of pairs.entries()) {
     const r = times[k];
+    const be = model.backend;
     rows.push({
       model: model.name,
-      backend: `${backend.name}-${backend.weightDType}${family ? "" : " (no reorder)"}`,
+      backend: `${be.name}-${be.weightDType}${family ? "" : " (no reorder)"}`,
       mask: pm === dense ? "dense" : pm.name,
       decodeTokS: r.decode,
       prefillTokS: r.prefill,
       idealSpeedup: dense.weightBytesPerToken / pm.weightBytesPerToken,
+      weightBytes: pm.weightBytesPerToken / 4 * bytesPerWeight(be.weightDType),
     });
+    if (pm !== dense) pm.release();
   }
-  for (const pm of masks.slice(1)) pm.release();
   return rows;
 }
 
@@ -152,8 +190,9 @@ export async function runDecodeBench(
  */
 export function formatDecodeTable(rows: DecodeRow[]): string {
   const out = [
-    "| model | backend | mask | decode tok/s | prefill tok/s | speedup | ideal | of ideal | vs ort dense |",
-    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| model | backend | mask | decode tok/s | weight GB/s | prefill tok/s | speedup | ideal | " +
+    "of ideal | vs ort dense |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of rows) {
     const base = rows.find((x) =>
@@ -166,6 +205,7 @@ export function formatDecodeTable(rows: DecodeRow[]): string {
     const masked = r.mask !== "dense" && r.backend !== "onnxruntime-web";
     out.push(
       `| ${r.model} | ${r.backend} | ${r.mask} | ${r.decodeTokS.toFixed(1)} | ` +
+        `${r.weightBytes ? (r.decodeTokS * r.weightBytes / 1e9).toFixed(1) : ""} | ` +
         `${r.prefillTokS.toFixed(1)} | ${masked ? sp.toFixed(2) + "x" : ""} | ` +
         `${masked ? r.idealSpeedup.toFixed(2) + "x" : ""} | ` +
         `${masked ? (100 * sp / r.idealSpeedup).toFixed(0) + "%" : ""} | ` +
@@ -191,10 +231,24 @@ if (import.meta.main) {
   const { values } = parseArgs({
     options: {
       model: { type: "string" },
+      backend: { type: "string", default: "wasm" },
+      weights: { type: "string", default: "f32" },
       tokens: { type: "string", default: "16" },
+      prompt: { type: "string", default: "32" },
+      rounds: { type: "string", default: "3" },
     },
   });
   const dir = values.model ?? await smollmShapedModel();
-  const rows = await runDecodeBench(dir, new ReferenceBackend(), { tokens: Number(values.tokens) });
+  const backends = [];
+  for (const w of values.weights!.split(",")) {
+    backends.push(
+      await selectBackend(values.backend as BackendChoice, { weightDType: parseWeightDType(w) }),
+    );
+  }
+  const rows = await runDecodeBenchMulti(dir, backends, {
+    tokens: Number(values.tokens),
+    promptLen: Number(values.prompt),
+    rounds: Number(values.rounds),
+  });
   console.log(formatDecodeTable(rows));
 }

@@ -84,11 +84,13 @@ export async function runFfnBench(opts: FfnBenchOptions = {}): Promise<FfnResult
   const cases: { name: string; be: Backend; fused: boolean; bpe: number; maxCopies: number }[] = [];
   const w32 = await WasmBackend.create({ weightDType: "f32" });
   const w16 = await WasmBackend.create({ weightDType: "f16" });
+  const w8 = await WasmBackend.create({ weightDType: "q8" });
   const ref = new ReferenceBackend();
   cases.push({ name: "wasm f32 4 ops", be: w32, fused: false, bpe: 4, maxCopies: 99 });
   cases.push({ name: "wasm f32 fused", be: w32, fused: true, bpe: 4, maxCopies: 99 });
   cases.push({ name: "wasm f16 4 ops", be: w16, fused: false, bpe: 2, maxCopies: 99 });
   cases.push({ name: "wasm f16 fused", be: w16, fused: true, bpe: 2, maxCopies: 99 });
+  cases.push({ name: "wasm q8 fused", be: w8, fused: true, bpe: 36 / 32, maxCopies: 99 });
   cases.push({ name: "TS reference 4 ops", be: ref, fused: false, bpe: 4, maxCopies: 2 });
   const bundlesOf = new Map<Backend, MatView[][]>();
   for (const c of cases) {

@@ -4,8 +4,8 @@
  * are not counted). Every implementation rotates over enough copies of W that the weights come
  * from DRAM, not cache, and runs side by side with the others in one process, best of `reps`.
  *
- * Implementations: the WASM backend (f32 and f16 storage; `matmul` and the transposed
- * `matmulTAdd` used for down_proj), the plain-TS reference backend, native C built here with
+ * Implementations: the WASM backend (f32, f16 and q8 storage; `matmul` and the transposed
+ * `matmulTAdd` used for down_proj; q8 counts 1.125 bytes per weight), the plain-TS reference backend, native C built here with
  * `gcc -O3 -march=native` (bench/gemv_native.c, when gcc exists) and onnxruntime-web's MatMul on
  * its wasm EP (single thread) over a pre-gathered dense W (ORT has no row gather: that is the
  * cost of a physically pruned copy, the best it can do).
@@ -272,11 +272,14 @@ export async function runGemvBench(opts: GemvBenchOptions = {}): Promise<GemvRes
 
   const w32 = await WasmBackend.create({ weightDType: "f32" });
   const w16 = await WasmBackend.create({ weightDType: "f16" });
+  const w8 = await WasmBackend.create({ weightDType: "q8" });
   const impls: Impl[] = [
     backendImpl("wasm f32", w32, 4),
     backendImpl("wasm f16", w16, 2),
+    backendImpl("wasm q8", w8, 36 / 32),
     backendImpl("wasm f32 T-add", w32, 4, true),
     backendImpl("wasm f16 T-add", w16, 2, true),
+    backendImpl("wasm q8 T-add", w8, 36 / 32, true),
     backendImpl("TS reference", new ReferenceBackend(), 4),
     ortImpl(),
   ];
@@ -345,12 +348,14 @@ export function formatGemvTable(results: GemvResult[]): string {
     "wasm f32 / native",
     "wasm f32 / ort",
     "f16 time gain",
+    "q8 time gain",
+    "f16 / f32 GB/s",
     "f32 speedup vs dense (ideal)",
   ];
   const lines = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`];
   for (const c of cases) {
     const [shape, sp, run] = c.split("|");
-    const w32 = get(c, "wasm f32"), w16 = get(c, "wasm f16");
+    const w32 = get(c, "wasm f32"), w16 = get(c, "wasm f16"), w8 = get(c, "wasm q8");
     const nat = get(c, "native C f32"), o = get(c, "ort-web f32");
     const dense = get(`${shape}|0|1`, "wasm f32");
     const s = Number(sp);
@@ -361,6 +366,8 @@ export function formatGemvTable(results: GemvResult[]): string {
       } | ${f(w32 && nat ? w32.gbps / nat.gbps : undefined, 2)} | ${
         f(w32 && o ? w32.gbps / o.gbps : undefined, 2)
       } | ${f(w32 && w16 ? w32.us / w16.us : undefined, 2)}x | ${
+        f(w32 && w8 ? w32.us / w8.us : undefined, 2)
+      }x | ${f(w32 && w16 ? w16.gbps / w32.gbps : undefined, 2)} | ${
         f(dense && w32 ? dense.us / w32.us : undefined, 2)
       }x (${f(1 / (1 - s), 2)}x) |`,
     );

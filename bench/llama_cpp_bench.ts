@@ -23,11 +23,16 @@ import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 
-/** The engine's weight format for each GGUF type; null where the engine has none yet. */
+/**
+ * The engine's weight format for each GGUF type; null where the engine has none. q8 is Q8_0's
+ * blocks of 32 int8 values (lib/formats/q8.ts) quantized from the same f32 weights with the
+ * scale kept in f32 instead of f16 and ties rounded to even instead of away from zero: the
+ * same values but for rare one-step differences.
+ */
 const ENGINE_DTYPE: Record<GgufWeightType, WeightDType | null> = {
   f32: "f32",
   f16: "f16",
-  q8_0: null,
+  q8_0: "q8",
 };
 
 /** One model to compare on, with the SEAP 50% mask to time and the family it is laid out by. */

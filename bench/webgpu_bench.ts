@@ -4,7 +4,8 @@
  *   deno run -A bench/webgpu_bench.ts [--quick] [--no-decode] [--model DIR] [--tokens 32]
  *
  * 1. Masked GEMV GB/s: `matmul` (gate/up/q-like, row-gathered) and `matmulTAdd` (down/o-like,
- *    transposed) at keep ratios 1.0 / 0.5 / 0.2, f32 and f16 storage. GB/s = bytes of the kept
+ *    transposed) at keep ratios 1.0 / 0.5 / 0.2, f32, f16 and q8 storage (`--dtype` picks the
+ *    decode part's format). GB/s = bytes of the kept
  *    weight rows read per call / time per call. n calls are recorded back to back (rotating
  *    over enough copies of W that it cannot sit in cache) and one readback is timed from
  *    submission; time per call is (t(n2) - t(n1)) / (n2 - n1), which cancels submission and
@@ -19,6 +20,7 @@
 
 import { parseArgs } from "node:util";
 import type { IndexList, MatView, Tensor, WeightDType } from "../lib/backends/backend.ts";
+import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { requestWebGpuAdapter, WebGpuBackend } from "../lib/backends/webgpu.ts";
 
 /** One GEMV measurement. */
@@ -63,7 +65,7 @@ async function measure(
   n2: number,
 ): Promise<GpuGemvRow> {
   const { N, K } = shape;
-  const eb = b.weightDType === "f16" ? 2 : 4;
+  const eb = b.weightDType === "f16" ? 2 : b.weightDType === "q8" ? 36 / 32 : 4;
   const copies = Math.max(1, Math.min(16, Math.ceil(rotateBytes / (N * K * eb))));
   const data = new Float32Array(N * K);
   for (let i = 0; i < data.length; i++) data[i] = ((i * 2654435761) % 1000) / 1000 - 0.5;
@@ -126,7 +128,7 @@ export async function runGpuGemvBench(
   const rotate = small ? 8 << 20 : 512 << 20;
   const [n1, n2] = soft ? [4, 12] : quick ? [20, 60] : [50, 250];
   const rows: GpuGemvRow[] = [];
-  for (const dtype of ["f32", "f16"] as const) {
+  for (const dtype of ["f32", "f16", "q8"] as const) {
     const b = await WebGpuBackend.create({ adapter, weightDType: dtype });
     for (const shape of shapes) {
       for (const op of ["matmul", "matmulTAdd"] as const) {
@@ -204,7 +206,7 @@ if (import.meta.main) {
         "./decode_bench.ts"
       );
       const dir = values.model ?? await smollmShapedModel();
-      const dtype = values.dtype === "f32" ? "f32" : "f16";
+      const dtype = parseWeightDType(values.dtype ?? "f16", "--dtype");
       const tokens = Number(values.tokens);
       const gpu = await WebGpuBackend.create({ adapter, weightDType: dtype });
       const rows = await runDecodeBench(dir, gpu, { tokens });

@@ -7,7 +7,13 @@
  *
  * Tolerances: |got - want| <= ATOL + RTOL * max(|want|, rms(want)), RTOL = ATOL = 1e-5 for f32
  * storage (rope adds pos * 2^-23 to ATOL: an f32 angle is allowed). With f16 storage the expected values are computed from f16-rounded weights (buffers
- * uploaded with `dtype: "f32"` stay exact), so the same tolerance applies. Failures print the
+ * uploaded with `dtype: "f32"` stay exact), so the same tolerance applies. With q8 storage the
+ * expected values are computed from weights quantized here (blocks of 32, f32 scale, written
+ * from the format's definition in lib/formats/q8.ts, not with its code), and q8 matmuls quantize
+ * x per token and block the same way; the integer block sums are then exact, so what remains is
+ * f32 accumulation over blocks and the same tolerance applies. (WGSL allows 2.5 ulp for f32
+ * division, so on a GPU whose division is not IEEE a value within ulps of a rounding boundary
+ * could quantize one step apart; llvmpipe divides exactly.) Failures print the
  * worst error, its index, and both values.
  *
  * `checkWholeForward` (exported) runs the fixture models end to end on a backend against the
@@ -19,6 +25,7 @@ import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer } from "../lib/backends/backend.ts";
 import { BACKENDS, destroyTestBackends } from "./helpers/test_backends.ts";
 import { rng, subset } from "./helpers/seeded.ts";
+import { ReferenceBackend } from "../lib/backends/reference.ts";
 
 const RTOL = 1e-5;
 const ATOL = 1e-5;
@@ -31,9 +38,72 @@ function randn(n: number, r: () => number, scale = 1): Float32Array {
   return a;
 }
 
-/** Values as the backend stores them by default (f16-rounded on an f16 backend). */
+/** Round half to even (the q8 format's rounding). */
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v - Math.trunc(v)) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * q8 quantization of `a` in blocks of 32 consecutive values, every step in f32: scale
+ * d = max|v| / 127, q = roundEven(v * (1 / d)). Returns per-value q and per-block d.
+ */
+function q8(a: ArrayLike<number>): { q: Int32Array; d: Float64Array } {
+  const nb = Math.ceil(a.length / 32);
+  const q = new Int32Array(a.length), d = new Float64Array(nb);
+  for (let b = 0; b < nb; b++) {
+    let amax = 0;
+    for (let k = b * 32; k < Math.min(a.length, b * 32 + 32); k++) {
+      amax = Math.max(amax, Math.abs(a[k]));
+    }
+    d[b] = Math.fround(amax / 127);
+    const id = d[b] === 0 ? 0 : Math.fround(1 / d[b]);
+    for (let k = b * 32; k < Math.min(a.length, b * 32 + 32); k++) {
+      q[k] = roundEven(Math.fround(a[k] * id));
+    }
+  }
+  return { q, d };
+}
+
+/** Values as the backend stores them by default (f16-rounded, or q8 blocks over `a`). */
 function stored(be: Backend, a: Float32Array): Float32Array {
-  return be.weightDType === "f16" ? a.map((v) => Math.f16round(v)) : a;
+  if (be.weightDType === "f16") return a.map((v) => Math.f16round(v));
+  if (be.weightDType === "q8") {
+    const { q, d } = q8(a);
+    return Float32Array.from(q, (v, i) => Math.fround(v * d[Math.floor(i / 32)]));
+  }
+  return a;
+}
+
+/**
+ * x [T, K] times rows of a q8-stored w [N, K] (all blocks inside rows), with x quantized per
+ * token and block: out[t, i] = sum_b dw * dx * sum_k qw * qx (+ bias).
+ */
+function refMatmulQ8(
+  x: Float32Array,
+  T: number,
+  K: number,
+  w: Float32Array, // [N, K] as uploaded (before quantization)
+  rows: Int32Array | null,
+  N: number,
+  bias: Float32Array | null,
+): Float64Array {
+  const R = rows ? rows.length : N;
+  const qw = q8(w), qx = q8(x);
+  const out = new Float64Array(T * R);
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < R; i++) {
+      const r = rows ? rows[i] : i;
+      let s = 0;
+      for (let b = 0; b < K / 32; b++) {
+        let isum = 0;
+        for (let k = b * 32; k < b * 32 + 32; k++) isum += qw.q[r * K + k] * qx.q[t * K + k];
+        s += Math.fround(qw.d[(r * K) / 32 + b] * qx.d[(t * K) / 32 + b]) * isum;
+      }
+      out[t * R + i] = s + (bias ? bias[r] : 0);
+    }
+  }
+  return out;
 }
 
 /** Check got against want; on failure report the worst error, its index and both values. */
@@ -92,7 +162,12 @@ function padded(
   const all = randn(len, r, 1e3);
   for (let i = 0; i < rows; i++) all.set(m.subarray(i * cols, (i + 1) * cols), offset + i * stride);
   const buf = be.weights(all, dtype);
-  const vals = dtype === "f32" ? m : stored(be, m);
+  // Stored values of the whole buffer (q8 blocks run over it), then the view's part.
+  const st = dtype === "f32" ? all : stored(be, all);
+  const vals = new Float32Array(rows * cols);
+  for (let i = 0; i < rows; i++) {
+    vals.set(st.subarray(offset + i * stride, offset + i * stride + cols), i * cols);
+  }
   return { view: { buf, offset, stride, rows, cols }, buf, vals };
 }
 
@@ -212,18 +287,11 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
   },
 
   "matmul (row-gathered, strided, bias, T=1..35)": async (be, r) => {
-    const shapes: [number, number, number][] = [
-      [1, 67, 37],
-      [1, 64, 50],
-      [7, 40, 29],
-      [
-        35,
-        24,
-        13,
-      ],
-      [2, 8, 4],
-      [3, 1, 5],
-    ];
+    const isQ8 = be.weightDType === "q8";
+    // q8 kernels need views on 32-value blocks: K, offset and stride multiples of 32.
+    const shapes: [number, number, number][] = isQ8
+      ? [[1, 96, 37], [1, 64, 50], [7, 32, 29], [35, 64, 13], [2, 32, 4], [3, 32, 5], [40, 32, 66]]
+      : [[1, 67, 37], [1, 64, 50], [7, 40, 29], [35, 24, 13], [2, 8, 4], [3, 1, 5]];
     for (const [T, K, N] of shapes) {
       for (const mode of ["dense", "half", "one", "all"] as const) {
         const rows = mode === "dense" ? null : subset(
@@ -232,8 +300,8 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
           r,
         );
         const w = randn(N * K, r);
-        const stride = K + (mode === "half" ? 2 * K : 5); // bundled layouts
-        const p = padded(be, w, N, K, 11, stride, r);
+        const stride = K + (mode === "half" ? 2 * K : isQ8 ? 32 : 5); // bundled layouts
+        const p = padded(be, w, N, K, isQ8 ? 64 : 11, stride, r);
         const bias = mode === "half" || mode === "one" ? randn(N, r) : null;
         const pb = bias ? padded(be, bias, 1, N, 3, N, r, "f32") : null;
         const x = randn(T * K, r, 2);
@@ -242,7 +310,9 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
         const xt = put(be, T, K, x);
         const out = put(be, T, R, randn(T * R, r, 9)); // overwritten, not accumulated
         be.matmul(xt, p.view, il, pb ? pb.view : null, out);
-        const want = refMatmul(x, T, K, p.vals, rows, N, bias);
+        const want = isQ8
+          ? refMatmulQ8(x, T, K, w, rows, N, bias)
+          : refMatmul(x, T, K, p.vals, rows, N, bias);
         assertClose(`matmul T=${T} K=${K} N=${N} ${mode}`, await be.read(out), want);
         be.free(xt);
         be.free(out);
@@ -254,16 +324,17 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
   },
 
   "matmulTAdd (row-gathered, strided, accumulating, T=1..35)": async (be, r) => {
-    const shapes: [number, number, number][] = [[1, 53, 41], [1, 48, 64], [6, 20, 33], [
-      35,
-      12,
-      24,
-    ], [2, 5, 3]];
+    const isQ8 = be.weightDType === "q8";
+    const shapes: [number, number, number][] = isQ8
+      ? [[1, 53, 64], [1, 48, 96], [6, 20, 32], [35, 12, 64], [2, 5, 32], [40, 70, 32]]
+      : [[1, 53, 41], [1, 48, 64], [6, 20, 33], [35, 12, 24], [2, 5, 3]];
     for (const [T, N, M] of shapes) {
       for (const mode of ["dense", "half", "one"] as const) {
         const rows = mode === "dense" ? null : subset(N, mode === "half" ? N >> 1 : 1, r);
         const w = randn(N * M, r);
-        const p = padded(be, w, N, M, 13, M * 3 + 1, r);
+        const p = isQ8
+          ? padded(be, w, N, M, 32, M * 3 + 32, r)
+          : padded(be, w, N, M, 13, M * 3 + 1, r);
         const R = rows ? rows.length : N;
         const a = randn(T * R, r, 2);
         const out0 = randn(T * M, r);
@@ -279,6 +350,34 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
         if (il) be.release(il);
       }
     }
+  },
+
+  "matmul and matmulTAdd with activations >= 2^15 (f16 kernels' unscaled path), T=1": async (
+    be,
+    r,
+  ) => {
+    const K = 64, N = 24;
+    const w = randn(N * K, r);
+    const p = padded(be, w, N, K, 0, K, r);
+    const x = randn(K, r, 2);
+    x[5] = 1e5; // x * 2^112 overflows f32: the pre-scaled f16 path must not be taken
+    const xt = put(be, 1, K, x), out = be.tensor(1, N);
+    be.matmul(xt, p.view, null, null, out);
+    const want = be.weightDType === "q8"
+      ? refMatmulQ8(x, 1, K, w, null, N, null)
+      : refMatmul(x, 1, K, p.vals, null, N, null);
+    assertClose("matmul with |x| = 1e5", await be.read(out), want);
+    const a = randn(N, r, 2);
+    a[3] = -2e5;
+    const at = put(be, 1, N, a), o2 = put(be, 1, K, new Float32Array(K));
+    be.matmulTAdd(at, p.view, null, o2);
+    assertClose(
+      "matmulTAdd with |a| = 2e5",
+      await be.read(o2),
+      refMatmulTAdd(a, 1, p.vals, null, N, K, new Float32Array(K)),
+    );
+    for (const t of [xt, out, at, o2]) be.free(t);
+    be.release(p.buf);
   },
 
   "siluMul (wide range, aliasing)": async (be, r) => {
@@ -419,17 +518,21 @@ const OPTIONAL_CHECKS: Record<
   "ffn (fused SwiGLU over a bundled [gate|up|down^T] layout, masks, T=1..35, act capture)": [
     "ffn",
     async (be, r) => {
-      for (
-        const [T, K, N, keep] of [
-          [1, 40, 24, 24],
-          [1, 64, 50, 17],
-          [5, 24, 16, 8],
-          [35, 16, 9, 5],
-          [3, 24, 80, 70],
-          [33, 8, 72, 72],
-          [2, 12, 40, 37],
-        ]
-      ) {
+      const isQ8 = be.weightDType === "q8";
+      const shapes = isQ8
+        ? [[1, 32, 24, 24], [1, 64, 50, 17], [5, 32, 16, 8], [35, 32, 9, 5], [3, 64, 80, 70], [
+          33,
+          32,
+          72,
+          72,
+        ], [2, 96, 40, 37]]
+        : [[1, 40, 24, 24], [1, 64, 50, 17], [5, 24, 16, 8], [35, 16, 9, 5], [3, 24, 80, 70], [
+          33,
+          8,
+          72,
+          72,
+        ], [2, 12, 40, 37]];
+      for (const [T, K, N, keep] of shapes) {
         const M = K;
         const bundle = randn(N * 3 * K, r, 0.5); // [N, 3K] row j = gate_j | up_j | down^T_j
         const buf = be.weights(bundle);
@@ -447,13 +550,26 @@ const OPTIONAL_CHECKS: Record<
         const out0 = randn(T * M, r);
         const wantAct = new Float64Array(T * R);
         const want = Float64Array.from(out0);
+        // q8: gate and up products quantize x (as matmul does); down uses the stored values.
+        const gate = new Float32Array(N * K), upW = new Float32Array(N * K);
+        for (let j = 0; j < N; j++) {
+          gate.set(bundle.subarray(j * 3 * K, j * 3 * K + K), j * K);
+          upW.set(bundle.subarray(j * 3 * K + K, j * 3 * K + 2 * K), j * K);
+        }
+        const gq = isQ8 ? refMatmulQ8(x, T, K, gate, null, N, null) : null; // [T, N]
+        const uq = isQ8 ? refMatmulQ8(x, T, K, upW, null, N, null) : null;
         for (let t = 0; t < T; t++) {
           for (let i = 0; i < R; i++) {
             const j = rows ? rows[i] : i;
             let g = 0, u = 0;
-            for (let k = 0; k < K; k++) {
-              g += x[t * K + k] * vals[j * 3 * K + k];
-              u += x[t * K + k] * vals[j * 3 * K + K + k];
+            if (gq && uq) {
+              g = gq[t * N + j];
+              u = uq[t * N + j];
+            } else {
+              for (let k = 0; k < K; k++) {
+                g += x[t * K + k] * vals[j * 3 * K + k];
+                u += x[t * K + k] * vals[j * 3 * K + K + k];
+              }
             }
             const a = g / (1 + Math.exp(-g)) * u;
             wantAct[t * R + i] = a;
@@ -522,13 +638,14 @@ export async function checkWholeForward(
 /**
  * Masked whole-forward check: the same random SEAP mask (random heads and neurons per layer, a
  * whole kv group pruned, a layer with every head pruned, bias compensation) applied to each
- * fixture model on `makeBackend()` and on the reference backend; prefill and decode logits must
- * agree within `tol`. Returns the worst absolute difference.
+ * fixture model on `makeBackend()` and on `makeOracle()` (the reference backend by default);
+ * prefill and decode logits must agree within `tol`. Returns the worst absolute difference.
  */
 export async function checkMaskedForward(
   makeBackend: () => Promise<Backend>,
   fixtures: string[],
   tol: number,
+  makeOracle: () => Backend = () => new ReferenceBackend(),
 ): Promise<number> {
   const { loadModel } = await import("../lib/model/model.ts");
   const { Sequence } = await import("../lib/model/sequence.ts");
@@ -536,7 +653,10 @@ export async function checkMaskedForward(
   let worstAll = 0;
   for (const name of fixtures) {
     const dir = new URL(`./fixtures/${name}`, import.meta.url).pathname;
-    const models = [await loadModel(dir, { backend: await makeBackend() }), await loadModel(dir)];
+    const models = [
+      await loadModel(dir, { backend: await makeBackend() }),
+      await loadModel(dir, { backend: makeOracle() }),
+    ];
     const cfg = models[0].config;
     const r = rng(name.length * 31 + 7);
     const group = cfg.numHeads / cfg.numKvHeads;
@@ -609,8 +729,23 @@ for (const bc of BACKENDS) {
     });
   }
   // f32 storage: 1e-4 like the reference logits test; f16 storage: weights rounded to 11 bits
-  // shift the tiny models' logits by up to a few 1e-3.
-  const tol = bc.name.endsWith("f16") ? 2e-2 : 1e-4;
+  // shift the tiny models' logits by up to a few 1e-3. q8 against the f64 PyTorch logits: 8-bit
+  // weights and activations (per-value error up to max|block| / 254, 8x f16's step, on both
+  // operands) move these random fixtures' logits (|logit| up to 11.9) by up to 0.20 (measured:
+  // 0.14, 0.19, 0.20, 0.11 on the four q8 fixtures; qwen3_qknorm, hidden 48, keeps f32 matrices
+  // and stays at 3e-6). 0.3 is 2.5% of the largest logit; the tight q8 check is the masked
+  // comparison with the q8 reference below.
+  const isQ8 = bc.name.endsWith("q8");
+  const tol = bc.name.endsWith("f16") ? 2e-2 : isQ8 ? 0.3 : 1e-4;
+  // Masked q8 runs are compared with the q8 reference backend: same quantized weights and the
+  // same activation quantization, so only f32 rounding differs, except that a value landing
+  // within an ulp of a rounding boundary of x * (1 / d) may quantize one step apart, moving an
+  // output by up to d_x * |w| of one weight; 2e-3 covers that on these logits (measured:
+  // 5.7e-6, no such flip on these seeds).
+  const maskedTol = isQ8 ? 2e-3 : tol;
+  const oracle = isQ8
+    ? () => new ReferenceBackend({ weightDType: "q8" })
+    : () => new ReferenceBackend();
   Deno.test({
     name: `${bc.name}: whole forward on the fixture models (tol ${tol})${
       skip ? ` (skipped: ${skip})` : ""
@@ -625,16 +760,18 @@ for (const bc of BACKENDS) {
       console.log(`  ${bc.name}: worst |logit diff| ${worst.toExponential(3)}`);
     },
   });
+  const isOracle = bc.name.startsWith("reference");
   Deno.test({
-    name: `${bc.name}: masked forward equals the reference backend's (tol ${tol})${
-      skip ? ` (skipped: ${skip})` : bc.name === "reference" ? " (skipped: it is the oracle)" : ""
+    name: `${bc.name}: masked forward equals the reference backend's (tol ${maskedTol})${
+      skip ? ` (skipped: ${skip})` : isOracle ? " (skipped: it is the oracle)" : ""
     }`,
-    ignore: skip !== null || bc.name === "reference",
+    ignore: skip !== null || isOracle,
     fn: async () => {
       const worst = await checkMaskedForward(
         () => bc.make() as Promise<Backend>,
         FORWARD_FIXTURES,
-        tol,
+        maskedTol,
+        oracle,
       );
       console.log(`  ${bc.name}: worst masked |logit diff| vs reference ${worst.toExponential(3)}`);
     },

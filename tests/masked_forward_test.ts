@@ -113,7 +113,7 @@ async function physicallyPruned(model: Model, mask: Mask): Promise<NaiveModel> {
 }
 
 // f32 backends only: f16 weight storage is compared to f16-rounded weights in the conformance suite.
-const F32_BACKENDS = BACKENDS.filter((b) => !b.name.endsWith("f16"));
+const F32_BACKENDS = BACKENDS.filter((b) => !/(f16|q8)$/.test(b.name));
 for (const bc of F32_BACKENDS) {
   const made = await bc.make();
   for (const name of ["llama_gqa_llama3rope", "qwen2_bias", "qwen3_qknorm"]) {

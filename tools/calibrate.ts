@@ -1,6 +1,6 @@
 /**
  * `deno task calibrate`: SEAP task masks, the generic mask, the Wanda-sp and FLAP baselines and
- * the router, from a calibration set (DESIGN §4). Run with --help for the options.
+ * the router, from a calibration set (docs/design.md, The method). Run with --help for the options.
  */
 
 import { parseArgs } from "node:util";
@@ -36,7 +36,7 @@ Options:
   --backend NAME         auto (default: hardware WebGPU, else wasm, else reference) | reference
                          | wasm | webgpu; weights stay float32
   --max-tokens N         max tokens per sample (default: 256)
-  --score NAME           wifv (default) | wifn
+  --score NAME           wifv (default) | wifn | wanda-sp (the SEAP masks' scores; ablation)
   --structure NAME       ul-ld (default) | ul-um | al-am
   --logistic-m N         leading dense layers; also the router layer (default: 2 from 32
                          layers on, else 1/16 of the layers, at least 1)
@@ -169,8 +169,8 @@ async function main(): Promise<number> {
     if (!(s > 0 && s < 1)) throw new Error(`--sparsity: ${s} is not in (0, 1)`);
   }
   const score = a.score ?? "wifv";
-  if (score !== "wifv" && score !== "wifn") {
-    throw new Error(`--score: wifv or wifn, got "${score}"`);
+  if (score !== "wifv" && score !== "wifn" && score !== "wanda-sp") {
+    throw new Error(`--score: wifv, wifn or wanda-sp, got "${score}"`);
   }
   const structure = a.structure ?? "ul-ld";
   if (!["ul-ld", "ul-um", "al-am"].includes(structure)) {

@@ -11,5 +11,5 @@ cd "$here"
   -Wall -Wextra -Wno-unused-function \
   -Wl,--no-entry -Wl,--import-memory -Wl,--export=__heap_base \
   -Wl,--strip-all -Wl,-z,stack-size=65536 \
-  -o "$out" matmul.c attention.c elementwise.c
+  -o "$out" matmul.c matmul_q8.c attention.c elementwise.c
 echo "built $out ($(wc -c <"$out") bytes)"

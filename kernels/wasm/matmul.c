@@ -82,6 +82,80 @@ static inline float dot1_f32(const float* x, const float* w, int K) {
   return s;
 }
 
+/*
+ * fp16 decode without a multiply per weight. Eight halves loaded as four i32 lanes hold an even
+ * half in the low 16 bits and an odd half in the high 16 bits of each lane. For the odd halves,
+ * (lane >>s 3) & 0x8FFFE000 is the f32 bit pattern s << 31 | (h & 0x7fff) << 13, i.e. the half's
+ * value times 2^-112 (exact for normals, subnormals and zeros); the even halves take one more shift
+ * (lane << 16 first). The 2^112 goes into the other operand once per call instead: x is stored
+ * pre-multiplied by 2^112 and split per group of 8 into evens then odds ("xp", see
+ * f16_prep_x), so a dot product of 8 weights is 1 load, 5 integer ops, 2 loads of xp and
+ * 2 multiply-adds: 12 SIMD ops where unpacking to true f32 took 16 (measured in bench/).
+ * The products x * 2^112 * (w * 2^-112) are ordinary floats; x is pre-scaled only when
+ * max |x| < 2^15 (no overflow); otherwise the exact path with the multiply runs.
+ */
+#define F16_XSCALE 0x1p112f
+#define F16_WSCALE 0x1p-112f
+#define F16_MASK 0x8FFFE000
+/* Eight halves -> f32 bit patterns scaled by 2^-112: ev = halves 0,2,4,6; od = 1,3,5,7. */
+#define H2B8(h, ev, od)                                                                         \
+  do {                                                                                          \
+    (od) = wasm_v128_and(wasm_i32x4_shr((h), 3), wasm_i32x4_splat((int32_t)F16_MASK));         \
+    (ev) = wasm_v128_and(wasm_i32x4_shr(wasm_i32x4_shl((h), 16), 3),                          \
+                         wasm_i32x4_splat((int32_t)F16_MASK));                                \
+  } while (0)
+
+/* One half's bit pattern scaled by 2^-112 (scalar tails of the pre-scaled path). */
+static inline float h2b(half h) {
+  union { uint32_t u; float f; } v;
+  v.u = ((uint32_t)(int32_t)(int16_t)h << 13) & (uint32_t)F16_MASK;
+  return v.f;
+}
+
+/*
+ * xp = x * 2^112, each full group of 8 reordered as x0 x2 x4 x6 x1 x3 x5 x7 (the tail keeps
+ * its order). Returns 0 (xp untouched) when some |x| >= 2^15, where x * 2^112 could overflow.
+ */
+static int f16_prep_x(const float* x, int K, float* xp) {
+  v128_t mx = wasm_f32x4_splat(0);
+  int k = 0;
+  for (; k + 4 <= K; k += 4) mx = wasm_f32x4_max(mx, wasm_f32x4_abs(LD(x + k)));
+  float m = hmax(mx);
+  for (; k < K; k++) m = m > (x[k] < 0 ? -x[k] : x[k]) ? m : (x[k] < 0 ? -x[k] : x[k]);
+  if (!(m < 0x1p15f)) return 0;
+  v128_t s = wasm_f32x4_splat(F16_XSCALE);
+  for (k = 0; k + 8 <= K; k += 8) {
+    v128_t a = LD(x + k), b = LD(x + k + 4);
+    wasm_v128_store(xp + k, wasm_f32x4_mul(wasm_i32x4_shuffle(a, b, 0, 2, 4, 6), s));
+    wasm_v128_store(xp + k + 4, wasm_f32x4_mul(wasm_i32x4_shuffle(a, b, 1, 3, 5, 7), s));
+  }
+  for (; k < K; k++) xp[k] = x[k] * F16_XSCALE;
+  return 1;
+}
+
+/* Dot of a pre-scaled, reordered xp (f16_prep_x) with one fp16 row. */
+static inline float dot1_f16p(const float* xp, const half* w, int K) {
+  v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, e0, o0, e1, o1;
+  int k = 0;
+  for (; k + 16 <= K; k += 16) {
+    H2B8(LD(w + k), e0, o0);
+    H2B8(LD(w + k + 8), e1, o1);
+    FMA(a, LD(xp + k), e0);
+    FMA(b, LD(xp + k + 4), o0);
+    FMA(c, LD(xp + k + 8), e1);
+    FMA(d, LD(xp + k + 12), o1);
+  }
+  for (; k + 8 <= K; k += 8) {
+    H2B8(LD(w + k), e0, o0);
+    FMA(a, LD(xp + k), e0);
+    FMA(b, LD(xp + k + 4), o0);
+  }
+  float s = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(c, d)));
+  for (; k < K; k++) s += xp[k] * h2b(w[k]);
+  return s;
+}
+
+/* Exact-path dot (x not pre-scaled): unpack to true f32 with a multiply. */
 static inline float dot1_f16(const float* x, const half* w, int K) {
   v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, l0, h0, l1, h1;
   int k = 0;
@@ -101,6 +175,11 @@ static inline float dot1_f16(const float* x, const half* w, int K) {
   float s = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(c, d)));
   for (; k < K; k++) s += x[k] * h2f(w[k]);
   return s;
+}
+
+/* One row of fp16 weights, x given as both the original and (when ok) the pre-scaled copy. */
+static inline float dot1_f16x(const float* x, const float* xp, int ok, const half* w, int K) {
+  return ok ? dot1_f16p(xp, w, K) : dot1_f16(x, w, K);
 }
 
 /* fp16 -> f32 for n values. */
@@ -161,13 +240,14 @@ void matmul_f32(const float* x, int T, int K, const float* w, int wstride, const
   }
 }
 
-/** Row-gathered matmul, fp16 weights. scratch: 4 * K floats (used when T > 1). */
+/** Row-gathered matmul, fp16 weights. scratch: 4 * K floats. */
 EXPORT("matmul_f16")
 void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const int32_t* rows,
                 int R, float* out, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
-    for (int i = 0; i < R; i++) out[i] = dot1_f16(x, w + ROW(i) * wstride, K);
+    int ok = f16_prep_x(x, K, scratch);
+    for (int i = 0; i < R; i++) out[i] = dot1_f16x(x, scratch, ok, w + ROW(i) * wstride, K);
     return;
   }
   for (int t0 = 0; t0 < T; t0 += tb) {
@@ -251,6 +331,44 @@ static inline void axpy1_f16(float* o, int M, float c, const half* w) {
   for (; m < M; m++) o[m] += c * h2f(w[m]);
 }
 
+/*
+ * op[0..M8) += c * w * 2^-112 per full group of 8, in the even/odd order of H2B8 (c is the
+ * coefficient pre-multiplied by 2^112, so op holds true values); M8 = M rounded down to 8.
+ */
+static inline void axpy1_f16p(float* op, int M8, float c, const half* w) {
+  v128_t k = wasm_f32x4_splat(c), e, o;
+  for (int m = 0; m < M8; m += 8) {
+    H2B8(LD(w + m), e, o);
+    wasm_v128_store(op + m, wasm_f32x4_add(LD(op + m), wasm_f32x4_mul(k, e)));
+    wasm_v128_store(op + m + 4, wasm_f32x4_add(LD(op + m + 4), wasm_f32x4_mul(k, o)));
+  }
+}
+
+/* out[0..M8) += op back in natural order (undoes the even/odd split of axpy1_f16p). */
+static void f16_unsplit_add(float* out, int M8, const float* op) {
+  for (int m = 0; m < M8; m += 8) {
+    v128_t e = LD(op + m), o = LD(op + m + 4);
+    wasm_v128_store(out + m, wasm_f32x4_add(LD(out + m), wasm_i32x4_shuffle(e, o, 0, 4, 1, 5)));
+    wasm_v128_store(out + m + 4,
+                    wasm_f32x4_add(LD(out + m + 4), wasm_i32x4_shuffle(e, o, 2, 6, 3, 7)));
+  }
+}
+
+/*
+ * out[0..M) += c * w for one fp16 row: the pre-scaled path into op when |c| < 2^15 (full groups
+ * of 8; the tail goes straight to out), else the exact path.
+ */
+static inline void axpy1_f16x(float* out, float* op, int M, float c, const half* w) {
+  float ac = c < 0 ? -c : c;
+  if (ac < 0x1p15f) {
+    int M8 = M & ~7;
+    axpy1_f16p(op, M8, c * F16_XSCALE, w);
+    for (int m = M8; m < M; m++) out[m] += c * h2f(w[m]);
+  } else {
+    axpy1_f16(out, M, c, w);
+  }
+}
+
 /** Row-gathered transposed product, accumulated; f32 weights. a [T, R], out [T, M]. */
 EXPORT("matmul_t_add_f32")
 void matmul_t_add_f32(const float* a, int T, int R, const float* w, int wstride,
@@ -286,7 +404,9 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
                       const int32_t* rows, int M, float* out, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
-    for (int i = 0; i < R; i++) axpy1_f16(out, M, a[i], w + ROW(i) * wstride);
+    __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
+    for (int i = 0; i < R; i++) axpy1_f16x(out, scratch, M, a[i], w + ROW(i) * wstride);
+    f16_unsplit_add(out, M & ~7, scratch);
     return;
   }
   for (int t0 = 0; t0 < T; t0 += tb) {
@@ -406,8 +526,9 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
 }
 
 /**
- * Fused SwiGLU FFN, fp16 weights. T > 1 converts each chunk's rows once per token block.
- * scratch: 2 * tb * FFN_CHUNK + FFN_CHUNK * (2 * K + M) floats.
+ * Fused SwiGLU FFN, fp16 weights. T == 1 uses the pre-scaled path (scratch: K + M floats: xp and
+ * the even/odd-ordered down accumulator); T > 1 converts each chunk's rows once per token block.
+ * scratch: 2 * tb * FFN_CHUNK + FFN_CHUNK * (2 * K + M) floats (>= K + M).
  */
 EXPORT("ffn_f16")
 void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half* up, int us,
@@ -415,12 +536,17 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
              float* act, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
+    float *xp = scratch, *op = scratch + K;
+    int ok = f16_prep_x(x, K, xp);
+    __builtin_memset(op, 0, (size_t)M * sizeof(float));
     for (int i = 0; i < R; i++) {
       size_t r = ROW(i);
-      float a = silu(dot1_f16(x, gate + r * gs, K)) * dot1_f16(x, up + r * us, K);
+      float a = silu(dot1_f16x(x, xp, ok, gate + r * gs, K)) *
+                dot1_f16x(x, xp, ok, up + r * us, K);
       if (act) act[i] = a;
-      axpy1_f16(out, M, a, down + r * ds);
+      axpy1_f16x(out, op, M, a, down + r * ds);
     }
+    f16_unsplit_add(out, M & ~7, op);
     return;
   }
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;

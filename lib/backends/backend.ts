@@ -1,7 +1,7 @@
 /**
  * The `Backend` interface: every heavy op of the forward pass, on opaque backend-owned tensors.
  *
- * Model code (lib/model/forward.ts) calls only these methods, so the plain TypeScript
+ * Model code (lib/model/sequence.ts) calls only these methods, so the plain TypeScript
  * `reference` backend, the WASM SIMD backend and the WebGPU backend are drop-in replacements.
  * Ops are *enqueued*: a backend may run them eagerly (CPU) or record them and run them at the
  * next `read` (GPU: one submission per decode step). Only `read` returns data to the host.
@@ -50,8 +50,17 @@ export interface IndexList {
   readonly host: Int32Array;
 }
 
-/** Weight storage precision a backend may use. */
-export type WeightDType = "f32" | "f16";
+/**
+ * Weight storage precision a backend may use: "f32", "f16", or "q8" (blocks of 32 int8 values
+ * with one f32 scale, lib/formats/q8.ts). With q8 weights, {@link Backend.matmul} (and the gate
+ * and up products of {@link Backend.ffn}) quantize the activation too, per token and block of
+ * 32, in the same format (llama.cpp's Q8_0 x Q8_0 dot product): block sums are exact integers,
+ * scaled by both blocks' scales. {@link Backend.matmulTAdd} and the down product use the
+ * dequantized weights with f32 coefficients. The kernels need q8 views to start on a block:
+ * offset, stride and cols multiples of 32 (the model loader stores matrices whose rows are not a
+ * multiple of 32 long as f32, as llama.cpp does); elementwise ops accept any q8 view.
+ */
+export type WeightDType = "f32" | "f16" | "q8";
 
 /** Every heavy op of the forward pass. See the module comment for conventions. */
 export interface Backend {

@@ -1,9 +1,19 @@
 /**
  * The plain TypeScript backend: the reference every faster backend is tested against.
- * Eager, fp32, straightforward loops; pruned rows are never read.
+ * Eager, fp32 arithmetic, straightforward loops; pruned rows are never read. Weights are stored
+ * as f32 by default; with `weightDType` "f16" they are rounded to f16, with "q8" quantized to
+ * lib/formats/q8.ts blocks, and q8 matmuls quantize the activation exactly as the WASM and WGSL
+ * kernels do (see {@link WeightDType}).
  */
 
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer, WeightDType } from "./backend.ts";
+import {
+  dequantizeQ8,
+  Q8_BLOCK,
+  Q8_BLOCK_BYTES,
+  quantizeBlock,
+  quantizeQ8,
+} from "../formats/q8.ts";
 
 /** A host tensor `[rows, cols]`. */
 export class RefTensor implements Tensor {
@@ -14,10 +24,15 @@ export class RefTensor implements Tensor {
   ) {}
 }
 
-/** A host weight buffer. */
+/** A host weight buffer: the values as stored (f16-rounded or dequantized q8) in `data`. */
 export class RefWeights implements WeightBuffer {
   readonly length: number;
-  constructor(readonly data: Float32Array) {
+  constructor(
+    readonly data: Float32Array,
+    readonly dtype: WeightDType = "f32",
+    /** q8 storage: per block scale `d[b]` and the int8 values `q[e]` (element order). */
+    readonly q8: { d: Float32Array; q: Int8Array } | null = null,
+  ) {
     this.length = data.length;
   }
 }
@@ -40,9 +55,35 @@ function wd(v: MatView): Float32Array {
 /** Plain TypeScript implementation of {@link Backend}. */
 export class ReferenceBackend implements Backend {
   readonly name = "reference";
-  readonly weightDType: WeightDType = "f32";
+  readonly weightDType: WeightDType;
 
-  weights(data: Float32Array): WeightBuffer {
+  /** `weightDType` (default "f32") is the storage precision of {@link weights}. */
+  constructor(opts: { weightDType?: WeightDType } = {}) {
+    const dt = opts.weightDType ?? "f32";
+    if (dt !== "f32" && dt !== "f16" && dt !== "q8") {
+      throw new Error(`reference backend: bad weightDType ${dt}`);
+    }
+    this.weightDType = dt;
+  }
+
+  weights(data: Float32Array, dtype?: WeightDType): WeightBuffer {
+    const dt = dtype ?? this.weightDType;
+    if (dt === "f16") return new RefWeights(data.map((v) => Math.f16round(v)), dt);
+    if (dt === "q8") {
+      const bytes = quantizeQ8(data);
+      const nb = bytes.length / Q8_BLOCK_BYTES;
+      const dv = new DataView(bytes.buffer);
+      const d = Float32Array.from(
+        { length: nb },
+        (_, b) => dv.getFloat32(b * Q8_BLOCK_BYTES, true),
+      );
+      const q = new Int8Array(data.length);
+      const all = new Int8Array(bytes.buffer);
+      for (let e = 0; e < data.length; e++) {
+        q[e] = all[Math.floor(e / Q8_BLOCK) * Q8_BLOCK_BYTES + 4 + (e % Q8_BLOCK)];
+      }
+      return new RefWeights(dequantizeQ8(bytes, data.length), dt, { d, q });
+    }
     return new RefWeights(data);
   }
   indices(idx: Int32Array): IndexList {
@@ -93,6 +134,8 @@ export class ReferenceBackend implements Backend {
   }
 
   matmul(x: Tensor, w: MatView, rows: IndexList | null, bias: MatView | null, out: Tensor): void {
+    const q8 = (w.buf as RefWeights).q8;
+    if (q8) return this.#matmulQ8(x, w, q8, rows, bias, out);
     const xd = t(x).data;
     const od = t(out).data;
     const W = wd(w);
@@ -117,6 +160,54 @@ export class ReferenceBackend implements Backend {
         }
         for (; k < K; k++) s0 += W[base + k] * xd[xb + k];
         od[tok * R + i] = s0 + s1 + s2 + s3 + b;
+      }
+    }
+  }
+
+  /** q8 weights: x quantized per token and block of 32; exact integer block sums. */
+  #matmulQ8(
+    x: Tensor,
+    w: MatView,
+    q8: { d: Float32Array; q: Int8Array },
+    rows: IndexList | null,
+    bias: MatView | null,
+    out: Tensor,
+  ): void {
+    const K = w.cols, T = x.rows;
+    const stride = w.rows > 1 ? w.stride : K;
+    if (w.offset % Q8_BLOCK !== 0 || stride % Q8_BLOCK !== 0 || K % Q8_BLOCK !== 0) {
+      throw new RangeError(
+        `reference backend: q8 matmul needs offset, stride and cols that are multiples of ` +
+          `${Q8_BLOCK} (offset ${w.offset}, stride ${w.stride}, cols ${K})`,
+      );
+    }
+    const nb = K / Q8_BLOCK;
+    const xd = t(x).data;
+    const xq = new Int16Array(T * K); // [T, K] quantized x
+    const xs = new Float32Array(T * nb); // [T, K / 32] block scales
+    for (let tok = 0; tok < T; tok++) {
+      for (let b = 0; b < nb; b++) {
+        const e = tok * K + b * Q8_BLOCK;
+        xs[tok * nb + b] = quantizeBlock(xd, e, Q8_BLOCK, xq, e);
+      }
+    }
+    const od = t(out).data;
+    const R = rows ? rows.length : w.rows;
+    const idx = rows?.host;
+    const bd = bias ? wd(bias) : null;
+    for (let i = 0; i < R; i++) {
+      const r = idx ? idx[i] : i;
+      const base = w.offset + r * w.stride;
+      const b0 = bd ? bd[bias!.offset + r] : 0;
+      for (let tok = 0; tok < T; tok++) {
+        let s = 0;
+        for (let b = 0; b < nb; b++) {
+          let isum = 0;
+          const wb = base + b * Q8_BLOCK, xb = tok * K + b * Q8_BLOCK;
+          for (let k = 0; k < Q8_BLOCK; k++) isum += q8.q[wb + k] * xq[xb + k];
+          s += Math.fround(q8.d[wb / Q8_BLOCK] * xs[tok * nb + b]) * isum;
+        }
+        od[tok * R + i] = s + b0;
       }
     }
   }

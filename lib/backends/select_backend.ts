@@ -11,12 +11,21 @@ import type { Backend, WeightDType } from "./backend.ts";
 import { ReferenceBackend } from "./reference.ts";
 import { requestWebGpuAdapter, WebGpuBackend } from "./webgpu.ts";
 
+/** The weight formats, for command-line and environment parsing. */
+export const WEIGHT_DTYPES: readonly WeightDType[] = ["f32", "f16", "q8"];
+
+/** Parse a weight format name (`--weights`, `SEAP_WEIGHTS`); throws a clear error otherwise. */
+export function parseWeightDType(s: string, what = "--weights"): WeightDType {
+  if ((WEIGHT_DTYPES as readonly string[]).includes(s)) return s as WeightDType;
+  throw new RangeError(`${what}: expected ${WEIGHT_DTYPES.join(", ")}, got "${s}"`);
+}
+
 /** A backend name, or "auto". */
 export type BackendChoice = "auto" | "reference" | "wasm" | "webgpu";
 
 /** Options of {@link selectBackend}. */
 export interface SelectBackendOptions {
-  /** Weight storage precision for the WASM / WebGPU backends (default "f32"). */
+  /** Weight storage precision, "f32" (default), "f16" or "q8", on every backend. */
   weightDType?: WeightDType;
   /** Where "auto" reports what it chose and why (default: nothing). */
   log?: (msg: string) => void;
@@ -40,7 +49,7 @@ export async function selectBackend(
   const log = opts.log ?? (() => {});
   switch (choice) {
     case "reference":
-      return new ReferenceBackend();
+      return new ReferenceBackend({ weightDType });
     case "wasm":
       return await makeWasm(weightDType);
     case "webgpu":
@@ -64,7 +73,7 @@ export async function selectBackend(
         return b;
       } catch (e) {
         log(`backend: wasm unavailable (${(e as Error).message}); using reference`);
-        return new ReferenceBackend();
+        return new ReferenceBackend({ weightDType });
       }
     }
     default:

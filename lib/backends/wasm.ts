@@ -1,9 +1,10 @@
 /**
  * The WASM SIMD backend: every op of {@link Backend} runs eagerly in `kernels/wasm/seap_kernels.wasm`
  * (C compiled with clang, f32x4 SIMD) on tensors and weights that live in one
- * `WebAssembly.Memory` owned by the backend. Single-threaded. Weights are stored as f32 or f16
+ * `WebAssembly.Memory` owned by the backend. Single-threaded. Weights are stored as f32, f16 or q8
  * (`weightDType`, chosen at creation); f16 halves the bytes read per decoded token and is
- * converted to f32 inside the kernels. Matmuls read only the rows of the index list.
+ * converted to f32 inside the kernels; q8 (lib/formats/q8.ts) reads 1.125 bytes per weight with
+ * integer dot products (kernels/wasm/matmul_q8.c). Matmuls read only the rows of the index list.
  */
 
 import {
@@ -15,6 +16,7 @@ import {
   type WeightBuffer,
   type WeightDType,
 } from "./backend.ts";
+import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8 } from "../formats/q8.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 type FfnKernel = (
@@ -123,6 +125,32 @@ interface Kernels {
   ): void;
   ffn_f32: FfnKernel;
   ffn_f16: FfnKernel;
+  /** q8 kernels: weights are block pointers, strides in blocks (kernels/wasm/matmul_q8.c). */
+  matmul_q8(
+    x: number,
+    T: number,
+    K: number,
+    w: number,
+    wsb: number,
+    rows: number,
+    R: number,
+    out: number,
+    tb: number,
+    scratch: number,
+  ): void;
+  matmul_t_add_q8(
+    a: number,
+    T: number,
+    R: number,
+    w: number,
+    wsb: number,
+    rows: number,
+    M: number,
+    out: number,
+    scratch: number,
+  ): void;
+  ffn_q8: FfnKernel;
+  q8_to_f32(base: number, e0: number, n: number, dst: number): void;
   __heap_base: WebAssembly.Global;
 }
 
@@ -134,6 +162,8 @@ const ALIGN = 64;
 const TOKEN_BLOCK = 32;
 /** Neurons per chunk in the T > 1 fused FFN (FFN_CHUNK in kernels/wasm/matmul.c). */
 const FFN_CHUNK = 32;
+/** Rows per tile of the q8 T > 1 paths (TILE_ROWS in kernels/wasm/matmul_q8.c). */
+const Q8_TILE_ROWS = 32;
 
 /** A tensor `[rows, cols]` of f32 at byte offset `ptr` in the backend's memory. */
 class WasmTensor implements Tensor {
@@ -157,7 +187,7 @@ class WasmWeights implements WeightBuffer {
     readonly ptr: number,
     readonly bytes: number,
   ) {}
-  /** Bytes per element. */
+  /** Bytes per element (f32 / f16 storage; q8 is addressed by blocks). */
   get esize(): number {
     return this.dtype === "f16" ? 2 : 4;
   }
@@ -217,6 +247,8 @@ export class WasmBackend implements Backend {
   #ropeKey = "";
   #ropePtr = 0;
   #ropeBytes = 0;
+  #vecPtr = 0;
+  #vecBytes = 0;
 
   private constructor(
     mem: WebAssembly.Memory,
@@ -239,7 +271,7 @@ export class WasmBackend implements Backend {
     opts: { weightDType?: WeightDType; maxBytes?: number } = {},
   ): Promise<WasmBackend> {
     const dtype = opts.weightDType ?? "f32";
-    if (dtype !== "f32" && dtype !== "f16") {
+    if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
       throw new Error(`wasm backend: bad weightDType ${dtype}`);
     }
     modulePromise ??= Deno.readFile(WASM_URL).then((b) => WebAssembly.compile(b));
@@ -412,19 +444,54 @@ export class WasmBackend implements Backend {
     return l.ptr;
   }
 
-  /** Byte address of element (row 0, col 0) of a view. */
+  /** Byte address of element (row 0, col 0) of a view (f32 / f16 storage). */
   #addr(v: MatView): number {
     const b = v.buf as WasmWeights;
     return b.ptr + v.offset * b.esize;
+  }
+
+  /**
+   * Block address of row 0 of a q8 view and its row stride in blocks; the q8 kernels need the
+   * view to start on a block (offset, stride and cols multiples of 32).
+   */
+  #q8(v: MatView, what: string): { ptr: number; sb: number } {
+    const b = v.buf as WasmWeights;
+    const stride = v.rows > 1 ? v.stride : v.cols;
+    if (v.offset % Q8_BLOCK !== 0 || stride % Q8_BLOCK !== 0 || v.cols % Q8_BLOCK !== 0) {
+      throw new RangeError(
+        `wasm backend: ${what}: q8 weights need offset, stride and cols that are multiples of ` +
+          `${Q8_BLOCK} (view ${JSON.stringify(viewShape(v))})`,
+      );
+    }
+    return { ptr: b.ptr + (v.offset / Q8_BLOCK) * Q8_BLOCK_BYTES, sb: stride / Q8_BLOCK };
+  }
+
+  /**
+   * Address of `n` f32 values of row 0 of a vector view, for elementwise kernels: the view itself
+   * (f32 / f16, with its f16 flag), or for q8 storage a dequantized copy in a scratch block
+   * (valid until the next op).
+   */
+  #vec(v: MatView, n: number): { ptr: number; f16: number } {
+    const b = v.buf as WasmWeights;
+    if (b.dtype !== "q8") return { ptr: this.#addr(v), f16: b.dtype === "f16" ? 1 : 0 };
+    if (n * 4 > this.#vecBytes) {
+      if (this.#vecBytes > 0) this.#dealloc(this.#vecPtr, this.#vecBytes);
+      const a = this.#alloc(n * 4, true);
+      this.#vecPtr = a.ptr;
+      this.#vecBytes = a.size;
+    }
+    this.#k.q8_to_f32(b.ptr, v.offset, n, this.#vecPtr);
+    return { ptr: this.#vecPtr, f16: 0 };
   }
 
   // ---------- storage ----------
 
   weights(data: Float32Array, dtype?: WeightDType): WeightBuffer {
     const dt = dtype ?? this.weightDType;
-    const es = dt === "f16" ? 2 : 4;
-    const { ptr, size } = this.#alloc(data.length * es);
+    const bytes = dt === "q8" ? q8Bytes(data.length) : data.length * (dt === "f16" ? 2 : 4);
+    const { ptr, size } = this.#alloc(bytes);
     if (dt === "f16") new Float16Array(this.#mem.buffer, ptr, data.length).set(data);
+    else if (dt === "q8") new Uint8Array(this.#mem.buffer, ptr, bytes).set(quantizeQ8(data));
     else this.#F.set(data, ptr / 4);
     return new WasmWeights(this, data.length, dt, ptr, size);
   }
@@ -486,6 +553,13 @@ export class WasmBackend implements Backend {
         throw new RangeError(`token id ${ids[i]} out of vocabulary`);
       }
     }
+    if (w.dtype === "q8") {
+      for (let i = 0; i < T; i++) {
+        const e0 = table.offset + ids[i] * table.stride;
+        this.#k.q8_to_f32(w.ptr, e0, table.cols, o.ptr + i * table.cols * 4);
+      }
+      return;
+    }
     const p = this.#scratch(T * 4);
     this.#views();
     this.#i32.set(ids, p / 4);
@@ -503,13 +577,14 @@ export class WasmBackend implements Backend {
   rmsNorm(x: Tensor, weight: MatView, eps: number, out: Tensor): void {
     const a = this.#t(x, "rmsNorm x");
     const o = this.#t(out, "rmsNorm out");
-    const w = this.#w(weight, "rmsNorm weight", 1);
+    this.#w(weight, "rmsNorm weight", 1);
     const c = weight.cols;
     if (o.rows !== a.rows || o.cols !== a.cols || c === 0 || a.cols % c !== 0) {
       throw new RangeError(`rmsNorm: x [${a.rows}, ${a.cols}], out [${o.rows}, ${o.cols}], c ${c}`);
     }
     const groups = a.rows * (a.cols / c);
-    this.#k.rmsnorm(a.ptr, groups, c, this.#addr(weight), w.dtype === "f16" ? 1 : 0, eps, o.ptr);
+    const wv = this.#vec(weight, c);
+    this.#k.rmsnorm(a.ptr, groups, c, wv.ptr, wv.f16, eps, o.ptr);
   }
 
   matmul(x: Tensor, w: MatView, rows: IndexList | null, bias: MatView | null, out: Tensor): void {
@@ -525,16 +600,22 @@ export class WasmBackend implements Backend {
       );
     }
     const T = a.rows;
-    if (wb.dtype === "f16") {
-      const s = T > 1 ? this.#scratch(4 * K * 4) : 0;
+    if (wb.dtype === "q8") {
+      const q = this.#q8(w, "matmul w");
+      // The quantized x: T * K/32 scales (f32) + T * K int16.
+      const s = this.#scratch(T * (K / Q8_BLOCK) * 4 + T * K * 2);
+      this.#k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
+    } else if (wb.dtype === "f16") {
+      const s = this.#scratch(4 * K * 4);
       this.#k.matmul_f16(a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK, s);
     } else {
       this.#k.matmul_f32(a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK);
     }
     if (bias) {
-      const bb = this.#w(bias, "matmul bias", 1);
+      this.#w(bias, "matmul bias", 1);
       if (bias.cols < N) throw new RangeError(`matmul: bias of ${bias.cols} values for ${N} rows`);
-      this.#k.add_bias_gather(o.ptr, T, R, rp, this.#addr(bias), bb.dtype === "f16" ? 1 : 0);
+      const bv = this.#vec(bias, N);
+      this.#k.add_bias_gather(o.ptr, T, R, rp, bv.ptr, bv.f16);
     }
   }
 
@@ -551,8 +632,12 @@ export class WasmBackend implements Backend {
       );
     }
     const T = at.rows;
-    if (wb.dtype === "f16") {
-      const s = T > 1 ? this.#scratch(4 * M * 4) : 0;
+    if (wb.dtype === "q8") {
+      const q = this.#q8(w, "matmulTAdd w");
+      const s = this.#scratch(Q8_TILE_ROWS * M * 4);
+      this.#k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
+    } else if (wb.dtype === "f16") {
+      const s = this.#scratch(4 * M * 4);
       this.#k.matmul_t_add_f16(at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK, s);
     } else {
       this.#k.matmul_t_add_f32(at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK);
@@ -606,9 +691,10 @@ export class WasmBackend implements Backend {
 
   addRow(x: Tensor, bias: MatView): void {
     const a = this.#t(x, "addRow x");
-    const b = this.#w(bias, "addRow bias", 1);
+    this.#w(bias, "addRow bias", 1);
     if (bias.cols < a.cols) throw new RangeError(`addRow: bias ${bias.cols} for ${a.cols} cols`);
-    this.#k.add_row(a.ptr, a.rows, a.cols, this.#addr(bias), b.dtype === "f16" ? 1 : 0);
+    const bv = this.#vec(bias, a.cols);
+    this.#k.add_row(a.ptr, a.rows, a.cols, bv.ptr, bv.f16);
   }
 
   add(x: Tensor, y: Tensor): void {
@@ -710,6 +796,34 @@ export class WasmBackend implements Backend {
     if (gb.dtype !== ub.dtype || gb.dtype !== db.dtype) {
       throw new TypeError("ffn: gate, up and downT must share a storage dtype");
     }
+    if (gb.dtype === "q8") {
+      const g = this.#q8(gate, "ffn gate"), u = this.#q8(up, "ffn up");
+      const d = this.#q8(downT, "ffn downT");
+      // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
+      // [2, T, tile] and one tile of dequantized down rows [tile, M].
+      let bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
+      bytes += (T > 1 ? 2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M : M) * 4;
+      const sp = this.#scratch(bytes);
+      this.#k.ffn_q8(
+        xt.ptr,
+        T,
+        K,
+        g.ptr,
+        g.sb,
+        u.ptr,
+        u.sb,
+        d.ptr,
+        d.sb,
+        M,
+        rp,
+        R,
+        o.ptr,
+        at ? at.ptr : 0,
+        TOKEN_BLOCK,
+        sp,
+      );
+      return;
+    }
     const args = [
       xt.ptr,
       T,
@@ -729,7 +843,7 @@ export class WasmBackend implements Backend {
     ] as const;
     // Scratch: G and U [tb, FFN_CHUNK] (T > 1), plus a converted chunk of rows for f16.
     let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK : 0;
-    if (T > 1 && gb.dtype === "f16") floats += FFN_CHUNK * (2 * K + M);
+    if (gb.dtype === "f16") floats += T > 1 ? FFN_CHUNK * (2 * K + M) : K + M;
     const sp = floats > 0 ? this.#scratch(floats * 4) : 0;
     if (gb.dtype === "f16") this.#k.ffn_f16(...args, sp);
     else this.#k.ffn_f32(...args, sp);
@@ -738,6 +852,10 @@ export class WasmBackend implements Backend {
   /** Host copy (f32) of the first `n` values of row 0 of a view (any storage dtype). */
   hostView(v: MatView, n: number): Float32Array {
     const b = this.#w(v, "hostView", 1);
+    if (b.dtype === "q8") {
+      const p = this.#vec(v, n).ptr / 4;
+      return this.#F.slice(p, p + n);
+    }
     if (b.dtype === "f16") {
       return Float32Array.from(new Float16Array(this.#mem.buffer, this.#addr(v), n));
     }

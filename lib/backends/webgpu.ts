@@ -8,7 +8,9 @@
  * is one submission whose only readback is the logits.
  *
  * - Weights: one GPUBuffer per {@link WeightBuffer}, f32 or f16 (two halves packed per u32,
- *   unpacked in WGSL with `unpack2x16float`, so no `enable f16` is needed). A {@link MatView}'s
+ *   unpacked in WGSL with `unpack2x16float`, so no `enable f16` is needed), or q8
+ *   (lib/formats/q8.ts: 9-word blocks; the *_q8.wgsl kernels quantize activations with
+ *   quantize_q8.wgsl and sum int8 products exactly; q8 views bind the whole buffer). A {@link MatView}'s
  *   offset/stride go to the kernel as uniforms; a view larger than the device's storage
  *   binding limit is bound in row chunks (one dispatch per chunk).
  * - Tensors: f32 storage buffers `[rows, cols]` row-major, pooled by size on free.
@@ -21,6 +23,7 @@
  */
 
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer, WeightDType } from "./backend.ts";
+import { dequantizeQ8, Q8_BLOCK, quantizeQ8 } from "../formats/q8.ts";
 
 /** Thrown when no WebGPU adapter (or device) is available. */
 export class WebGpuUnavailableError extends Error {
@@ -138,6 +141,19 @@ const KERNELS = {
   kv_write: { file: "kv_write", bindings: ["u", "s", "s", "r"], overrides: [] },
   copy_rows: { file: "copy_rows", bindings: ["u", "s", "s"], overrides: [] },
   zero: { file: "zero", bindings: ["u", "s"], overrides: [] },
+  quantize_q8: { file: "quantize_q8", bindings: ["u", "s", "s"], overrides: [] },
+  matmul_rows_q8: {
+    file: "matmul_rows_q8",
+    bindings: ["u", "r", "s", "r", "r", "s"],
+    overrides: ["B_F16"],
+  },
+  matmul_t_add_q8: { file: "matmul_t_add_q8", bindings: ["u", "r", "s", "r", "s"], overrides: [] },
+  ffn_gate_up_q8: {
+    file: "ffn_gate_up_q8",
+    bindings: ["u", "r", "r", "s", "r", "s"],
+    overrides: [],
+  },
+  embed_q8: { file: "embed_q8", bindings: ["u", "r", "r", "s"], overrides: [] },
 } satisfies Record<string, KernelSpec>;
 
 type KernelName = keyof typeof KERNELS;
@@ -305,6 +321,10 @@ export class WebGpuBackend implements Backend {
   private readonly dummyR: Res;
   private readonly dummyW: Res;
   private scratch: Res | null = null;
+  /** Quantized activations of the q8 products (see quantizeX). */
+  private q8x: Res | null = null;
+  /** f32 twins of small q8 buffers used by elementwise ops (see f32View). */
+  private readonly q8Twins = new WeakMap<GpuWeights, GpuWeights>();
 
   private enc: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -417,8 +437,8 @@ export class WebGpuBackend implements Backend {
       if (err) {
         if (dtype === "f16") {
           console.warn(`webgpu: packed f16 weights unsupported (${err.message}); using f32`);
+          dtype = "f32";
         }
-        dtype = "f32";
         f16Ok = false;
       }
     }
@@ -442,9 +462,12 @@ export class WebGpuBackend implements Backend {
    */
   weights(data: Float32Array, dtype?: WeightDType): WeightBuffer {
     this.alive();
-    const dt: WeightDType = this.f16Ok ? dtype ?? this.weightDType : "f32";
+    const want = dtype ?? this.weightDType;
+    const dt: WeightDType = want === "f16" && !this.f16Ok ? "f32" : want;
     const bytes = dt === "f16"
       ? new Uint8Array(toHalfBits(data).buffer, 0, data.length * 2)
+      : dt === "q8"
+      ? quantizeQ8(data)
       : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const size = Math.max(16, roundUp(bytes.byteLength, 16));
     if (size > this.device.limits.maxBufferSize) {
@@ -602,6 +625,17 @@ export class WebGpuBackend implements Backend {
     if (T === 0 || table.cols === 0) return;
     const idsRes = this.arenaAlloc(T * 4);
     new Int32Array(this.arenaHost, idsRes.offset, T).set(ids);
+    if (w.dtype === "q8") {
+      this.dispatch(
+        "embed_q8",
+        "main",
+        {},
+        [T, table.cols, table.offset, table.stride],
+        [this.q8Res(w), idsRes, this.tres(o)],
+        Math.ceil((T * table.cols) / 256),
+      );
+      return;
+    }
     const f16 = w.dtype === "f16";
     const emit = (t0: number, tn: number, row0: number, rowLast: number) => {
       const wr = this.bindRange(
@@ -629,6 +663,7 @@ export class WebGpuBackend implements Backend {
   rmsNorm(x: Tensor, weight: MatView, eps: number, out: Tensor): void {
     const a = this.t(x);
     const o = this.t(out);
+    weight = this.f32View(weight);
     const w = this.view(weight);
     const gs = weight.cols;
     if (gs === 0 || a.cols % gs !== 0 || o.rows !== a.rows || o.cols !== a.cols) {
@@ -665,11 +700,32 @@ export class WebGpuBackend implements Backend {
       );
     }
     if (idx) this.checkRows(idx, w.rows, "matmul");
+    if (bias) bias = this.f32View(bias);
     const bb = bias ? this.view(bias) : null;
     if (bias && bias.cols !== w.rows) {
       throw new RangeError(`webgpu.matmul: bias length ${bias.cols}, want ${w.rows}`);
     }
     if (T === 0 || R === 0) return;
+    if (wb.dtype === "q8") {
+      const q8 = this.q8View(w, "matmul");
+      const xq = this.quantizeX(a, T, K);
+      const br = bb && bias ? this.bindRange(bb, bias.offset, bias.offset + w.rows) : null;
+      this.dispatch(
+        "matmul_rows_q8",
+        "main",
+        { B_F16: bb?.dtype === "f16" },
+        [T, K, R, q8.block0, q8.sb, idx ? 1 : 0, br ? 1 : 0, br?.base ?? 0, xq.qBase, 0, 0, 0],
+        [
+          this.q8Res(wb),
+          xq.res,
+          idx ? this.ires(idx) : this.dummyR,
+          br?.res ?? this.dummyR,
+          this.tres(o),
+        ],
+        Math.ceil((T * R) / 64),
+      );
+      return;
+    }
     const f16 = wb.dtype === "f16";
     const q = f16 ? 8 : 4;
     this.chunks(w, idx, 0, R, (p0, p1, r0, r1) => {
@@ -711,6 +767,18 @@ export class WebGpuBackend implements Backend {
     }
     if (idx) this.checkRows(idx, w.rows, "matmulTAdd");
     if (T === 0 || R === 0 || M === 0) return;
+    if (wb.dtype === "q8") {
+      const q8 = this.q8View(w, "matmulTAdd");
+      this.dispatch(
+        "matmul_t_add_q8",
+        "main",
+        {},
+        [T, M, R, q8.block0, q8.sb, idx ? 1 : 0, 0, 0],
+        [this.q8Res(wb), this.tres(at), idx ? this.ires(idx) : this.dummyR, this.tres(o)],
+        Math.ceil((T * M) / 64),
+      );
+      return;
+    }
     const f16 = wb.dtype === "f16";
     const nCt = Math.ceil(M / 256);
     const nTiles = Math.ceil(T / TT);
@@ -781,6 +849,22 @@ export class WebGpuBackend implements Backend {
     if (idx) this.checkRows(idx, N, "ffn");
     if (T === 0 || R === 0) return;
     const a = at ?? (this.tensor(T, R) as GpuTensor);
+    if (gb.dtype === "q8" || ub.dtype === "q8") {
+      if (gb.dtype !== ub.dtype) throw new TypeError("webgpu.ffn: gate and up must share q8");
+      const g8 = this.q8View(gate, "ffn gate"), u8 = this.q8View(up, "ffn up");
+      const xq = this.quantizeX(xt, T, K);
+      this.dispatch(
+        "ffn_gate_up_q8",
+        "main",
+        {},
+        [T, K, R, g8.block0, g8.sb, u8.block0, u8.sb, idx ? 1 : 0, xq.qBase, 0, 0, 0],
+        [this.q8Res(gb), this.q8Res(ub), xq.res, idx ? this.ires(idx) : this.dummyR, this.tres(a)],
+        Math.ceil((T * R) / 64),
+      );
+      this.matmulTAdd(a, downT, rows, out);
+      if (!at) this.free(a);
+      return;
+    }
     const gf16 = gb.dtype === "f16";
     const uf16 = ub.dtype === "f16";
     const q = gf16 ? 8 : 4;
@@ -829,6 +913,7 @@ export class WebGpuBackend implements Backend {
   /** Rotary embedding in place (HF rotate_half) on every head of x `[T, nh * d]`. */
   rope(x: Tensor, headDim: number, pos0: number, invFreq: MatView): void {
     const a = this.t(x);
+    invFreq = this.f32View(invFreq);
     const f = this.view(invFreq);
     const d = headDim;
     if (d <= 0 || d % 2 !== 0 || a.cols % d !== 0 || invFreq.cols < d / 2 || pos0 < 0) {
@@ -855,6 +940,7 @@ export class WebGpuBackend implements Backend {
   /** `x[t, :] += bias` for every row. */
   addRow(x: Tensor, bias: MatView): void {
     const a = this.t(x);
+    bias = this.f32View(bias);
     const b = this.view(bias);
     if (bias.cols !== a.cols) {
       throw new RangeError(`webgpu.addRow: bias ${bias.cols} for x [${a.rows}, ${a.cols}]`);
@@ -1082,6 +1168,81 @@ export class WebGpuBackend implements Backend {
       );
     }
     return b;
+  }
+
+  /**
+   * A q8 view's first block and row stride in blocks; the q8 kernels need views that start on
+   * a block (offset, stride and cols multiples of 32).
+   */
+  private q8View(v: MatView, op: string): { block0: number; sb: number } {
+    const stride = v.rows > 1 ? v.stride : v.cols;
+    if (v.offset % Q8_BLOCK !== 0 || stride % Q8_BLOCK !== 0 || v.cols % Q8_BLOCK !== 0) {
+      throw new RangeError(
+        `webgpu.${op}: q8 weights need offset, stride and cols that are multiples of ` +
+          `${Q8_BLOCK} (offset ${v.offset}, stride ${v.stride}, cols ${v.cols})`,
+      );
+    }
+    return { block0: v.offset / Q8_BLOCK, sb: stride / Q8_BLOCK };
+  }
+
+  /** The whole q8 buffer as one binding (q8 views are not bound in chunks). */
+  private q8Res(w: GpuWeights): Res {
+    if (w.buf.size > this.maxWBind) {
+      throw new RangeError(
+        `webgpu: a q8 weight buffer of ${w.buf.size} bytes exceeds the binding limit ` +
+          `${this.maxWBind}`,
+      );
+    }
+    return { buf: w.buf, id: w.id, offset: 0, size: w.buf.size };
+  }
+
+  /**
+   * The f32 twin of a small q8 buffer for the elementwise kernels (norm weights, biases, rope
+   * frequencies), holding the same dequantized values; other views pass through unchanged.
+   */
+  private f32View(v: MatView): MatView {
+    const b = this.view(v);
+    if (b.dtype !== "q8") return v;
+    let twin = this.q8Twins.get(b);
+    if (!twin) {
+      if (!b.host) {
+        throw new RangeError(
+          `webgpu: a q8 buffer of ${b.length} values cannot feed an elementwise op (only ` +
+            `buffers up to ${HOST_COPY_MAX} values keep the host copy it is rebuilt from)`,
+        );
+      }
+      twin = this.weights(dequantizeQ8(quantizeQ8(b.host), b.length), "f32") as GpuWeights;
+      this.q8Twins.set(b, twin);
+    }
+    return { ...v, buf: twin };
+  }
+
+  /**
+   * Quantize x [T, K] for a q8 product (quantize_q8.wgsl) into the q8 activation buffer: T *
+   * K/32 scales from word 0, the packed values from word `qBase`.
+   */
+  private quantizeX(x: GpuTensor, T: number, K: number): { res: Res; qBase: number } {
+    const nb = K / Q8_BLOCK;
+    const qBase = T * nb;
+    const bytes = (qBase + (T * K) / 4) * 4;
+    if (!this.q8x || this.q8x.size < bytes) {
+      if (this.q8x) this.deferred.push(this.q8x.buf);
+      const size = roundUp(Math.max(bytes, 1 << 12), 256);
+      if (size > this.maxBind) {
+        throw new RangeError(`webgpu: ${size} bytes of quantized activations exceed the limit`);
+      }
+      const buf = this.device.createBuffer({ size, usage: GPUBufferUsage.STORAGE });
+      this.q8x = { buf, id: nextBufId++, offset: 0, size };
+    }
+    this.dispatch(
+      "quantize_q8",
+      "main",
+      {},
+      [T, K, qBase, 0],
+      [this.tres(x), this.q8x],
+      Math.ceil((T * nb) / 64),
+    );
+    return { res: this.q8x, qBase };
   }
 
   private idx(l: IndexList): GpuIndices {

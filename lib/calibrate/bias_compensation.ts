@@ -1,5 +1,5 @@
 /**
- * FLAP bias compensation (DESIGN §4.5): the mean contribution of every pruned unit is folded
+ * FLAP bias compensation (docs/design.md, Bias compensation): the mean contribution of every pruned unit is folded
  * into an H-sized bias so the pruned layer's output keeps its calibration mean.
  */
 

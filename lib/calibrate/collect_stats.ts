@@ -1,5 +1,5 @@
 /**
- * The calibration pass (DESIGN §4.1): one dense prefill per calibration sample, streaming
+ * The calibration pass (docs/design.md, Statistics): one dense prefill per calibration sample, streaming
  * per-layer statistics of the o_proj input, the down_proj input and the two post-norm inputs
  * into per-task {@link TaskStats}, and the router feature of every sample's prompt. The
  * statistics are saved as safetensors so masks can be recomputed without running the model.

@@ -39,7 +39,7 @@ export interface MaskParams {
    * name: `reverse@0.5` removes 50% ± 1 point, {@link maskCost}).
    */
   sparsities: number[];
-  score: "wifv" | "wifn";
+  score: ScoreMethod;
   /** Structure of the SEAP masks (the baselines have their own). */
   structure: Structure;
   /** UL-LD parameters; m and n left out scale with depth ({@link resolveLogistic}). */

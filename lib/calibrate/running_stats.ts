@@ -1,7 +1,7 @@
 /**
  * Streaming, numerically stable per-channel statistics (mean, population variance, mean of
  * squares) in float64, mergeable across shards (Welford's update applied batch-wise with Chan's
- * parallel combination). Used for every activation statistic of DESIGN §4.1.
+ * parallel combination). Used for every activation statistic of docs/design.md, Statistics.
  */
 
 /** Per-channel running statistics of a stream of D-dimensional rows. */

@@ -1,5 +1,5 @@
 /**
- * Importance scores of FFN neurons and attention heads (DESIGN §4.2): WIFV (SEAP's default,
+ * Importance scores of FFN neurons and attention heads (docs/design.md, Scores): WIFV (SEAP's default,
  * from FLAP), WIFN, and the Wanda-sp baseline. Higher score = more important.
  */
 
@@ -63,7 +63,7 @@ export function computeScores(
   });
 }
 
-/** Weighted sum of several tasks' scores (the generic mask's scores, DESIGN §4.4). */
+/** Weighted sum of several tasks' scores (the generic mask's scores, docs/design.md, Scores). */
 export function weightedScores(all: LayerScores[][], weights: number[]): LayerScores[] {
   if (all.length === 0) throw new Error("weightedScores: no tasks");
   if (all.length !== weights.length) throw new Error("weightedScores: one weight per task");

@@ -1,5 +1,5 @@
 /**
- * From scores to kept units (DESIGN §4.3): per-layer selection for UL-UM / UL-LD, and FLAP's
+ * From scores to kept units (docs/design.md, Layer sparsity): per-layer selection for UL-UM / UL-LD, and FLAP's
  * global AL-AM selection across layers and modules.
  */
 
@@ -103,16 +103,4 @@ export function selectGlobal(
   }
   const idx = (m: Uint8Array) => Int32Array.from(Array.from(m.keys()).filter((i) => m[i]));
   return { heads: keepH.map(idx), neurons: keepN.map(idx) };
-}
-
-/** Fraction of heads and of neurons pruned per layer. */
-export function layerSparsity(
-  kept: KeptUnits,
-  numHeads: number,
-  intermediateSize: number,
-): { heads: number[]; neurons: number[] } {
-  return {
-    heads: kept.heads.map((h) => 1 - h.length / numHeads),
-    neurons: kept.neurons.map((n) => 1 - n.length / intermediateSize),
-  };
 }

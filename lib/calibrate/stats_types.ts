@@ -1,6 +1,6 @@
 /**
- * Shapes of the statistics one dense calibration pass produces (DESIGN §4.1) and of the weight
- * column norms the scores need (DESIGN §4.2).
+ * Shapes of the statistics one dense calibration pass produces (docs/design.md, Statistics) and of the weight
+ * column norms the scores need (docs/design.md, Scores).
  */
 
 import type { CostShape } from "../model/mask.ts";

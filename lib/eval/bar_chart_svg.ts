@@ -1,15 +1,11 @@
 /** A grouped bar chart as a standalone SVG string (no dependencies). */
 
+import { COLORS, esc } from "./svg_parts.ts";
+
 /** One series: a name and one value per group. */
 export interface BarSeries {
   name: string;
   values: number[];
-}
-
-const COLORS = ["#9e9e9e", "#795548", "#1976d2", "#2e7d32", "#f57c00", "#7b1fa2", "#c62828"];
-
-function esc(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 /**

@@ -1,8 +1,6 @@
 /** A labelled heatmap (values 0..100, e.g. a transfer matrix) as a standalone SVG string. */
 
-function esc(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
+import { esc } from "./svg_parts.ts";
 
 /** White (0) to dark blue (100). */
 function color(v: number): string {

@@ -1,5 +1,7 @@
 /** A line chart (one or more series over a shared x axis) as a standalone SVG string. */
 
+import { esc } from "./svg_parts.ts";
+
 /** One series of (x, y) points; points whose y is not finite are skipped. */
 export interface LineSeries {
   name: string;
@@ -15,10 +17,6 @@ export interface LineChartOptions {
 }
 
 const COLORS = ["#1976d2", "#c62828", "#2e7d32", "#f57c00", "#7b1fa2", "#795548", "#9e9e9e"];
-
-function esc(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
 
 function nice(v: number): string {
   return Math.abs(v) >= 100 ? v.toFixed(0) : Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(2);

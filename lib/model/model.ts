@@ -1,6 +1,6 @@
 /**
  * Loading a Hugging Face Llama-family folder into backend-resident weights laid out for
- * structured pruning (DESIGN §3): every FFN neuron's gate, up and down^T rows side by side,
+ * structured pruning (docs/design.md, Weight layout): every FFN neuron's gate, up and down^T rows side by side,
  * every head's q rows and o^T rows contiguous. One copy of the weights serves every mask.
  */
 
@@ -16,6 +16,7 @@ import {
 } from "./checkpoint.ts";
 import { ropeInvFreq } from "./rope.ts";
 import { validateNeuronOrder } from "./neuron_order.ts";
+import { Q8_BLOCK } from "../formats/q8.ts";
 
 /** Weights of one decoder layer, as views into backend buffers. */
 export interface LayerWeights {
@@ -108,7 +109,11 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   const ckpt = await readCheckpoint(dir);
   const fingerprint = await fingerprintFolder(dir);
   const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
-  const up = (data: Float32Array) => backend.weights(data);
+  // q8 blocks of 32 must not straddle rows: matrices (all rows H long) of a model whose hidden
+  // size is not a multiple of 32 are stored as f32 instead, as llama.cpp falls back for such
+  // tensors.
+  const q8Fallback = backend.weightDType === "q8" && H % Q8_BLOCK !== 0;
+  const up = (data: Float32Array) => backend.weights(data, q8Fallback ? "f32" : undefined);
   // Small precision-sensitive vectors (norms, biases, rope) stay f32 on an f16 backend.
   const vec = (name: string, n: number) =>
     view(backend.weights(tensorF32(ckpt, name, [n]), "f32"), 1, n);

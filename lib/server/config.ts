@@ -16,7 +16,7 @@
  * | SEAP_SPARSITY          | --sparsity           | the mask set's default                   |
  * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
  * | SEAP_NEURON_ORDER      | --neuron-order       | keep-frequency (or identity)             |
- * | SEAP_WEIGHTS           | --weights            | f32 (or f16: half the bytes per token)   |
+ * | SEAP_WEIGHTS           | --weights            | f32 (or f16 / q8: 1/2 / ~1/3.6 the bytes)|
  * | SEAP_HOST              | --host               | 127.0.0.1 (loopback; 0.0.0.0 = all)      |
  * | SEAP_PORT              | --port               | 8000                                     |
  * | SEAP_READ_TIMEOUT_MS   | --read-timeout-ms    | 30000 (slow request bodies get a 408)    |
@@ -24,6 +24,8 @@
  * |                        |                      | special tokens in chat content)          |
  * | SEAP_DRAIN_MS          | --drain-ms           | 25000 (SIGTERM: time for in-flight work) |
  */
+
+import type { WeightDType } from "../backends/backend.ts";
 
 /** Error for a setting that does not parse; the message names the variable. */
 export class ServerConfigError extends Error {
@@ -53,8 +55,8 @@ export interface ServerConfig {
   prefillChunk: number;
   /** FFN layout: "keep-frequency" (neurons the masks keep most, first) or "identity". */
   neuronOrder: "keep-frequency" | "identity";
-  /** Weight storage of the wasm / webgpu backends. */
-  weights: "f32" | "f16";
+  /** Weight storage of every backend: f32, f16 or q8 (lib/formats/q8.ts). */
+  weights: WeightDType;
   /** Listen address (loopback by default). */
   host: string;
   /** Listen port (0 = any free port). */
@@ -191,8 +193,8 @@ export function readServerConfig(
   if (!/^[A-Za-z0-9.:\[\]-]+$/.test(cfg.host)) {
     throw new ServerConfigError(`SEAP_HOST: not a host name or address: "${cfg.host}"`);
   }
-  if (cfg.weights !== "f32" && cfg.weights !== "f16") {
-    throw new ServerConfigError(`SEAP_WEIGHTS: expected f32 or f16, got "${cfg.weights}"`);
+  if (cfg.weights !== "f32" && cfg.weights !== "f16" && cfg.weights !== "q8") {
+    throw new ServerConfigError(`SEAP_WEIGHTS: expected f32, f16 or q8, got "${cfg.weights}"`);
   }
   return cfg;
 }

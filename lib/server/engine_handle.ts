@@ -4,7 +4,7 @@
  * reports (503 until the model and masks are loaded).
  */
 
-import type { Backend } from "../backends/backend.ts";
+import type { Backend, WeightDType } from "../backends/backend.ts";
 import { DEFAULT_MODEL_DIR } from "../default_model.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { loadMaskSet, type MaskSet } from "../calibrate/mask_io.ts";
@@ -14,7 +14,7 @@ import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import type { ServerConfig } from "./config.ts";
-import { type CatalogEntry, MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
+import { MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
 
 /** Everything a request needs, loaded once. */
 export interface ServerEngine {
@@ -89,12 +89,12 @@ export async function defaultModelDir(): Promise<string> {
 
 /**
  * Create the requested backend through the shared selector: "reference", "wasm", "webgpu",
- * or "auto" (WebGPU on a hardware adapter, else WASM, else reference). `SEAP_WEIGHTS=f16`
- * stores weights as f16 on the WASM / WebGPU backends.
+ * or "auto" (WebGPU on a hardware adapter, else WASM, else reference). `SEAP_WEIGHTS=f16` or
+ * `q8` stores weights as f16 or 8-bit blocks (lib/formats/q8.ts) on every backend.
  */
 export async function createBackend(
   name: string,
-  weightDType: "f32" | "f16" = "f32",
+  weightDType: WeightDType = "f32",
 ): Promise<Backend> {
   return await selectBackend(name as BackendChoice, {
     weightDType,
@@ -265,9 +265,4 @@ export class EngineHandle {
       },
     );
   }
-}
-
-/** Summary of a catalog entry for listings. */
-export function describeEntry(e: CatalogEntry) {
-  return { name: e.name, task: e.task, sparsity: e.sparsity, kind: e.kind };
 }

@@ -79,11 +79,6 @@ export class GenerationJob implements SchedulerJob {
     this.choice = p.forced;
   }
 
-  /** The mask that ran (after step 1). */
-  get maskInfo(): SeapInfo | null {
-    return this.choice?.info ?? null;
-  }
-
   async step(): Promise<boolean> {
     const { model, catalog } = this.engine;
     const ids = Int32Array.from(this.p.promptIds);

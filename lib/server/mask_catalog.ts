@@ -1,7 +1,7 @@
 /**
  * The server's view of a mask set: every servable mask prepared once (indices uploaded, no
  * weight copies), the router, and the rule that turns a request's `seap` field plus the
- * router's decision into one prepared mask (DESIGN §2).
+ * router's decision into one prepared mask (docs/design.md, Router).
  */
 
 import type { Mask } from "../model/mask.ts";
@@ -143,11 +143,6 @@ export class MaskCatalog {
   /** Router threshold (1 without a router: never confident). */
   get threshold(): number {
     return this.router?.threshold ?? 1;
-  }
-
-  /** Whether a request's mask choice needs the router. */
-  needsRouter(req: MaskRequest | undefined): boolean {
-    return (req?.mask ?? "auto") === "auto" && this.router !== null;
   }
 
   private find(kind: MaskKind, task: string | null, sparsity: number): CatalogEntry | undefined {

@@ -8,6 +8,7 @@
  * estimated here are about 27 MiB.
  */
 
+import type { WeightDType } from "../backends/backend.ts";
 import type { ModelConfig } from "../model/config.ts";
 
 /** Bytes of the runtime besides the model (V8, Hono, tokenizer, WASM code, load buffers). */
@@ -35,13 +36,14 @@ export function estimateFootprint(
     | "vocabSize"
     | "tieWordEmbeddings"
   >,
-  opts: { weights: "f32" | "f16"; maxConcurrent: number; context: number },
+  opts: { weights: WeightDType; maxConcurrent: number; context: number },
 ): Footprint {
   const { hiddenSize: H, intermediateSize: I, numLayers: L, numHeads: nh, numKvHeads: nkv } = cfg;
   const d = cfg.headDim;
   const perLayer = H * nh * d * 2 + H * nkv * d * 2 + 3 * H * I; // q, o, k, v, gate/up/down
   const embed = cfg.vocabSize * H * (cfg.tieWordEmbeddings ? 1 : 2);
-  const es = opts.weights === "f16" ? 2 : 4;
+  // q8: 36-byte blocks of 32 weights (lib/formats/q8.ts).
+  const es = opts.weights === "f16" ? 2 : opts.weights === "q8" ? 36 / 32 : 4;
   const weights = (perLayer * L + embed) * es;
   // K and V: [L][n_kv * maxT, d_h] f32 per sequence, allocated at the full budget.
   const kvCache = opts.maxConcurrent * L * 2 * nkv * opts.context * d * 4;
@@ -64,7 +66,7 @@ export function checkMemoryFit(
   fp: Footprint,
   limitBytes: number,
   what: string,
-  weights: "f32" | "f16" = "f32",
+  weights: WeightDType = "f32",
 ): { fits: boolean; message: string } {
   const parts = `weights ${mib(fp.weights)} + KV caches ${mib(fp.kvCache)} + activations ${
     mib(fp.activations)
@@ -79,6 +81,12 @@ export function checkMemoryFit(
     fits: false,
     message: `${what} does not fit: it needs about ${mib(fp.total)} (${parts}) but the ` +
       `platform allows ${mib(limitBytes)}. Lower SEAP_MAX_CONCURRENT or SEAP_MAX_CONTEXT, ` +
-      `${weights === "f32" ? "use SEAP_WEIGHTS=f16, " : ""}or deploy a smaller model.`,
+      `${
+        weights === "f32"
+          ? "use SEAP_WEIGHTS=q8 or f16, "
+          : weights === "f16"
+          ? "use SEAP_WEIGHTS=q8, "
+          : ""
+      }or deploy a smaller model.`,
   };
 }

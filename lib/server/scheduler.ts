@@ -88,11 +88,6 @@ export class Scheduler {
     return this.active.length + (this.current ? 1 : 0);
   }
 
-  /** Engine steps started since creation. */
-  get totalSteps(): number {
-    return this.stepsStarted;
-  }
-
   /**
    * Admit a job or throw a 429 {@link ApiError} when the queue is full. Admission is
    * synchronous: with C free slots and Q queue places, exactly C + Q simultaneous submissions

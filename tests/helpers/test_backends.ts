@@ -1,9 +1,10 @@
 /**
- * The backends every cross-backend test runs on: reference, wasm (f32 and f16 weights) and
- * webgpu (skipped, with the reason, only where no WebGPU adapter exists at all).
+ * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
+ * and q8 weights) and webgpu (f32 and q8; skipped, with the reason, only where no WebGPU adapter
+ * exists at all). Names end in the weight format when it is not f32.
  */
 
-import type { Backend } from "../../lib/backends/backend.ts";
+import type { Backend, WeightDType } from "../../lib/backends/backend.ts";
 import { ReferenceBackend } from "../../lib/backends/reference.ts";
 import { WasmBackend } from "../../lib/backends/wasm.ts";
 import { requestWebGpuAdapter, WebGpuBackend } from "../../lib/backends/webgpu.ts";
@@ -17,10 +18,10 @@ export interface BackendCase {
 /** WebGPU backends made for tests, destroyed by `destroyTestBackends`. */
 const madeWebGpu: WebGpuBackend[] = [];
 
-async function makeWebGpu(): Promise<Backend | string> {
+async function makeWebGpu(weightDType: WeightDType = "f32"): Promise<Backend | string> {
   const adapter = await requestWebGpuAdapter();
   if (!adapter) return "navigator.gpu.requestAdapter() returned null";
-  const b = await WebGpuBackend.create({ adapter });
+  const b = await WebGpuBackend.create({ adapter, weightDType });
   madeWebGpu.push(b);
   return b;
 }
@@ -38,7 +39,13 @@ export function destroyTestBackends(): number {
 /** Every backend the suites run on. */
 export const BACKENDS: BackendCase[] = [
   { name: "reference", make: () => Promise.resolve(new ReferenceBackend()) },
+  {
+    name: "reference-q8",
+    make: () => Promise.resolve(new ReferenceBackend({ weightDType: "q8" })),
+  },
   { name: "wasm-f32", make: () => WasmBackend.create({ weightDType: "f32" }) },
   { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
-  { name: "webgpu", make: makeWebGpu },
+  { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
+  { name: "webgpu", make: () => makeWebGpu() },
+  { name: "webgpu-q8", make: () => makeWebGpu("q8") },
 ];

@@ -1,0 +1,385 @@
+/*
+ * Row-gathered products on 8-bit weights ("q8", the Q8_0 idea of GGUF with an f32 scale).
+ *
+ * Storage: a weight buffer is a sequence of 36-byte blocks, block b = { float d; int8 q[32] }
+ * holding elements 32b .. 32b+31 with value d * q. A view used by these kernels starts on a
+ * block (offset, stride and cols multiples of 32), so row r of a view is cols/32 whole blocks at
+ * w + r * wsb blocks. Only the listed rows are ever read.
+ *
+ *   matmul_q8:       out[t, i]  = sum_b dw[r,b] * dx[t,b] * sum_{k in b} q[r,k] * qx[t,k]
+ *   matmul_t_add_q8: out[t, :] += sum_i a[t, i] * (d * q)[rows[i], :]        (a not quantized)
+ *   ffn_q8:          the fused SwiGLU FFN: gate/up as matmul_q8, down^T as matmul_t_add_q8
+ *
+ * x is quantized like llama.cpp quantizes activations for Q8_0 (quantize_x_q8): per token and
+ * block of 32, dx = max|x| / 127, qx = round-half-even(x * (1 / dx)) (all in f32; dx = 0 gives
+ * qx = 0), stored widened to int16 so that i32x4.dot_i16x8_s multiplies and pairs in one op.
+ * Block sums are exact in int32 (32 * 127 * 127 < 2^19); the f32 accumulation runs over blocks.
+ */
+#include "common.h"
+
+#define QK 32
+#define QB 36 /* bytes per block */
+#define ROW(i) (rows ? (size_t)rows[i] : (size_t)(i))
+#define LD(p) wasm_v128_load(p)
+#define FMA(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
+
+static inline float bscale(const uint8_t* blk) { return *(const float*)blk; }
+
+/* Quantize one block of 32 values: scale into *d, int16 values into q[0..32). */
+static inline void quant_block(const float* x, float* d, int16_t* q) {
+  v128_t m = wasm_f32x4_abs(LD(x));
+  for (int k = 4; k < QK; k += 4) m = wasm_f32x4_max(m, wasm_f32x4_abs(LD(x + k)));
+  float amax = hmax(m);
+  float dd = amax / 127.0f;
+  float id = dd != 0.0f ? 1.0f / dd : 0.0f;
+  *d = dd;
+  v128_t s = wasm_f32x4_splat(id);
+  for (int k = 0; k < QK; k += 8) {
+    v128_t a = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(LD(x + k), s)));
+    v128_t b = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(LD(x + k + 4), s)));
+    wasm_v128_store(q + k, wasm_i16x8_narrow_i32x4(a, b));
+  }
+}
+
+/** Quantize x [T, K] (K % 32 == 0) per token and block: xs [T, K/32] scales, xi [T, K] int16. */
+EXPORT("quantize_x_q8")
+void quantize_x_q8(const float* x, int T, int K, float* xs, int16_t* xi) {
+  int nb = K / QK;
+  for (int t = 0; t < T; t++) {
+    for (int b = 0; b < nb; b++) {
+      size_t e = (size_t)t * K + (size_t)b * QK;
+      quant_block(x + e, xs + (size_t)t * nb + b, xi + e);
+    }
+  }
+}
+
+/* int32x4 partial sums of one block: 32 int8 weights (at q) times 32 int16 activations. */
+static inline v128_t bdot(const int8_t* q, const int16_t* xi) {
+  v128_t w0 = LD(q), w1 = LD(q + 16);
+  v128_t s = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(w0), LD(xi));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(w0), LD(xi + 8)));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(w1), LD(xi + 16)));
+  s = wasm_i32x4_add(s, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(w1), LD(xi + 24)));
+  return s;
+}
+
+/* One q8 row of nb blocks (a single sequential stream) . one quantized token. */
+static inline float dot_q8(const uint8_t* w, const float* xs, const int16_t* xi, int nb) {
+  v128_t a = wasm_f32x4_splat(0), c = a;
+  int b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const uint8_t* p = w + (size_t)b * QB;
+    v128_t s0 = bdot((const int8_t*)(p + 4), xi + b * QK);
+    v128_t s1 = bdot((const int8_t*)(p + QB + 4), xi + (b + 1) * QK);
+    FMA(a, wasm_f32x4_convert_i32x4(s0), wasm_f32x4_splat(bscale(p) * xs[b]));
+    FMA(c, wasm_f32x4_convert_i32x4(s1), wasm_f32x4_splat(bscale(p + QB) * xs[b + 1]));
+  }
+  if (b < nb) {
+    const uint8_t* p = w + (size_t)b * QB;
+    FMA(a, wasm_f32x4_convert_i32x4(bdot((const int8_t*)(p + 4), xi + b * QK)),
+        wasm_f32x4_splat(bscale(p) * xs[b]));
+  }
+  return hsum(wasm_f32x4_add(a, c));
+}
+
+/* Two rows x two tokens (x at xs0/xi0 and xs1/xi1): o0 = row 0, o1 = row 1, two values each. */
+static inline void dot_q8_2x2(const uint8_t* w0, const uint8_t* w1, const float* xs0,
+                              const int16_t* xi0, const float* xs1, const int16_t* xi1, int nb,
+                              float* o0, float* o1) {
+  v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00;
+  for (int b = 0; b < nb; b++) {
+    const uint8_t *p0 = w0 + (size_t)b * QB, *p1 = w1 + (size_t)b * QB;
+    const int16_t *x0 = xi0 + b * QK, *x1 = xi1 + b * QK;
+    v128_t s00 = wasm_i32x4_splat(0), s01 = s00, s10 = s00, s11 = s00;
+    for (int h = 0; h < 2; h++) {
+      v128_t v0 = LD(p0 + 4 + 16 * h), v1 = LD(p1 + 4 + 16 * h);
+      v128_t l0 = wasm_i16x8_extend_low_i8x16(v0), h0 = wasm_i16x8_extend_high_i8x16(v0);
+      v128_t l1 = wasm_i16x8_extend_low_i8x16(v1), h1 = wasm_i16x8_extend_high_i8x16(v1);
+      v128_t xa = LD(x0 + 16 * h), xb = LD(x0 + 16 * h + 8);
+      v128_t ya = LD(x1 + 16 * h), yb = LD(x1 + 16 * h + 8);
+      s00 = wasm_i32x4_add(s00, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l0, xa),
+                                               wasm_i32x4_dot_i16x8(h0, xb)));
+      s01 = wasm_i32x4_add(s01, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l0, ya),
+                                               wasm_i32x4_dot_i16x8(h0, yb)));
+      s10 = wasm_i32x4_add(s10, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l1, xa),
+                                               wasm_i32x4_dot_i16x8(h1, xb)));
+      s11 = wasm_i32x4_add(s11, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l1, ya),
+                                               wasm_i32x4_dot_i16x8(h1, yb)));
+    }
+    float d0 = bscale(p0), d1 = bscale(p1);
+    FMA(a00, wasm_f32x4_convert_i32x4(s00), wasm_f32x4_splat(d0 * xs0[b]));
+    FMA(a01, wasm_f32x4_convert_i32x4(s01), wasm_f32x4_splat(d0 * xs1[b]));
+    FMA(a10, wasm_f32x4_convert_i32x4(s10), wasm_f32x4_splat(d1 * xs0[b]));
+    FMA(a11, wasm_f32x4_convert_i32x4(s11), wasm_f32x4_splat(d1 * xs1[b]));
+  }
+  o0[0] = hsum(a00);
+  o0[1] = hsum(a01);
+  o1[0] = hsum(a10);
+  o1[1] = hsum(a11);
+}
+
+/*
+ * Tokens [0, nt) x rows [0, n) of a tile: dst[t * ld + i] = row_i . token t (quantized xs/xi,
+ * nb blocks per token). 2 x 2 register blocks; the rows (n * nb * 36 bytes) stay in L1/L2
+ * while every token of the tile passes over them.
+ */
+static void tile_q8(const uint8_t* const* wr, int n, const float* xs, const int16_t* xi, int nt,
+                    int nb, float* dst, int ld) {
+  int K = nb * QK;
+  int i = 0;
+  for (; i + 2 <= n; i += 2) {
+    int t = 0;
+    for (; t + 2 <= nt; t += 2) {
+      float o0[2], o1[2];
+      dot_q8_2x2(wr[i], wr[i + 1], xs + (size_t)t * nb, xi + (size_t)t * K,
+                 xs + (size_t)(t + 1) * nb, xi + (size_t)(t + 1) * K, nb, o0, o1);
+      dst[(size_t)t * ld + i] = o0[0];
+      dst[(size_t)(t + 1) * ld + i] = o0[1];
+      dst[(size_t)t * ld + i + 1] = o1[0];
+      dst[(size_t)(t + 1) * ld + i + 1] = o1[1];
+    }
+    for (; t < nt; t++) {
+      dst[(size_t)t * ld + i] = dot_q8(wr[i], xs + (size_t)t * nb, xi + (size_t)t * K, nb);
+      dst[(size_t)t * ld + i + 1] = dot_q8(wr[i + 1], xs + (size_t)t * nb, xi + (size_t)t * K, nb);
+    }
+  }
+  for (; i < n; i++) {
+    for (int t = 0; t < nt; t++) {
+      dst[(size_t)t * ld + i] = dot_q8(wr[i], xs + (size_t)t * nb, xi + (size_t)t * K, nb);
+    }
+  }
+}
+
+/* Rows per tile of the T > 1 paths (row pointers gathered once per tile). */
+#define TILE_ROWS 32
+
+/**
+ * Row-gathered matmul, q8 weights. x [T, K] (K % 32 == 0), out [T, R]; w points at block 0 of
+ * row 0, rows are wsb blocks apart. scratch: T * (K / 32) floats + T * K int16 (the quantized
+ * x). T > 1 runs tiles of TILE_ROWS rows x tb tokens (a GEMM; rows re-read from cache).
+ */
+EXPORT("matmul_q8")
+void matmul_q8(const float* x, int T, int K, const uint8_t* w, int wsb, const int32_t* rows,
+               int R, float* out, int tb, void* scratch) {
+  int nb = K / QK;
+  float* xs = (float*)scratch;
+  int16_t* xi = (int16_t*)(xs + (size_t)T * nb);
+  quantize_x_q8(x, T, K, xs, xi);
+  size_t rb = (size_t)wsb * QB;
+  if (T == 1) {
+    for (int i = 0; i < R; i++) out[i] = dot_q8(w + ROW(i) * rb, xs, xi, nb);
+    return;
+  }
+  if (tb < 2) tb = 2;
+  const uint8_t* wr[TILE_ROWS];
+  for (int i0 = 0; i0 < R; i0 += TILE_ROWS) {
+    int n = i0 + TILE_ROWS < R ? TILE_ROWS : R - i0;
+    for (int j = 0; j < n; j++) wr[j] = w + ROW(i0 + j) * rb;
+    for (int t0 = 0; t0 < T; t0 += tb) {
+      int nt = t0 + tb < T ? tb : T - t0;
+      tile_q8(wr, n, xs + (size_t)t0 * nb, xi + (size_t)t0 * K, nt, nb, out + (size_t)t0 * R + i0,
+              R);
+    }
+  }
+}
+
+/*
+ * Sixteen int8 (one v128) -> four f32x4 without widening through i16: as i32 lanes, byte k of
+ * lane j is (lane << (24 - 8k)) >>s 24, so vector k holds elements 4j + k (j = 0..3): a 4 x 4
+ * transposed order, undone once per call by q8_untranspose_add. (Widening with extend_low/high
+ * and then converting is scalarised by clang 14 into 16 f32.convert_i32_s: 4x slower.)
+ */
+#define I8X16_TO_F32(v, f0, f1, f2, f3)                                                   \
+  do {                                                                                    \
+    (f0) = wasm_f32x4_convert_i32x4(wasm_i32x4_shr(wasm_i32x4_shl((v), 24), 24));          \
+    (f1) = wasm_f32x4_convert_i32x4(wasm_i32x4_shr(wasm_i32x4_shl((v), 16), 24));          \
+    (f2) = wasm_f32x4_convert_i32x4(wasm_i32x4_shr(wasm_i32x4_shl((v), 8), 24));           \
+    (f3) = wasm_f32x4_convert_i32x4(wasm_i32x4_shr((v), 24));                              \
+  } while (0)
+
+/*
+ * op[0..M) += c * row (q8, M % 32 == 0) in the transposed order of I8X16_TO_F32: per block a
+ * coefficient c * d on 32 values, one sequential stream.
+ */
+static inline void axpy1_q8t(float* op, int M, float c, const uint8_t* w) {
+  for (int m = 0; m < M; m += QK) {
+    const uint8_t* p = w + (size_t)(m / QK) * QB;
+    v128_t k = wasm_f32x4_splat(c * bscale(p)), f0, f1, f2, f3;
+    for (int h = 0; h < 2; h++) {
+      I8X16_TO_F32(LD(p + 4 + 16 * h), f0, f1, f2, f3);
+      float* q = op + m + 16 * h;
+      wasm_v128_store(q, wasm_f32x4_add(LD(q), wasm_f32x4_mul(k, f0)));
+      wasm_v128_store(q + 4, wasm_f32x4_add(LD(q + 4), wasm_f32x4_mul(k, f1)));
+      wasm_v128_store(q + 8, wasm_f32x4_add(LD(q + 8), wasm_f32x4_mul(k, f2)));
+      wasm_v128_store(q + 12, wasm_f32x4_add(LD(q + 12), wasm_f32x4_mul(k, f3)));
+    }
+  }
+}
+
+/* out[0..M) += op undoing the 4 x 4 transposed order of each group of 16 (M % 16 == 0). */
+static void q8_untranspose_add(float* out, int M, const float* op) {
+  for (int m = 0; m < M; m += 16) {
+    v128_t a0 = LD(op + m), a1 = LD(op + m + 4), a2 = LD(op + m + 8), a3 = LD(op + m + 12);
+    v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5);
+    v128_t t2 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+    v128_t r0 = wasm_i64x2_shuffle(t0, t1, 0, 2), r1 = wasm_i64x2_shuffle(t0, t1, 1, 3);
+    v128_t r2 = wasm_i64x2_shuffle(t2, t3, 0, 2), r3 = wasm_i64x2_shuffle(t2, t3, 1, 3);
+    wasm_v128_store(out + m, wasm_f32x4_add(LD(out + m), r0));
+    wasm_v128_store(out + m + 4, wasm_f32x4_add(LD(out + m + 4), r1));
+    wasm_v128_store(out + m + 8, wasm_f32x4_add(LD(out + m + 8), r2));
+    wasm_v128_store(out + m + 12, wasm_f32x4_add(LD(out + m + 12), r3));
+  }
+}
+
+/* n values of a q8 row (n % 32 == 0) -> f32, in natural order. */
+static void dequant_row(const uint8_t* w, int n, float* dst) {
+  for (int m = 0; m < n; m += QK) {
+    const uint8_t* p = w + (size_t)(m / QK) * QB;
+    v128_t k = wasm_f32x4_splat(bscale(p)), a0, a1, a2, a3;
+    for (int h = 0; h < 2; h++) {
+      I8X16_TO_F32(LD(p + 4 + 16 * h), a0, a1, a2, a3);
+      v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5);
+      v128_t t2 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+      float* q = dst + m + 16 * h;
+      wasm_v128_store(q, wasm_f32x4_mul(k, wasm_i64x2_shuffle(t0, t1, 0, 2)));
+      wasm_v128_store(q + 4, wasm_f32x4_mul(k, wasm_i64x2_shuffle(t0, t1, 1, 3)));
+      wasm_v128_store(q + 8, wasm_f32x4_mul(k, wasm_i64x2_shuffle(t2, t3, 0, 2)));
+      wasm_v128_store(q + 12, wasm_f32x4_mul(k, wasm_i64x2_shuffle(t2, t3, 1, 3)));
+    }
+  }
+}
+
+/*
+ * o[0..M) += sum_j c[j] * rows_j for four f32 rows (the prefill paths' dequantized rows);
+ * same as matmul.c's axpy4_f32, kept local so each file stands alone.
+ */
+static inline void axpy4(float* o, int M, const float* c, const float* w0, const float* w1,
+                         const float* w2, const float* w3) {
+  v128_t k0 = wasm_f32x4_splat(c[0]), k1 = wasm_f32x4_splat(c[1]);
+  v128_t k2 = wasm_f32x4_splat(c[2]), k3 = wasm_f32x4_splat(c[3]);
+  for (int m = 0; m < M; m += 4) {
+    v128_t s = wasm_f32x4_add(wasm_f32x4_mul(k0, LD(w0 + m)), wasm_f32x4_mul(k1, LD(w1 + m)));
+    v128_t u = wasm_f32x4_add(wasm_f32x4_mul(k2, LD(w2 + m)), wasm_f32x4_mul(k3, LD(w3 + m)));
+    wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_add(s, u)));
+  }
+}
+
+static inline void axpy1(float* o, int M, float c, const float* w) {
+  v128_t k = wasm_f32x4_splat(c);
+  for (int m = 0; m < M; m += 4) wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_mul(k, LD(w + m))));
+}
+
+/*
+ * out [T, M] += a [T, n] (column pitch lda) times n dequantized rows f [n, M] (f32): four rows
+ * per pass, every token.
+ */
+static void down_rows(const float* a, int lda, int T, const float* f, int n, int M, float* out) {
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const float* r0 = f + (size_t)i * M;
+    for (int t = 0; t < T; t++) {
+      axpy4(out + (size_t)t * M, M, a + (size_t)t * lda + i, r0, r0 + M, r0 + 2 * (size_t)M,
+            r0 + 3 * (size_t)M);
+    }
+  }
+  for (; i < n; i++) {
+    for (int t = 0; t < T; t++) axpy1(out + (size_t)t * M, M, a[(size_t)t * lda + i], f + (size_t)i * M);
+  }
+}
+
+/**
+ * Row-gathered transposed product, accumulated; q8 weights (M % 32 == 0). a [T, R], out [T, M].
+ * scratch: TILE_ROWS * M floats (T == 1: the transposed-order accumulator; T > 1: a tile of rows
+ * dequantized once, reused by every token).
+ */
+EXPORT("matmul_t_add_q8")
+void matmul_t_add_q8(const float* a, int T, int R, const uint8_t* w, int wsb,
+                     const int32_t* rows, int M, float* out, float* scratch) {
+  size_t rb = (size_t)wsb * QB;
+  if (T == 1) {
+    __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
+    for (int i = 0; i < R; i++) axpy1_q8t(scratch, M, a[i], w + ROW(i) * rb);
+    q8_untranspose_add(out, M, scratch);
+    return;
+  }
+  for (int i0 = 0; i0 < R; i0 += TILE_ROWS) {
+    int n = i0 + TILE_ROWS < R ? TILE_ROWS : R - i0;
+    for (int j = 0; j < n; j++) dequant_row(w + ROW(i0 + j) * rb, M, scratch + (size_t)j * M);
+    down_rows(a + i0, R, T, scratch, n, M, out);
+  }
+}
+
+static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
+
+/**
+ * Fused SwiGLU FFN, q8 weights: for each kept neuron i (r = rows[i]),
+ *   a[t] = silu(x[t] . gate_r) * (x[t] . up_r)  (x quantized as in matmul_q8),
+ *   out[t, :] += a[t] * down_r (dequantized, a not quantized);  act[t, i] = a[t].
+ * gate/up/down point at block 0 of row 0 of each view; gsb/usb/dsb are row strides in blocks.
+ * With the bundled [gate | up | down^T] layout a neuron is one contiguous run of blocks.
+ * x [T, K], out [T, M], act [T, R] or NULL. K, M % 32 == 0.
+ * scratch: T * (K/32) floats + T * K int16, then M floats (T == 1: the transposed-order down
+ * accumulator) or 2 * T * TILE_ROWS + TILE_ROWS * M floats (T > 1).
+ */
+EXPORT("ffn_q8")
+void ffn_q8(const float* x, int T, int K, const uint8_t* gate, int gsb, const uint8_t* up,
+            int usb, const uint8_t* down, int dsb, int M, const int32_t* rows, int R, float* out,
+            float* act, int tb, void* scratch) {
+  int nb = K / QK;
+  float* xs = (float*)scratch;
+  int16_t* xi = (int16_t*)(xs + (size_t)T * nb);
+  quantize_x_q8(x, T, K, xs, xi);
+  size_t gb = (size_t)gsb * QB, ub = (size_t)usb * QB, db = (size_t)dsb * QB;
+  if (T == 1) {
+    float* op = (float*)(xi + K);
+    __builtin_memset(op, 0, (size_t)M * sizeof(float));
+    for (int i = 0; i < R; i++) {
+      size_t r = ROW(i);
+      float a = silu(dot_q8(gate + r * gb, xs, xi, nb)) * dot_q8(up + r * ub, xs, xi, nb);
+      if (act) act[i] = a;
+      axpy1_q8t(op, M, a, down + r * db);
+    }
+    q8_untranspose_add(out, M, op);
+    return;
+  }
+  (void)tb;
+  /* Tiles of TILE_ROWS neurons over all T tokens: G, U [T, TILE_ROWS], then the tile's down
+   * rows dequantized once into F [TILE_ROWS, M] and applied to every token. */
+  float* G = (float*)(xi + (size_t)T * K);
+  float* U = G + (size_t)T * TILE_ROWS;
+  float* F = U + (size_t)T * TILE_ROWS;
+  const uint8_t* wg[TILE_ROWS];
+  const uint8_t* wu[TILE_ROWS];
+  for (int i0 = 0; i0 < R; i0 += TILE_ROWS) {
+    int n = i0 + TILE_ROWS < R ? TILE_ROWS : R - i0;
+    for (int j = 0; j < n; j++) {
+      size_t r = ROW(i0 + j);
+      wg[j] = gate + r * gb;
+      wu[j] = up + r * ub;
+    }
+    tile_q8(wg, n, xs, xi, T, nb, G, TILE_ROWS);
+    tile_q8(wu, n, xs, xi, T, nb, U, TILE_ROWS);
+    for (int t = 0; t < T; t++) {
+      for (int j = 0; j < n; j++) {
+        float v = silu(G[(size_t)t * TILE_ROWS + j]) * U[(size_t)t * TILE_ROWS + j];
+        G[(size_t)t * TILE_ROWS + j] = v;
+        if (act) act[(size_t)t * R + i0 + j] = v;
+      }
+    }
+    for (int j = 0; j < n; j++) dequant_row(down + ROW(i0 + j) * db, M, F + (size_t)j * M);
+    down_rows(G, TILE_ROWS, T, F, n, M, out);
+  }
+}
+
+/**
+ * n values of a q8 buffer starting at element e0 (any alignment) -> f32 dst. For embedding rows
+ * and the rare q8 vector handed to an elementwise op.
+ */
+EXPORT("q8_to_f32")
+void q8_to_f32(const uint8_t* base, int e0, int n, float* dst) {
+  for (int j = 0; j < n; j++) {
+    size_t e = (size_t)e0 + (size_t)j;
+    const uint8_t* p = base + (e / QK) * QB;
+    dst[j] = bscale(p) * (float)((const int8_t*)(p + 4))[e % QK];
+  }
+}

@@ -1,0 +1,34 @@
+// Embedding lookup from a q8 table (lib/formats/q8.ts: blocks of 9 words, f32 scale then 32
+// int8; element e in block e / 32): out[t, c] = table element w_base + ids[t] * w_stride + c,
+// any alignment. out [T, cols]. One thread per output element.
+
+struct U {
+  T: u32,
+  cols: u32,
+  w_base: u32,
+  w_stride: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read> ids: array<i32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  if (i >= u.T * u.cols) {
+    return;
+  }
+  let t = i / u.cols;
+  let c = i % u.cols;
+  let e = u.w_base + u32(ids[t]) * u.w_stride + c;
+  let wb = (e / 32u) * 9u;
+  let k = e % 32u;
+  let q = extractBits(bitcast<i32>(w[wb + 1u + k / 4u]), 8u * (k % 4u), 8u);
+  out[t * u.cols + c] = bitcast<f32>(w[wb]) * f32(q);
+}

@@ -1,0 +1,82 @@
+// Row-gathered product on q8 weights (lib/formats/q8.ts: 36-byte blocks = 9 words, word 0 the
+// f32 scale, words 1..8 the 32 int8 values), activations quantized by quantize_q8.wgsl:
+//   out[t, p] = sum_b dw[row, b] * dx[t, b] * sum_{k in b} qw[row, k] * qx[t, k] (+ bias[row])
+// row = rows[p] or p; row r's blocks start at block w_block0 + r * w_sb. Block sums are exact
+// integers. One thread per output (t, p); only the listed rows are read.
+
+// Bias stored as packed f16 (else f32).
+override B_F16: bool = false;
+
+struct U {
+  T: u32,
+  K: u32,
+  R: u32,
+  w_block0: u32,
+  w_sb: u32, // row stride in blocks
+  has_rows: u32,
+  has_bias: u32,
+  b_base: u32, // bias element of row 0
+  q_base: u32, // first word of the packed activations in xq
+  _p0: u32,
+  _p1: u32,
+  _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> u: U;
+@group(0) @binding(1) var<storage, read> w: array<u32>;
+@group(0) @binding(2) var<storage, read_write> xq: array<u32>;
+@group(0) @binding(3) var<storage, read> rows: array<i32>;
+@group(0) @binding(4) var<storage, read> bias: array<vec4<u32>>;
+@group(0) @binding(5) var<storage, read_write> out: array<f32>;
+
+// Sum of the products of the four int8 lanes of a and b.
+fn dot4(a: u32, b: u32) -> i32 {
+  let x = bitcast<i32>(a);
+  let y = bitcast<i32>(b);
+  return extractBits(x, 0u, 8u) * extractBits(y, 0u, 8u) +
+    extractBits(x, 8u, 8u) * extractBits(y, 8u, 8u) +
+    extractBits(x, 16u, 8u) * extractBits(y, 16u, 8u) +
+    extractBits(x, 24u, 8u) * extractBits(y, 24u, 8u);
+}
+
+fn load_b(e: u32) -> f32 {
+  if (B_F16) {
+    let v = bias[e / 8u];
+    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
+  }
+  return bitcast<f32>(bias[e / 4u][e % 4u]);
+}
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  if (i >= u.T * u.R) {
+    return;
+  }
+  let t = i / u.R;
+  let p = i % u.R;
+  var row = p;
+  if (u.has_rows != 0u) {
+    row = u32(rows[p]);
+  }
+  let nb = u.K / 32u;
+  let wb0 = (u.w_block0 + row * u.w_sb) * 9u;
+  var s = 0.0;
+  for (var b = 0u; b < nb; b++) {
+    let wb = wb0 + b * 9u;
+    let xb = u.q_base + (t * nb + b) * 8u;
+    var isum = 0;
+    for (var j = 0u; j < 8u; j++) {
+      isum += dot4(w[wb + 1u + j], xq[xb + j]);
+    }
+    s += (bitcast<f32>(w[wb]) * bitcast<f32>(xq[t * nb + b])) * f32(isum);
+  }
+  if (u.has_bias != 0u) {
+    s += load_b(u.b_base + row);
+  }
+  out[t * u.R + p] = s;
+}
