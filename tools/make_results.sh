@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Regenerates docs/results/ (the numbers and plots of docs/results.md) on the default model.
 #
-#   bash tools/make_results.sh [part ...]     parts: equal_cost curve transfer ablation clusters
-#                                             (default: all, in that order)
+#   bash tools/make_results.sh [part ...]     parts: equal_cost curve transfer ablation why50
+#                                             clusters (default: all, in that order)
 #
 # Every part is deterministic (seeded row samples, seeded calibration): running it twice gives
 # the same numbers. Intermediate mask sets go to tmp/results/ (ignored by git). Times on the
-# shared 2-core box: equal_cost ~10 min, curve ~25 min, transfer ~8 min, ablation ~10 min,
-# clusters ~1 min.
+# shared 2-core box: equal_cost ~10 min, curve ~25 min, transfer ~13 min, ablation ~10 min,
+# why50 ~12 min, clusters ~1 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 deno="${DENO:-deno}"
@@ -56,13 +56,30 @@ ablation() {
   done
 }
 
+# Why 50% misses its goal: the same 50% masks (generic and task oracle, unvalidated, 100 rows per
+# task) under other schedule parameters (k, x0) and calibration sizes (samples per task).
+why50() {
+  local name args
+  for spec in "k0.6:--from-stats $stats --logistic-k 0.6" "k2.4:--from-stats $stats --logistic-k 2.4" \
+    "x0_0.0:--from-stats $stats --logistic-x0 0" "x0_0.6:--from-stats $stats --logistic-x0 0.6" \
+    "samples32:--samples 32" "samples128:--samples 128"; do
+    name=${spec%%:*}
+    args=${spec#*:}
+    # shellcheck disable=SC2086
+    "$deno" run -A tools/calibrate.ts --quiet --sparsity 0.5 --no-baselines \
+      --validate-samples 0 $args --out "$tmp/why50/$name"
+    "$deno" run -A tools/eval.ts --mask-set "$tmp/why50/$name" --no-dense --limit 100 \
+      --masks 'method=seap-generic|seap-task,share=0.5' --no-progress --out "$out/why50/$name"
+  done
+}
+
 # How calibration samples cluster by task, layer by layer (the router's feature).
 clusters() {
   "$deno" run -A tools/task_clusters.ts --per-task 24 --out "$out/clusters"
 }
 
 parts=("$@")
-[ ${#parts[@]} -gt 0 ] || parts=(equal_cost curve transfer ablation clusters)
+[ ${#parts[@]} -gt 0 ] || parts=(equal_cost curve transfer ablation why50 clusters)
 for p in "${parts[@]}"; do
   echo "== $p ($(date -u +%H:%M:%S))" >&2
   "$p"
