@@ -76,6 +76,18 @@ export interface Backend {
    * f32-only backend stores f32 anyway).
    */
   weights(data: Float32Array, dtype?: WeightDType): WeightBuffer;
+  /**
+   * Optional, for lean loading: a weight buffer of `length` values (zeros) to be filled piece
+   * by piece with {@link writeWeights}, so a large tensor never exists whole in f32 on the
+   * host. Backends without it get whole tensors through {@link weights}.
+   */
+  allocWeights?(length: number, dtype?: WeightDType): WeightBuffer;
+  /**
+   * Convert and store `data` as values `[offset, offset + data.length)` of a buffer from
+   * {@link allocWeights}. For q8 buffers `offset` is a multiple of the 32-value block and so
+   * is `data.length` unless the piece ends the buffer.
+   */
+  writeWeights?(buf: WeightBuffer, offset: number, data: Float32Array): void;
   /** Upload an index list. */
   indices(idx: Int32Array): IndexList;
   /** A zero-filled activation tensor `[rows, cols]`. */
