@@ -68,6 +68,13 @@ export interface Backend {
   readonly name: string;
   /** Storage precision of weights uploaded with {@link Backend.weights}. */
   readonly weightDType: WeightDType;
+  /**
+   * Optional: the most bytes this backend may hold (weights, KV caches, temporaries), when it
+   * has a hard limit (the WASM backend's linear memory); the server sizes the context by it.
+   */
+  readonly memoryLimitBytes?: number;
+  /** Optional: bytes held now, counted against {@link memoryLimitBytes}. */
+  readonly usedBytes?: number;
 
   /**
    * Upload a weight buffer (converted to {@link weightDType} if needed). `dtype` overrides the

@@ -302,6 +302,11 @@ export class WasmBackend implements Backend {
     return this.#f32;
   }
 
+  /** The most bytes of linear memory this backend may use (`maxBytes`, at most 4 GiB). */
+  get memoryLimitBytes(): number {
+    return this.#limit;
+  }
+
   /** Bytes held by live weights, tensors and pools (the heap top less its free blocks). */
   get usedBytes(): number {
     return this.#top - this.freeBytes;

@@ -25,6 +25,11 @@ export interface ServerEngine {
   modelId: string;
   /** Context cap (prompt + completion tokens). */
   maxContext: number;
+  /**
+   * Why {@link maxContext} is below the model's own limit, when it is (set by
+   * lib/server/admission.ts when memory is the limit); error messages quote it.
+   */
+  contextLimit?: string;
   /** Completion budget when a chat request gives none. */
   defaultMaxTokens: number;
   /** Unix seconds of loading. */
