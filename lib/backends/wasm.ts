@@ -16,7 +16,7 @@ import {
   type WeightBuffer,
   type WeightDType,
 } from "./backend.ts";
-import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8 } from "../formats/q8.ts";
+import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8, quantizeQ8Into } from "../formats/q8.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 type FfnKernel = (
@@ -523,7 +523,7 @@ export class WasmBackend implements Backend {
         throw new RangeError(`writeWeights: q8 piece [${offset}, ${end}) is not block-aligned`);
       }
       const at = buf.ptr + (offset / Q8_BLOCK) * Q8_BLOCK_BYTES;
-      new Uint8Array(this.#mem.buffer, at, q8Bytes(data.length)).set(quantizeQ8(data));
+      quantizeQ8Into(data, new Uint8Array(this.#mem.buffer, at, q8Bytes(data.length)));
     } else {
       this.#F.set(data, buf.ptr / 4 + offset);
     }
