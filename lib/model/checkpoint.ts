@@ -110,7 +110,7 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
  */
 export async function fingerprintFolder(dir: string): Promise<string> {
   const h = createHash("sha256");
-  const buf = new Uint8Array(8 << 20);
+  const buf = new Uint8Array(1 << 20);
   for (const f of ["config.json", ...await weightFiles(dir)]) {
     const file = await Deno.open(`${dir}/${f}`, { read: true });
     try {

@@ -159,8 +159,8 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   };
 }
 
-/** Values per piece when a matrix is converted and stored a piece at a time (4 MiB of f32). */
-const PIECE_VALUES = 1 << 20;
+/** Values per piece when a matrix is converted and stored a piece at a time (1 MiB of f32). */
+const PIECE_VALUES = 1 << 18;
 
 /**
  * Stores a [rows, cols] matrix whose rows `[r0, r1)` `rowsOf` produces (row-major f32). On a
