@@ -62,7 +62,6 @@ why50() {
   local name args
   for spec in "k0.6:--from-stats $stats --logistic-k 0.6" "k2.4:--from-stats $stats --logistic-k 2.4" \
     "x0_0.0:--from-stats $stats --logistic-x0 0" "x0_0.6:--from-stats $stats --logistic-x0 0.6" \
-    "k2.4_x0_0.6:--from-stats $stats --logistic-k 2.4 --logistic-x0 0.6" \
     "samples32:--samples 32" "samples128:--samples 128"; do
     name=${spec%%:*}
     args=${spec#*:}

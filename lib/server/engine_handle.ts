@@ -81,15 +81,14 @@ async function exists(path: string): Promise<boolean> {
 
 /**
  * The default model folder: `DEFAULT_MODEL_DIR` of lib/default_model.ts (imported statically,
- * so no read permission on lib/ is needed), else the tiny test fixture (so the server always
- * starts).
+ * so no read permission on lib/ is needed). A missing default model is an error at start, never
+ * a silent fallback to a test fixture (which would answer with random weights).
  */
 export async function defaultModelDir(): Promise<string> {
   if (await exists(`${DEFAULT_MODEL_DIR}/config.json`)) return DEFAULT_MODEL_DIR;
-  console.warn(`seap: DEFAULT_MODEL_DIR ${DEFAULT_MODEL_DIR} has no config.json; falling back`);
-  const fixture = new URL("../../tests/fixtures/tiny_chat", import.meta.url).pathname;
-  console.warn(`seap: no default model found; serving the tiny random fixture ${fixture}`);
-  return fixture;
+  throw new Error(
+    `the default model ${DEFAULT_MODEL_DIR} has no config.json; set SEAP_MODEL or --model`,
+  );
 }
 
 /**

@@ -23,8 +23,6 @@ export function readPaths(cfg: Pick<ServerConfig, "modelDir" | "masksDir">): str
     cfg.modelDir ? abs(cfg.modelDir) : `${REPO_ROOT}/models`,
     cfg.masksDir ? abs(cfg.masksDir) : `${REPO_ROOT}/masks`,
   ];
-  // Without a default model the server falls back to the tiny fixture.
-  if (!cfg.modelDir) paths.push(`${REPO_ROOT}/tests/fixtures/tiny_chat`);
   return [...new Set(paths)];
 }
 
