@@ -8,7 +8,11 @@
  *   memory: resident memory with 1 and 10 masks (memory_bench.ts, fresh processes);
  *   llama: this engine vs llama.cpp on the same GGUF-exported weights, f32/f16/q8_0, dense and
  *          a SEAP 50% mask, interleaved rounds (llama_cpp_bench.ts; needs
- *          `deno task llama-cpp:install`, skipped with a line otherwise).
+ *          `deno task llama-cpp:install`, skipped with a line otherwise);
+ *   scale: random models in real shapes (SmolLM2, Llama-3.2), per weight format: load time,
+ *          peak RSS, prefill/decode/calibration tok/s, memory-safe context (scale_bench.ts;
+ *          only with `--only=scale`; flags `--shapes`, `--formats`, `--tokens`, `--prompt`,
+ *          `--samples`, `--dir`).
  */
 
 import { formatFfnTable, runFfnBench } from "./ffn_bench.ts";
@@ -28,6 +32,7 @@ import {
   type LlamaBenchModel,
   runLlamaCppBench,
 } from "./llama_cpp_bench.ts";
+import { formatScaleTable, parseScaleArgs, runScaleBench } from "./scale_bench.ts";
 import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
 import { readConfig } from "../lib/model/model.ts";
 import type { Backend, WeightDType } from "../lib/backends/backend.ts";
@@ -171,13 +176,26 @@ const PARTS: Record<string, Part> = {
   decode: decodePart,
   memory: () => memoryPart(),
   llama: llamaPart,
+  scale: async () => {
+    const opts = parseScaleArgs(Deno.args);
+    return "## Scale: random models in real shapes, WASM backend, each format in a fresh process\n\n" +
+      formatScaleTable(await runScaleBench(opts)) +
+      `\n\nPrompt ${opts.prompt} tokens, ${opts.tokens} decoded; calibration: the statistics ` +
+      "pass (collect_stats.ts; the row's weight format, statistics in f32; tools/calibrate.ts " +
+      `itself still loads f32 weights) over ${opts.samples} samples of the default model's set, 64 tokens ` +
+      "at most each; context: the memory-safe context at concurrency 1 and 4 (memory_fit.ts, " +
+      "prefill chunk 64) in the WASM memory left after loading, capped at the config's (cfg).";
+  },
 };
+
+/** Parts run only when named in `--only=` (long, or needing downloads). */
+const OPT_IN = new Set(["scale"]);
 
 if (import.meta.main) {
   const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
   const quick = Deno.args.includes("--quick");
   for (const [name, part] of Object.entries(PARTS)) {
-    if (only && !only.includes(name)) continue;
+    if (only ? !only.includes(name) : OPT_IN.has(name)) continue;
     console.log(await part(quick));
     console.log();
   }

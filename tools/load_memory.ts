@@ -11,7 +11,7 @@
 import { parseArgs } from "node:util";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { parseWeightDType } from "../lib/backends/select_backend.ts";
-import { loadModel } from "../lib/model/model.ts";
+import { loadModel, type Model } from "../lib/model/model.ts";
 
 /** One load's measurement (bytes and milliseconds). */
 export interface LoadMemory {
@@ -34,18 +34,29 @@ export function peakRssBytes(): number {
 
 /** Measure loading `dir` in `format` in this process (call it in a fresh one). */
 export async function measureLoad(dir: string, format: string): Promise<LoadMemory> {
+  return (await loadMeasured(dir, format)).load;
+}
+
+/** {@link measureLoad}, also handing back the loaded model (for benchmarks that go on with it). */
+export async function loadMeasured(
+  dir: string,
+  format: string,
+): Promise<{ load: LoadMemory; model: Model }> {
   const be = await WasmBackend.create({ weightDType: parseWeightDType(format) });
   const before = be.usedBytes;
   const baselineRss = peakRssBytes();
   const t0 = performance.now();
-  await loadModel(dir, { backend: be });
+  const model = await loadModel(dir, { backend: be });
   const loadMs = performance.now() - t0;
   return {
-    format,
-    weightBytes: be.usedBytes - before,
-    baselineRss,
-    peakRss: peakRssBytes(),
-    loadMs,
+    load: {
+      format,
+      weightBytes: be.usedBytes - before,
+      baselineRss,
+      peakRss: peakRssBytes(),
+      loadMs,
+    },
+    model,
   };
 }
 
