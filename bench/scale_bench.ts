@@ -19,7 +19,6 @@ import { loadMeasured, type LoadMemory } from "../tools/load_memory.ts";
 import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { BackendMemoryError } from "../lib/backends/backend.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
-import { readConfig } from "../lib/model/model.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
 import { collectStats } from "../lib/calibrate/collect_stats.ts";
@@ -200,10 +199,20 @@ export async function runScaleBench(opts: ScaleOptions): Promise<ScaleRow[]> {
   const rows: ScaleRow[] = [];
   try {
     for (const shape of opts.shapes) {
-      const dir = await ensureModel(root, shape);
-      const { config: cfg } = await readConfig(dir);
+      const p = PRESETS[shape];
+      const cfg = {
+        hiddenSize: p.hidden,
+        intermediateSize: p.intermediate,
+        numLayers: p.layers,
+        numHeads: p.heads,
+        numKvHeads: p.kvHeads,
+        headDim: p.headDim ?? p.hidden / p.heads,
+        vocabSize: p.vocab,
+        tieWordEmbeddings: p.tied,
+      };
+      let dir: string | undefined;
       for (const format of opts.formats) {
-        // Weights alone past the WASM ceiling: say so without spending minutes loading.
+        // Weights alone past the WASM ceiling: say so without writing or loading the model.
         const fp = estimateFootprint(cfg, {
           weights: parseWeightDType(format),
           maxConcurrent: 1,
@@ -219,6 +228,7 @@ export async function runScaleBench(opts: ScaleOptions): Promise<ScaleRow[]> {
           console.error(`scale: ${shape} ${format}: ${rows.at(-1)!.skipped}`);
           continue;
         }
+        dir ??= await ensureModel(root, shape);
         console.error(`scale: ${shape} ${format}: loading in a fresh process ...`);
         rows.push({ shape, ...await measureInChild(dir, format, opts) });
         console.error(`scale: ${shape} ${format}: ${JSON.stringify(rows.at(-1))}`);
