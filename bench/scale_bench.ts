@@ -257,7 +257,7 @@ export function formatScaleTable(rows: ScaleRow[]): string {
   ];
   for (const r of rows) {
     if (r.skipped && !r.load) {
-      out.push(`| ${r.shape} | ${r.format} | ${r.skipped} |||||||| `);
+      out.push(`| ${r.shape} | ${r.format} | ${r.skipped} | | | | | | | |`);
       continue;
     }
     const l = r.load!;
