@@ -60,7 +60,9 @@ Deno.test("every kernel expands with the shared helpers in kernels/wgsl/include/
     const out = expandIncludes(src, e.name.slice(0, -5), includes);
     assert.doesNotMatch(out, /^\s*\/\/!include/m, e.name);
     // each helper is defined once, by its include, never again in the kernel itself
-    for (const fn of ["elem_word", "unpack_elem", "dot4", "q8_value", "workgroup_index"]) {
+    for (
+      const fn of ["elem_word", "elem_lane", "unpack_elem", "dot4", "q8_value", "workgroup_index"]
+    ) {
       assert.ok(
         (out.match(new RegExp(`\\bfn ${fn}\\(`, "g")) ?? []).length <= 1,
         `${e.name} ${fn}`,

@@ -17,7 +17,7 @@ struct U {
 @group(0) @binding(2) var<storage, read> bias: array<vec4<u32>>;
 
 fn load_b(e: u32) -> f32 {
-  return unpack_elem(bias[elem_word(e, W_F16)], e, W_F16);
+  return unpack_elem(bias[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 @compute @workgroup_size(256)

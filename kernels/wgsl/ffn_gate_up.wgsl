@@ -49,11 +49,11 @@ var<workgroup> red: array<f32, 1024>; // [TT][ROWS * LANES], gate
 var<workgroup> red2: array<f32, 1024>; // up
 
 fn load_w(e: u32) -> f32 {
-  return unpack_elem(w[elem_word(e, W_F16)], e, W_F16);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 fn load_u(e: u32) -> f32 {
-  return unpack_elem(wu[elem_word(e, U_F16)], e, U_F16);
+  return unpack_elem(wu[elem_word(e, U_F16)][elem_lane(e, U_F16)], e, U_F16);
 }
 
 fn load_x(i: u32) -> f32 {

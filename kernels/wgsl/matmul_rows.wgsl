@@ -49,11 +49,11 @@ struct U {
 var<workgroup> red: array<f32, 1024>; // [TT][ROWS * LANES]
 
 fn load_w(e: u32) -> f32 {
-  return unpack_elem(w[elem_word(e, W_F16)], e, W_F16);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 fn load_b(e: u32) -> f32 {
-  return unpack_elem(bias[elem_word(e, B_F16)], e, B_F16);
+  return unpack_elem(bias[elem_word(e, B_F16)][elem_lane(e, B_F16)], e, B_F16);
 }
 
 fn load_x(i: u32) -> f32 {

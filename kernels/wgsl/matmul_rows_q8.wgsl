@@ -34,7 +34,7 @@ struct U {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 fn load_b(e: u32) -> f32 {
-  return unpack_elem(bias[elem_word(e, B_F16)], e, B_F16);
+  return unpack_elem(bias[elem_word(e, B_F16)][elem_lane(e, B_F16)], e, B_F16);
 }
 
 @compute @workgroup_size(64)

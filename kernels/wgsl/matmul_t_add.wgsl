@@ -40,7 +40,7 @@ struct U {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 fn load_w(e: u32) -> f32 {
-  return unpack_elem(w[elem_word(e, W_F16)], e, W_F16);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 fn load_w4(e: u32, m: u32) -> vec4<f32> {

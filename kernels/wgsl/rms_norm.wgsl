@@ -25,7 +25,7 @@ var<workgroup> red: array<f32, 64>;
 var<workgroup> part: array<f32, 8>;
 
 fn load_w(e: u32) -> f32 {
-  return unpack_elem(w[elem_word(e, W_F16)], e, W_F16);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 @compute @workgroup_size(64)
