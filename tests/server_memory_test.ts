@@ -1,8 +1,8 @@
 /**
  * Issue 13, finding 9: one request that runs out of memory must not break the server. The
  * WASM allocator reuses freed blocks of any size, a sequence whose construction fails gives
- * back what it took, an out-of-memory request is a 503 and the next one succeeds, and a
- * broken engine makes /healthz say so. Memory is forced short with the backend's `maxBytes`
+ * back what it took, a request beyond the memory-safe context is refused up front (issue 14)
+ * and the next one succeeds, and a broken engine makes /healthz say so. Memory is forced short with the backend's `maxBytes`
  * on the tiny fixture (the 1B-shaped reproduction is tools/oom_repro_1b.ts).
  */
 
@@ -16,6 +16,12 @@ import { createApp } from "../lib/server/app.ts";
 import { makeEngine } from "../lib/server/engine_handle.ts";
 import { MaskCatalog } from "../lib/server/mask_catalog.ts";
 import { post, TINY_CHAT } from "./server_helpers.ts";
+import {
+  kvBytesPerToken,
+  memorySafeContext,
+  sequenceKvBytes,
+  stepReserveBytes,
+} from "../lib/server/memory_fit.ts";
 
 Deno.test("wasm allocator: freed blocks of other sizes are reused and merged", async () => {
   const be = await WasmBackend.create({ maxBytes: 64 << 20 });
@@ -75,31 +81,72 @@ Deno.test("sequence: a failed construction frees its KV blocks; a smaller one th
   }
 });
 
-Deno.test("server: an out-of-memory request is a 503, the next one succeeds, /healthz stays ready", async () => {
-  const { model } = await cappedModel(600 << 10);
+Deno.test("server: a request beyond the memory-safe context is refused up front (400), requests at it succeed concurrently", async () => {
+  // 1.25 MiB left after loading: less than 2 sequences of the config's 512 tokens need
+  // with a long prompt's routing pass (before admission, this ran out of memory mid-request).
+  const { model, be } = await cappedModel(1280 << 10);
   const tokenizer = await Tokenizer.load(TINY_CHAT);
   const engine = makeEngine(model, tokenizer, new MaskCatalog(model, [], null, { source: "none" }));
   const app = createApp(engine, { maxConcurrent: 2 });
-  const chat = (max_tokens: number) =>
-    post(app, "/v1/chat/completions", {
-      model: engine.modelId,
-      messages: [{ role: "user", content: "hi" }],
-      max_tokens,
-      temperature: 0,
-    });
-  const oom = await chat(480);
-  const err = await oom.json();
-  assert.equal(oom.status, 503, JSON.stringify(err));
-  assert.equal(err.error.code, "insufficient_memory");
-  assert.match(err.error.message, /max_tokens/);
-  for (const n of [60, 20, 5]) {
-    const r = await chat(n);
-    assert.equal(r.status, 200, `max_tokens ${n} after the OOM: ${await r.clone().text()}`);
-    await r.body?.cancel();
+  const card = (await (await app.request("/v1/models")).json()).data[0].seap;
+  const ctx: number = card.max_context;
+  // Independent truth: the KV bytes per token from the config (K and V, every layer, f32).
+  const c = model.config;
+  assert.equal(card.memory.kv_bytes_per_token, c.numLayers * 2 * c.numKvHeads * c.headDim * 4);
+  assert.equal(card.memory.max_concurrent, 2);
+  assert.ok(card.memory.free_bytes <= (1280 << 10) && card.memory.free_bytes > 0);
+  assert.ok(ctx > 64 && ctx < c.maxPositionEmbeddings, `memory-safe context ${ctx}`);
+  assert.match(card.max_context_reason, /memory/);
+  // The advertised context fits its KV caches in the free memory at concurrency 2.
+  assert.ok(2 * ctx * card.memory.kv_bytes_per_token <= card.memory.free_bytes);
+
+  const prompt = "a b c d e f g h i j k l m n o p q r s t u v w x y z ".repeat(2);
+  const promptLen = tokenizer.encode(prompt, { addSpecialTokens: true }).length;
+  assert.ok(promptLen > 64, `prompt of ${promptLen} tokens prefills in chunks`);
+  const complete = (max_tokens: number) =>
+    post(app, "/v1/completions", { model: engine.modelId, prompt, max_tokens, temperature: 0 });
+  const over = await complete(ctx - promptLen + 1);
+  const err = await over.json();
+  assert.equal(over.status, 400, JSON.stringify(err));
+  assert.equal(err.error.param, "max_tokens");
+  assert.equal(err.error.code, "context_length_exceeded");
+  assert.match(err.error.message, new RegExp(`${ctx} tokens \\(memory`));
+  const before = be.usedBytes;
+  // Two requests at exactly the advertised context, at once: both complete.
+  const both = await Promise.all([complete(ctx - promptLen), complete(ctx - promptLen)]);
+  for (const r of both) {
+    const body = await r.json();
+    assert.equal(r.status, 200, JSON.stringify(body));
+    assert.equal(body.usage.prompt_tokens, promptLen);
   }
+  assert.equal(be.usedBytes, before, "the sequences gave their KV caches back");
   const h = await app.request("/healthz");
   assert.equal(h.status, 200);
   assert.equal((await h.json()).status, "ready");
+});
+
+Deno.test("memory-safe context: KV caches of every sequence plus a routing pass and one step fit", () => {
+  const cfg = {
+    numLayers: 16,
+    hiddenSize: 2048,
+    intermediateSize: 8192,
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 64,
+    vocabSize: 128256,
+  };
+  assert.equal(kvBytesPerToken(cfg), 16 * 2 * 8 * 64 * 4); // 64 KiB, as issue 14 says
+  const free = 1.5 * 2 ** 30;
+  for (const c of [1, 4]) {
+    const t = memorySafeContext(cfg, { freeBytes: free, maxConcurrent: c, chunk: 64 });
+    const need = (n: number) =>
+      (c + 1) * sequenceKvBytes(cfg, n) + stepReserveBytes(cfg, Math.min(64, n));
+    assert.ok(need(t) <= free, `concurrency ${c}: ${t} tokens need ${need(t)} > ${free}`);
+    assert.ok(need(t + 1) > free, `concurrency ${c}: ${t + 1} tokens would fit too`);
+    // Never more than the plain KV arithmetic allows.
+    assert.ok((c + 1) * t * kvBytesPerToken(cfg) <= free);
+  }
+  assert.equal(memorySafeContext(cfg, { freeBytes: 1000, maxConcurrent: 1, chunk: 64 }), 0);
 });
 
 Deno.test("server: an engine that cannot allocate at all is reported broken by /healthz", async () => {

@@ -30,6 +30,15 @@ export const PRESETS: Record<string, RandomModelShape> = {
     vocab: 49152,
     tied: true,
   },
+  "smollm2-360m": {
+    hidden: 960,
+    intermediate: 2560,
+    layers: 32,
+    heads: 15,
+    kvHeads: 5,
+    vocab: 49152,
+    tied: true,
+  },
   "tiny": {
     hidden: 64,
     intermediate: 256,

@@ -68,6 +68,13 @@ export interface Backend {
   readonly name: string;
   /** Storage precision of weights uploaded with {@link Backend.weights}. */
   readonly weightDType: WeightDType;
+  /**
+   * Optional: the most bytes this backend may hold (weights, KV caches, temporaries), when it
+   * has a hard limit (the WASM backend's linear memory); the server sizes the context by it.
+   */
+  readonly memoryLimitBytes?: number;
+  /** Optional: bytes held now, counted against {@link memoryLimitBytes}. */
+  readonly usedBytes?: number;
 
   /**
    * Upload a weight buffer (converted to {@link weightDType} if needed). `dtype` overrides the
@@ -76,6 +83,18 @@ export interface Backend {
    * f32-only backend stores f32 anyway).
    */
   weights(data: Float32Array, dtype?: WeightDType): WeightBuffer;
+  /**
+   * Optional, for lean loading: a weight buffer of `length` values (zeros) to be filled piece
+   * by piece with {@link writeWeights}, so a large tensor never exists whole in f32 on the
+   * host. Backends without it get whole tensors through {@link weights}.
+   */
+  allocWeights?(length: number, dtype?: WeightDType): WeightBuffer;
+  /**
+   * Convert and store `data` as values `[offset, offset + data.length)` of a buffer from
+   * {@link allocWeights}. For q8 buffers `offset` is a multiple of the 32-value block and so
+   * is `data.length` unless the piece ends the buffer.
+   */
+  writeWeights?(buf: WeightBuffer, offset: number, data: Float32Array): void;
   /** Upload an index list. */
   indices(idx: Int32Array): IndexList;
   /** A zero-filled activation tensor `[rows, cols]`. */

@@ -16,7 +16,7 @@ import {
   type WeightBuffer,
   type WeightDType,
 } from "./backend.ts";
-import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8 } from "../formats/q8.ts";
+import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8, quantizeQ8Into } from "../formats/q8.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 type FfnKernel = (
@@ -302,6 +302,11 @@ export class WasmBackend implements Backend {
     return this.#f32;
   }
 
+  /** The most bytes of linear memory this backend may use (`maxBytes`, at most 4 GiB). */
+  get memoryLimitBytes(): number {
+    return this.#limit;
+  }
+
   /** Bytes held by live weights, tensors and pools (the heap top less its free blocks). */
   get usedBytes(): number {
     return this.#top - this.freeBytes;
@@ -494,6 +499,34 @@ export class WasmBackend implements Backend {
     else if (dt === "q8") new Uint8Array(this.#mem.buffer, ptr, bytes).set(quantizeQ8(data));
     else this.#F.set(data, ptr / 4);
     return new WasmWeights(this, data.length, dt, ptr, size);
+  }
+
+  allocWeights(length: number, dtype?: WeightDType): WeightBuffer {
+    const dt = dtype ?? this.weightDType;
+    const bytes = dt === "q8" ? q8Bytes(length) : length * (dt === "f16" ? 2 : 4);
+    const { ptr, size } = this.#alloc(bytes);
+    return new WasmWeights(this, length, dt, ptr, size);
+  }
+
+  writeWeights(buf: WeightBuffer, offset: number, data: Float32Array): void {
+    if (!(buf instanceof WasmWeights) || buf.owner !== this || buf.released) {
+      throw new Error("writeWeights: not a live weight buffer of this backend");
+    }
+    const end = offset + data.length;
+    if (!(Number.isInteger(offset) && offset >= 0 && end <= buf.length)) {
+      throw new RangeError(`writeWeights: values [${offset}, ${end}) outside [0, ${buf.length})`);
+    }
+    if (buf.dtype === "f16") {
+      new Float16Array(this.#mem.buffer, buf.ptr + offset * 2, data.length).set(data);
+    } else if (buf.dtype === "q8") {
+      if (offset % Q8_BLOCK !== 0 || (data.length % Q8_BLOCK !== 0 && end !== buf.length)) {
+        throw new RangeError(`writeWeights: q8 piece [${offset}, ${end}) is not block-aligned`);
+      }
+      const at = buf.ptr + (offset / Q8_BLOCK) * Q8_BLOCK_BYTES;
+      quantizeQ8Into(data, new Uint8Array(this.#mem.buffer, at, q8Bytes(data.length)));
+    } else {
+      this.#F.set(data, buf.ptr / 4 + offset);
+    }
   }
 
   indices(idx: Int32Array): IndexList {

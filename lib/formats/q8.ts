@@ -54,17 +54,30 @@ export function q8Bytes(n: number): number {
 
 /** Quantize `data` into q8 blocks (see the module comment). */
 export function quantizeQ8(data: Float32Array): Uint8Array {
+  const out = new Uint8Array(q8Bytes(data.length));
+  quantizeQ8Into(data, out);
+  return out;
+}
+
+/**
+ * Quantize `data` into the first {@link q8Bytes}(data.length) bytes of `out` (e.g. a view of
+ * backend memory), with no allocation; a partial last block's padding is zeroed.
+ */
+export function quantizeQ8Into(data: Float32Array, out: Uint8Array): void {
   const nb = Math.ceil(data.length / Q8_BLOCK);
-  const out = new Uint8Array(nb * Q8_BLOCK_BYTES);
-  const dv = new DataView(out.buffer);
-  const q = new Int8Array(out.buffer);
+  if (out.length < nb * Q8_BLOCK_BYTES) {
+    throw new RangeError(`quantizeQ8Into: ${nb} blocks need ${nb * Q8_BLOCK_BYTES} bytes`);
+  }
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const q = new Int8Array(out.buffer, out.byteOffset, out.byteLength);
   for (let b = 0; b < nb; b++) {
     const off = b * Q8_BLOCK;
     const n = Math.min(Q8_BLOCK, data.length - off);
-    const d = quantizeBlock(data, off, n, q, b * Q8_BLOCK_BYTES + 4);
-    dv.setFloat32(b * Q8_BLOCK_BYTES, d, true);
+    const at = b * Q8_BLOCK_BYTES;
+    const d = quantizeBlock(data, off, n, q, at + 4);
+    if (n < Q8_BLOCK) q.fill(0, at + 4 + n, at + 4 + Q8_BLOCK);
+    dv.setFloat32(at, d, true);
   }
-  return out;
 }
 
 /** The `n` values a q8 buffer holds (d * q per element). */

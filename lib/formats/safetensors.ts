@@ -177,6 +177,43 @@ function aligned(bytes: Uint8Array, bytesPer: number): ArrayBuffer {
   return bytes.slice().buffer as ArrayBuffer;
 }
 
+/**
+ * Convert a float tensor (F32/F16/BF16/F64) into `out` (at least as long as the tensor), with
+ * no allocation besides an aligned copy of unaligned input: for converting piece by piece into
+ * reused buffers.
+ */
+export function toFloat32Into(t: SafeTensor, out: Float32Array): void {
+  const bpe = t.dtype === "F64" ? 8 : t.dtype === "F32" ? 4 : 2;
+  const n = t.bytes.byteLength / bpe;
+  if (out.length < n) {
+    throw new SafetensorsError(`toFloat32Into: ${n} values, room for ${out.length}`);
+  }
+  const al = t.bytes.byteOffset % bpe === 0;
+  const buf = al ? t.bytes.buffer : t.bytes.slice().buffer;
+  const off = al ? t.bytes.byteOffset : 0;
+  switch (t.dtype) {
+    case "F32":
+      out.set(new Float32Array(buf, off, n));
+      return;
+    case "F64":
+      out.set(new Float64Array(buf, off, n));
+      return;
+    case "F16": {
+      const h = new Uint16Array(buf, off, n);
+      for (let i = 0; i < n; i++) out[i] = F16_TABLE[h[i]];
+      return;
+    }
+    case "BF16": {
+      const h = new Uint16Array(buf, off, n);
+      const u = new Uint32Array(out.buffer, out.byteOffset, n);
+      for (let i = 0; i < n; i++) u[i] = h[i] << 16;
+      return;
+    }
+    default:
+      throw new SafetensorsError(`expected a float tensor, got ${t.dtype}`);
+  }
+}
+
 /** Convert any float tensor (F32/F16/BF16/F64) to a new Float32Array. */
 export function toFloat32(t: SafeTensor): Float32Array {
   switch (t.dtype) {

@@ -11,6 +11,7 @@ import {
   SafetensorsError,
   type TensorLocation,
   toFloat32,
+  toFloat32Into,
 } from "../formats/safetensors.ts";
 
 /** Error for a checkpoint folder that cannot be loaded; the message names the file. */
@@ -31,10 +32,10 @@ function fail(e: unknown, path: string): never {
   throw new CheckpointError(`cannot read ${path}: ${(e as Error).message}`);
 }
 
-function readAt(path: string, start: number, length: number): Uint8Array {
+function readAt(path: string, start: number, length: number, into?: Uint8Array): Uint8Array {
   const f = Deno.openSync(path, { read: true });
   try {
-    const out = new Uint8Array(length);
+    const out = into ? into.subarray(0, length) : new Uint8Array(length);
     f.seekSync(start, Deno.SeekMode.Start);
     let got = 0;
     while (got < length) {
@@ -109,7 +110,7 @@ export async function readCheckpoint(dir: string): Promise<Checkpoint> {
  */
 export async function fingerprintFolder(dir: string): Promise<string> {
   const h = createHash("sha256");
-  const buf = new Uint8Array(8 << 20);
+  const buf = new Uint8Array(1 << 20);
   for (const f of ["config.json", ...await weightFiles(dir)]) {
     const file = await Deno.open(`${dir}/${f}`, { read: true });
     try {
@@ -125,11 +126,10 @@ export async function fingerprintFolder(dir: string): Promise<string> {
   return h.digest("hex");
 }
 
-/**
- * A float32 copy of tensor `name`, read from its file and checked against the expected shape.
- * Throws {@link CheckpointError} naming the tensor when it is missing or mis-shaped.
- */
-export function tensorF32(ckpt: Checkpoint, name: string, shape: number[]): Float32Array {
+/** Reused raw bytes of {@link rowsF32} pieces read into a caller's buffer. */
+let rawScratch = new Uint8Array(0);
+
+function locate(ckpt: Checkpoint, name: string, shape: number[]) {
   const t = ckpt.tensors.get(name);
   if (!t) throw new CheckpointError(`checkpoint: tensor "${name}" is missing`);
   if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
@@ -137,13 +137,56 @@ export function tensorF32(ckpt: Checkpoint, name: string, shape: number[]): Floa
       `checkpoint ${t.file}: tensor "${name}" has shape [${t.shape}], expected [${shape}]`,
     );
   }
+  return t;
+}
+
+/**
+ * A float32 copy of tensor `name`, read from its file and checked against the expected shape.
+ * Throws {@link CheckpointError} naming the tensor when it is missing or mis-shaped.
+ */
+export function tensorF32(ckpt: Checkpoint, name: string, shape: number[]): Float32Array {
+  const rows = shape.length === 0 ? 1 : shape[0];
+  return rowsF32(ckpt, name, shape, 0, rows);
+}
+
+/**
+ * A float32 copy of rows `[r0, r1)` of tensor `name` (along its first dimension; a 1-D
+ * tensor's rows are its values), read from its file alone, so a large tensor is converted
+ * piece by piece. Checked like {@link tensorF32}. With `out` the values go into (the start
+ * of) `out` and the raw bytes into a reused buffer, so converting piece by piece allocates
+ * nothing; the returned array is then a view of `out`.
+ */
+export function rowsF32(
+  ckpt: Checkpoint,
+  name: string,
+  shape: number[],
+  r0: number,
+  r1: number,
+  out?: Float32Array,
+): Float32Array {
+  const t = locate(ckpt, name, shape);
+  const total = t.shape.reduce((a, b) => a * b, 1);
+  const rows = t.shape.length === 0 ? 1 : t.shape[0];
+  const rowBytes = rows === 0 ? 0 : (t.end - t.start) / rows;
+  if (!(Number.isInteger(r0) && Number.isInteger(r1) && 0 <= r0 && r0 <= r1 && r1 <= rows)) {
+    throw new RangeError(`checkpoint: rows [${r0}, ${r1}) of "${name}" outside [0, ${rows})`);
+  }
   const path = `${ckpt.dir}/${t.file}`;
+  const n = (r1 - r0) * (rows === 0 ? 0 : total / rows);
   try {
-    return toFloat32({
-      dtype: t.dtype,
-      shape: t.shape,
-      bytes: readAt(path, t.start, t.end - t.start),
-    });
+    if (!out) {
+      return toFloat32({
+        dtype: t.dtype,
+        shape: [n],
+        bytes: readAt(path, t.start + r0 * rowBytes, (r1 - r0) * rowBytes),
+      });
+    }
+    const nBytes = (r1 - r0) * rowBytes;
+    if (rawScratch.length < nBytes) rawScratch = new Uint8Array(nBytes);
+    const bytes = readAt(path, t.start + r0 * rowBytes, nBytes, rawScratch);
+    const dst = out.subarray(0, n);
+    toFloat32Into({ dtype: t.dtype, shape: [n], bytes }, dst);
+    return dst;
   } catch (e) {
     if (e instanceof CheckpointError) throw e;
     throw new CheckpointError(`checkpoint ${t.file}: tensor "${name}": ${(e as Error).message}`);

@@ -4,7 +4,7 @@
  * every head's q rows and o^T rows contiguous. One copy of the weights serves every mask.
  */
 
-import type { Backend, MatView, WeightBuffer } from "../backends/backend.ts";
+import type { Backend, MatView, WeightBuffer, WeightDType } from "../backends/backend.ts";
 import { ReferenceBackend } from "../backends/reference.ts";
 import { type ModelConfig, parseConfig } from "./config.ts";
 import {
@@ -12,6 +12,7 @@ import {
   fingerprintFolder,
   hasTensor,
   readCheckpoint,
+  rowsF32,
   tensorF32,
 } from "./checkpoint.ts";
 import { ropeInvFreq } from "./rope.ts";
@@ -113,18 +114,22 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   // size is not a multiple of 32 are stored as f32 instead, as llama.cpp falls back for such
   // tensors.
   const q8Fallback = backend.weightDType === "q8" && H % Q8_BLOCK !== 0;
-  const up = (data: Float32Array) => backend.weights(data, q8Fallback ? "f32" : undefined);
+  const matDType = q8Fallback ? "f32" : undefined;
+  const host = new HostBuffers();
+  const store = matrixStore(backend, matDType, host);
   // Small precision-sensitive vectors (norms, biases, rope) stay f32 on an f16 backend.
   const vec = (name: string, n: number) =>
     view(backend.weights(tensorF32(ckpt, name, [n]), "f32"), 1, n);
+  // A [rows, H] matrix from the file, converted and stored a piece at a time.
+  const mat = (name: string, rows: number) =>
+    view(store(rows, H, (r0, r1, out) => rowsF32(ckpt, name, [rows, H], r0, r1, out)), rows, H);
 
-  const embedData = tensorF32(ckpt, "model.embed_tokens.weight", [cfg.vocabSize, H]);
-  const embed = view(up(embedData), cfg.vocabSize, H);
+  const embed = mat("model.embed_tokens.weight", cfg.vocabSize);
   const order = opts.neuronOrder ?? null;
   if (order) validateNeuronOrder(order, cfg.numLayers, cfg.intermediateSize);
   const layers: LayerWeights[] = [];
   for (let l = 0; l < cfg.numLayers; l++) {
-    layers.push(loadLayer(ckpt, cfg, l, up, vec, order?.[l] ?? null));
+    layers.push(loadLayer(ckpt, cfg, l, { store, mat, vec, host }, order?.[l] ?? null));
   }
   const finalNorm = vec("model.norm.weight", H);
   let lmHead = embed;
@@ -134,7 +139,7 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
         `${dir}: config says tie_word_embeddings=false but "lm_head.weight" is missing`,
       );
     }
-    lmHead = view(up(tensorF32(ckpt, "lm_head.weight", [cfg.vocabSize, H])), cfg.vocabSize, H);
+    lmHead = mat("lm_head.weight", cfg.vocabSize);
   }
   const invFreq = view(backend.weights(ropeInvFreq(cfg), "f32"), 1, d / 2);
   const perLayer = (2 * nh * d * H + 2 * nkv * d * H + 3 * I * H) * 4;
@@ -154,47 +159,134 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   };
 }
 
+/** Values per piece when a matrix is converted and stored a piece at a time (1 MiB of f32). */
+const PIECE_VALUES = 1 << 18;
+
+/**
+ * Stores a [rows, cols] matrix whose rows `[r0, r1)` `rowsOf` produces (row-major f32). On a
+ * backend with {@link Backend.allocWeights} the matrix is written a piece of whole rows at a
+ * time, so loading never holds more than one piece of it in f32 besides the stored copy
+ * (docs/design.md, Weight layout); otherwise it is assembled whole and uploaded.
+ */
+export type MatrixStore = (
+  rows: number,
+  cols: number,
+  rowsOf: (r0: number, r1: number, out: Float32Array) => Float32Array,
+) => WeightBuffer;
+
+/**
+ * Host buffers reused across one load, by purpose, grown as needed: converting piece by piece
+ * leaves no garbage behind, so the resident peak does not wait on the garbage collector.
+ */
+class HostBuffers {
+  #m = new Map<string, Float32Array>();
+  /** `n` values of the buffer for `key` (contents undefined). */
+  get(key: string, n: number): Float32Array {
+    let b = this.#m.get(key);
+    if (!b || b.length < n) this.#m.set(key, b = new Float32Array(n));
+    return b.subarray(0, n);
+  }
+}
+
+function matrixStore(
+  backend: Backend,
+  dtype: WeightDType | undefined,
+  host: HostBuffers,
+): MatrixStore {
+  return (rows, cols, rowsOf) => {
+    if (!backend.allocWeights || !backend.writeWeights) {
+      // The backend may keep the array it is given: a fresh one.
+      return backend.weights(rowsOf(0, rows, new Float32Array(rows * cols)), dtype);
+    }
+    const buf = backend.allocWeights(rows * cols, dtype);
+    const step = Math.max(1, Math.floor(PIECE_VALUES / Math.max(1, cols)));
+    try {
+      for (let r0 = 0; r0 < rows; r0 += step) {
+        const r1 = Math.min(rows, r0 + step);
+        backend.writeWeights(buf, r0 * cols, rowsOf(r0, r1, host.get("piece", (r1 - r0) * cols)));
+      }
+    } catch (e) {
+      backend.release(buf);
+      throw e;
+    }
+    return buf;
+  };
+}
+
 function loadLayer(
   ckpt: Checkpoint,
   cfg: ModelConfig,
   l: number,
-  up: (d: Float32Array) => WeightBuffer,
-  vec: (name: string, n: number) => MatView,
+  io: {
+    store: MatrixStore;
+    mat: (name: string, rows: number) => MatView;
+    vec: (name: string, n: number) => MatView;
+    host: HostBuffers;
+  },
   order: Int32Array | null,
 ): LayerWeights {
+  const { store, mat, vec, host } = io;
   const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const p = `model.layers.${l}`;
-  const q = tensorF32(ckpt, `${p}.self_attn.q_proj.weight`, [nh * d, H]); // [n_h*d_h, H]
-  const k = tensorF32(ckpt, `${p}.self_attn.k_proj.weight`, [nkv * d, H]); // [n_kv*d_h, H]
-  const v = tensorF32(ckpt, `${p}.self_attn.v_proj.weight`, [nkv * d, H]); // [n_kv*d_h, H]
-  const o = tensorF32(ckpt, `${p}.self_attn.o_proj.weight`, [H, nh * d]); // [H, n_h*d_h]
-  const gate = tensorF32(ckpt, `${p}.mlp.gate_proj.weight`, [I, H]); // [I, H]
-  const upW = tensorF32(ckpt, `${p}.mlp.up_proj.weight`, [I, H]); // [I, H]
-  const down = tensorF32(ckpt, `${p}.mlp.down_proj.weight`, [H, I]); // [H, I]
-  // Bundle [I, 3H]: row p = gate_j, up_j, column j of W_down, for neuron j = order[p].
-  const bundle = new Float32Array(I * 3 * H);
-  for (let p = 0; p < I; p++) {
-    const j = order ? order[p] : p;
-    bundle.set(gate.subarray(j * H, (j + 1) * H), p * 3 * H);
-    bundle.set(upW.subarray(j * H, (j + 1) * H), p * 3 * H + H);
-    for (let r = 0; r < H; r++) bundle[p * 3 * H + 2 * H + r] = down[r * I + j];
-  }
-  const ffn = up(bundle);
+  const o = rowsF32(
+    ckpt,
+    `${p}.self_attn.o_proj.weight`,
+    [H, nh * d],
+    0,
+    H,
+    host.get("o", H * nh * d),
+  ); // [H, n_h*d_h]
+  // o^T [n_h*d_h, H]: row c = column c of W_o.
+  const oT = store(nh * d, H, (c0, c1, piece) => {
+    // piece [c1-c0, H]: rows c0..c1-1 of o^T
+    for (let c = c0; c < c1; c++) {
+      for (let r = 0; r < H; r++) piece[(c - c0) * H + r] = o[r * nh * d + c];
+    }
+    return piece;
+  });
+  const gateName = `${p}.mlp.gate_proj.weight`, upName = `${p}.mlp.up_proj.weight`;
+  const down = rowsF32(ckpt, `${p}.mlp.down_proj.weight`, [H, I], 0, H, host.get("down", H * I)); // [H, I]
+  // Bundle [I, 3H]: row p = gate_j, up_j, column j of W_down, for neuron j = order[p]; built
+  // a piece of rows at a time from gate and up rows read from the file.
+  const ffn = store(I, 3 * H, (p0, p1, piece) => {
+    // piece [p1-p0, 3H]: bundle rows p0..p1-1
+    const n = (p1 - p0) * H;
+    const g = order ? null : rowsF32(ckpt, gateName, [I, H], p0, p1, host.get("gate", n)); // [p1-p0, H]
+    const u = order ? null : rowsF32(ckpt, upName, [I, H], p0, p1, host.get("up", n)); // [p1-p0, H]
+    for (let q = p0; q < p1; q++) {
+      const j = order ? order[q] : q;
+      const at = (q - p0) * 3 * H;
+      piece.set(
+        g
+          ? g.subarray((q - p0) * H, (q - p0 + 1) * H)
+          : rowsF32(ckpt, gateName, [I, H], j, j + 1, host.get("row", H)),
+        at,
+      );
+      piece.set(
+        u
+          ? u.subarray((q - p0) * H, (q - p0 + 1) * H)
+          : rowsF32(ckpt, upName, [I, H], j, j + 1, host.get("row", H)),
+        at + H,
+      );
+      for (let r = 0; r < H; r++) piece[at + 2 * H + r] = down[r * I + j];
+    }
+    return piece;
+  });
   const optVec = (name: string, n: number) => hasTensor(ckpt, name) ? vec(name, n) : null;
   if (cfg.attentionBias && !hasTensor(ckpt, `${p}.self_attn.q_proj.bias`)) {
     throw new Error(`checkpoint: "${p}.self_attn.q_proj.bias" is missing (attention_bias model)`);
   }
   return {
     attnNorm: vec(`${p}.input_layernorm.weight`, H),
-    q: view(up(q), nh * d, H),
-    k: view(up(k), nkv * d, H),
-    v: view(up(v), nkv * d, H),
+    q: mat(`${p}.self_attn.q_proj.weight`, nh * d), // [n_h*d_h, H]
+    k: mat(`${p}.self_attn.k_proj.weight`, nkv * d), // [n_kv*d_h, H]
+    v: mat(`${p}.self_attn.v_proj.weight`, nkv * d), // [n_kv*d_h, H]
     qBias: optVec(`${p}.self_attn.q_proj.bias`, nh * d),
     kBias: optVec(`${p}.self_attn.k_proj.bias`, nkv * d),
     vBias: optVec(`${p}.self_attn.v_proj.bias`, nkv * d),
     qNorm: cfg.qkNorm ? vec(`${p}.self_attn.q_norm.weight`, d) : null,
     kNorm: cfg.qkNorm ? vec(`${p}.self_attn.k_norm.weight`, d) : null,
-    oT: view(up(transpose(o, H, nh * d)), nh * d, H),
+    oT: view(oT, nh * d, H),
     mlpNorm: vec(`${p}.post_attention_layernorm.weight`, H),
     gate: view(ffn, I, H, 0, 3 * H),
     up: view(ffn, I, H, H, 3 * H),

@@ -25,6 +25,7 @@ import {
 import { SSE_HEADERS, SseStream } from "./sse.ts";
 import { readJsonBody } from "./read_body.ts";
 import { TokenizerError } from "../text/tokenizer.ts";
+import { type Admission, admitByMemory } from "./admission.ts";
 
 /** Limits of the app (see config.ts for their env vars). */
 export interface AppOptions {
@@ -75,8 +76,20 @@ export function createApp(
   handle.settled.then(() => metrics.ready.set(handle.status === "ready" ? 1 : 0));
   const app = new Hono();
 
+  // Sized once, at the first request after loading (no sequence is live yet).
+  let admission: Admission | null | undefined;
   const ready = (): ServerEngine => {
-    if (handle.status === "ready" && handle.engine) return handle.engine;
+    if (handle.status === "ready" && handle.engine) {
+      if (admission === undefined) {
+        admission = admitByMemory(handle.engine, opts);
+        if (handle.engine.contextLimit) {
+          console.log(
+            `seap: context capped at ${handle.engine.maxContext} tokens (${handle.engine.contextLimit})`,
+          );
+        }
+      }
+      return handle.engine;
+    }
     if (handle.status === "failed") throw notReady(`The model failed to load: ${handle.error}`);
     if (handle.status === "draining") throw notReady("The server is shutting down.");
     if (handle.status === "broken") throw notReady(`The engine is broken: ${handle.error}`);
@@ -154,7 +167,7 @@ export function createApp(
     guarded("models", (_req, t0) => {
       const e = ready();
       record("models", 200, "none", t0);
-      return Promise.resolve(Response.json({ object: "list", data: [modelCard(e)] }));
+      return Promise.resolve(Response.json({ object: "list", data: [modelCard(e, admission)] }));
     }),
   );
 
@@ -168,7 +181,7 @@ export function createApp(
         throw notFound(`The model '${id}' does not exist`, "model", "model_not_found");
       }
       record("models", 200, "none", t0);
-      return Promise.resolve(Response.json(modelCard(e)));
+      return Promise.resolve(Response.json(modelCard(e, admission)));
     })(c));
 
   app.post(
@@ -538,7 +551,7 @@ function fingerprint(e: ServerEngine): string {
 }
 
 /** The /v1/models card of the loaded model. */
-function modelCard(e: ServerEngine) {
+function modelCard(e: ServerEngine, admission: Admission | null | undefined) {
   const c = e.catalog;
   return {
     id: e.modelId,
@@ -552,6 +565,15 @@ function modelCard(e: ServerEngine) {
       router_threshold: c.threshold,
       protected_layers: c.protectedLayers,
       max_context: e.maxContext,
+      max_context_reason: e.contextLimit ?? "model",
+      memory: admission
+        ? {
+          free_bytes: admission.freeBytes,
+          kv_bytes_per_token: admission.kvBytesPerToken,
+          max_concurrent: admission.maxConcurrent,
+          memory_safe_context: admission.memorySafeContext,
+        }
+        : null,
       masks: c.entries.map((m) => ({
         name: m.name,
         task: m.task,
@@ -606,6 +628,11 @@ function checkCommon(r: ChatCompletionRequest | CompletionRequest): void {
   }
 }
 
+/** " (reason)" when the context is capped below the model's own limit (e.g. by memory). */
+function why(e: ServerEngine): string {
+  return e.contextLimit ? ` (${e.contextLimit})` : "";
+}
+
 /**
  * Check the prompt fits and return the completion budget. A prompt that fills the context is
  * a 413 naming `promptParam`; an explicit budget that overflows it a 400 naming `maxParam`
@@ -624,7 +651,9 @@ function checkContext(
   const room = e.maxContext - promptLen;
   if (room < (generating ? 1 : 0)) {
     throw tooLarge(
-      `This model's maximum context length is ${e.maxContext} tokens; the prompt has ${promptLen}`,
+      `This model's maximum context length is ${e.maxContext} tokens${
+        why(e)
+      }; the prompt has ${promptLen}`,
       promptParam,
       "context_length_exceeded",
     );
@@ -632,7 +661,9 @@ function checkContext(
   if (explicitMax !== null) {
     if (explicitMax > room) {
       throw badRequest(
-        `This model's maximum context length is ${e.maxContext} tokens; the prompt has ${promptLen} and ${maxParam} asks for ${explicitMax}`,
+        `This model's maximum context length is ${e.maxContext} tokens${
+          why(e)
+        }; the prompt has ${promptLen} and ${maxParam} asks for ${explicitMax}`,
         maxParam,
         "context_length_exceeded",
       );
@@ -686,7 +717,9 @@ function chatIds(
 function checkChars(e: ServerEngine, chars: number, param: string): void {
   if (chars > e.maxPromptChars) {
     throw tooLarge(
-      `This model's maximum context length is ${e.maxContext} tokens; the prompt has ${chars} characters, far more than fits`,
+      `This model's maximum context length is ${e.maxContext} tokens${
+        why(e)
+      }; the prompt has ${chars} characters, far more than fits`,
       param,
       "context_length_exceeded",
     );

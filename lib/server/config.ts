@@ -10,7 +10,9 @@
  * | SEAP_MAX_CONCURRENT    | --max-concurrent     | 4                                        |
  * | SEAP_QUEUE             | --queue              | 32                                       |
  * | SEAP_TIMEOUT_MS        | --timeout-ms         | 120000                                   |
- * | SEAP_MAX_CONTEXT       | --max-context        | the model's max_position_embeddings      |
+ * | SEAP_MAX_CONTEXT       | --max-context        | max_position_embeddings, or less when    |
+ * |                        |                      | the backend's memory cannot hold its KV  |
+ * |                        |                      | cache at SEAP_MAX_CONCURRENT (admission) |
  * | SEAP_MAX_BODY_BYTES    | --max-body-bytes     | 1048576                                  |
  * | SEAP_MAX_TOKENS        | --max-tokens         | 256 (default completion budget for chat) |
  * | SEAP_SPARSITY          | --sparsity           | the mask set's default                   |

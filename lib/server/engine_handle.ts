@@ -25,6 +25,11 @@ export interface ServerEngine {
   modelId: string;
   /** Context cap (prompt + completion tokens). */
   maxContext: number;
+  /**
+   * Why {@link maxContext} is below the model's own limit, when it is (set by
+   * lib/server/admission.ts when memory is the limit); error messages quote it.
+   */
+  contextLimit?: string;
   /** Completion budget when a chat request gives none. */
   defaultMaxTokens: number;
   /** Unix seconds of loading. */
@@ -207,7 +212,17 @@ export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
       neuronOrder = keepFrequencyOrder(served, c.numLayers, c.intermediateSize);
     }
   }
+  const used0 = backend.usedBytes ?? 0;
+  const t0 = performance.now();
   const model = await loadModel(dir, { backend, neuronOrder });
+  const held = backend.usedBytes === undefined
+    ? ""
+    : `, ${
+      ((backend.usedBytes - used0) / 2 ** 20).toFixed(0)
+    } MiB of ${backend.weightDType} weights`;
+  console.log(
+    `seap: loaded ${model.name} in ${((performance.now() - t0) / 1000).toFixed(1)} s${held}`,
+  );
   const tokenizer = await Tokenizer.load(dir);
   const catalog = set
     ? catalogFromSet(model, set, masksDir, cfg.sparsity)

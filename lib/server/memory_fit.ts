@@ -90,3 +90,80 @@ export function checkMemoryFit(
       }or deploy a smaller model.`,
   };
 }
+
+/** Bytes of one sequence's KV cache per token: K and V, every layer, f32 (lib/model/sequence.ts). */
+export function kvBytesPerToken(
+  cfg: Pick<ModelConfig, "numLayers" | "numKvHeads" | "headDim">,
+): number {
+  return cfg.numLayers * 2 * cfg.numKvHeads * cfg.headDim * 4;
+}
+
+/** Bytes an allocator that rounds blocks up to powers of two (the WASM one) gives `bytes`. */
+function pow2(bytes: number): number {
+  return bytes <= 64 ? 64 : 2 ** Math.ceil(Math.log2(bytes));
+}
+
+/**
+ * Bytes the KV caches of one sequence of `tokens` take: per layer a K and a V tensor
+ * `[n_kv * tokens, d_h]` f32, each rounded up to a power of two as the WASM allocator does
+ * (an upper bound for any backend).
+ */
+export function sequenceKvBytes(
+  cfg: Pick<ModelConfig, "numLayers" | "numKvHeads" | "headDim">,
+  tokens: number,
+): number {
+  return cfg.numLayers * 2 * pow2(cfg.numKvHeads * tokens * cfg.headDim * 4);
+}
+
+/**
+ * Bytes set aside for one forward step's temporaries (prefill runs `chunk` tokens at a time):
+ * the largest live activations (logits, and per token the hidden state, its norm, q, k, v,
+ * the attention output and one FFN row of scratch), doubled for the allocator's rounding to
+ * powers of two.
+ */
+export function stepReserveBytes(
+  cfg: Pick<
+    ModelConfig,
+    "hiddenSize" | "intermediateSize" | "numHeads" | "numKvHeads" | "headDim" | "vocabSize"
+  >,
+  chunk: number,
+): number {
+  const perToken = 2 * cfg.hiddenSize + 2 * cfg.numHeads * cfg.headDim +
+    2 * cfg.numKvHeads * cfg.headDim + cfg.intermediateSize;
+  return 2 * 4 * (cfg.vocabSize + Math.max(1, chunk) * perToken);
+}
+
+/**
+ * The largest context (prompt + completion tokens) whose KV caches fit `freeBytes` when
+ * `maxConcurrent` sequences hold it at once, plus one more of that length (a long prompt is
+ * routed on a scratch head pass while its own sequence exists, lib/server/generation.ts) and
+ * one step's temporaries (`chunk` prompt tokens per step; 0 = whole prompts). 0 when not even
+ * one token fits.
+ */
+export function memorySafeContext(
+  cfg: Pick<
+    ModelConfig,
+    | "numLayers"
+    | "hiddenSize"
+    | "intermediateSize"
+    | "numHeads"
+    | "numKvHeads"
+    | "headDim"
+    | "vocabSize"
+  >,
+  opts: { freeBytes: number; maxConcurrent: number; chunk: number },
+): number {
+  // Prefill runs `chunk` tokens per step (a whole prompt when chunking is off).
+  const fits = (t: number) =>
+    (opts.maxConcurrent + 1) * sequenceKvBytes(cfg, t) +
+        stepReserveBytes(cfg, opts.chunk > 0 ? Math.min(opts.chunk, t) : t) <= opts.freeBytes;
+  if (!fits(1)) return 0;
+  let lo = 1, hi = 2;
+  while (fits(hi) && hi < 2 ** 40) lo = hi, hi *= 2;
+  while (hi - lo > 1) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}

@@ -203,7 +203,17 @@ export const ModelList = z.object({
       default_sparsity: z.number(),
       router_threshold: z.number(),
       protected_layers: z.int(),
-      max_context: z.int(),
+      max_context: z.int().describe(
+        "Largest prompt + completion tokens accepted: the model's limit, or less when the " +
+          "backend's memory cannot hold that many tokens of KV cache at the configured concurrency",
+      ),
+      max_context_reason: z.string().describe('"model", or why the context is capped lower'),
+      memory: z.object({
+        free_bytes: z.int(),
+        kv_bytes_per_token: z.int(),
+        max_concurrent: z.int(),
+        memory_safe_context: z.int(),
+      }).nullable().describe("The memory-aware admission's inputs (null: no memory limit known)"),
       masks: z.array(MaskEntry),
     }),
   })),

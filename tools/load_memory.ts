@@ -1,0 +1,97 @@
+/**
+ * Peak resident memory and time of loading a model folder onto the WASM backend, each format
+ * in a fresh process: the child reads the kernel's peak-RSS counter (VmHWM in
+ * /proc/self/status) after creating the backend (baseline) and after loading, and the parent
+ * prints peak / weight bytes (weights = what the backend holds) and the loader's own share
+ * (peak - baseline) / weight bytes.
+ *
+ *   deno run -A tools/load_memory.ts --model /tmp/scale_360m --formats f32,f16,q8
+ */
+
+import { parseArgs } from "node:util";
+import { WasmBackend } from "../lib/backends/wasm.ts";
+import { parseWeightDType } from "../lib/backends/select_backend.ts";
+import { loadModel } from "../lib/model/model.ts";
+
+/** One load's measurement (bytes and milliseconds). */
+export interface LoadMemory {
+  format: string;
+  /** Bytes the backend holds after loading (weights, as stored). */
+  weightBytes: number;
+  /** Peak RSS before loading (runtime, backend created). */
+  baselineRss: number;
+  /** Peak RSS of the whole process after loading. */
+  peakRss: number;
+  loadMs: number;
+}
+
+/** Peak resident bytes of this process so far (Linux VmHWM). */
+export function peakRssBytes(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync("/proc/self/status"));
+  if (!m) throw new Error("load_memory: no VmHWM in /proc/self/status (Linux only)");
+  return Number(m[1]) * 1024;
+}
+
+/** Measure loading `dir` in `format` in this process (call it in a fresh one). */
+export async function measureLoad(dir: string, format: string): Promise<LoadMemory> {
+  const be = await WasmBackend.create({ weightDType: parseWeightDType(format) });
+  const before = be.usedBytes;
+  const baselineRss = peakRssBytes();
+  const t0 = performance.now();
+  await loadModel(dir, { backend: be });
+  const loadMs = performance.now() - t0;
+  return {
+    format,
+    weightBytes: be.usedBytes - before,
+    baselineRss,
+    peakRss: peakRssBytes(),
+    loadMs,
+  };
+}
+
+/** Run {@link measureLoad} in a child process and parse its answer. */
+export async function measureLoadInChild(dir: string, format: string): Promise<LoadMemory> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, "--child", "--model", dir, format],
+    stderr: "inherit",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) throw new Error(`load_memory child (${format}) failed: ${text}`);
+  return JSON.parse(text.trim().split("\n").pop()!);
+}
+
+const mib = (n: number) => (n / 2 ** 20).toFixed(0);
+
+if (import.meta.main) {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      model: { type: "string" },
+      formats: { type: "string", default: "f32,f16,q8" },
+      child: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help || !values.model) {
+    console.log("usage: load_memory.ts --model DIR [--formats f32,f16,q8]");
+    Deno.exit(values.help ? 0 : 2);
+  }
+  if (values.child) {
+    console.log(JSON.stringify(await measureLoad(values.model, positionals[0])));
+  } else {
+    console.log(
+      "| format | weights MiB | baseline RSS MiB | peak RSS MiB | peak/weights | (peak-baseline)/weights | load s |",
+    );
+    console.log("| --- | --- | --- | --- | --- | --- | --- |");
+    for (const f of values.formats!.split(",")) {
+      const r = await measureLoadInChild(values.model, f);
+      console.log(
+        `| ${f} | ${mib(r.weightBytes)} | ${mib(r.baselineRss)} | ${mib(r.peakRss)} | ${
+          (r.peakRss / r.weightBytes).toFixed(2)
+        } | ${((r.peakRss - r.baselineRss) / r.weightBytes).toFixed(2)} | ${
+          (r.loadMs / 1000).toFixed(1)
+        } |`,
+      );
+    }
+  }
+}
