@@ -1,5 +1,7 @@
 // x += y, elementwise; x, y [T, n].
 
+//!include grid
+
 struct U {
   n: u32,
   _p0: u32,
@@ -17,7 +19,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let i = workgroup_index(wid, nwg) * 256u + lid;
   if (i >= u.n) {
     return;
   }

@@ -1,5 +1,8 @@
 // x[t, :] += bias for every row; x [T, cols], bias a weight view of length cols.
 
+//!include elem
+//!include grid
+
 override W_F16: bool = false;
 
 struct U {
@@ -14,11 +17,7 @@ struct U {
 @group(0) @binding(2) var<storage, read> bias: array<vec4<u32>>;
 
 fn load_b(e: u32) -> f32 {
-  if (W_F16) {
-    let v = bias[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(bias[e / 4u][e % 4u]);
+  return unpack_elem(bias[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 @compute @workgroup_size(256)
@@ -27,7 +26,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let i = workgroup_index(wid, nwg) * 256u + lid;
   if (i >= u.n) {
     return;
   }

@@ -7,6 +7,8 @@
 // over positions, "flash decoding", so short decode batches still fill a GPU) each chunk
 // writes (max, sum, acc[d]) to part, and `combine` merges the chunks of each (slot, token).
 
+//!include grid
+
 const WG: u32 = 64u;
 
 struct U {
@@ -39,7 +41,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let id = wid.x + wid.y * nwg.x;
+  let id = workgroup_index(wid, nwg);
   if (id >= u.S * u.T * u.n_chunk) {
     return; // workgroup-uniform
   }
@@ -152,7 +154,7 @@ fn combine(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let st = wid.x + wid.y * nwg.x;
+  let st = workgroup_index(wid, nwg);
   if (st >= u.S * u.T) {
     return;
   }

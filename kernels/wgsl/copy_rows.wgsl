@@ -1,6 +1,8 @@
 // Copy n consecutive elements: dst[dst_off + i] = src[src_off + i] (whole rows of equal width;
 // src and dst may be the same tensor when the ranges do not overlap).
 
+//!include grid
+
 struct U {
   n: u32,
   src_off: u32,
@@ -18,7 +20,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let i = workgroup_index(wid, nwg) * 256u + lid;
   if (i >= u.n) {
     return;
   }

@@ -2,6 +2,9 @@
 // out [T, cols]; table row r starts at w_base + (r - row0) * w_stride (binding-relative,
 // f32 or f16 packed two per u32). One thread per output element.
 
+//!include elem
+//!include grid
+
 override W_F16: bool = false;
 
 struct U {
@@ -21,11 +24,7 @@ struct U {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 fn load_w(e: u32) -> f32 {
-  if (W_F16) {
-    let v = w[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(w[e / 4u][e % 4u]);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 @compute @workgroup_size(256)
@@ -34,7 +33,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let i = workgroup_index(wid, nwg) * 256u + lid;
   if (i >= u.t_count * u.cols) {
     return;
   }

@@ -2,6 +2,9 @@
 // int8; element e in block e / 32): out[t, c] = table element w_base + ids[t] * w_stride + c,
 // any alignment. out [T, cols]. One thread per output element.
 
+//!include grid
+//!include q8
+
 struct U {
   T: u32,
   cols: u32,
@@ -20,15 +23,15 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let i = workgroup_index(wid, nwg) * 256u + lid;
   if (i >= u.T * u.cols) {
     return;
   }
   let t = i / u.cols;
   let c = i % u.cols;
   let e = u.w_base + u32(ids[t]) * u.w_stride + c;
-  let wb = (e / 32u) * 9u;
+  let wb = (e / 32u) * Q8_BLOCK_WORDS;
   let k = e % 32u;
-  let q = extractBits(bitcast<i32>(w[wb + 1u + k / 4u]), 8u * (k % 4u), 8u);
+  let q = q8_value(w[wb + 1u + k / 4u], k);
   out[t * u.cols + c] = bitcast<f32>(w[wb]) * f32(q);
 }

@@ -6,6 +6,9 @@
 // is read once and one dispatch replaces matmul, matmul, silu_mul.
 // Rows of gate live at g_base + (row - row0) * g_stride, of up at u_base + (row - row0) * u_stride.
 
+//!include elem
+//!include grid
+
 override W_F16: bool = false;
 // Up stored as packed f16 (may differ from gate when the two live in different buffers).
 override U_F16: bool = false;
@@ -46,19 +49,11 @@ var<workgroup> red: array<f32, 1024>; // [TT][ROWS * LANES], gate
 var<workgroup> red2: array<f32, 1024>; // up
 
 fn load_w(e: u32) -> f32 {
-  if (W_F16) {
-    let v = w[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(w[e / 4u][e % 4u]);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 fn load_u(e: u32) -> f32 {
-  if (U_F16) {
-    let v = wu[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(wu[e / 4u][e % 4u]);
+  return unpack_elem(wu[elem_word(e, U_F16)][elem_lane(e, U_F16)], e, U_F16);
 }
 
 fn load_x(i: u32) -> f32 {
@@ -73,7 +68,7 @@ fn main(
 ) {
   let n_groups = (u.p_count + ROWS - 1u) / ROWS;
   let n_tiles = (u.T + TT - 1u) / TT;
-  let id = wid.x + wid.y * nwg.x;
+  let id = workgroup_index(wid, nwg);
   if (id >= n_groups * n_tiles) {
     return; // workgroup-uniform
   }

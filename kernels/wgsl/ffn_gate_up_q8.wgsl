@@ -4,6 +4,9 @@
 // gate row r starts at block g_block0 + r * g_sb of binding g, up row r at u_block0 + r * u_sb
 // of binding up (9 words per block). One thread per (t, p).
 
+//!include grid
+//!include q8
+
 struct U {
   T: u32,
   K: u32,
@@ -26,22 +29,13 @@ struct U {
 @group(0) @binding(4) var<storage, read> rows: array<i32>;
 @group(0) @binding(5) var<storage, read_write> act: array<f32>;
 
-fn dot4(a: u32, b: u32) -> i32 {
-  let x = bitcast<i32>(a);
-  let y = bitcast<i32>(b);
-  return extractBits(x, 0u, 8u) * extractBits(y, 0u, 8u) +
-    extractBits(x, 8u, 8u) * extractBits(y, 8u, 8u) +
-    extractBits(x, 16u, 8u) * extractBits(y, 16u, 8u) +
-    extractBits(x, 24u, 8u) * extractBits(y, 24u, 8u);
-}
-
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = workgroup_index(wid, nwg) * 64u + lid;
   if (i >= u.T * u.R) {
     return;
   }
@@ -52,8 +46,8 @@ fn main(
     row = u32(rows[p]);
   }
   let nb = u.K / 32u;
-  let gb0 = (u.g_block0 + row * u.g_sb) * 9u;
-  let ub0 = (u.u_block0 + row * u.u_sb) * 9u;
+  let gb0 = (u.g_block0 + row * u.g_sb) * Q8_BLOCK_WORDS;
+  let ub0 = (u.u_block0 + row * u.u_sb) * Q8_BLOCK_WORDS;
   var sg = 0.0;
   var su = 0.0;
   for (var b = 0u; b < nb; b++) {
@@ -62,12 +56,12 @@ fn main(
     var iu = 0;
     for (var j = 0u; j < 8u; j++) {
       let xw = xq[xb + j];
-      ig += dot4(g[gb0 + b * 9u + 1u + j], xw);
-      iu += dot4(up[ub0 + b * 9u + 1u + j], xw);
+      ig += dot4(g[gb0 + b * Q8_BLOCK_WORDS + 1u + j], xw);
+      iu += dot4(up[ub0 + b * Q8_BLOCK_WORDS + 1u + j], xw);
     }
     let dx = bitcast<f32>(xq[t * nb + b]);
-    sg += (bitcast<f32>(g[gb0 + b * 9u]) * dx) * f32(ig);
-    su += (bitcast<f32>(up[ub0 + b * 9u]) * dx) * f32(iu);
+    sg += (bitcast<f32>(g[gb0 + b * Q8_BLOCK_WORDS]) * dx) * f32(ig);
+    su += (bitcast<f32>(up[ub0 + b * Q8_BLOCK_WORDS]) * dx) * f32(iu);
   }
   act[t * u.R + p] = sg / (1.0 + exp(-sg)) * su;
 }

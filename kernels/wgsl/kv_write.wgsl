@@ -2,6 +2,8 @@
 // h*maxT + p); kv [T, nh*d] holds kv heads heads[j] in slot j; token t goes to pos0 + t.
 // One thread per element of kv.
 
+//!include grid
+
 struct U {
   T: u32,
   nh: u32,
@@ -24,7 +26,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let i = workgroup_index(wid, nwg) * 256u + lid;
   let cols = u.nh * u.d;
   if (i >= u.T * cols) {
     return;

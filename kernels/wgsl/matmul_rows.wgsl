@@ -7,6 +7,9 @@
 // partials from workgroup shared memory.
 // Weight element e of a row lives at w_base + (row - row0) * w_stride + k (binding-relative).
 
+//!include elem
+//!include grid
+
 override W_F16: bool = false;
 // Bias stored as packed f16 (a bias buffer may differ in precision from the weights).
 override B_F16: bool = false;
@@ -46,19 +49,11 @@ struct U {
 var<workgroup> red: array<f32, 1024>; // [TT][ROWS * LANES]
 
 fn load_w(e: u32) -> f32 {
-  if (W_F16) {
-    let v = w[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(w[e / 4u][e % 4u]);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 fn load_b(e: u32) -> f32 {
-  if (B_F16) {
-    let v = bias[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(bias[e / 4u][e % 4u]);
+  return unpack_elem(bias[elem_word(e, B_F16)][elem_lane(e, B_F16)], e, B_F16);
 }
 
 fn load_x(i: u32) -> f32 {
@@ -73,7 +68,7 @@ fn main(
 ) {
   let n_groups = (u.p_count + ROWS - 1u) / ROWS;
   let n_tiles = (u.T + TT - 1u) / TT;
-  let id = wid.x + wid.y * nwg.x;
+  let id = workgroup_index(wid, nwg);
   if (id >= n_groups * n_tiles) {
     return; // workgroup-uniform
   }

@@ -4,6 +4,10 @@
 // row = rows[p] or p; row r's blocks start at block w_block0 + r * w_sb. Block sums are exact
 // integers. One thread per output (t, p); only the listed rows are read.
 
+//!include elem
+//!include grid
+//!include q8
+
 // Bias stored as packed f16 (else f32).
 override B_F16: bool = false;
 
@@ -29,22 +33,8 @@ struct U {
 @group(0) @binding(4) var<storage, read> bias: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-// Sum of the products of the four int8 lanes of a and b.
-fn dot4(a: u32, b: u32) -> i32 {
-  let x = bitcast<i32>(a);
-  let y = bitcast<i32>(b);
-  return extractBits(x, 0u, 8u) * extractBits(y, 0u, 8u) +
-    extractBits(x, 8u, 8u) * extractBits(y, 8u, 8u) +
-    extractBits(x, 16u, 8u) * extractBits(y, 16u, 8u) +
-    extractBits(x, 24u, 8u) * extractBits(y, 24u, 8u);
-}
-
 fn load_b(e: u32) -> f32 {
-  if (B_F16) {
-    let v = bias[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(bias[e / 4u][e % 4u]);
+  return unpack_elem(bias[elem_word(e, B_F16)][elem_lane(e, B_F16)], e, B_F16);
 }
 
 @compute @workgroup_size(64)
@@ -53,7 +43,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = workgroup_index(wid, nwg) * 64u + lid;
   if (i >= u.T * u.R) {
     return;
   }
@@ -64,10 +54,10 @@ fn main(
     row = u32(rows[p]);
   }
   let nb = u.K / 32u;
-  let wb0 = (u.w_block0 + row * u.w_sb) * 9u;
+  let wb0 = (u.w_block0 + row * u.w_sb) * Q8_BLOCK_WORDS;
   var s = 0.0;
   for (var b = 0u; b < nb; b++) {
-    let wb = wb0 + b * 9u;
+    let wb = wb0 + b * Q8_BLOCK_WORDS;
     let xb = u.q_base + (t * nb + b) * 8u;
     var isum = 0;
     for (var j = 0u; j < 8u; j++) {

@@ -7,6 +7,9 @@
 // slice `main` adds into out directly, otherwise it writes partial[s, t, m] and `reduce`
 // adds the slices into out. Weight element of (row, m) is w_base + (row - row0)*w_stride + m.
 
+//!include elem
+//!include grid
+
 override W_F16: bool = false;
 // Aligned path: w_base, w_stride and M all multiples of 4.
 override VEC: bool = false;
@@ -37,11 +40,7 @@ struct U {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
 fn load_w(e: u32) -> f32 {
-  if (W_F16) {
-    let v = w[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(w[e / 4u][e % 4u]);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 fn load_w4(e: u32, m: u32) -> vec4<f32> {
@@ -70,7 +69,7 @@ fn main(
 ) {
   let n_ct = (u.M + 4u * WG - 1u) / (4u * WG);
   let n_tiles = (u.T + TT - 1u) / TT;
-  let id = wid.x + wid.y * nwg.x;
+  let id = workgroup_index(wid, nwg);
   if (id >= n_ct * u.n_split * n_tiles) {
     return;
   }
@@ -122,7 +121,7 @@ fn reduce(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let i = workgroup_index(wid, nwg) * 256u + lid;
   let n = u.T * u.M;
   if (i >= n) {
     return;

@@ -3,6 +3,9 @@
 // a [T, R], out [T, M] (M % 32 == 0); row r's blocks start at block w_block0 + r * w_sb (9
 // words each: f32 scale, then 32 int8). a is not quantized. One thread per output (t, m).
 
+//!include grid
+//!include q8
+
 struct U {
   T: u32,
   M: u32,
@@ -26,7 +29,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid;
+  let i = workgroup_index(wid, nwg) * 64u + lid;
   if (i >= u.T * u.M) {
     return;
   }
@@ -38,9 +41,9 @@ fn main(
     if (u.has_rows != 0u) {
       row = u32(rows[p]);
     }
-    let wb = (u.w_block0 + row * u.w_sb + m / 32u) * 9u;
+    let wb = (u.w_block0 + row * u.w_sb + m / 32u) * Q8_BLOCK_WORDS;
     let k = m % 32u;
-    let q = extractBits(bitcast<i32>(w[wb + 1u + k / 4u]), 8u * (k % 4u), 8u);
+    let q = q8_value(w[wb + 1u + k / 4u], k);
     s += a[t * u.R + p] * (bitcast<f32>(w[wb]) * f32(q));
   }
   out[t * u.M + m] += s;

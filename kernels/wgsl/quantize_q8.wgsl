@@ -3,6 +3,8 @@
 // x [T, K] f32 (K % 32 == 0) -> xq: T * K/32 scales (f32 bits) from word 0, then the int8
 // values packed four per u32 (little-endian) from word q_base. One thread per (token, block).
 
+//!include grid
+
 struct U {
   T: u32,
   K: u32,
@@ -21,7 +23,7 @@ fn main(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let nb = u.K / 32u;
-  let i = (wid.x + wid.y * nwg.x) * 64u + lid; // block index over [T, nb]
+  let i = workgroup_index(wid, nwg) * 64u + lid; // block index over [T, nb]
   if (i >= u.T * nb) {
     return;
   }

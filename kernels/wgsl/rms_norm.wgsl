@@ -3,6 +3,9 @@
 //   out[t, g*gs + c] = x[t, g*gs + c] / sqrt(mean_c(x^2) + eps) * weight[c].
 // One workgroup per (token, group); out may alias x (each group is read fully before writing).
 
+//!include elem
+//!include grid
+
 override W_F16: bool = false;
 const WG: u32 = 64u;
 
@@ -22,11 +25,7 @@ var<workgroup> red: array<f32, 64>;
 var<workgroup> part: array<f32, 8>;
 
 fn load_w(e: u32) -> f32 {
-  if (W_F16) {
-    let v = w[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(w[e / 4u][e % 4u]);
+  return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 @compute @workgroup_size(64)
@@ -35,7 +34,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let id = wid.x + wid.y * nwg.x;
+  let id = workgroup_index(wid, nwg);
   if (id >= u.n_groups) {
     return; // workgroup-uniform
   }

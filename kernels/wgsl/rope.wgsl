@@ -7,6 +7,9 @@
 // only bounds on [-pi, pi] (GPU compilers may reassociate, so expect ~1e-3 at large positions).
 // One thread per (token, head, i).
 
+//!include elem
+//!include grid
+
 override W_F16: bool = false;
 // Use the host-computed table tab[t, i] = (cos, sin) instead of computing angles here.
 override TABLE: bool = false;
@@ -28,11 +31,7 @@ struct U {
 @group(0) @binding(3) var<storage, read> tab: array<f32>; // [T, d/2, 2]
 
 fn load_w(e: u32) -> f32 {
-  if (W_F16) {
-    let v = f[e / 8u];
-    return unpack2x16float(v[(e / 2u) % 4u])[e % 2u];
-  }
-  return bitcast<f32>(f[e / 4u][e % 4u]);
+  return unpack_elem(f[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
 }
 
 @compute @workgroup_size(256)
@@ -42,7 +41,7 @@ fn main(
   @builtin(local_invocation_index) lid: u32,
 ) {
   let half = u.d / 2u;
-  let g = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let g = workgroup_index(wid, nwg) * 256u + lid;
   if (g >= u.T * u.nh * half) {
     return;
   }

@@ -1,5 +1,7 @@
 // out = silu(gate) * up, elementwise; gate, up, out [T, n]; out may alias gate.
 
+//!include grid
+
 struct U {
   n: u32,
   _p0: u32,
@@ -18,7 +20,7 @@ fn main(
   @builtin(num_workgroups) nwg: vec3<u32>,
   @builtin(local_invocation_index) lid: u32,
 ) {
-  let i = (wid.x + wid.y * nwg.x) * 256u + lid;
+  let i = workgroup_index(wid, nwg) * 256u + lid;
   if (i >= u.n) {
     return;
   }

@@ -24,6 +24,7 @@
 
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer, WeightDType } from "./backend.ts";
 import { dequantizeQ8, Q8_BLOCK, quantizeQ8 } from "../formats/q8.ts";
+import { expandIncludes, loadWgslIncludes } from "./wgsl_include.ts";
 
 /** Thrown when no WebGPU adapter (or device) is available. */
 export class WebGpuUnavailableError extends Error {
@@ -158,12 +159,16 @@ const KERNELS = {
 
 type KernelName = keyof typeof KERNELS;
 
-/** Load the WGSL source of every kernel (kernels/wgsl/<name>.wgsl). */
+/**
+ * Load the WGSL source of every kernel (kernels/wgsl/<name>.wgsl), with its `//!include <name>`
+ * lines replaced by the shared helpers in kernels/wgsl/include/ (lib/backends/wgsl_include.ts).
+ */
 async function loadSources(): Promise<Map<string, string>> {
+  const includes = await loadWgslIncludes();
   const out = new Map<string, string>();
   for (const k of Object.values(KERNELS) as KernelSpec[]) {
     const url = new URL(`../../kernels/wgsl/${k.file}.wgsl`, import.meta.url);
-    out.set(k.file, await Deno.readTextFile(url));
+    out.set(k.file, expandIncludes(await Deno.readTextFile(url), k.file, includes));
   }
   return out;
 }
