@@ -226,6 +226,29 @@ async function textRow(
   };
 }
 
+/**
+ * Score every row with `score`, counting the tokens run and the rows whose context was cut; each
+ * metric is the share of rows where its flag holds.
+ */
+async function tally<R, S extends { dropped: number; tokens: number }>(
+  rows: R[],
+  score: (r: R) => Promise<S>,
+  flags: Record<string, (s: S) => boolean>,
+  onRow?: () => void,
+): Promise<{ metrics: Record<string, number>; truncated: number; tokens: number }> {
+  const hits: Record<string, number> = Object.fromEntries(Object.keys(flags).map((k) => [k, 0]));
+  let truncated = 0, tokens = 0;
+  for (const r of rows) {
+    const s = await score(r);
+    for (const [k, f] of Object.entries(flags)) hits[k] += f(s) ? 1 : 0;
+    truncated += s.dropped > 0 ? 1 : 0;
+    tokens += s.tokens;
+    onRow?.();
+  }
+  const metrics = Object.fromEntries(Object.entries(hits).map(([k, v]) => [k, v / rows.length]));
+  return { metrics, truncated, tokens };
+}
+
 /** Score every row of `ds` under `pick`. */
 export async function evaluateDataset(
   model: Model,
@@ -245,43 +268,22 @@ export async function evaluateDataset(
   let truncated = 0, tokens = 0;
   let metrics: Record<string, number>;
   switch (ds.kind) {
-    case "choice": {
-      let acc = 0, accNorm = 0;
-      for (const r of ds.rows) {
-        const s = await choiceRow(c, ds.task, r);
-        acc += s.acc ? 1 : 0;
-        accNorm += s.accNorm ? 1 : 0;
-        truncated += s.dropped > 0 ? 1 : 0;
-        tokens += s.tokens;
-        o.onRow?.();
-      }
-      metrics = { acc: acc / ds.rows.length, acc_norm: accNorm / ds.rows.length };
+    case "choice":
+      ({ metrics, truncated, tokens } = await tally(ds.rows, (r) => choiceRow(c, ds.task, r), {
+        acc: (s) => s.acc,
+        acc_norm: (s) => s.accNorm,
+      }, o.onRow));
       break;
-    }
-    case "partial": {
-      let acc = 0;
-      for (const r of ds.rows) {
-        const s = await partialRow(c, ds.task, r);
-        acc += s.acc ? 1 : 0;
-        truncated += s.dropped > 0 ? 1 : 0;
-        tokens += s.tokens;
-        o.onRow?.();
-      }
-      metrics = { acc: acc / ds.rows.length };
+    case "partial":
+      ({ metrics, truncated, tokens } = await tally(ds.rows, (r) => partialRow(c, ds.task, r), {
+        acc: (s) => s.acc,
+      }, o.onRow));
       break;
-    }
-    case "generation": {
-      let ok = 0;
-      for (const r of ds.rows) {
-        const s = await generationRow(c, ds.task, r);
-        ok += s.ok ? 1 : 0;
-        truncated += s.dropped > 0 ? 1 : 0;
-        tokens += s.tokens;
-        o.onRow?.();
-      }
-      metrics = { exact_match: ok / ds.rows.length };
+    case "generation":
+      ({ metrics, truncated, tokens } = await tally(ds.rows, (r) => generationRow(c, ds.task, r), {
+        exact_match: (s) => s.ok,
+      }, o.onRow));
       break;
-    }
     case "text": {
       const docs: DocumentNll[] = [];
       for (const r of ds.rows) {
