@@ -17,6 +17,17 @@ import {
   type WeightDType,
 } from "./backend.ts";
 import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8, quantizeQ8Into } from "../formats/q8.ts";
+import {
+  type AddressBits,
+  addressBitsFor,
+  bindKernels,
+  createLinearMemory,
+  KERNEL_URLS,
+  type LinearMemory,
+  WASM32_MAX_BYTES,
+  WASM64_MAX_BYTES,
+  WASM_PAGE,
+} from "./wasm_memory.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 type FfnKernel = (
@@ -38,7 +49,10 @@ type FfnKernel = (
   scratch: number,
 ) => void;
 
-/** The C kernels' exports (pointers are byte offsets into the memory). */
+/**
+ * The C kernels' exports (pointers are byte offsets into the memory, passed as numbers: the
+ * wasm64 module's i64 parameters are converted by lib/backends/wasm_memory.ts).
+ */
 interface Kernels {
   matmul_f32(
     x: number,
@@ -151,12 +165,10 @@ interface Kernels {
   ): void;
   ffn_q8: FfnKernel;
   q8_to_f32(base: number, e0: number, n: number, dst: number): void;
-  __heap_base: WebAssembly.Global;
+  /** Where the allocator starts (the module's `__heap_base`). */
+  heapBase: number;
 }
 
-const PAGE = 65536;
-/** WebAssembly's 32-bit address space. */
-const MAX_BYTES = 4 * 1024 * 1024 * 1024;
 const ALIGN = 64;
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
 const TOKEN_BLOCK = 32;
@@ -220,16 +232,46 @@ class WasmIndices implements IndexList {
   }
 }
 
-/** Where the compiled kernels live (next to their C sources). */
-const WASM_URL = new URL("../../kernels/wasm/seap_kernels.wasm", import.meta.url);
+/** The compiled kernel modules (and their bytes, for the i64 signatures), per address width. */
+const modules = new Map<AddressBits, Promise<{ module: WebAssembly.Module; bytes: Uint8Array }>>();
 
-let modulePromise: Promise<WebAssembly.Module> | null = null;
+function kernelModule(bits: AddressBits) {
+  let m = modules.get(bits);
+  if (!m) {
+    m = Deno.readFile(KERNEL_URLS[bits]).then(async (bytes) => ({
+      module: await WebAssembly.compile(bytes),
+      bytes,
+    }));
+    modules.set(bits, m);
+  }
+  return m;
+}
+
+/** Options of {@link WasmBackend.create}. */
+export interface WasmBackendOptions {
+  /** Weight storage: "f32" (default), "f16" or "q8". */
+  weightDType?: WeightDType;
+  /**
+   * The most bytes of linear memory the backend may use (default 4 GiB; at most 16 GiB, V8's
+   * memory64 ceiling). The server sets it from SEAP_MAX_MEMORY; tests force out-of-memory with
+   * a small one.
+   */
+  maxBytes?: number;
+  /**
+   * 32 or 64: which kernel build and memory (default: wasm32 up to a 4 GiB limit, wasm64 beyond;
+   * docs/design.md, WASM memory past 4 GiB). Tests force 64 on small models.
+   */
+  addressBits?: AddressBits;
+}
 
 /** WASM SIMD implementation of {@link Backend}; create it with {@link WasmBackend.create}. */
 export class WasmBackend implements Backend {
   readonly name = "wasm";
   readonly weightDType: WeightDType;
 
+  /** Address width of the kernel module and memory (32: wasm32, 64: memory64). */
+  readonly addressBits: AddressBits;
+  #lm: LinearMemory;
   #mem: WebAssembly.Memory;
   #k: Kernels;
   #top: number;
@@ -250,36 +292,36 @@ export class WasmBackend implements Backend {
   #vecPtr = 0;
   #vecBytes = 0;
 
-  private constructor(
-    mem: WebAssembly.Memory,
-    k: Kernels,
-    weightDType: WeightDType,
-    limit: number,
-  ) {
-    this.#mem = mem;
+  private constructor(lm: LinearMemory, k: Kernels, weightDType: WeightDType, limit: number) {
+    this.#lm = lm;
+    this.#mem = lm.memory;
+    this.addressBits = lm.bits;
     this.#limit = limit;
     this.#k = k;
     this.weightDType = weightDType;
-    this.#top = Math.ceil((k.__heap_base.value as number) / ALIGN) * ALIGN;
+    this.#top = Math.ceil(k.heapBase / ALIGN) * ALIGN;
   }
 
   /**
-   * Load and instantiate the kernels; `weightDType` defaults to "f32". `maxBytes` caps the
-   * linear memory below WebAssembly's 4 GiB (tests force out-of-memory with it).
+   * Load and instantiate the kernels (the wasm32 or wasm64 build, by {@link addressBitsFor})
+   * over a new memory growable to `maxBytes`; `weightDType` defaults to "f32".
    */
-  static async create(
-    opts: { weightDType?: WeightDType; maxBytes?: number } = {},
-  ): Promise<WasmBackend> {
+  static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
     const dtype = opts.weightDType ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
       throw new Error(`wasm backend: bad weightDType ${dtype}`);
     }
-    modulePromise ??= Deno.readFile(WASM_URL).then((b) => WebAssembly.compile(b));
-    const module = await modulePromise;
-    const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
-    const inst = await WebAssembly.instantiate(module, { env: { memory } });
-    const limit = Math.min(opts.maxBytes ?? MAX_BYTES, MAX_BYTES);
-    return new WasmBackend(memory, inst.exports as unknown as Kernels, dtype, limit);
+    const limit = opts.maxBytes ?? WASM32_MAX_BYTES;
+    if (!(Number.isFinite(limit) && limit > 0 && limit <= WASM64_MAX_BYTES)) {
+      throw new RangeError(
+        `wasm backend: maxBytes must be in (0, 16 GiB] (V8's memory64 ceiling), got ${limit}`,
+      );
+    }
+    const bits = addressBitsFor(limit, opts.addressBits);
+    const { module, bytes } = await kernelModule(bits);
+    const lm = createLinearMemory({ bits, maxBytes: limit });
+    const inst = await WebAssembly.instantiate(module, { env: { memory: lm.memory } });
+    return new WasmBackend(lm, bindKernels<Kernels>(inst, bytes), dtype, limit);
   }
 
   /** Bytes of memory the backend currently holds (weights, tensors, pools). */
@@ -302,7 +344,7 @@ export class WasmBackend implements Backend {
     return this.#f32;
   }
 
-  /** The most bytes of linear memory this backend may use (`maxBytes`, at most 4 GiB). */
+  /** The most bytes of linear memory this backend may use (`maxBytes`, at most 16 GiB). */
   get memoryLimitBytes(): number {
     return this.#limit;
   }
@@ -353,11 +395,11 @@ export class WasmBackend implements Backend {
     const have = this.#mem.buffer.byteLength;
     if (end > have) {
       // Grow by at least 1/8 of the current size to keep the number of grows small.
-      const need = Math.ceil((end - have) / PAGE);
-      const room = Math.floor(this.#limit / PAGE) - have / PAGE;
-      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / PAGE)), room);
+      const need = Math.ceil((end - have) / WASM_PAGE);
+      const room = Math.ceil(this.#limit / WASM_PAGE) - have / WASM_PAGE;
+      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / WASM_PAGE)), room);
       try {
-        this.#mem.grow(Math.max(need, pages));
+        this.#lm.grow(Math.max(need, pages));
       } catch (e) {
         throw new BackendMemoryError(
           `wasm backend: out of memory: the host refused to grow memory to ${fmtBytes(end)} (${

@@ -1,6 +1,6 @@
 /**
  * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
- * and q8 weights) and webgpu (f32 and q8; skipped, with the reason, only where no WebGPU adapter
+ * and q8 weights; the wasm32 and the memory64 kernel builds) and webgpu (f32 and q8; skipped, with the reason, only where no WebGPU adapter
  * exists at all). Names end in the weight format when it is not f32.
  */
 
@@ -46,6 +46,11 @@ export const BACKENDS: BackendCase[] = [
   { name: "wasm-f32", make: () => WasmBackend.create({ weightDType: "f32" }) },
   { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
   { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
+  // The memory64 build (kernels/wasm/seap_kernels64.wasm), forced on: by default it serves only
+  // limits past 4 GiB (docs/design.md, WASM memory past 4 GiB).
+  { name: "wasm64-f32", make: () => WasmBackend.create({ weightDType: "f32", addressBits: 64 }) },
+  { name: "wasm64-f16", make: () => WasmBackend.create({ weightDType: "f16", addressBits: 64 }) },
+  { name: "wasm64-q8", make: () => WasmBackend.create({ weightDType: "q8", addressBits: 64 }) },
   { name: "webgpu", make: () => makeWebGpu() },
   { name: "webgpu-q8", make: () => makeWebGpu("q8") },
 ];
