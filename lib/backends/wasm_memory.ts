@@ -200,3 +200,49 @@ export function bindKernels<K>(
 function fmtGiB(n: number): string {
   return `${(n / 2 ** 30).toFixed(2)} GiB`;
 }
+
+/** Room left for KV caches and scratch when deciding whether a model's weights fit wasm32. */
+export const WASM32_HEADROOM_BYTES = 2 ** 30;
+
+/**
+ * The memory limit when none is configured (SEAP_MAX_MEMORY unset), for weights of
+ * `weightBytes`: 4 GiB (the wasm32 build, fastest) when the weights leave at least 1 GiB of it
+ * for KV caches and scratch; otherwise 3/4 of the host's memory, at most 16 GiB (the memory64
+ * build). Without permission to read the host's memory (`--allow-sys`), a model that needs more
+ * than 4 GiB gets a clear error asking for SEAP_MAX_MEMORY.
+ */
+export function defaultMemoryLimit(
+  weightBytes: number,
+  hostBytes: () => number = () => Deno.systemMemoryInfo().total,
+): number {
+  if (weightBytes + WASM32_HEADROOM_BYTES <= WASM32_MAX_BYTES) return WASM32_MAX_BYTES;
+  let host;
+  try {
+    host = hostBytes();
+  } catch (e) {
+    throw new RangeError(
+      `wasm: the weights take ${fmtGiB(weightBytes)}, more than a 4 GiB memory holds with room ` +
+        `for the KV cache; set SEAP_MAX_MEMORY (e.g. ${
+          Math.ceil((weightBytes + 2 * WASM32_HEADROOM_BYTES) / 2 ** 30)
+        }G, at most 16G) to use the 64-bit memory (${(e as Error).message})`,
+    );
+  }
+  return Math.min(WASM64_MAX_BYTES, Math.floor(host * 0.75 / WASM_PAGE) * WASM_PAGE);
+}
+
+/**
+ * Parse a memory size (`SEAP_MAX_MEMORY`, `--max-memory`): bytes, or a number with a unit
+ * K/M/G (powers of 1024; `KiB`, `MB`, `GB`… read the same), e.g. "12G", "6144M", "1.5GiB".
+ */
+export function parseByteSize(s: string, what = "--max-memory"): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?\s*$/i.exec(s);
+  if (!m) {
+    throw new RangeError(`${what}: expected bytes or a size like 12G or 6144M, got "${s}"`);
+  }
+  const unit = { "": 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[
+    (m[2] ?? "").toLowerCase() as "" | "k" | "m" | "g" | "t"
+  ];
+  const n = Math.floor(Number(m[1]) * unit);
+  if (!(n > 0)) throw new RangeError(`${what}: must be more than 0 bytes, got "${s}"`);
+  return n;
+}
