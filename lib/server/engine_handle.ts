@@ -14,8 +14,7 @@ import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import type { ServerConfig } from "./config.ts";
-import { estimateFootprint } from "./memory_fit.ts";
-import { defaultMemoryLimit } from "../backends/wasm_memory.ts";
+import { memoryLimitFor } from "./memory_fit.ts";
 import { MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
 
 /** Everything a request needs, loaded once. */
@@ -103,35 +102,20 @@ export async function createBackend(
   weightDType: WeightDType = "f32",
   maxMemoryBytes?: number,
 ): Promise<Backend> {
-  return await selectBackend(name as BackendChoice, {
+  const be = await selectBackend(name as BackendChoice, {
     weightDType,
     maxMemoryBytes,
     log: (m) => console.log(`seap: ${m}`),
   });
-}
-
-/**
- * The WASM memory limit for serving `dir` in `weights`: SEAP_MAX_MEMORY when set, else by the
- * weights' size (lib/backends/wasm_memory.ts, defaultMemoryLimit). On "auto" a limit that cannot
- * be chosen (no permission to read the host's memory) is left to the backend's 4 GiB default,
- * since a GPU may serve the model; on "wasm" it is the error.
- */
-export async function memoryLimitFor(
-  dir: string,
-  weights: WeightDType,
-  configured: number | null,
-  backend: string,
-): Promise<number | undefined> {
-  if (configured !== null) return configured;
-  if (backend !== "wasm" && backend !== "auto") return undefined;
-  const { config } = await readConfig(dir);
-  const fp = estimateFootprint(config, { weights, maxConcurrent: 1, context: 1 });
-  try {
-    return defaultMemoryLimit(fp.weights);
-  } catch (e) {
-    if (backend === "wasm") throw e;
-    return undefined;
+  const bits = (be as { addressBits?: number }).addressBits;
+  if (bits !== undefined && be.memoryLimitBytes !== undefined) {
+    console.log(
+      `seap: WASM memory: wasm${bits} kernels, limit ${
+        (be.memoryLimitBytes / 2 ** 30).toFixed(2)
+      } GiB`,
+    );
   }
+  return be;
 }
 
 /**
