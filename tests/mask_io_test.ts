@@ -11,12 +11,12 @@ import {
   type ModelIdentity,
   writeListedFile,
   writeManifest,
-} from "../lib/calibrate/mask_io.ts";
+} from "../lib/masks/mask_io.ts";
 import { parseSafetensors, toFloat32, toInt32 } from "../lib/formats/safetensors.ts";
 import { parseConfig } from "../lib/model/config.ts";
 import type { Mask } from "../lib/model/mask.ts";
-import { route, type Router } from "../lib/calibrate/router.ts";
-import { encodeTensors } from "../lib/calibrate/tensor_file.ts";
+import { route, type Router } from "../lib/masks/router.ts";
+import { encodeTensors } from "../lib/masks/tensor_file.ts";
 
 const cfgJson = {
   architectures: ["LlamaForCausalLM"],
