@@ -343,7 +343,7 @@ Deno.test({
   fn: async () => {
     await Deno.mkdir(new URL("./golden", import.meta.url).pathname, { recursive: true });
     const sorted = Object.fromEntries(Object.entries(written).sort(([a], [b]) => a < b ? -1 : 1));
-    await Deno.writeTextFile(GOLDEN, JSON.stringify(sorted, null, 1) + "\n");
+    await Deno.writeTextFile(GOLDEN, JSON.stringify(sorted, null, 2) + "\n");
     console.log(`wrote ${Object.keys(sorted).length} golden entries to ${GOLDEN}`);
   },
 });

@@ -83,7 +83,10 @@ export async function answerCompletion(
     cleanup();
     throw err;
   }
-  if (first.type !== "mask") throw new Error(`generation began with ${first.type}, not its mask`);
+  if (first.type !== "mask") {
+    cleanup();
+    throw new Error(`generation began with ${first.type}, not its mask`);
+  }
   const info = first.info;
 
   if (!spec.stream) {
