@@ -1,18 +1,25 @@
 /**
- * Issue 14, lean loading: loading a model onto the WASM backend holds at most one piece of a
- * tensor in f32 besides the stored copy, so the resident memory loading adds is the weights
- * as served plus a fixed few MiB (the reused piece buffers, V8's young generation), never a
- * second copy of a tensor. Measured in a fresh process by the kernel's peak-RSS counter
- * (tools/load_memory.ts) on a random model whose embedding table (one tensor) is 80% of its
- * weights: loading it whole in f32 first, as before, added 1.5x (f32) to 2.6x (q8) the weight
- * bytes. The bound asserted, 1.05 x weights + 16 MiB, is within issue 14's 1.15x for every
- * model of 160 MiB or more as served. Not timed. The stored values are checked against the
- * file's too.
+ * Issue 14, lean loading: loading a model onto the WASM backend converts each tensor a piece
+ * (or, for the transposed o^T and down^T, a panel of 32*k source rows) at a time straight
+ * into backend memory, so the resident memory loading adds is the weights as served plus a
+ * few fixed MiB (the reused piece buffers, the runtime's code and heap for the loader), never
+ * a second copy of a tensor. The number bounded is (peak RSS - baseline) / weight bytes:
+ * baseline is the same fresh process's peak RSS just before loading (the runtime, the same
+ * modules and the backend, nothing loaded), read from the kernel's peak-RSS counter
+ * (tools/load_memory.ts), weight bytes what the backend holds afterwards. The whole process's
+ * peak / weights is printed too; for small models the runtime's ~50 MiB dominates it.
+ *
+ * The model is F16 in the file, as Hugging Face checkpoints are, with a wide FFN (I = 16H) so
+ * that its down_proj is a large share: the loader that held a whole down_proj in f32 (and its
+ * raw bytes) while transposing it added 1.21x (f32), 1.42x (f16) and 1.73x (q8) the weight
+ * bytes here; streaming panels adds 1.03x, 1.05x and 1.10x. The stored values are checked
+ * against the file's, and the panels against whole tensors. Not timed.
  */
 
 import assert from "node:assert/strict";
 import { measureLoadInChild } from "../tools/load_memory.ts";
-import { writeRandomModel } from "../tools/make_random_model.ts";
+import { writeRandomModel, writeRandomModelF16 } from "../tools/make_random_model.ts";
+import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 import { Sequence } from "../lib/model/sequence.ts";
@@ -29,28 +36,42 @@ const SHAPE = {
   tied: true,
 };
 
-Deno.test("lean loading: peak RSS added by loading <= 1.05x the weight bytes + 16 MiB (f32, f16, q8)", async () => {
+/** 139M parameters: 150 MiB as q8, 266 MiB as f16, 532 MiB as f32; 278 MB on disk. */
+const MEMORY_SHAPE = {
+  hidden: 1024,
+  intermediate: 16384,
+  layers: 2,
+  heads: 8,
+  kvHeads: 2,
+  vocab: 32768,
+  tied: true,
+};
+
+/** Issue 14's bound on (peak RSS - baseline) / weight bytes while loading. */
+const LEAN_BOUND = 1.15;
+
+Deno.test("lean loading: peak RSS added by loading an F16 checkpoint <= 1.15x the weight bytes served (f32, f16, q8)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "seap_load_memory_" });
   try {
-    await writeRandomModel(dir, SHAPE, 3);
+    await writeRandomModelF16(dir, MEMORY_SHAPE, DEFAULT_MODEL_DIR, 3);
     for (const format of ["f32", "f16", "q8"]) {
       const r = await measureLoadInChild(dir, format);
       const added = r.peakRss - r.baselineRss;
       const ratio = added / r.weightBytes;
+      const mib = (n: number) => (n / 2 ** 20).toFixed(1);
       console.log(
-        `${format}: weights ${(r.weightBytes / 2 ** 20).toFixed(1)} MiB, baseline ${
-          (r.baselineRss / 2 ** 20).toFixed(1)
-        } MiB, peak ${(r.peakRss / 2 ** 20).toFixed(1)} MiB, (peak - baseline) / weights ${
-          ratio.toFixed(3)
-        }`,
+        `${format}: weights ${mib(r.weightBytes)} MiB, baseline ${mib(r.baselineRss)} MiB, ` +
+          `peak ${mib(r.peakRss)} MiB: (peak - baseline) / weights ${ratio.toFixed(3)}, ` +
+          `peak / weights ${(r.peakRss / r.weightBytes).toFixed(3)}`,
       );
-      const bound = 1.05 * r.weightBytes + 16 * 2 ** 20;
       assert.ok(
-        added <= bound,
-        `${format}: loading added ${(added / 2 ** 20).toFixed(1)} MiB > 1.05 x weights + 16 MiB`,
+        ratio <= LEAN_BOUND,
+        `${format}: loading added ${mib(added)} MiB = ${
+          ratio.toFixed(3)
+        }x the weights > ${LEAN_BOUND}x`,
       );
       // A sane measurement: the weights themselves became resident.
-      assert.ok(ratio >= 0.9, `${format}: ratio ${ratio.toFixed(3)} below the weights alone`);
+      assert.ok(ratio >= 0.95, `${format}: ratio ${ratio.toFixed(3)} below the weights alone`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
