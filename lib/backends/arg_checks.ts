@@ -31,8 +31,7 @@ function rangeOf(l: IndexList): { min: number; max: number; ints: boolean } {
 }
 
 const shape = (t: Tensor) => `[${t.rows}, ${t.cols}]`;
-const viewText = (v: MatView) =>
-  `(offset ${v.offset}, stride ${v.stride}, [${v.rows}, ${v.cols}])`;
+const viewText = (v: MatView) => `(offset ${v.offset}, stride ${v.stride}, [${v.rows}, ${v.cols}])`;
 const isCount = (n: number) => Number.isInteger(n) && n >= 0;
 
 /**
