@@ -258,11 +258,27 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
 
   "matmul (row-gathered, strided, bias, T=1..35)": async (be, r) => {
     const isQ8 = be.weightDType === "q8";
-    // q8 kernels need views on 32-value blocks: K, offset and stride multiples of 32.
-    const shapes: [number, number, number][] = isQ8
+    // q8 kernels need views on 32-value blocks: K, offset and stride multiples of 32. [T, K, N,
+    // offset]: offsets 16 and 8 with K = 64 put the "half" views on 8-value boundaries (the
+    // aligned vec4 paths of the GPU kernels); 11 does not.
+    const shapes: [number, number, number, number?][] = isQ8
       ? [[1, 96, 37], [1, 64, 50], [7, 32, 29], [35, 64, 13], [2, 32, 4], [3, 32, 5], [40, 32, 66]]
-      : [[1, 67, 37], [1, 64, 50], [7, 40, 29], [35, 24, 13], [2, 8, 4], [3, 1, 5]];
-    for (const [T, K, N] of shapes) {
+      : [
+        [1, 67, 37],
+        [1, 64, 50],
+        [7, 40, 29],
+        [35, 24, 13],
+        [2, 8, 4],
+        [3, 1, 5],
+        [1, 64, 50, 16],
+        [
+          6,
+          64,
+          37,
+          8,
+        ],
+      ];
+    for (const [T, K, N, off] of shapes) {
       for (const mode of ["dense", "half", "one", "all"] as const) {
         const rows = mode === "dense" ? null : subset(
           N,
@@ -271,7 +287,7 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
         );
         const w = randn(N * K, r);
         const stride = K + (mode === "half" ? 2 * K : isQ8 ? 32 : 5); // bundled layouts
-        const p = padded(be, w, N, K, isQ8 ? 64 : 11, stride, r);
+        const p = padded(be, w, N, K, off ?? (isQ8 ? 64 : 11), stride, r);
         const bias = mode === "half" || mode === "one" ? randn(N, r) : null;
         const pb = bias ? padded(be, bias, 1, N, 3, N, r, "f32") : null;
         const x = randn(T * K, r, 2);
@@ -295,16 +311,24 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
 
   "matmulTAdd (row-gathered, strided, accumulating, T=1..35)": async (be, r) => {
     const isQ8 = be.weightDType === "q8";
-    const shapes: [number, number, number][] = isQ8
+    // [T, N, M, offset, stride]: by default offset 13 and stride 3M + 1 (never aligned); the
+    // last two f32 shapes are 4-aligned (vec4 path) and wider than 256 columns.
+    const shapes: [number, number, number, number?, number?][] = isQ8
       ? [[1, 53, 64], [1, 48, 96], [6, 20, 32], [35, 12, 64], [2, 5, 32], [40, 70, 32]]
-      : [[1, 53, 41], [1, 48, 64], [6, 20, 33], [35, 12, 24], [2, 5, 3]];
-    for (const [T, N, M] of shapes) {
+      : [[1, 53, 41], [1, 48, 64], [6, 20, 33], [35, 12, 24], [2, 5, 3], [7, 50, 40, 4, 124], [
+        1,
+        70,
+        300,
+        0,
+        900,
+      ]];
+    for (const [T, N, M, off, stride] of shapes) {
       for (const mode of ["dense", "half", "one"] as const) {
         const rows = mode === "dense" ? null : subset(N, mode === "half" ? N >> 1 : 1, r);
         const w = randn(N * M, r);
         const p = isQ8
           ? padded(be, w, N, M, 32, M * 3 + 32, r)
-          : padded(be, w, N, M, 13, M * 3 + 1, r);
+          : padded(be, w, N, M, off ?? 13, stride ?? M * 3 + 1, r);
         const R = rows ? rows.length : N;
         const a = randn(T * R, r, 2);
         const out0 = randn(T * M, r);
@@ -476,9 +500,11 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
   },
 
   "attention (causal, GQA map, decode and prefill)": async (be, r) => {
-    const nKv = 3, maxT = 40;
+    // [T, pos0, d, kvOf, maxT]: maxT 40 unless given; the long ones span several 64-position
+    // tiles (and attention chunks on the chunked WebGPU configuration).
+    const nKv = 3;
     for (
-      const [T, pos0, d, kvOf] of [
+      const [T, pos0, d, kvOf, maxT = 40] of [
         [1, 0, 8, [0]],
         [1, 17, 64, [0, 0, 1, 2]],
         [3, 5, 16, [2, 0]],
@@ -486,7 +512,9 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
         [1, 39, 64, [2]],
         [2, 7, 16, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]], // a group larger than 8 slots
         [1, 30, 8, [0, 1, 0, 1, 2, 0, 1, 0, 1, 0, 0, 0]], // interleaved map
-      ] as const
+        [3, 70, 72, [0, 2, 1, 1, 0], 150],
+        [9, 120, 8, [0, 0], 140],
+      ] as [number, number, number, number[], number?][]
     ) {
       const S = kvOf.length;
       const kc = randn(nKv * maxT * d, r, 2), vc = randn(nKv * maxT * d, r);
@@ -540,12 +568,21 @@ const OPTIONAL_CHECKS: Record<
           72,
           72,
         ], [2, 96, 40, 37]]
-        : [[1, 40, 24, 24], [1, 64, 50, 17], [5, 24, 16, 8], [35, 16, 9, 5], [3, 24, 80, 70], [
-          33,
-          8,
-          72,
-          72,
-        ], [2, 12, 40, 37]];
+        : [
+          [1, 40, 24, 24],
+          [1, 64, 50, 17],
+          [5, 24, 16, 8],
+          [35, 16, 9, 5],
+          [3, 24, 80, 70],
+          [
+            33,
+            8,
+            72,
+            72,
+          ],
+          [2, 12, 40, 37],
+          [6, 30, 21, 21],
+        ]; // K = 30: unaligned rows
       for (const [T, K, N, keep] of shapes) {
         const M = K;
         const bundle = randn(N * 3 * K, r, 0.5); // [N, 3K] row j = gate_j | up_j | down^T_j
