@@ -1,10 +1,10 @@
 /**
  * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
- * and q8 weights) and webgpu (f32, f16 with 64 matmul lanes, q8, and "chunked": f32 with a
- * 2 KiB weight-binding limit, forced split-K in matmulTAdd and 64-position attention chunks, so
- * the row-chunked binding, split-K reduction and chunk-combining attention paths run; skipped,
- * with the reason, only where no WebGPU adapter exists at all). Names end in the weight format
- * when it is not f32, or in the configuration.
+ * and q8 weights) and webgpu (f32, f16, q8, and "chunked": f32 with a 2 KiB weight-binding
+ * limit, forced split-K in matmulTAdd and 64-position attention chunks, so the row-chunked
+ * binding, split-K reduction and chunk-combining attention paths run; skipped, with the reason,
+ * only where no WebGPU adapter exists at all). Names end in the weight format when it is not
+ * f32. The conformance suite adds {@link LANES64}.
  */
 
 import type { Backend } from "../../lib/backends/backend.ts";
@@ -43,6 +43,17 @@ export function destroyTestBackends(): number {
   return n;
 }
 
+/**
+ * WebGPU with f16 weights and 64 lanes per matmul row: the shared-memory reduction the f32 and
+ * f16 configurations run on a hardware GPU, forced on a software adapter (which defaults to one
+ * lane, as its shader compiler takes minutes over the reduction: the conformance suite runs this
+ * one's whole-model checks on one fixture model only).
+ */
+export const LANES64: BackendCase = {
+  name: "webgpu-lanes64-f16",
+  make: () => makeWebGpu({ weightDType: "f16", matmulLanes: 64 }),
+};
+
 /** Every backend the suites run on. */
 export const BACKENDS: BackendCase[] = [
   { name: "reference", make: () => Promise.resolve(new ReferenceBackend()) },
@@ -54,7 +65,7 @@ export const BACKENDS: BackendCase[] = [
   { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
   { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
   { name: "webgpu", make: () => makeWebGpu() },
-  { name: "webgpu-f16", make: () => makeWebGpu({ weightDType: "f16", matmulLanes: 64 }) },
+  { name: "webgpu-f16", make: () => makeWebGpu({ weightDType: "f16" }) },
   { name: "webgpu-q8", make: () => makeWebGpu({ weightDType: "q8" }) },
   {
     name: "webgpu-chunked",
