@@ -1,7 +1,9 @@
 /**
  * The WASM SIMD backend: every op of {@link Backend} runs eagerly in `kernels/wasm/seap_kernels.wasm`
  * (C compiled with clang, f32x4 SIMD) on tensors and weights that live in one
- * `WebAssembly.Memory` owned by the backend. Single-threaded. Weights are stored as f32, f16 or q8
+ * `WebAssembly.Memory` owned by the backend. One thread unless created with `threads` > 1
+ * (`SEAP_THREADS`): then the memory is shared and the big ops are cut across workers
+ * (lib/backends/wasm_threads.ts), bit for bit the same results. Weights are stored as f32, f16 or q8
  * (`weightDType`, chosen at creation); f16 halves the bytes read per decoded token and is
  * converted to f32 inside the kernels; q8 (lib/formats/q8.ts) reads 1.125 bytes per weight with
  * integer dot products (kernels/wasm/matmul_q8.c). Matmuls read only the rows of the index list.
@@ -17,6 +19,7 @@ import {
   type WeightDType,
 } from "./backend.ts";
 import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8, quantizeQ8Into } from "../formats/q8.ts";
+import type { ThreadPool } from "./wasm_threads.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 type FfnKernel = (
@@ -222,8 +225,11 @@ class WasmIndices implements IndexList {
 
 /** Where the compiled kernels live (next to their C sources). */
 const WASM_URL = new URL("../../kernels/wasm/seap_kernels.wasm", import.meta.url);
+/** The same kernels linked for a shared memory (threads > 1). */
+const WASM_MT_URL = new URL("../../kernels/wasm/seap_kernels_mt.wasm", import.meta.url);
 
 let modulePromise: Promise<WebAssembly.Module> | null = null;
+let mtModulePromise: Promise<WebAssembly.Module> | null = null;
 
 /** WASM SIMD implementation of {@link Backend}; create it with {@link WasmBackend.create}. */
 export class WasmBackend implements Backend {
@@ -249,6 +255,8 @@ export class WasmBackend implements Backend {
   #ropeBytes = 0;
   #vecPtr = 0;
   #vecBytes = 0;
+  /** Worker threads (threads > 1), or null: every op on the calling thread. */
+  #pool: ThreadPool | null = null;
 
   private constructor(
     mem: WebAssembly.Memory,
@@ -265,21 +273,70 @@ export class WasmBackend implements Backend {
 
   /**
    * Load and instantiate the kernels; `weightDType` defaults to "f32". `maxBytes` caps the
-   * linear memory below WebAssembly's 4 GiB (tests force out-of-memory with it).
+   * linear memory below WebAssembly's 4 GiB (tests force out-of-memory with it). `threads` > 1
+   * starts that many threads in all (the caller and `threads - 1` workers) over a shared memory;
+   * such a backend must be {@link close}d, or its workers keep the process alive. 1 (default)
+   * is the one-thread backend: no workers, no shared memory.
    */
   static async create(
-    opts: { weightDType?: WeightDType; maxBytes?: number } = {},
+    opts: { weightDType?: WeightDType; maxBytes?: number; threads?: number } = {},
   ): Promise<WasmBackend> {
     const dtype = opts.weightDType ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
       throw new Error(`wasm backend: bad weightDType ${dtype}`);
     }
-    modulePromise ??= Deno.readFile(WASM_URL).then((b) => WebAssembly.compile(b));
-    const module = await modulePromise;
-    const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
-    const inst = await WebAssembly.instantiate(module, { env: { memory } });
+    const threads = opts.threads ?? 1;
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+      throw new RangeError(`wasm backend: threads must be an integer in 1..256, got ${threads}`);
+    }
     const limit = Math.min(opts.maxBytes ?? MAX_BYTES, MAX_BYTES);
-    return new WasmBackend(memory, inst.exports as unknown as Kernels, dtype, limit);
+    if (threads === 1) {
+      modulePromise ??= Deno.readFile(WASM_URL).then((b) => WebAssembly.compile(b));
+      const module = await modulePromise;
+      const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
+      const inst = await WebAssembly.instantiate(module, { env: { memory } });
+      return new WasmBackend(memory, inst.exports as unknown as Kernels, dtype, limit);
+    }
+    mtModulePromise ??= Deno.readFile(WASM_MT_URL).then((b) => WebAssembly.compile(b));
+    const module = await mtModulePromise;
+    // A shared memory needs a maximum; it reserves address space, not memory.
+    const maximum = Math.min(65536, Math.max(32, Math.ceil(limit / PAGE)));
+    const memory = new WebAssembly.Memory({ initial: 32, maximum, shared: true });
+    const inst = await WebAssembly.instantiate(module, { env: { memory } });
+    const be = new WasmBackend(memory, inst.exports as unknown as Kernels, dtype, limit);
+    const { ThreadPool } = await import("./wasm_threads.ts");
+    be.#pool = await ThreadPool.create(
+      {
+        memory,
+        module,
+        alloc: (bytes) => be.#alloc(bytes),
+        free: (ptr, size) => be.#dealloc(ptr, size),
+      },
+      inst,
+      threads,
+    );
+    return be;
+  }
+
+  /** Threads the ops run on (1: the calling thread only). */
+  get threads(): number {
+    return this.#pool ? this.#pool.threads : 1;
+  }
+
+  /** The worker pool (threads > 1), for tests and metrics; null on one thread. */
+  get threadPool(): ThreadPool | null {
+    return this.#pool;
+  }
+
+  /**
+   * Stop the worker threads (threads > 1; nothing to do on one thread). The backend stays
+   * usable on the calling thread alone. Idempotent.
+   */
+  async close(): Promise<void> {
+    const p = this.#pool;
+    if (!p) return;
+    this.#pool = null;
+    await p.close();
   }
 
   /** Bytes of memory the backend currently holds (weights, tensors, pools). */
@@ -633,11 +690,18 @@ export class WasmBackend implements Backend {
       );
     }
     const T = a.rows;
+    const pool = this.#pool;
     if (wb.dtype === "q8") {
       const q = this.#q8(w, "matmul w");
-      // The quantized x: T * K/32 scales (f32) + T * K int16.
-      const s = this.#scratch(T * (K / Q8_BLOCK) * 4 + T * K * 2);
-      this.#k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
+      if (pool?.matmul("q8", a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr)) {
+        // cut across threads
+      } else {
+        // The quantized x: T * K/32 scales (f32) + T * K int16.
+        const s = this.#scratch(T * (K / Q8_BLOCK) * 4 + T * K * 2);
+        this.#k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
+      }
+    } else if (pool?.matmul(wb.dtype, a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr)) {
+      // cut across threads
     } else if (wb.dtype === "f16") {
       const s = this.#scratch(4 * K * 4);
       this.#k.matmul_f16(a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK, s);
@@ -665,10 +729,15 @@ export class WasmBackend implements Backend {
       );
     }
     const T = at.rows;
+    const pool = this.#pool;
     if (wb.dtype === "q8") {
       const q = this.#q8(w, "matmulTAdd w");
-      const s = this.#scratch(Q8_TILE_ROWS * M * 4);
-      this.#k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
+      if (!pool?.matmulTAdd("q8", at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr)) {
+        const s = this.#scratch(Q8_TILE_ROWS * M * 4);
+        this.#k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
+      }
+    } else if (pool?.matmulTAdd(wb.dtype, at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr)) {
+      // cut across threads
     } else if (wb.dtype === "f16") {
       const s = this.#scratch(4 * M * 4);
       this.#k.matmul_t_add_f16(at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK, s);
@@ -781,6 +850,9 @@ export class WasmBackend implements Backend {
         `attention: q [${T}, ${qt.cols}], cache [${kc.rows}, ${d}], S ${S}, maxT ${maxT}, pos0 ${pos0}`,
       );
     }
+    if (this.#pool?.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr)) {
+      return;
+    }
     const s = this.#scratch(maxT * 4); // one row of scores
     this.#k.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr, s);
   }
@@ -829,9 +901,16 @@ export class WasmBackend implements Backend {
     if (gb.dtype !== ub.dtype || gb.dtype !== db.dtype) {
       throw new TypeError("ffn: gate, up and downT must share a storage dtype");
     }
+    const pool = this.#pool;
     if (gb.dtype === "q8") {
       const g = this.#q8(gate, "ffn gate"), u = this.#q8(up, "ffn up");
       const d = this.#q8(downT, "ffn downT");
+      const ap = at ? at.ptr : 0;
+      if (
+        pool?.ffn("q8", xt.ptr, T, K, g.ptr, g.sb, u.ptr, u.sb, d.ptr, d.sb, M, rp, R, o.ptr, ap)
+      ) {
+        return;
+      }
       // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
       // [2, T, tile] and one tile of dequantized down rows [tile, M].
       let bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
@@ -855,6 +934,27 @@ export class WasmBackend implements Backend {
         TOKEN_BLOCK,
         sp,
       );
+      return;
+    }
+    if (
+      pool?.ffn(
+        gb.dtype,
+        xt.ptr,
+        T,
+        K,
+        this.#addr(gate),
+        gate.stride,
+        this.#addr(up),
+        up.stride,
+        this.#addr(downT),
+        downT.stride,
+        M,
+        rp,
+        R,
+        o.ptr,
+        at ? at.ptr : 0,
+      )
+    ) {
       return;
     }
     const args = [
