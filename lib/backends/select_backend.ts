@@ -29,12 +29,26 @@ export interface SelectBackendOptions {
   weightDType?: WeightDType;
   /** Where "auto" reports what it chose and why (default: nothing). */
   log?: (msg: string) => void;
+  /**
+   * Threads of the WASM backend (`SEAP_THREADS`; default 1: no workers, no shared memory).
+   * Above 1 the caller must `close()` the backend. Other backends ignore it.
+   */
+  threads?: number;
 }
 
-async function makeWasm(weightDType: WeightDType): Promise<Backend> {
+/** Parse a thread count (`--threads`, `SEAP_THREADS`): an integer in 1..256. */
+export function parseThreads(s: string, what = "--threads"): number {
+  const n = Number(s);
+  if (!(s.trim() !== "" && Number.isInteger(n) && n >= 1 && n <= 256)) {
+    throw new RangeError(`${what}: expected an integer from 1 to 256, got "${s}"`);
+  }
+  return n;
+}
+
+async function makeWasm(weightDType: WeightDType, threads: number): Promise<Backend> {
   // Imported on demand: the WASM module is only read when this backend is chosen.
   const mod = await import("./wasm.ts");
-  return await mod.WasmBackend.create({ weightDType });
+  return await mod.WasmBackend.create({ weightDType, threads });
 }
 
 /**
@@ -47,11 +61,12 @@ export async function selectBackend(
 ): Promise<Backend> {
   const weightDType = opts.weightDType ?? "f32";
   const log = opts.log ?? (() => {});
+  const threads = opts.threads ?? 1;
   switch (choice) {
     case "reference":
       return new ReferenceBackend({ weightDType });
     case "wasm":
-      return await makeWasm(weightDType);
+      return await makeWasm(weightDType, threads);
     case "webgpu":
       return await WebGpuBackend.create({ weightDType, allowFallback: true });
     case "auto": {
@@ -68,8 +83,8 @@ export async function selectBackend(
         log("backend: no hardware WebGPU adapter; trying wasm");
       }
       try {
-        const b = await makeWasm(weightDType);
-        log("backend: wasm");
+        const b = await makeWasm(weightDType, threads);
+        log(`backend: wasm${threads > 1 ? `, ${threads} threads` : ""}`);
         return b;
       } catch (e) {
         log(`backend: wasm unavailable (${(e as Error).message}); using reference`);

@@ -228,6 +228,8 @@ export class ThreadPool {
   #errors: string[] = [];
   /** Jobs run on more than one thread (for tests and metrics). */
   jobs = 0;
+  /** Ops with fewer multiply-adds run on one thread (tests set 0 to cut every op they can). */
+  minWork = MIN_THREADED_WORK;
 
   private constructor(
     m: PoolMemory,
@@ -441,7 +443,7 @@ export class ThreadPool {
     R: number,
     out: number,
   ): boolean {
-    if (T * R * K < MIN_THREADED_WORK || R <= ALIGN_UNITS) return false;
+    if (T * R * K < this.minWork || R <= ALIGN_UNITS) return false;
     const parts = splitRange(R, this.threads, ALIGN_UNITS);
     const n0 = parts[0][1] - parts[0][0];
     const kBytes = dt === "q8" ? T * (K / Q8_BLOCK) * 4 + T * K * 2 : dt === "f16" ? 16 * K : 0;
@@ -478,7 +480,7 @@ export class ThreadPool {
     M: number,
     out: number,
   ): boolean {
-    if (T * R * M < MIN_THREADED_WORK || M <= ALIGN_UNITS) return false;
+    if (T * R * M < this.minWork || M <= ALIGN_UNITS) return false;
     this.#tAdd(dt, a, T, R, w, ws, rows, M, out);
     return true;
   }
@@ -540,7 +542,7 @@ export class ThreadPool {
     out: number,
     act: number,
   ): boolean {
-    if (T * R * (2 * K + M) < MIN_THREADED_WORK || R <= ALIGN_UNITS || M <= ALIGN_UNITS) {
+    if (T * R * (2 * K + M) < this.minWork || R <= ALIGN_UNITS || M <= ALIGN_UNITS) {
       return false;
     }
     const acts = act || this.#actBuf(T * R);
@@ -588,7 +590,7 @@ export class ThreadPool {
     out: number,
   ): boolean {
     const work = S * d * (T * pos0 + (T * (T + 1)) / 2) * 2;
-    if (work < MIN_THREADED_WORK || (T === 1 && S < 2)) return false;
+    if (work < this.minWork || (T === 1 && S < 2)) return false;
     const slots = this.#slots(maxT * 4);
     const parts = T === 1 ? splitRange(S, this.threads, 1) : splitCausal(T, pos0, this.threads);
     const row = S * d * 4;

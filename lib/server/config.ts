@@ -19,6 +19,7 @@
  * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
  * | SEAP_NEURON_ORDER      | --neuron-order       | keep-frequency (or identity)             |
  * | SEAP_WEIGHTS           | --weights            | f32 (or f16 / q8: 1/2 / ~1/3.6 the bytes)|
+ * | SEAP_THREADS           | --threads            | 1 (wasm: > 1 cuts ops across workers)    |
  * | SEAP_HOST              | --host               | 127.0.0.1 (loopback; 0.0.0.0 = all)      |
  * | SEAP_PORT              | --port               | 8000                                     |
  * | SEAP_READ_TIMEOUT_MS   | --read-timeout-ms    | 30000 (slow request bodies get a 408)    |
@@ -59,6 +60,8 @@ export interface ServerConfig {
   neuronOrder: "keep-frequency" | "identity";
   /** Weight storage of every backend: f32, f16 or q8 (lib/formats/q8.ts). */
   weights: WeightDType;
+  /** Threads of the WASM backend (1: no workers; results are the same bit for bit). */
+  threads: number;
   /** Listen address (loopback by default). */
   host: string;
   /** Listen port (0 = any free port). */
@@ -86,6 +89,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   prefillChunk: 64,
   neuronOrder: "keep-frequency",
   weights: "f32",
+  threads: 1,
   host: "127.0.0.1",
   port: 8000,
   readTimeoutMs: 30_000,
@@ -107,6 +111,7 @@ const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool"]
   ["prefillChunk", "SEAP_PREFILL_CHUNK", "prefill-chunk", "int"],
   ["neuronOrder", "SEAP_NEURON_ORDER", "neuron-order", "str"],
   ["weights", "SEAP_WEIGHTS", "weights", "str"],
+  ["threads", "SEAP_THREADS", "threads", "int"],
   ["host", "SEAP_HOST", "host", "str"],
   ["port", "SEAP_PORT", "port", "int"],
   ["readTimeoutMs", "SEAP_READ_TIMEOUT_MS", "read-timeout-ms", "int"],
@@ -122,6 +127,7 @@ const MINIMUM: Partial<Record<keyof ServerConfig, number>> = {
   maxBodyBytes: 1024,
   defaultMaxTokens: 1,
   prefillChunk: 0,
+  threads: 1,
   port: 0,
   readTimeoutMs: 0,
   drainMs: 0,
@@ -173,6 +179,9 @@ export function readServerConfig(
     const min = MINIMUM[key];
     if (min !== undefined && v < min) {
       throw new ServerConfigError(`${where}: must be ≥ ${min}, got ${v}`);
+    }
+    if (key === "threads" && v > 256) {
+      throw new ServerConfigError(`${where}: must be ≤ 256, got ${v}`);
     }
     if (key === "port" && v > 65535) {
       throw new ServerConfigError(`${where}: must be ≤ 65535, got ${v}`);

@@ -99,9 +99,11 @@ export async function defaultModelDir(): Promise<string> {
 export async function createBackend(
   name: string,
   weightDType: WeightDType = "f32",
+  threads = 1,
 ): Promise<Backend> {
   return await selectBackend(name as BackendChoice, {
     weightDType,
+    threads,
     log: (m) => console.log(`seap: ${m}`),
   });
 }
@@ -175,7 +177,16 @@ export function catalogFromSet(
  */
 export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   const dir = cfg.modelDir ?? await defaultModelDir();
-  const backend = await createBackend(cfg.backend, cfg.weights);
+  const backend = await createBackend(cfg.backend, cfg.weights, cfg.threads);
+  try {
+    return await loadOnto(backend, dir, cfg);
+  } catch (e) {
+    await backend.close?.(); // worker threads (SEAP_THREADS > 1) must not outlive a failed load
+    throw e;
+  }
+}
+
+async function loadOnto(backend: Backend, dir: string, cfg: ServerConfig): Promise<ServerEngine> {
   const name = dir.replace(/\/+$/, "").split("/").pop() ?? dir;
   let masksDir = cfg.masksDir ?? `masks/${name}`;
   if (!cfg.masksDir && !(await exists(`${masksDir}/manifest.json`))) {
