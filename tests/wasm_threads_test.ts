@@ -108,14 +108,17 @@ for (const dt of DTYPES) {
       const many = await WasmBackend.create({ weightDType: dt, threads });
       const pool = many.threadPool!;
       pool.minWork = 0; // cut every op, however small
+      pool.waitForWorkers = true; // and let the workers run part of every one
+      pool.decodeColumnCuts = true; // T = 1 too
       try {
         for (const T of [1, 3, 40]) {
           for (const masked of [false, true]) {
             const seed = T * 100 + (masked ? 1 : 0);
-            const jobs0 = pool.jobs;
+            const jobs0 = pool.jobs, shared0 = pool.sharedJobs;
             const got = await runOps(many, dt, T, masked, seed);
             // matmul, matmulTAdd, 2 FFNs of 2 phases each, attention.
             assert.equal(pool.jobs - jobs0, 7, "the pool did not run every op");
+            assert.equal(pool.sharedJobs - shared0, 7, "a worker did not run part of every op");
             const want = await runOps(one, dt, T, masked, seed);
             got.forEach((g, i) => {
               const what = `${dt} ${threads} threads T=${T} ${masked ? "masked" : "dense"} ${
@@ -166,6 +169,10 @@ async function forward(
   const be = await WasmBackend.create({ weightDType: dt, threads });
   try {
     if (be.threadPool && minWork !== null) be.threadPool.minWork = minWork;
+    if (be.threadPool) {
+      be.threadPool.waitForWorkers = true;
+      be.threadPool.decodeColumnCuts = minWork === 0; // the fixture run cuts every op
+    }
     const model = await loadModel(dir, { backend: be });
     const cfg = model.config;
     const r = rng(4242);
@@ -175,7 +182,7 @@ async function forward(
     const rows = [await seq.prefill(ids.subarray(0, 40), { allLogits: true })];
     for (let k = 40; k < 44; k++) rows.push(await seq.decode(ids[k]));
     seq.free();
-    return { rows, jobs: be.threadPool?.jobs ?? 0 };
+    return { rows, jobs: be.threadPool?.sharedJobs ?? 0 };
   } finally {
     await be.close();
   }

@@ -7,12 +7,15 @@
  * task per thread (the calling thread runs task 0 itself): a task is a kernel call on a range of
  * the output plus optional strided copies (lib/backends/wasm_threads_worker.ts runs them).
  *
- * Synchronisation costs no `postMessage`: tasks are written into a control block in the shared
- * memory, the caller bumps a generation word and `Atomics.notify`s; each worker runs its task,
- * decrements a counter, and the last one wakes the caller, which `Atomics.wait`s on it. No
- * spinning: with more runnable threads than cores (a shared machine), a spinning thread steals
- * the time of the one it waits for (measured: 6-15 us per round trip without spin, 30-500 us
- * with).
+ * Synchronisation costs no `postMessage`: an op is cut into about {@link TASKS_PER_THREAD} tasks
+ * per thread, written into a control block in the shared memory; the caller marks each task
+ * available with the job's generation, bumps the generation word and `Atomics.notify`s. Every
+ * thread (the caller first) claims available tasks with a compare-and-swap and runs them, and a
+ * worker marks each task it ran done. The caller only waits (`Atomics.wait`) for tasks a worker
+ * has claimed: a worker that the OS has not scheduled yet (a busy machine) claims nothing, and
+ * the caller runs its share instead of waiting for it. No spinning: with more runnable threads
+ * than cores, a spinning thread steals the time of the one it waits for (measured: 6-15 us per
+ * round trip without spin, 30-500 us with).
  *
  * Results are bit-identical to one thread: every output value is computed by exactly one thread
  * with the summation order of the one-thread kernel. Ranges start on multiples of 32, so the
@@ -50,20 +53,37 @@ export type ThreadKernel = typeof THREAD_KERNELS[number];
 
 /** Control block words (Int32 index from the block start). */
 export const CTRL = {
-  /** Generation of the posted job; the caller bumps it. */
+  /** Generation of the posted job (1 .. 2^30 - 1, wrapping); the caller bumps it. */
   SEQ: 0,
-  /** Workers that have not finished the current job. */
-  LEFT: 1,
+  /** Tasks of the posted job. */
+  NTASKS: 1,
   /** 1: workers leave their loop and close. */
   STOP: 2,
   /** 1 + index of a worker whose task threw (0: none). */
   ERR: 3,
   /** Workers that have exited their loop (close() checks it). */
   EXITED: 4,
+  /**
+   * Task i's claim word is CLAIM + 2i (the job's generation g: available; g | TAKEN: claimed)
+   * and its done word CLAIM + 2i + 1 (g once a worker has run it).
+   */
+  CLAIM: 8,
 } as const;
 
-/** Bytes of the control block header; task records follow. */
-export const CTRL_HEADER_BYTES = 64;
+/** Claimed bit of a claim word. */
+export const TAKEN = 0x40000000;
+/** Tasks per thread an op is cut into (the rest of a busy thread's share goes to a free one). */
+export const TASKS_PER_THREAD = 2;
+
+/** Bytes of the control block header for `maxTasks` tasks; task records follow. */
+export function ctrlHeaderBytes(maxTasks: number): number {
+  return Math.ceil(((CTRL.CLAIM + 2 * maxTasks) * 4) / 64) * 64;
+}
+
+/** The generation after `g` (never 0, never reaching the TAKEN bit). */
+export function nextGeneration(g: number): number {
+  return g >= TAKEN - 1 ? 1 : g + 1;
+}
 /** f64 slots per task record. */
 export const TASK_SLOTS = 32;
 /** Kernel arguments a task record holds. */
@@ -221,15 +241,39 @@ export class ThreadPool {
   #workers: Worker[];
   #runner: TaskRunner;
   #ctrl: { ptr: number; size: number };
+  /** Most tasks a job has; header bytes of the control block. */
+  readonly maxTasks: number;
+  #header: number;
+  #gen = 0;
   #stacks: { ptr: number; size: number }[];
   #slot = { ptr: 0, size: 0, each: 0 };
   #act = { ptr: 0, size: 0 };
   #closed = false;
   #errors: string[] = [];
-  /** Jobs run on more than one thread (for tests and metrics). */
+  /** Jobs the pool ran (cut ops; for tests and metrics). */
   jobs = 0;
+  /** Jobs of which a worker ran at least one task. */
+  sharedJobs = 0;
+  /** Milliseconds the caller spent waiting for workers' tasks (a busy machine shows here). */
+  waitMs = 0;
   /** Ops with fewer multiply-adds run on one thread (tests set 0 to cut every op they can). */
   minWork = MIN_THREADED_WORK;
+  /**
+   * For tests: the caller claims only its own share of a job's tasks (the first
+   * 1/threads of them) and waits for the workers to run the rest, so that every job exercises
+   * them. Default false: the caller also runs whatever no worker has claimed yet.
+   */
+  waitForWorkers = false;
+  /**
+   * Whether decode (T = 1) cuts `matmulTAdd` and the fused FFN too (default false). Their cuts
+   * read every weight row in column pieces (down^T halves of 1.1 KB of each 6.9 KB neuron
+   * bundle, gate/up without their down part); measured on SmolLM2-135M's FFN, one thread
+   * running the two cut phases back to back took 2.0x the fused kernel's time (55 + 38 ms vs
+   * 46 ms for 30 layers), so two threads can
+   * at best tie: decode leaves them on one thread. Prefill (T > 1) is compute-bound and cuts
+   * them. Tests set it to check those cuts at T = 1 as well.
+   */
+  decodeColumnCuts = false;
 
   private constructor(
     m: PoolMemory,
@@ -245,6 +289,8 @@ export class ThreadPool {
     this.#runner = runner;
     this.#ctrl = ctrl;
     this.#stacks = stacks;
+    this.maxTasks = threads * TASKS_PER_THREAD;
+    this.#header = ctrlHeaderBytes(this.maxTasks);
   }
 
   /**
@@ -260,7 +306,9 @@ export class ThreadPool {
       throw new RangeError(`wasm threads: expected 2..256 threads, got ${threads}`);
     }
     const nw = threads - 1;
-    const ctrl = m.alloc(CTRL_HEADER_BYTES + threads * TASK_SLOTS * 8);
+    const maxTasks = threads * TASKS_PER_THREAD;
+    const header = ctrlHeaderBytes(maxTasks);
+    const ctrl = m.alloc(header + maxTasks * TASK_SLOTS * 8);
     const stacks: { ptr: number; size: number }[] = [];
     const workers: Worker[] = [];
     const errors: string[] = [];
@@ -292,7 +340,9 @@ export class ThreadPool {
           module: m.module,
           memory: m.memory,
           index: i + 1,
+          threads,
           ctrl: ctrl.ptr,
+          header,
           stackTop: stacks[i].ptr + stacks[i].size,
         });
       }
@@ -316,7 +366,7 @@ export class ThreadPool {
   }
 
   static #stopWorkers(mem: WebAssembly.Memory, ctrl: number, workers: Worker[]): void {
-    const I = new Int32Array(mem.buffer, ctrl, CTRL_HEADER_BYTES / 4);
+    const I = new Int32Array(mem.buffer, ctrl, CTRL.CLAIM);
     Atomics.store(I, CTRL.STOP, 1);
     Atomics.add(I, CTRL.SEQ, 1);
     Atomics.notify(I, CTRL.SEQ);
@@ -356,20 +406,20 @@ export class ThreadPool {
   }
 
   #ctrlView(): Int32Array {
-    return new Int32Array(this.#m.memory.buffer, this.#ctrl.ptr, CTRL_HEADER_BYTES / 4);
+    return new Int32Array(this.#m.memory.buffer, this.#ctrl.ptr, this.#header / 4);
   }
 
-  /** Per-thread scratch of at least `bytes` each; returns slot addresses. */
+  /** Per-task scratch of at least `bytes` each; returns slot addresses. */
   #slots(bytes: number): number[] {
     const each = align64(Math.max(64, bytes));
     if (each > this.#slot.each) {
       if (this.#slot.size > 0) this.#m.free(this.#slot.ptr, this.#slot.size);
       this.#slot = { ptr: 0, size: 0, each: 0 };
-      const a = this.#m.alloc(each * this.threads);
+      const a = this.#m.alloc(each * this.maxTasks);
       this.#slot = { ptr: a.ptr, size: a.size, each };
     }
     const e = this.#slot.each;
-    return Array.from({ length: this.threads }, (_, i) => this.#slot.ptr + i * e);
+    return Array.from({ length: this.maxTasks }, (_, i) => this.#slot.ptr + i * e);
   }
 
   /** A pool-owned f32 buffer of `floats` values (the FFN's activations when none is given). */
@@ -382,21 +432,22 @@ export class ThreadPool {
     return this.#act.ptr;
   }
 
-  /** Run `tasks` (at most one per thread; task 0 on the caller) and wait for all of them. */
+  /**
+   * Run `tasks` (at most {@link maxTasks}) on the caller and whichever workers are free, and
+   * wait for those a worker claimed.
+   */
   run(tasks: ThreadTask[]): void {
     if (this.#closed) throw new Error("wasm threads: the pool is closed");
-    if (tasks.length > this.threads) throw new Error("wasm threads: more tasks than threads");
+    const n = tasks.length;
+    if (n > this.maxTasks) throw new Error("wasm threads: more tasks than the pool holds");
     const buf = this.#m.memory.buffer;
-    const F = new Float64Array(buf, this.#ctrl.ptr + CTRL_HEADER_BYTES, this.threads * TASK_SLOTS);
-    for (let i = 0; i < this.threads; i++) {
+    const base = this.#ctrl.ptr + this.#header;
+    const F = new Float64Array(buf, base, n * TASK_SLOTS);
+    for (let i = 0; i < n; i++) {
       const at = i * TASK_SLOTS;
       const t = tasks[i];
-      F.fill(0, at, at + TASK_SLOTS);
-      if (!t) {
-        F[at] = -1;
-        continue;
-      }
       if (t.args.length > TASK_MAX_ARGS) throw new Error("wasm threads: too many kernel args");
+      F.fill(0, at, at + TASK_SLOTS);
       F[at] = THREAD_KERNELS.indexOf(t.kernel);
       F[at + 1] = t.args.length;
       for (let j = 0; j < t.args.length; j++) F[at + 2 + j] = t.args[j];
@@ -405,26 +456,38 @@ export class ThreadPool {
         F.set([c.src, c.dst, c.rows, c.cols, c.srcPitch, c.dstPitch], at + slot);
       }
     }
-    const I = new Int32Array(buf, this.#ctrl.ptr, CTRL_HEADER_BYTES / 4);
-    const nw = this.#workers.length;
-    Atomics.store(I, CTRL.LEFT, nw);
-    Atomics.add(I, CTRL.SEQ, 1);
+    const I = new Int32Array(buf, this.#ctrl.ptr, this.#header / 4);
+    const g = this.#gen = nextGeneration(this.#gen);
+    Atomics.store(I, CTRL.NTASKS, n);
+    for (let i = 0; i < n; i++) Atomics.store(I, CTRL.CLAIM + 2 * i, g);
+    Atomics.store(I, CTRL.SEQ, g);
     Atomics.notify(I, CTRL.SEQ);
     let err: unknown = null;
-    try {
-      this.#runner.run(this.#ctrl.ptr + CTRL_HEADER_BYTES);
-    } catch (e) {
-      err = e;
+    const mine: boolean[] = [];
+    const share = this.waitForWorkers ? Math.ceil(n / this.threads) : n;
+    for (let i = 0; i < n; i++) {
+      mine.push(i < share && Atomics.compareExchange(I, CTRL.CLAIM + 2 * i, g, g | TAKEN) === g);
+      if (!mine[i] || err) continue;
+      try {
+        this.#runner.run(base + i * TASK_SLOTS * 8);
+      } catch (e) {
+        err = e;
+      }
     }
-    for (let v = Atomics.load(I, CTRL.LEFT); v !== 0; v = Atomics.load(I, CTRL.LEFT)) {
-      Atomics.wait(I, CTRL.LEFT, v);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      if (mine[i]) continue;
+      const w = CTRL.CLAIM + 2 * i + 1;
+      for (let v = Atomics.load(I, w); v !== g; v = Atomics.load(I, w)) Atomics.wait(I, w, v);
     }
+    this.waitMs += performance.now() - t0;
     this.jobs++;
+    if (mine.some((m) => !m)) this.sharedJobs++;
     if (err) throw err;
     const bad = Atomics.load(I, CTRL.ERR);
     if (bad !== 0) {
       Atomics.store(I, CTRL.ERR, 0);
-      throw new Error(`wasm threads: worker ${bad - 1} failed its task`);
+      throw new Error(`wasm threads: worker ${bad - 1} failed a task`);
     }
   }
 
@@ -444,7 +507,7 @@ export class ThreadPool {
     out: number,
   ): boolean {
     if (T * R * K < this.minWork || R <= ALIGN_UNITS) return false;
-    const parts = splitRange(R, this.threads, ALIGN_UNITS);
+    const parts = splitRange(R, this.maxTasks, ALIGN_UNITS);
     const n0 = parts[0][1] - parts[0][0];
     const kBytes = dt === "q8" ? T * (K / Q8_BLOCK) * 4 + T * K * 2 : dt === "f16" ? 16 * K : 0;
     const scratchBytes = align64(kBytes);
@@ -481,6 +544,7 @@ export class ThreadPool {
     out: number,
   ): boolean {
     if (T * R * M < this.minWork || M <= ALIGN_UNITS) return false;
+    if (T === 1 && !this.decodeColumnCuts) return false;
     this.#tAdd(dt, a, T, R, w, ws, rows, M, out);
     return true;
   }
@@ -496,6 +560,8 @@ export class ThreadPool {
     M: number,
     out: number,
   ): void {
+    // Columns in one range per thread: a range is a fragment of every row read, and shorter
+    // fragments stream worse (bench/ffn_bench.ts).
     const parts = splitRange(M, this.threads, ALIGN_UNITS);
     const n0 = parts[0][1] - parts[0][0];
     const scratchBytes = align64(dt === "q8" ? 32 * n0 * 4 : dt === "f16" ? 16 * n0 : 0);
@@ -545,8 +611,9 @@ export class ThreadPool {
     if (T * R * (2 * K + M) < this.minWork || R <= ALIGN_UNITS || M <= ALIGN_UNITS) {
       return false;
     }
+    if (T === 1 && !this.decodeColumnCuts) return false;
     const acts = act || this.#actBuf(T * R);
-    const parts = splitRange(R, this.threads, ALIGN_UNITS);
+    const parts = splitRange(R, this.maxTasks, ALIGN_UNITS);
     const n0 = parts[0][1] - parts[0][0];
     // The FFN kernels' scratch with M = 0 (wasm.ts sizes the one-thread call the same way).
     let kBytes: number;
@@ -592,7 +659,7 @@ export class ThreadPool {
     const work = S * d * (T * pos0 + (T * (T + 1)) / 2) * 2;
     if (work < this.minWork || (T === 1 && S < 2)) return false;
     const slots = this.#slots(maxT * 4);
-    const parts = T === 1 ? splitRange(S, this.threads, 1) : splitCausal(T, pos0, this.threads);
+    const parts = T === 1 ? splitRange(S, this.maxTasks, 1) : splitCausal(T, pos0, this.maxTasks);
     const row = S * d * 4;
     this.run(parts.map(([lo, hi], i) => ({
       kernel: "attention",

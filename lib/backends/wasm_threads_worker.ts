@@ -7,7 +7,7 @@
 
 /// <reference lib="deno.worker" />
 
-import { CTRL, CTRL_HEADER_BYTES, TASK_SLOTS, TaskRunner } from "./wasm_threads.ts";
+import { CTRL, TAKEN, TASK_SLOTS, TaskRunner } from "./wasm_threads.ts";
 
 /** The pool's start message. */
 interface StartMessage {
@@ -15,14 +15,16 @@ interface StartMessage {
   memory: WebAssembly.Memory;
   /** This worker's thread index (1..threads-1; the caller is 0). */
   index: number;
-  /** Byte address of the control block. */
+  threads: number;
+  /** Byte address of the control block, and bytes of its header (task records follow). */
   ctrl: number;
+  header: number;
   /** Byte address just past this worker's stack block (stacks grow down). */
   stackTop: number;
 }
 
 self.onmessage = (e: MessageEvent<StartMessage>) => {
-  const { module, memory, index, ctrl, stackTop } = e.data;
+  const { module, memory, index, threads, ctrl, header, stackTop } = e.data;
   let runner: TaskRunner;
   try {
     const inst = new WebAssembly.Instance(module, { env: { memory } });
@@ -37,30 +39,45 @@ self.onmessage = (e: MessageEvent<StartMessage>) => {
     return;
   }
   // The control block never moves, and a shared memory's buffer keeps its bytes when it grows.
-  const I = new Int32Array(memory.buffer, ctrl, CTRL_HEADER_BYTES / 4);
+  const I = new Int32Array(memory.buffer, ctrl, header / 4);
   // The generation is read before "ready": the pool posts no job until every worker is ready.
-  const seq = Atomics.load(I, CTRL.SEQ);
+  const seen = Atomics.load(I, CTRL.SEQ);
   self.onmessage = null;
   self.postMessage({ type: "ready" });
-  loop(I, seq, ctrl, index, runner);
+  loop(I, seen, { ctrl, header, index, threads }, runner);
   self.close();
 };
 
-function loop(I: Int32Array, seq: number, ctrl: number, index: number, runner: TaskRunner): void {
-  const rec = ctrl + CTRL_HEADER_BYTES + index * TASK_SLOTS * 8;
+/**
+ * Wait for a new generation, then claim and run available tasks (starting at this worker's
+ * share, so threads rarely contend for the same one), marking each one done.
+ */
+function loop(
+  I: Int32Array,
+  seen: number,
+  at: { ctrl: number; header: number; index: number; threads: number },
+  runner: TaskRunner,
+): void {
   for (;;) {
-    Atomics.wait(I, CTRL.SEQ, seq);
-    const now = Atomics.load(I, CTRL.SEQ);
-    if (now === seq) continue; // spurious wake
-    seq = now;
+    Atomics.wait(I, CTRL.SEQ, seen);
     if (Atomics.load(I, CTRL.STOP) !== 0) break;
-    try {
-      runner.run(rec);
-    } catch (err) {
-      console.error(`wasm threads: worker ${index}: ${(err as Error).message}`);
-      Atomics.compareExchange(I, CTRL.ERR, 0, index + 1);
+    const g = Atomics.load(I, CTRL.SEQ);
+    if (g === seen) continue; // spurious wake
+    seen = g;
+    const n = Atomics.load(I, CTRL.NTASKS);
+    const first = Math.floor((at.index * n) / at.threads);
+    for (let k = 0; k < n; k++) {
+      const i = (first + k) % n;
+      if (Atomics.compareExchange(I, CTRL.CLAIM + 2 * i, g, g | TAKEN) !== g) continue;
+      try {
+        runner.run(at.ctrl + at.header + i * TASK_SLOTS * 8);
+      } catch (err) {
+        console.error(`wasm threads: worker ${at.index}: ${(err as Error).message}`);
+        Atomics.compareExchange(I, CTRL.ERR, 0, at.index + 1);
+      }
+      Atomics.store(I, CTRL.CLAIM + 2 * i + 1, g);
+      Atomics.notify(I, CTRL.CLAIM + 2 * i + 1);
     }
-    if (Atomics.sub(I, CTRL.LEFT, 1) === 1) Atomics.notify(I, CTRL.LEFT);
   }
   Atomics.add(I, CTRL.EXITED, 1);
 }
