@@ -9,6 +9,9 @@
  *   llama: this engine vs llama.cpp on the same GGUF-exported weights, f32/f16/q8_0, dense and
  *          a SEAP 50% mask, interleaved rounds (llama_cpp_bench.ts; needs
  *          `deno task llama-cpp:install`, skipped with a line otherwise);
+ *   threads: the WASM backend on 1 vs 2 threads (SEAP_THREADS), every weight format, dense and
+ *          a SEAP 50% mask, and llama.cpp at 1 and 2 threads when installed, interleaved rounds,
+ *          with the load average around it (threads_bench.ts);
  *   scale: random models in real shapes (SmolLM2, Llama-3.2), per weight format: load time,
  *          peak RSS, prefill/decode/calibration tok/s, memory-safe context (scale_bench.ts;
  *          only with `--only=scale`; flags `--shapes`, `--formats`, `--tokens`, `--prompt`,
@@ -33,6 +36,7 @@ import {
   runLlamaCppBench,
 } from "./llama_cpp_bench.ts";
 import { formatScaleTable, parseScaleArgs, runScaleBench } from "./scale_bench.ts";
+import { formatThreadsTable, runThreadsBench, smollmThreadsCase } from "./threads_bench.ts";
 import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
 import { readConfig } from "../lib/model/model.ts";
 import type { Backend, WeightDType } from "../lib/backends/backend.ts";
@@ -160,6 +164,30 @@ async function llamaPart(quick: boolean): Promise<string> {
     ].join("\n");
 }
 
+async function threadsPart(quick: boolean): Promise<string> {
+  const title = "## WASM threads (SEAP_THREADS): 1 vs 2 threads, same model, prompt and tokens\n\n";
+  const opts = {
+    formats: WEIGHTS,
+    threads: [1, 2],
+    ...(quick ? { rounds: 3, steps: 16 } : { rounds: 5, steps: 32 }),
+  };
+  const smol = await smollmThreadsCase();
+  const parts = [formatThreadsTable(await runThreadsBench(smol.dir, smol.masks, opts))];
+  const real = await defaultModelMasks();
+  const half = real?.all.find((m) => m.name === "reverse@0.5");
+  if (real && half) {
+    const res = await runThreadsBench(DEFAULT_MODEL_DIR, { mask: half, family: real.all }, {
+      ...opts,
+      steps: 4 * opts.steps,
+      llama: false,
+    });
+    parts.push(formatThreadsTable(res));
+  }
+  return title + parts.join("\n\n") + "\n\nPrompt of 32 tokens, then greedy decode. Results " +
+    "are bit-identical at every thread count (tests/wasm_threads_test.ts); decode cuts matmuls " +
+    "and attention, prefill every op (lib/backends/wasm_threads.ts).";
+}
+
 /** One bench part: runs and returns its markdown report. */
 type Part = (quick: boolean) => Promise<string>;
 
@@ -176,6 +204,7 @@ const PARTS: Record<string, Part> = {
   decode: decodePart,
   memory: () => memoryPart(),
   llama: llamaPart,
+  threads: threadsPart,
   scale: async () => {
     const opts = parseScaleArgs(Deno.args);
     return "## Scale: random models in real shapes, WASM backend, each format in a fresh process\n\n" +
