@@ -324,3 +324,50 @@ Deno.test("server: SEAP_THREADS parses, and 2 threads answer exactly what 1 thre
   assert.deepEqual(two.body.seap, one.body.seap);
   assert.deepEqual(two.body.usage, one.body.usage);
 });
+
+Deno.test("deno task serve --threads 2: narrow permissions suffice, it answers, and SIGTERM ends it", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const root = new URL("..", import.meta.url).pathname;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["task", "serve", "--port", String(port), "--threads", "2", "--backend", "wasm"],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = Promise.all([child.stdout, child.stderr].map((s) => new Response(s).text()));
+  let content = "";
+  try {
+    let ok = false;
+    for (let i = 0; i < 600 && !ok; i++) {
+      ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+        (r) => (r.body?.cancel(), r.ok),
+        () => false,
+      );
+      if (!ok) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(ok, "the threaded server never became healthy");
+    const res = await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "seap-tiny-skills",
+        messages: [{ role: "user", content: "Reverse the letters: j g t v s" }],
+        max_tokens: 12,
+        temperature: 0,
+      }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    content = (await res.json()).choices[0].message.content;
+  } finally {
+    child.kill("SIGTERM");
+  }
+  const status = await child.status;
+  const [stdout, stderr] = await out;
+  assert.equal(status.code, 0, `exit ${status.code}\n${stdout}\n${stderr}`);
+  assert.match(stdout, /wasm_threads_worker\.ts/, "the launcher grants read of the worker module");
+  assert.match(stdout, /backend: wasm|ready: model/);
+  assert.ok(content.length > 0);
+  console.log(`  answered ${JSON.stringify(content)}; exit code ${status.code} after SIGTERM`);
+});
