@@ -329,14 +329,15 @@ export class WasmBackend implements Backend {
   }
 
   /**
-   * Stop the worker threads (threads > 1; nothing to do on one thread). The backend stays
-   * usable on the calling thread alone. Idempotent.
+   * Stop the worker threads (threads > 1; nothing to do on one thread): done when it returns
+   * (the promise is for the {@link Backend} interface). The backend stays usable on the calling
+   * thread alone. Idempotent.
    */
-  async close(): Promise<void> {
+  close(): Promise<void> {
     const p = this.#pool;
-    if (!p) return;
     this.#pool = null;
-    await p.close();
+    p?.close();
+    return Promise.resolve();
   }
 
   /** Bytes of memory the backend currently holds (weights, tensors, pools). */

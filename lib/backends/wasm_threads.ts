@@ -380,18 +380,22 @@ export class ThreadPool {
 
   /**
    * Wake every worker out of its wait, let it leave its loop, and terminate it; frees the
-   * pool's blocks. Idempotent. Resolves when every worker has left its loop (or after 1 s).
+   * pool's blocks. Synchronous (the caller blocks until every worker has left its loop, at most
+   * 1 s), so it may run at the end of a test or in an exit path. Idempotent.
    */
-  async close(): Promise<void> {
+  close(): void {
     if (this.#closed) return;
     this.#closed = true;
     const I = this.#ctrlView();
     Atomics.store(I, CTRL.STOP, 1);
     Atomics.add(I, CTRL.SEQ, 1);
     Atomics.notify(I, CTRL.SEQ);
-    const deadline = Date.now() + 1000;
-    while (Atomics.load(I, CTRL.EXITED) < this.#workers.length && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 1));
+    const deadline = performance.now() + 1000;
+    for (let v = Atomics.load(I, CTRL.EXITED); v < this.#workers.length;) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      Atomics.wait(I, CTRL.EXITED, v, left);
+      v = Atomics.load(I, CTRL.EXITED);
     }
     for (const w of this.#workers) w.terminate();
     for (const s of this.#stacks) this.#m.free(s.ptr, s.size);

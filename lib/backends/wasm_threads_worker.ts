@@ -80,4 +80,5 @@ function loop(
     }
   }
   Atomics.add(I, CTRL.EXITED, 1);
+  Atomics.notify(I, CTRL.EXITED);
 }

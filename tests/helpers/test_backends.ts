@@ -1,7 +1,8 @@
 /**
  * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
- * and q8 weights) and webgpu (f32 and q8; skipped, with the reason, only where no WebGPU adapter
- * exists at all). Names end in the weight format when it is not f32.
+ * and q8 weights; f32 and q8 also on 2 threads, "wasm-t2", with every op the pool can cut cut,
+ * lib/backends/wasm_threads.ts) and webgpu (f32 and q8; skipped, with the reason, only where no
+ * WebGPU adapter exists at all). Names end in the weight format when it is not f32.
  */
 
 import type { Backend, WeightDType } from "../../lib/backends/backend.ts";
@@ -17,6 +18,18 @@ export interface BackendCase {
 
 /** WebGPU backends made for tests, destroyed by `destroyTestBackends`. */
 const madeWebGpu: WebGpuBackend[] = [];
+/** Threaded WASM backends made for tests, closed by `destroyTestBackends`. */
+const madeThreaded: WasmBackend[] = [];
+
+async function makeThreaded(weightDType: WeightDType): Promise<Backend> {
+  const b = await WasmBackend.create({ weightDType, threads: 2 });
+  const pool = b.threadPool!;
+  pool.minWork = 0; // cut every op the pool can, however small
+  pool.decodeColumnCuts = true;
+  pool.waitForWorkers = true; // and make the worker run part of each
+  madeThreaded.push(b);
+  return b;
+}
 
 async function makeWebGpu(weightDType: WeightDType = "f32"): Promise<Backend | string> {
   const adapter = await requestWebGpuAdapter();
@@ -27,12 +40,14 @@ async function makeWebGpu(weightDType: WeightDType = "f32"): Promise<Backend | s
 }
 
 /**
- * Destroy every WebGPU device the suites made (a test file that makes backends ends with a test
- * calling this, so devices do not pile up across files in one test process).
+ * Destroy every WebGPU device the suites made and stop the threaded WASM backends' workers (a
+ * test file that makes backends ends with a test calling this, so devices and workers do not
+ * pile up across files in one test process). Returns the number of WebGPU devices destroyed.
  */
 export function destroyTestBackends(): number {
   const n = madeWebGpu.length;
   for (const b of madeWebGpu.splice(0)) b.destroy();
+  for (const b of madeThreaded.splice(0)) b.close();
   return n;
 }
 
@@ -46,6 +61,8 @@ export const BACKENDS: BackendCase[] = [
   { name: "wasm-f32", make: () => WasmBackend.create({ weightDType: "f32" }) },
   { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
   { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
+  { name: "wasm-t2", make: () => makeThreaded("f32") },
+  { name: "wasm-t2-q8", make: () => makeThreaded("q8") },
   { name: "webgpu", make: () => makeWebGpu() },
   { name: "webgpu-q8", make: () => makeWebGpu("q8") },
 ];
