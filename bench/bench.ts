@@ -12,6 +12,8 @@
  *   threads: the WASM backend on 1 vs 2 threads (SEAP_THREADS), every weight format, dense and
  *          a SEAP 50% mask, and llama.cpp at 1 and 2 threads when installed, interleaved rounds,
  *          with the load average around it (threads_bench.ts);
+ *   wasm64: decode/prefill on the wasm32 and the memory64 kernel builds side by side
+ *          (wasm64_bench.ts; only with `--only=wasm64`; flags `--tokens`, `--rounds`);
  *   scale: random models in real shapes (SmolLM2, Llama-3.2), per weight format: load time,
  *          peak RSS, prefill/decode/calibration tok/s, memory-safe context (scale_bench.ts;
  *          only with `--only=scale`; flags `--shapes`, `--formats`, `--tokens`, `--prompt`,
@@ -37,6 +39,7 @@ import {
 } from "./llama_cpp_bench.ts";
 import { formatScaleTable, parseScaleArgs, runScaleBench } from "./scale_bench.ts";
 import { formatThreadsTable, runThreadsBench, smollmThreadsCase } from "./threads_bench.ts";
+import { formatWasm64Table, parseWasm64Args, runWasm64Bench } from "./wasm64_bench.ts";
 import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
 import { readConfig } from "../lib/model/model.ts";
 import type { Backend, WeightDType } from "../lib/backends/backend.ts";
@@ -215,10 +218,17 @@ const PARTS: Record<string, Part> = {
       "at most each; context: the memory-safe context at concurrency 1 and 4 (memory_fit.ts, " +
       "prefill chunk 64) in the WASM memory left after loading, capped at the config's (cfg).";
   },
+  wasm64: async () => {
+    const opts = parseWasm64Args(Deno.args);
+    return "## wasm32 vs wasm64 (memory64) kernels, SmolLM2-135M shape, same rounds\n\n" +
+      formatWasm64Table(await runWasm64Bench(opts)) +
+      `\n\nPrompt 32 tokens, ${opts.tokens} decoded, best of ${opts.rounds} interleaved rounds; ` +
+      "ratio = wasm64 / wasm32 (docs/design.md, WASM memory past 4 GiB).";
+  },
 };
 
 /** Parts run only when named in `--only=` (long, or needing downloads). */
-const OPT_IN = new Set(["scale"]);
+const OPT_IN = new Set(["scale", "wasm64"]);
 
 if (import.meta.main) {
   const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");

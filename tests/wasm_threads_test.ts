@@ -135,6 +135,29 @@ for (const dt of DTYPES) {
   });
 }
 
+Deno.test("wasm threads on the memory64 build (shared 64-bit memory): every cut op equals one thread", async () => {
+  for (const dt of ["f32", "q8"] as const) {
+    const one = await WasmBackend.create({ weightDType: dt, addressBits: 64 });
+    const many = await WasmBackend.create({ weightDType: dt, addressBits: 64, threads: 2 });
+    assert.equal(many.addressBits, 64);
+    const pool = many.threadPool!;
+    pool.minWork = 0;
+    pool.waitForWorkers = true;
+    pool.decodeColumnCuts = true;
+    try {
+      for (const T of [1, 40]) {
+        const shared0 = pool.sharedJobs;
+        const got = await runOps(many, dt, T, true, T + 7);
+        assert.equal(pool.sharedJobs - shared0, 7, "a worker did not run part of every op");
+        const want = await runOps(one, dt, T, true, T + 7);
+        got.forEach((g, i) => assertSame(g, want[i], `wasm64 ${dt} T=${T} masked ${OP_NAMES[i]}`));
+      }
+    } finally {
+      await many.close();
+    }
+  }
+});
+
 /** A random SEAP-style mask over `cfg` (kept heads, neurons, bias compensation). */
 function randomMask(
   cfg: { numLayers: number; numHeads: number; intermediateSize: number; hiddenSize: number },

@@ -10,7 +10,8 @@
 
 import { parseArgs } from "node:util";
 import { WasmBackend } from "../lib/backends/wasm.ts";
-import { parseWeightDType } from "../lib/backends/select_backend.ts";
+import { envMaxMemory, parseWeightDType } from "../lib/backends/select_backend.ts";
+import { memoryLimitFor } from "../lib/server/memory_fit.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 
 /** One load's measurement (bytes and milliseconds). */
@@ -42,7 +43,10 @@ export async function loadMeasured(
   dir: string,
   format: string,
 ): Promise<{ load: LoadMemory; model: Model }> {
-  const be = await WasmBackend.create({ weightDType: parseWeightDType(format) });
+  const weightDType = parseWeightDType(format);
+  // The server's memory limit: SEAP_MAX_MEMORY, else by the weights' size (wasm64 past 4 GiB).
+  const maxBytes = await memoryLimitFor(dir, weightDType, envMaxMemory() ?? null, "wasm");
+  const be = await WasmBackend.create({ weightDType, maxBytes });
   const before = be.usedBytes;
   const baselineRss = peakRssBytes();
   const t0 = performance.now();

@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# Rebuild the kernels into a temp dir and compare bytes with the committed modules
-# (seap_kernels.wasm and the shared-memory seap_kernels_mt.wasm).
+# Rebuild the kernels into a temp dir and compare bytes with the committed module.
+#   check_reproducible.sh [wasm32|wasm64|wasm32-threads|wasm64-threads]
+#   (seap_kernels.wasm, seap_kernels64.wasm, seap_kernels_mt.wasm, seap_kernels64_mt.wasm)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+target="${1:-wasm32}"
+case "$target" in
+  wasm32) name=seap_kernels.wasm; cc="${CLANG:-clang}" ;;
+  wasm64) name=seap_kernels64.wasm; cc="${CLANG64:-clang-19}" ;;
+  wasm32-threads) name=seap_kernels_mt.wasm; cc="${CLANG:-clang}" ;;
+  wasm64-threads) name=seap_kernels64_mt.wasm; cc="${CLANG64:-clang-19}" ;;
+  *)
+    echo "check_reproducible.sh: target must be wasm32, wasm64, wasm32-threads or wasm64-threads, got $target" >&2
+    exit 2
+    ;;
+esac
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-status=0
-for pair in seap_kernels.wasm:wasm32 seap_kernels_mt.wasm:wasm32-threads; do
-  file="${pair%%:*}"
-  "$here/build.sh" "$tmp/$file" "${pair##*:}" >/dev/null
-  if cmp -s "$tmp/$file" "$here/$file"; then
-    echo "$file is reproducible ($(wc -c <"$here/$file") bytes)"
-  else
-    echo "$file differs from a fresh build (clang: $(${CLANG:-clang} --version | head -1))" >&2
-    status=1
-  fi
-done
-exit "$status"
+"$here/build.sh" "$tmp/$name" "$target" >/dev/null
+if cmp -s "$tmp/$name" "$here/$name"; then
+  echo "$name is reproducible ($(wc -c <"$here/$name") bytes, $("$cc" --version | head -1))"
+else
+  echo "$name differs from a fresh build (clang: $("$cc" --version | head -1))" >&2
+  exit 1
+fi

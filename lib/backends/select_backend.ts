@@ -10,6 +10,7 @@
 import type { Backend, WeightDType } from "./backend.ts";
 import { ReferenceBackend } from "./reference.ts";
 import { requestWebGpuAdapter, WebGpuBackend } from "./webgpu.ts";
+import { parseByteSize } from "./wasm_memory.ts";
 
 /** The weight formats, for command-line and environment parsing. */
 export const WEIGHT_DTYPES: readonly WeightDType[] = ["f32", "f16", "q8"];
@@ -30,25 +31,41 @@ export interface SelectBackendOptions {
   /** Where "auto" reports what it chose and why (default: nothing). */
   log?: (msg: string) => void;
   /**
+   * The WASM backend's memory limit in bytes (`SEAP_MAX_MEMORY`; default: that variable when
+   * set and readable, else 4 GiB). Past 4 GiB the memory64 kernels serve it (docs/design.md,
+   * WASM memory past 4 GiB). Other backends ignore it.
+   */
+  maxMemoryBytes?: number;
+  /**
    * Threads of the WASM backend (`SEAP_THREADS`; default 1: no workers, no shared memory).
    * Above 1 the caller must `close()` the backend. Other backends ignore it.
    */
   threads?: number;
 }
 
-/** Parse a thread count (`--threads`, `SEAP_THREADS`): an integer in 1..256. */
-export function parseThreads(s: string, what = "--threads"): number {
-  const n = Number(s);
-  if (!(s.trim() !== "" && Number.isInteger(n) && n >= 1 && n <= 256)) {
-    throw new RangeError(`${what}: expected an integer from 1 to 256, got "${s}"`);
+/** SEAP_MAX_MEMORY when set (and the environment readable), parsed; else undefined. */
+export function envMaxMemory(): number | undefined {
+  let raw;
+  try {
+    raw = Deno.env.get("SEAP_MAX_MEMORY");
+  } catch {
+    return undefined; // no --allow-env
   }
-  return n;
+  return raw ? parseByteSize(raw, "SEAP_MAX_MEMORY") : undefined;
 }
 
-async function makeWasm(weightDType: WeightDType, threads: number): Promise<Backend> {
+async function makeWasm(
+  weightDType: WeightDType,
+  maxBytes: number | undefined,
+  threads: number,
+): Promise<Backend> {
   // Imported on demand: the WASM module is only read when this backend is chosen.
   const mod = await import("./wasm.ts");
-  return await mod.WasmBackend.create({ weightDType, threads });
+  return await mod.WasmBackend.create({
+    weightDType,
+    maxBytes: maxBytes ?? envMaxMemory(),
+    threads,
+  });
 }
 
 /**
@@ -66,7 +83,7 @@ export async function selectBackend(
     case "reference":
       return new ReferenceBackend({ weightDType });
     case "wasm":
-      return await makeWasm(weightDType, threads);
+      return await makeWasm(weightDType, opts.maxMemoryBytes, threads);
     case "webgpu":
       return await WebGpuBackend.create({ weightDType, allowFallback: true });
     case "auto": {
@@ -83,7 +100,7 @@ export async function selectBackend(
         log("backend: no hardware WebGPU adapter; trying wasm");
       }
       try {
-        const b = await makeWasm(weightDType, threads);
+        const b = await makeWasm(weightDType, opts.maxMemoryBytes, threads);
         log(`backend: wasm${threads > 1 ? `, ${threads} threads` : ""}`);
         return b;
       } catch (e) {

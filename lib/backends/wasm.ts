@@ -19,6 +19,19 @@ import {
   type WeightDType,
 } from "./backend.ts";
 import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8, quantizeQ8Into } from "../formats/q8.ts";
+import {
+  type AddressBits,
+  addressBitsFor,
+  bindKernels,
+  createLinearMemory,
+  i64Params,
+  KERNEL_MT_URLS,
+  KERNEL_URLS,
+  type LinearMemory,
+  WASM32_MAX_BYTES,
+  WASM64_MAX_BYTES,
+  WASM_PAGE,
+} from "./wasm_memory.ts";
 import type { ThreadPool } from "./wasm_threads.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
@@ -41,7 +54,10 @@ type FfnKernel = (
   scratch: number,
 ) => void;
 
-/** The C kernels' exports (pointers are byte offsets into the memory). */
+/**
+ * The C kernels' exports (pointers are byte offsets into the memory, passed as numbers: the
+ * wasm64 module's i64 parameters are converted by lib/backends/wasm_memory.ts).
+ */
 interface Kernels {
   matmul_f32(
     x: number,
@@ -154,12 +170,10 @@ interface Kernels {
   ): void;
   ffn_q8: FfnKernel;
   q8_to_f32(base: number, e0: number, n: number, dst: number): void;
-  __heap_base: WebAssembly.Global;
+  /** Where the allocator starts (the module's `__heap_base`). */
+  heapBase: number;
 }
 
-const PAGE = 65536;
-/** WebAssembly's 32-bit address space. */
-const MAX_BYTES = 4 * 1024 * 1024 * 1024;
 const ALIGN = 64;
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
 const TOKEN_BLOCK = 32;
@@ -223,19 +237,55 @@ class WasmIndices implements IndexList {
   }
 }
 
-/** Where the compiled kernels live (next to their C sources). */
-const WASM_URL = new URL("../../kernels/wasm/seap_kernels.wasm", import.meta.url);
-/** The same kernels linked for a shared memory (threads > 1). */
-const WASM_MT_URL = new URL("../../kernels/wasm/seap_kernels_mt.wasm", import.meta.url);
+/** The compiled kernel modules (and their bytes, for the i64 signatures), per build. */
+const modules = new Map<string, Promise<{ module: WebAssembly.Module; bytes: Uint8Array }>>();
 
-let modulePromise: Promise<WebAssembly.Module> | null = null;
-let mtModulePromise: Promise<WebAssembly.Module> | null = null;
+/** The kernels for an address width, linked for a private (`shared` false) or shared memory. */
+function kernelModule(bits: AddressBits, shared = false) {
+  const key = `${bits}${shared ? "-threads" : ""}`;
+  let m = modules.get(key);
+  if (!m) {
+    m = Deno.readFile((shared ? KERNEL_MT_URLS : KERNEL_URLS)[bits]).then(async (bytes) => ({
+      module: await WebAssembly.compile(bytes),
+      bytes,
+    }));
+    modules.set(key, m);
+  }
+  return m;
+}
+
+/** Options of {@link WasmBackend.create}. */
+export interface WasmBackendOptions {
+  /** Weight storage: "f32" (default), "f16" or "q8". */
+  weightDType?: WeightDType;
+  /**
+   * The most bytes of linear memory the backend may use (default 4 GiB; at most 16 GiB, V8's
+   * memory64 ceiling). The server sets it from SEAP_MAX_MEMORY; tests force out-of-memory with
+   * a small one.
+   */
+  maxBytes?: number;
+  /**
+   * 32 or 64: which kernel build and memory (default: wasm32 up to a 4 GiB limit, wasm64 beyond;
+   * docs/design.md, WASM memory past 4 GiB). Tests force 64 on small models.
+   */
+  addressBits?: AddressBits;
+  /**
+   * Threads in all (`SEAP_THREADS`): above 1, the caller and `threads - 1` workers over a shared
+   * memory (lib/backends/wasm_threads.ts), same results bit for bit; such a backend must be
+   * {@link WasmBackend.close}d, or its workers keep the process alive. 1 (default): the
+   * one-thread backend, no workers, no shared memory.
+   */
+  threads?: number;
+}
 
 /** WASM SIMD implementation of {@link Backend}; create it with {@link WasmBackend.create}. */
 export class WasmBackend implements Backend {
   readonly name = "wasm";
   readonly weightDType: WeightDType;
 
+  /** Address width of the kernel module and memory (32: wasm32, 64: memory64). */
+  readonly addressBits: AddressBits;
+  #lm: LinearMemory;
   #mem: WebAssembly.Memory;
   #k: Kernels;
   #top: number;
@@ -258,29 +308,21 @@ export class WasmBackend implements Backend {
   /** Worker threads (threads > 1), or null: every op on the calling thread. */
   #pool: ThreadPool | null = null;
 
-  private constructor(
-    mem: WebAssembly.Memory,
-    k: Kernels,
-    weightDType: WeightDType,
-    limit: number,
-  ) {
-    this.#mem = mem;
+  private constructor(lm: LinearMemory, k: Kernels, weightDType: WeightDType, limit: number) {
+    this.#lm = lm;
+    this.#mem = lm.memory;
+    this.addressBits = lm.bits;
     this.#limit = limit;
     this.#k = k;
     this.weightDType = weightDType;
-    this.#top = Math.ceil((k.__heap_base.value as number) / ALIGN) * ALIGN;
+    this.#top = Math.ceil(k.heapBase / ALIGN) * ALIGN;
   }
 
   /**
-   * Load and instantiate the kernels; `weightDType` defaults to "f32". `maxBytes` caps the
-   * linear memory below WebAssembly's 4 GiB (tests force out-of-memory with it). `threads` > 1
-   * starts that many threads in all (the caller and `threads - 1` workers) over a shared memory;
-   * such a backend must be {@link close}d, or its workers keep the process alive. 1 (default)
-   * is the one-thread backend: no workers, no shared memory.
+   * Load and instantiate the kernels (the wasm32 or wasm64 build, by {@link addressBitsFor})
+   * over a new memory growable to `maxBytes`; `weightDType` defaults to "f32".
    */
-  static async create(
-    opts: { weightDType?: WeightDType; maxBytes?: number; threads?: number } = {},
-  ): Promise<WasmBackend> {
+  static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
     const dtype = opts.weightDType ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
       throw new Error(`wasm backend: bad weightDType ${dtype}`);
@@ -289,27 +331,26 @@ export class WasmBackend implements Backend {
     if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
       throw new RangeError(`wasm backend: threads must be an integer in 1..256, got ${threads}`);
     }
-    const limit = Math.min(opts.maxBytes ?? MAX_BYTES, MAX_BYTES);
-    if (threads === 1) {
-      modulePromise ??= Deno.readFile(WASM_URL).then((b) => WebAssembly.compile(b));
-      const module = await modulePromise;
-      const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
-      const inst = await WebAssembly.instantiate(module, { env: { memory } });
-      return new WasmBackend(memory, inst.exports as unknown as Kernels, dtype, limit);
+    const limit = opts.maxBytes ?? WASM32_MAX_BYTES;
+    if (!(Number.isFinite(limit) && limit > 0 && limit <= WASM64_MAX_BYTES)) {
+      throw new RangeError(
+        `wasm backend: maxBytes must be in (0, 16 GiB] (V8's memory64 ceiling), got ${limit}`,
+      );
     }
-    mtModulePromise ??= Deno.readFile(WASM_MT_URL).then((b) => WebAssembly.compile(b));
-    const module = await mtModulePromise;
-    // A shared memory needs a maximum; it reserves address space, not memory.
-    const maximum = Math.min(65536, Math.max(32, Math.ceil(limit / PAGE)));
-    const memory = new WebAssembly.Memory({ initial: 32, maximum, shared: true });
-    const inst = await WebAssembly.instantiate(module, { env: { memory } });
-    const be = new WasmBackend(memory, inst.exports as unknown as Kernels, dtype, limit);
+    const bits = addressBitsFor(limit, opts.addressBits);
+    const shared = threads > 1;
+    const { module, bytes } = await kernelModule(bits, shared);
+    const lm = createLinearMemory({ bits, maxBytes: limit, shared });
+    const inst = await WebAssembly.instantiate(module, { env: { memory: lm.memory } });
+    const be = new WasmBackend(lm, bindKernels<Kernels>(inst, bytes), dtype, limit);
+    if (!shared) return be;
     const { ThreadPool } = await import("./wasm_threads.ts");
     be.#pool = await ThreadPool.create(
       {
-        memory,
+        memory: lm.memory,
         module,
-        alloc: (bytes) => be.#alloc(bytes),
+        wide: Object.fromEntries(i64Params(bytes)),
+        alloc: (n) => be.#alloc(n),
         free: (ptr, size) => be.#dealloc(ptr, size),
       },
       inst,
@@ -360,7 +401,7 @@ export class WasmBackend implements Backend {
     return this.#f32;
   }
 
-  /** The most bytes of linear memory this backend may use (`maxBytes`, at most 4 GiB). */
+  /** The most bytes of linear memory this backend may use (`maxBytes`, at most 16 GiB). */
   get memoryLimitBytes(): number {
     return this.#limit;
   }
@@ -411,11 +452,11 @@ export class WasmBackend implements Backend {
     const have = this.#mem.buffer.byteLength;
     if (end > have) {
       // Grow by at least 1/8 of the current size to keep the number of grows small.
-      const need = Math.ceil((end - have) / PAGE);
-      const room = Math.floor(this.#limit / PAGE) - have / PAGE;
-      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / PAGE)), room);
+      const need = Math.ceil((end - have) / WASM_PAGE);
+      const room = Math.ceil(this.#limit / WASM_PAGE) - have / WASM_PAGE;
+      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / WASM_PAGE)), room);
       try {
-        this.#mem.grow(Math.max(need, pages));
+        this.#lm.grow(Math.max(need, pages));
       } catch (e) {
         throw new BackendMemoryError(
           `wasm backend: out of memory: the host refused to grow memory to ${fmtBytes(end)} (${

@@ -122,10 +122,15 @@ export interface ThreadTask {
   copyOut?: Copy2D;
 }
 
-/** What the pool needs from the backend: its allocator (64-byte aligned, zeroed blocks). */
+/**
+ * What the pool needs from the backend: the shared memory, the kernels linked for it, which
+ * kernel parameters are i64 (the memory64 build's pointers: `i64Params` of
+ * lib/backends/wasm_memory.ts; passed as BigInt), and its allocator (64-byte aligned blocks).
+ */
 export interface PoolMemory {
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
+  wide: Record<string, boolean[]>;
   alloc(bytes: number): { ptr: number; size: number };
   free(ptr: number, size: number): void;
 }
@@ -165,13 +170,23 @@ export class TaskRunner {
   #f64: Float64Array | null = null;
   #len = -1;
 
-  /** `exports` are the kernels' exports of this thread's instance. */
-  constructor(mem: WebAssembly.Memory, exports: WebAssembly.Exports) {
+  /**
+   * `exports` are the kernels' exports of this thread's instance; `wide[name][i]` is true where
+   * parameter i is an i64 (passed as a BigInt).
+   */
+  constructor(
+    mem: WebAssembly.Memory,
+    exports: WebAssembly.Exports,
+    wide: Record<string, boolean[]>,
+  ) {
     this.#mem = mem;
     this.#fns = THREAD_KERNELS.map((n) => {
       const f = exports[n];
       if (typeof f !== "function") throw new Error(`wasm threads: kernel ${n} is not exported`);
-      return f as (...a: number[]) => void;
+      const w = wide[n] ?? [];
+      if (!w.some((x) => x)) return f as (...a: number[]) => void;
+      const g = f as (...a: (number | bigint)[]) => void;
+      return (...a: number[]) => g(...a.map((v, i) => (w[i] ? BigInt(v) : v)));
     });
   }
 
@@ -339,6 +354,7 @@ export class ThreadPool {
         w.postMessage({
           module: m.module,
           memory: m.memory,
+          wide: m.wide,
           index: i + 1,
           threads,
           ctrl: ctrl.ptr,
@@ -357,7 +373,7 @@ export class ThreadPool {
       m,
       threads,
       workers,
-      new TaskRunner(m.memory, main.exports),
+      new TaskRunner(m.memory, main.exports, m.wide),
       ctrl,
       stacks,
     );

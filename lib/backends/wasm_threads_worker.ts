@@ -13,6 +13,8 @@ import { CTRL, TAKEN, TASK_SLOTS, TaskRunner } from "./wasm_threads.ts";
 interface StartMessage {
   module: WebAssembly.Module;
   memory: WebAssembly.Memory;
+  /** Which kernel parameters are i64 (memory64 build), per export. */
+  wide: Record<string, boolean[]>;
   /** This worker's thread index (1..threads-1; the caller is 0). */
   index: number;
   threads: number;
@@ -24,7 +26,7 @@ interface StartMessage {
 }
 
 self.onmessage = (e: MessageEvent<StartMessage>) => {
-  const { module, memory, index, threads, ctrl, header, stackTop } = e.data;
+  const { module, memory, wide, index, threads, ctrl, header, stackTop } = e.data;
   let runner: TaskRunner;
   try {
     const inst = new WebAssembly.Instance(module, { env: { memory } });
@@ -32,8 +34,8 @@ self.onmessage = (e: MessageEvent<StartMessage>) => {
     if (!(sp instanceof WebAssembly.Global)) {
       throw new Error("the kernels do not export __stack_pointer (build.sh wasm32-threads)");
     }
-    sp.value = stackTop;
-    runner = new TaskRunner(memory, inst.exports);
+    sp.value = typeof sp.value === "bigint" ? BigInt(stackTop) : stackTop; // i64 on memory64
+    runner = new TaskRunner(memory, inst.exports, wide);
   } catch (err) {
     self.postMessage({ type: "error", message: (err as Error).message });
     return;

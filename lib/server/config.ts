@@ -19,6 +19,9 @@
  * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
  * | SEAP_NEURON_ORDER      | --neuron-order       | keep-frequency (or identity)             |
  * | SEAP_WEIGHTS           | --weights            | f32 (or f16 / q8: 1/2 / ~1/3.6 the bytes)|
+ * | SEAP_MAX_MEMORY        | --max-memory         | WASM memory limit, e.g. 12G: 4 GiB when  |
+ * |                        |                      | the weights leave 1 GiB of it, else 3/4  |
+ * |                        |                      | of the host's (≤ 16 GiB, memory64)       |
  * | SEAP_THREADS           | --threads            | 1 (wasm: > 1 cuts ops across workers)    |
  * | SEAP_HOST              | --host               | 127.0.0.1 (loopback; 0.0.0.0 = all)      |
  * | SEAP_PORT              | --port               | 8000                                     |
@@ -29,6 +32,7 @@
  */
 
 import type { WeightDType } from "../backends/backend.ts";
+import { parseByteSize } from "../backends/wasm_memory.ts";
 
 /** Error for a setting that does not parse; the message names the variable. */
 export class ServerConfigError extends Error {
@@ -60,6 +64,11 @@ export interface ServerConfig {
   neuronOrder: "keep-frequency" | "identity";
   /** Weight storage of every backend: f32, f16 or q8 (lib/formats/q8.ts). */
   weights: WeightDType;
+  /**
+   * The WASM backend's memory limit in bytes; null = by the model's size
+   * (lib/backends/wasm_memory.ts, defaultMemoryLimit). Past 4 GiB: the memory64 kernels.
+   */
+  maxMemory: number | null;
   /** Threads of the WASM backend (1: no workers; results are the same bit for bit). */
   threads: number;
   /** Listen address (loopback by default). */
@@ -89,6 +98,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   prefillChunk: 64,
   neuronOrder: "keep-frequency",
   weights: "f32",
+  maxMemory: null,
   threads: 1,
   host: "127.0.0.1",
   port: 8000,
@@ -97,7 +107,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   drainMs: 25_000,
 };
 
-const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool"][] = [
+const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool" | "bytes"][] = [
   ["modelDir", "SEAP_MODEL", "model", "str"],
   ["masksDir", "SEAP_MASKS", "masks", "str"],
   ["backend", "SEAP_BACKEND", "backend", "str"],
@@ -111,6 +121,7 @@ const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool"]
   ["prefillChunk", "SEAP_PREFILL_CHUNK", "prefill-chunk", "int"],
   ["neuronOrder", "SEAP_NEURON_ORDER", "neuron-order", "str"],
   ["weights", "SEAP_WEIGHTS", "weights", "str"],
+  ["maxMemory", "SEAP_MAX_MEMORY", "max-memory", "bytes"],
   ["threads", "SEAP_THREADS", "threads", "int"],
   ["host", "SEAP_HOST", "host", "str"],
   ["port", "SEAP_PORT", "port", "int"],
@@ -158,6 +169,14 @@ export function readServerConfig(
     const where = flags.has(flag) ? `--${flag}` : envName;
     if (type === "str") {
       out[key] = raw;
+      continue;
+    }
+    if (type === "bytes") {
+      try {
+        out[key] = parseByteSize(raw, where);
+      } catch (e) {
+        throw new ServerConfigError((e as Error).message);
+      }
       continue;
     }
     if (type === "bool") {

@@ -14,6 +14,7 @@ import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import type { ServerConfig } from "./config.ts";
+import { memoryLimitFor } from "./memory_fit.ts";
 import { MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
 
 /** Everything a request needs, loaded once. */
@@ -99,13 +100,24 @@ export async function defaultModelDir(): Promise<string> {
 export async function createBackend(
   name: string,
   weightDType: WeightDType = "f32",
+  maxMemoryBytes?: number,
   threads = 1,
 ): Promise<Backend> {
-  return await selectBackend(name as BackendChoice, {
+  const be = await selectBackend(name as BackendChoice, {
     weightDType,
+    maxMemoryBytes,
     threads,
     log: (m) => console.log(`seap: ${m}`),
   });
+  const bits = (be as { addressBits?: number }).addressBits;
+  if (bits !== undefined && be.memoryLimitBytes !== undefined) {
+    console.log(
+      `seap: WASM memory: wasm${bits} kernels, limit ${
+        (be.memoryLimitBytes / 2 ** 30).toFixed(2)
+      } GiB`,
+    );
+  }
+  return be;
 }
 
 /**
@@ -177,7 +189,12 @@ export function catalogFromSet(
  */
 export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   const dir = cfg.modelDir ?? await defaultModelDir();
-  const backend = await createBackend(cfg.backend, cfg.weights, cfg.threads);
+  const backend = await createBackend(
+    cfg.backend,
+    cfg.weights,
+    await memoryLimitFor(dir, cfg.weights, cfg.maxMemory, cfg.backend),
+    cfg.threads,
+  );
   try {
     return await loadOnto(backend, dir, cfg);
   } catch (e) {

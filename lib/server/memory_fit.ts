@@ -9,7 +9,9 @@
  */
 
 import type { WeightDType } from "../backends/backend.ts";
+import { defaultMemoryLimit } from "../backends/wasm_memory.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { readConfig } from "../model/model.ts";
 
 /** Bytes of the runtime besides the model (V8, Hono, tokenizer, WASM code, load buffers). */
 export const RUNTIME_BASE_BYTES = 176 * 2 ** 20;
@@ -166,4 +168,28 @@ export function memorySafeContext(
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * The WASM memory limit for serving `dir` in `weights`: SEAP_MAX_MEMORY when set, else by the
+ * weights' size (lib/backends/wasm_memory.ts, defaultMemoryLimit). On "auto" a limit that cannot
+ * be chosen (no permission to read the host's memory) is left to the backend's 4 GiB default,
+ * since a GPU may serve the model; on "wasm" it is the error.
+ */
+export async function memoryLimitFor(
+  dir: string,
+  weights: WeightDType,
+  configured: number | null,
+  backend: string,
+): Promise<number | undefined> {
+  if (configured !== null) return configured;
+  if (backend !== "wasm" && backend !== "auto") return undefined;
+  const { config } = await readConfig(dir);
+  const fp = estimateFootprint(config, { weights, maxConcurrent: 1, context: 1 });
+  try {
+    return defaultMemoryLimit(fp.weights);
+  } catch (e) {
+    if (backend === "wasm") throw e;
+    return undefined;
+  }
 }

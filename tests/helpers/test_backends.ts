@@ -1,8 +1,9 @@
 /**
  * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
- * and q8 weights; f32 and q8 also on 2 threads, "wasm-t2", with every op the pool can cut cut,
- * lib/backends/wasm_threads.ts) and webgpu (f32 and q8; skipped, with the reason, only where no
- * WebGPU adapter exists at all). Names end in the weight format when it is not f32.
+ * and q8 weights; the wasm32 and the memory64 kernel builds; f32 and q8 also on 2 threads,
+ * "wasm-t2", and f32 on memory64 threads, "wasm64-t2", with every op the pool can cut cut, lib/backends/wasm_threads.ts) and webgpu (f32
+ * and q8; skipped, with the reason, only where no WebGPU adapter exists at all). Names end in the
+ * weight format when it is not f32.
  */
 
 import type { Backend, WeightDType } from "../../lib/backends/backend.ts";
@@ -21,8 +22,8 @@ const madeWebGpu: WebGpuBackend[] = [];
 /** Threaded WASM backends made for tests, closed by `destroyTestBackends`. */
 const madeThreaded: WasmBackend[] = [];
 
-async function makeThreaded(weightDType: WeightDType): Promise<Backend> {
-  const b = await WasmBackend.create({ weightDType, threads: 2 });
+async function makeThreaded(weightDType: WeightDType, addressBits: 32 | 64 = 32): Promise<Backend> {
+  const b = await WasmBackend.create({ weightDType, threads: 2, addressBits });
   const pool = b.threadPool!;
   pool.minWork = 0; // cut every op the pool can, however small
   pool.decodeColumnCuts = true;
@@ -61,8 +62,14 @@ export const BACKENDS: BackendCase[] = [
   { name: "wasm-f32", make: () => WasmBackend.create({ weightDType: "f32" }) },
   { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
   { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
+  // The memory64 build (kernels/wasm/seap_kernels64.wasm), forced on: by default it serves only
+  // limits past 4 GiB (docs/design.md, WASM memory past 4 GiB).
+  { name: "wasm64-f32", make: () => WasmBackend.create({ weightDType: "f32", addressBits: 64 }) },
+  { name: "wasm64-f16", make: () => WasmBackend.create({ weightDType: "f16", addressBits: 64 }) },
+  { name: "wasm64-q8", make: () => WasmBackend.create({ weightDType: "q8", addressBits: 64 }) },
   { name: "wasm-t2", make: () => makeThreaded("f32") },
   { name: "wasm-t2-q8", make: () => makeThreaded("q8") },
+  { name: "wasm64-t2", make: () => makeThreaded("f32", 64) },
   { name: "webgpu", make: () => makeWebGpu() },
   { name: "webgpu-q8", make: () => makeWebGpu("q8") },
 ];
