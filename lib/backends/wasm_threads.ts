@@ -93,8 +93,14 @@ export const TASK_COPY_IN = 20;
 /** Slot of the copy-out descriptor (same layout). */
 export const TASK_COPY_OUT = 26;
 
-/** Threads only cut ops with at least this many multiply-adds (smaller ones run on one). */
-export const MIN_THREADED_WORK = 1 << 16;
+/**
+ * Threads only cut ops with at least this many multiply-adds (smaller ones run on one): 2^18 is
+ * 1 MiB of f32 weights at T = 1, about 70 us of streaming, so that half of it saved outweighs a
+ * job's synchronisation (6-15 us round trip on an idle core, tens of us on a busy machine:
+ * a 128 x 64 matmul took 16-44 us on one thread and 55-94 us cut, load average 10). On
+ * SmolLM2-135M, decode cuts q and the LM head; k and v (110K) stay on one thread.
+ */
+export const MIN_THREADED_WORK = 1 << 18;
 /** Token block of the T > 1 kernels (TOKEN_BLOCK in wasm.ts). */
 const TB = 32;
 /** Range boundaries are multiples of this (see the module comment). */
