@@ -187,8 +187,10 @@ async function threadsPart(quick: boolean): Promise<string> {
     parts.push(formatThreadsTable(res));
   }
   return title + parts.join("\n\n") + "\n\nPrompt of 32 tokens, then greedy decode. Results " +
-    "are bit-identical at every thread count (tests/wasm_threads_test.ts); decode cuts matmuls " +
-    "and attention, prefill every op (lib/backends/wasm_threads.ts).";
+    "are bit-identical at every thread count (tests/wasm_threads_test.ts); decode cuts the " +
+    "matmuls and attention of >= 2^18 multiply-adds, prefill every op (docs/design.md, WASM " +
+    "threads). On a machine shared by several sessions the scheduler gives each session a fair " +
+    "share of the cores, so a second thread can split that share but not add to it.";
 }
 
 /** One bench part: runs and returns its markdown report. */

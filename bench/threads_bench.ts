@@ -104,7 +104,9 @@ export async function runThreadsBench(
     (_, i) => 2 + (i * 31) % Math.min(200, cfg.vocabSize - 2),
   );
   const notes: string[] = [];
-  const llamaMissing = opts.llama === false ? "not asked for" : await llamaCppMissing();
+  const llamaMissing = opts.llama === false
+    ? `not run on ${name} (llama: false)`
+    : await llamaCppMissing();
   if (llamaMissing) notes.push(`llama.cpp not timed: ${llamaMissing}`);
   const order = keepFrequencyOrder(masks.family, cfg.numLayers, cfg.intermediateSize);
   const before = load1();
