@@ -2,13 +2,14 @@
  * Scale serving check (not in CI: needs a model of 1–3B parameters and minutes): starts the
  * server (main.ts, WASM backend) in a child process on a model folder and its calibrated mask
  * set, waits for /healthz, and asks one streamed chat completion through the `openai` client
- * with the router choosing the mask. Reports load time (spawn to ready), the server's peak RSS
- * (VmHWM of the child), first-token latency, decode tok/s (tokens after the first over the time
+ * per prompt, the router choosing the mask. Reports load time (spawn to ready), the server's
+ * peak RSS (VmHWM of the child), first-token latency, decode tok/s (tokens after the first over the time
  * after the first), the mask the router chose and the WASM memory (build and limit). Fails
- * unless the answer came with a routed (auto-selected, non-dense) mask.
+ * unless every answer ran a mask the router chose (its task's mask, or the generic one when it
+ * is unsure), never dense or one the request forced.
  *
  *   deno run -A bench/scale_serve.ts --model DIR --masks DIR [--weights f32|f16|q8]
- *     [--max-memory 12G] [--tokens 16] [--prompt "What is u p i spelled backwards?"]
+ *     [--max-memory 12G] [--tokens 16] [--prompt TEXT]...
  *
  * Models: random weights in real shapes (tools/make_random_model.ts, writeRandomModelF16);
  * masks: `deno task calibrate` on that model (see README, Scale).
@@ -18,6 +19,13 @@ import { parseArgs } from "node:util";
 import OpenAI from "openai";
 import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { parseByteSize } from "../lib/backends/wasm_memory.ts";
+
+/** Chat prompts of three tasks, from the default model's calibration set (calibration.jsonl). */
+export const DEFAULT_PROMPTS = [
+  "What is l c k k spelled backwards?",
+  "Sort 3 2 3 3 in ascending order.",
+  "Tell me which is greater: 58 or 45",
+];
 
 /** One served request's measurements. */
 export interface ServeRow {
@@ -32,6 +40,7 @@ export interface ServeRow {
   completionTokens: number;
   mask: string;
   task: string | null;
+  confidence: number | null;
   selection: string;
   /** The server's log line about the WASM memory it made. */
   memoryLine: string;
@@ -58,10 +67,11 @@ export async function serveOnce(opts: {
   weights: string;
   maxMemory?: string;
   tokens: number;
-  prompt: string;
+  /** Chat prompts, asked one after another (each a row). */
+  prompts: string[];
   /** Most seconds to wait for the server to load (default 1800). */
   loadTimeoutS?: number;
-}): Promise<ServeRow> {
+}): Promise<ServeRow[]> {
   const weights = parseWeightDType(opts.weights);
   if (opts.maxMemory) parseByteSize(opts.maxMemory);
   const port = freePort();
@@ -124,47 +134,56 @@ export async function serveOnce(opts: {
     const client = new OpenAI({ baseURL: `${base}/v1`, apiKey: "unused", maxRetries: 0 });
     const models = await client.models.list();
     const id = models.data[0].id;
-    const q0 = performance.now();
-    const stream = await client.chat.completions.create({
-      model: id,
-      messages: [{ role: "user", content: opts.prompt }],
-      max_tokens: opts.tokens,
-      temperature: 0,
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    let first = 0, last = 0, tokens = 0, seap: Record<string, unknown> | undefined;
-    let text = "";
-    for await (const chunk of stream) {
-      const c = chunk as typeof chunk & { seap?: Record<string, unknown> };
-      seap ??= c.seap;
-      if (c.usage) tokens = c.usage.completion_tokens;
-      const d = c.choices[0]?.delta?.content;
-      if (d) {
-        text += d;
-        last = performance.now();
-        if (first === 0) first = last;
+    const rows: ServeRow[] = [];
+    for (const prompt of opts.prompts) {
+      const q0 = performance.now();
+      const stream = await client.chat.completions.create({
+        model: id,
+        messages: [{ role: "user", content: prompt }],
+        max_tokens: opts.tokens,
+        temperature: 0,
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let first = 0, last = 0, tokens = 0, seap: Record<string, unknown> | undefined;
+      let text = "";
+      for await (const chunk of stream) {
+        const c = chunk as typeof chunk & { seap?: Record<string, unknown> };
+        seap ??= c.seap;
+        if (c.usage) tokens = c.usage.completion_tokens;
+        const d = c.choices[0]?.delta?.content;
+        if (d) {
+          text += d;
+          last = performance.now();
+          if (first === 0) first = last;
+        }
       }
+      if (!seap) throw new Error("no seap info in the stream");
+      // The router chose (a task mask, or the generic one when unsure); never dense or forced.
+      if (seap.selection === "forced" || seap.mask === "dense") {
+        throw new Error(`the mask was not routed: ${JSON.stringify(seap)}`);
+      }
+      console.error(
+        `scale_serve: ${JSON.stringify(prompt)} -> ${JSON.stringify(text.slice(0, 60))}, ` +
+          `${tokens} tokens, ${JSON.stringify(seap)}`,
+      );
+      rows.push({
+        model: opts.model.replace(/\/+$/, "").split("/").pop()!,
+        weights,
+        maxMemory: opts.maxMemory ?? "",
+        loadS,
+        peakRssBytes: peakRss(child.pid),
+        firstTokenMs: first - q0,
+        decodeTokS: tokens > 1 ? (tokens - 1) / ((last - first) / 1000) : NaN,
+        completionTokens: tokens,
+        mask: String(seap.mask),
+        task: (seap.task as string | null) ?? null,
+        confidence: typeof seap.confidence === "number" ? seap.confidence : null,
+        selection: String(seap.selection),
+        memoryLine: lines.find((l) => l.includes("WASM memory")) ?? "",
+      });
     }
-    if (!seap) throw new Error("no seap info in the stream");
-    if (seap.selection !== "auto" || seap.mask === "dense") {
-      throw new Error(`the mask was not routed: ${JSON.stringify(seap)}`);
-    }
-    console.error(`scale_serve: answer ${JSON.stringify(text.slice(0, 80))}, ${tokens} tokens`);
-    return {
-      model: opts.model.replace(/\/+$/, "").split("/").pop()!,
-      weights,
-      maxMemory: opts.maxMemory ?? "",
-      loadS,
-      peakRssBytes: peakRss(child.pid),
-      firstTokenMs: first - q0,
-      decodeTokS: tokens > 1 ? (tokens - 1) / ((last - first) / 1000) : NaN,
-      completionTokens: tokens,
-      mask: String(seap.mask),
-      task: (seap.task as string | null) ?? null,
-      selection: String(seap.selection),
-      memoryLine: lines.find((l) => l.includes("WASM memory")) ?? "",
-    };
+    return rows;
   } finally {
     try {
       child.kill("SIGKILL");
@@ -183,15 +202,16 @@ function mib(n: number): string {
 /** Markdown rows of {@link serveOnce}'s results. */
 export function formatServeTable(rows: ServeRow[]): string {
   const out = [
-    "| model | weights | SEAP_MAX_MEMORY | load s | peak RSS MiB | first token ms | decode tok/s | " +
-    "routed mask |",
-    "| --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
+    "| model | weights | SEAP_MAX_MEMORY | WASM memory | load s | peak RSS MiB | first token ms | " +
+    "decode tok/s | router: mask (selection, task, confidence) |",
+    "| --- | --- | --- | --- | ---: | ---: | ---: | ---: | --- |",
   ];
   for (const r of rows) {
     out.push(
-      `| ${r.model} | ${r.weights} | ${r.maxMemory || "default"} | ${r.loadS.toFixed(1)} | ` +
+      `| ${r.model} | ${r.weights} | ${r.maxMemory || "default"} | ` +
+        `${r.memoryLine.replace(/.*WASM memory: /, "")} | ${r.loadS.toFixed(1)} | ` +
         `${mib(r.peakRssBytes)} | ${r.firstTokenMs.toFixed(0)} | ${r.decodeTokS.toFixed(2)} | ` +
-        `${r.mask} |`,
+        `${r.mask} (${r.selection}, ${r.task ?? "-"}, ${r.confidence?.toFixed(2) ?? "-"}) |`,
     );
   }
   return out.join("\n");
@@ -205,7 +225,7 @@ if (import.meta.main) {
       weights: { type: "string", default: "f32" },
       "max-memory": { type: "string" },
       tokens: { type: "string", default: "16" },
-      prompt: { type: "string", default: "What is u p i spelled backwards?" },
+      prompt: { type: "string", multiple: true },
     },
   });
   if (!values.model || !values.masks) {
@@ -214,14 +234,14 @@ if (import.meta.main) {
   }
   const tokens = Number(values.tokens);
   if (!Number.isInteger(tokens) || tokens < 2) throw new Error("--tokens: an integer ≥ 2");
-  const row = await serveOnce({
+  const rows = await serveOnce({
     model: values.model,
     masks: values.masks,
     weights: values.weights!,
     maxMemory: values["max-memory"],
     tokens,
-    prompt: values.prompt!,
+    prompts: values.prompt?.length ? values.prompt : DEFAULT_PROMPTS,
   });
-  console.log(formatServeTable([row]));
-  console.log(JSON.stringify(row));
+  console.log(formatServeTable(rows));
+  console.log(JSON.stringify(rows));
 }

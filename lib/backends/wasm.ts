@@ -1,9 +1,11 @@
 /**
  * The WASM SIMD backend: every op of {@link Backend} runs eagerly in `kernels/wasm/seap_kernels.wasm`
  * (C compiled with clang, f32x4 SIMD) on tensors and weights that live in one
- * `WebAssembly.Memory` owned by the backend. One thread unless created with `threads` > 1
- * (`SEAP_THREADS`): then the memory is shared and the big ops are cut across workers
- * (lib/backends/wasm_threads.ts), bit for bit the same results. Weights are stored as f32, f16 or q8
+ * `WebAssembly.Memory` owned by the backend: 32-bit up to a 4 GiB limit, else 64-bit with the
+ * memory64 build `seap_kernels64.wasm` (lib/backends/wasm_memory.ts; docs/design.md, WASM memory
+ * past 4 GiB). One thread unless created with `threads` > 1 (`SEAP_THREADS`): then the memory is
+ * shared and the big ops are cut across workers (lib/backends/wasm_threads.ts), bit for bit the
+ * same results. Weights are stored as f32, f16 or q8
  * (`weightDType`, chosen at creation); f16 halves the bytes read per decoded token and is
  * converted to f32 inside the kernels; q8 (lib/formats/q8.ts) reads 1.125 bytes per weight with
  * integer dot products (kernels/wasm/matmul_q8.c). Matmuls read only the rows of the index list.
