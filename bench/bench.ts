@@ -39,6 +39,7 @@ import {
 } from "./llama_cpp_bench.ts";
 import { formatScaleTable, parseScaleArgs, runScaleBench } from "./scale_bench.ts";
 import { formatThreadsTable, runThreadsBench, smollmThreadsCase } from "./threads_bench.ts";
+import { formatCutCostTable, runCutCostBench } from "./thread_cut_bench.ts";
 import { formatWasm64Table, parseWasm64Args, runWasm64Bench } from "./wasm64_bench.ts";
 import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
 import { readConfig } from "../lib/model/model.ts";
@@ -186,6 +187,11 @@ async function threadsPart(quick: boolean): Promise<string> {
     });
     parts.push(formatThreadsTable(res));
   }
+  parts.push(
+    "What decode's cuts would cost on one thread, and a cut op's synchronisation " +
+      "(thread_cut_bench.ts):\n\n" +
+      formatCutCostTable(await runCutCostBench(quick ? { rounds: 5 } : {})),
+  );
   return title + parts.join("\n\n") + "\n\nPrompt of 32 tokens, then greedy decode. Results " +
     "are bit-identical at every thread count (tests/wasm_threads_test.ts); decode cuts the " +
     "matmuls and attention of >= 2^18 multiply-adds, prefill every op (docs/design.md, WASM " +

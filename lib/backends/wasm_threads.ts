@@ -288,11 +288,11 @@ export class ThreadPool {
   /**
    * Whether decode (T = 1) cuts `matmulTAdd` and the fused FFN too (default false). Their cuts
    * read every weight row in column pieces (down^T halves of 1.1 KB of each 6.9 KB neuron
-   * bundle, gate/up without their down part); measured on SmolLM2-135M's FFN, one thread
-   * running the two cut phases back to back took 2.0x the fused kernel's time (55 + 38 ms vs
-   * 46 ms for 30 layers), so two threads can
-   * at best tie: decode leaves them on one thread. Prefill (T > 1) is compute-bound and cuts
-   * them. Tests set it to check those cuts at T = 1 as well.
+   * bundle, gate/up without their down part; o-projection rows in halves). On SmolLM2-135M's
+   * shapes one thread running the cut pieces back to back takes 2.0-2.7x the uncut time
+   * (bench/thread_cut_bench.ts), so two threads could at best tie: decode leaves them on one
+   * thread. Prefill (T > 1) is compute-bound and cuts them. Tests set it to check those cuts at
+   * T = 1 as well.
    */
   decodeColumnCuts = false;
 
