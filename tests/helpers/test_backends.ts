@@ -1,15 +1,22 @@
 /**
  * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
  * and q8 weights; the wasm32 and the memory64 kernel builds; f32 and q8 also on 2 threads,
- * "wasm-t2", and f32 on memory64 threads, "wasm64-t2", with every op the pool can cut cut, lib/backends/wasm_threads.ts) and webgpu (f32
- * and q8; skipped, with the reason, only where no WebGPU adapter exists at all). Names end in the
- * weight format when it is not f32.
+ * "wasm-t2", and f32 on memory64 threads, "wasm64-t2", with every op the pool can cut cut,
+ * lib/backends/wasm_threads.ts) and webgpu (f32, f16, q8, and "chunked": f32 with a 2 KiB
+ * weight-binding limit, forced split-K in matmulTAdd and 64-position attention chunks, so the
+ * row-chunked binding, split-K reduction and chunk-combining attention paths run; skipped, with
+ * the reason, only where no WebGPU adapter exists at all). Names end in the weight format when it
+ * is not f32. The conformance suite adds {@link LANES64}.
  */
 
 import type { Backend, WeightDType } from "../../lib/backends/backend.ts";
 import { ReferenceBackend } from "../../lib/backends/reference.ts";
 import { WasmBackend } from "../../lib/backends/wasm.ts";
-import { requestWebGpuAdapter, WebGpuBackend } from "../../lib/backends/webgpu.ts";
+import {
+  requestWebGpuAdapter,
+  WebGpuBackend,
+  type WebGpuBackendOptions,
+} from "../../lib/backends/webgpu.ts";
 
 /** A backend under test: `make` returns the backend, or a string saying why it is skipped. */
 export interface BackendCase {
@@ -32,10 +39,10 @@ async function makeThreaded(weightDType: WeightDType, addressBits: 32 | 64 = 32)
   return b;
 }
 
-async function makeWebGpu(weightDType: WeightDType = "f32"): Promise<Backend | string> {
+async function makeWebGpu(opts: WebGpuBackendOptions = {}): Promise<Backend | string> {
   const adapter = await requestWebGpuAdapter();
   if (!adapter) return "navigator.gpu.requestAdapter() returned null";
-  const b = await WebGpuBackend.create({ adapter, weightDType });
+  const b = await WebGpuBackend.create({ adapter, ...opts });
   madeWebGpu.push(b);
   return b;
 }
@@ -51,6 +58,17 @@ export function destroyTestBackends(): number {
   for (const b of madeThreaded.splice(0)) b.close();
   return n;
 }
+
+/**
+ * WebGPU with f16 weights and 64 lanes per matmul row: the shared-memory reduction the f32 and
+ * f16 configurations run on a hardware GPU, forced on a software adapter (which defaults to one
+ * lane, as its shader compiler takes minutes over the reduction: the conformance suite runs this
+ * one's whole-model checks on one fixture model only).
+ */
+export const LANES64: BackendCase = {
+  name: "webgpu-lanes64-f16",
+  make: () => makeWebGpu({ weightDType: "f16", matmulLanes: 64 }),
+};
 
 /** Every backend the suites run on. */
 export const BACKENDS: BackendCase[] = [
@@ -71,5 +89,10 @@ export const BACKENDS: BackendCase[] = [
   { name: "wasm-t2-q8", make: () => makeThreaded("q8") },
   { name: "wasm64-t2", make: () => makeThreaded("f32", 64) },
   { name: "webgpu", make: () => makeWebGpu() },
-  { name: "webgpu-q8", make: () => makeWebGpu("q8") },
+  { name: "webgpu-f16", make: () => makeWebGpu({ weightDType: "f16" }) },
+  { name: "webgpu-q8", make: () => makeWebGpu({ weightDType: "q8" }) },
+  {
+    name: "webgpu-chunked",
+    make: () => makeWebGpu({ maxBindingBytes: 2048, tSplitRows: 5, attnChunk: 64 }),
+  },
 ];
