@@ -4,7 +4,8 @@
  * build, also when every tensor and weight lies above the 4 GiB line (a 4 GiB block allocated
  * first and never touched, so it costs address space, not resident memory); the build is chosen
  * by the memory limit; the i64 signatures are read from the module's bytes; SEAP_MAX_MEMORY
- * parses; the default limit follows the model's size.
+ * parses; the default limit follows the model's size. The server's side (settings, admission):
+ * tests/server_max_memory_test.ts.
  */
 
 import assert from "node:assert/strict";
@@ -133,24 +134,4 @@ Deno.test("default memory limit: 4 GiB while the weights leave 1 GiB, else 3/4 o
       }),
     /set SEAP_MAX_MEMORY \(e\.g\. 8G/,
   );
-});
-
-Deno.test("SEAP_MAX_MEMORY reaches the server config; admission counts the real limit", async () => {
-  const { readServerConfig, ServerConfigError } = await import("../lib/server/config.ts");
-  const { admitByMemory } = await import("../lib/server/admission.ts");
-  const env = (k: string) => (k === "SEAP_MAX_MEMORY" ? "12G" : undefined);
-  assert.equal(readServerConfig(env, []).maxMemory, 12 * GiB);
-  assert.equal(readServerConfig(() => undefined, ["--max-memory=6144M"]).maxMemory, 6 * GiB);
-  assert.equal(readServerConfig(() => undefined, []).maxMemory, null);
-  assert.throws(() => readServerConfig(() => undefined, ["--max-memory=big"]), ServerConfigError);
-  // A model of 4.5 GiB of weights (never written: address space only) leaves no room in 4 GiB;
-  // a 6 GiB wasm64 limit leaves 1.5 GiB, and admission sizes the context from that.
-  const be = await WasmBackend.create({ maxBytes: 6 * GiB });
-  be.allocWeights(4.5 * GiB / 4, "f32");
-  const model = await loadModel(FIXTURE, { backend: be });
-  const engine = { model, maxContext: 2 ** 20, maxPromptChars: 2 ** 22 };
-  // deno-lint-ignore no-explicit-any
-  const adm = admitByMemory(engine as any, { maxConcurrent: 1, prefillChunk: 64 })!;
-  assert.ok(adm.freeBytes > 1.4 * GiB && adm.freeBytes < 1.5 * GiB, `free ${adm.freeBytes}`);
-  assert.ok(adm.memorySafeContext > 1000, `context ${adm.memorySafeContext}`);
 });
