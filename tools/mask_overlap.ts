@@ -83,7 +83,7 @@ if (import.meta.main) {
   }
   const rows = await compareMaskSets(a, b);
   if (rows.length === 0) throw new Error(`mask_overlap: no mask file is in both ${a} and ${b}`);
-  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   console.log("| mask | neurons (Jaccard) | heads (Jaccard) | same decision |");
   console.log("| --- | ---: | ---: | ---: |");
   for (const r of rows) {
@@ -96,5 +96,9 @@ if (import.meta.main) {
     `| mean of ${rows.length} | ${pct(mean("neurons"))} | ${pct(mean("heads"))} | ` +
       `${pct(mean("agreement"))} |`,
   );
-  console.log(`\nworst: ${worst.name}, ${pct(worst.agreement)} same decisions`);
+  const differ = rows.filter((r) => r.agreement < 1).length;
+  console.log(
+    `\n${differ} of ${rows.length} masks differ in any decision; worst: ${worst.name}, ` +
+      `${pct(worst.agreement)} same decisions`,
+  );
 }
