@@ -13,7 +13,7 @@ import {
   encodeStats,
 } from "../lib/calibrate/collect_stats.ts";
 import { CheckpointMismatchError } from "../lib/calibrate/stats_checkpoint.ts";
-import { decodeTensors } from "../lib/calibrate/tensor_file.ts";
+import { decodeTensors } from "../lib/masks/tensor_file.ts";
 import { loadModel } from "../lib/model/model.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
 import { resumeGroups } from "./helpers/calibration_rows.ts";

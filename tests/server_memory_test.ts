@@ -14,7 +14,7 @@ import { Sequence } from "../lib/model/sequence.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
 import { createApp } from "../lib/server/app.ts";
 import { makeEngine } from "../lib/server/engine_handle.ts";
-import { MaskCatalog } from "../lib/server/mask_catalog.ts";
+import { MaskCatalog } from "../lib/masks/catalog.ts";
 import { post, TINY_CHAT } from "./server_helpers.ts";
 import {
   kvBytesPerToken,
@@ -98,6 +98,44 @@ Deno.test("sequence: a KV cache that cannot grow gives back every page; a smalle
     if (round === 0) settled = be.usedBytes;
     else assert.equal(be.usedBytes, settled, `round ${round}: nothing leaked`);
   }
+});
+
+Deno.test("admission's KV charge covers the paged cache's peak while it grows to the limit", async () => {
+  const be = await WasmBackend.create();
+  const model = await loadModel(TINY_CHAT, { backend: be });
+  const warm = new Sequence(model, { maxTokens: 300 });
+  await warm.prefill(Int32Array.from({ length: 60 }, (_, i) => 3 + i % 200)); // scratch pools
+  warm.free();
+  // Record the bytes held after every allocation: the peak includes a layer's old and new pages.
+  const base = be.usedBytes;
+  let peak = 0;
+  const tensor = be.tensor.bind(be);
+  be.tensor = (r: number, c: number) => {
+    const t = tensor(r, c);
+    peak = Math.max(peak, be.usedBytes - base);
+    return t;
+  };
+  try {
+    const limit = 300;
+    const s = new Sequence(model, { maxTokens: limit });
+    while (s.length < limit) {
+      await s.decode(1 + s.length % 250); // one token at a time: every growth on the way
+    }
+    assert.equal(s.kvCapacity, limit);
+    s.free();
+  } finally {
+    be.tensor = tensor;
+  }
+  const c = model.config;
+  const full = c.numLayers * 2 * 2 ** Math.ceil(Math.log2(c.numKvHeads * 300 * c.headDim * 4));
+  // Temporaries of a one-token step are a few KiB; everything above the full cache is growth.
+  console.log(
+    `  peak while growing to 300 tokens: ${peak} B; full cache ${full} B; charged ${
+      sequenceKvBytes(c, 300)
+    } B`,
+  );
+  assert.ok(peak > full, "growth holds old and new pages of a layer at once");
+  assert.ok(peak <= sequenceKvBytes(c, 300) + stepReserveBytes(c, 1), `peak ${peak} B`);
 });
 
 Deno.test("server: a request beyond the memory-safe context is refused up front (400), requests at it succeed concurrently", async () => {

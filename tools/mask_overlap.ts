@@ -7,7 +7,7 @@
  *   deno run -A tools/mask_overlap.ts DIR_A DIR_B
  */
 
-import { decodeMask } from "../lib/calibrate/mask_io.ts";
+import { decodeMask } from "../lib/masks/mask_io.ts";
 import type { Mask } from "../lib/model/mask.ts";
 
 /** Overlap of two masks of one model. */

@@ -22,7 +22,7 @@ import {
   statsKey,
   writeAtomic,
 } from "./stats_checkpoint.ts";
-import { decodeTensors, encodeTensors, need, type TensorEntry } from "./tensor_file.ts";
+import { decodeTensors, encodeTensors, need, type TensorEntry } from "../masks/tensor_file.ts";
 
 /** Router features of every calibration sample. */
 export interface RouterData {
