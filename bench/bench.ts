@@ -17,7 +17,10 @@
  *   scale: random models in real shapes (SmolLM2, Llama-3.2), per weight format: load time,
  *          peak RSS, prefill/decode/calibration tok/s, memory-safe context (scale_bench.ts;
  *          only with `--only=scale`; flags `--shapes`, `--formats`, `--tokens`, `--prompt`,
- *          `--samples`, `--dir`).
+ *          `--samples`, `--dir`);
+ *   calib: the calibration statistics pass vs a dense prefill of the same tokens, same backend
+ *          and format (calib_bench.ts; only with `--only=calib`; flags `--shapes`, `--model`,
+ *          `--formats`, `--backend`, `--samples`, `--max-tokens`, `--rounds`, `--dir`).
  */
 
 import { formatFfnTable, runFfnBench } from "./ffn_bench.ts";
@@ -41,6 +44,7 @@ import { formatScaleTable, parseScaleArgs, runScaleBench } from "./scale_bench.t
 import { formatThreadsTable, runThreadsBench, smollmThreadsCase } from "./threads_bench.ts";
 import { formatCutCostTable, runCutCostBench } from "./thread_cut_bench.ts";
 import { formatWasm64Table, parseWasm64Args, runWasm64Bench } from "./wasm64_bench.ts";
+import { formatCalibTable, parseCalibArgs, runCalibBench } from "./calib_bench.ts";
 import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
 import { readConfig } from "../lib/model/model.ts";
 import type { Backend, WeightDType } from "../lib/backends/backend.ts";
@@ -221,8 +225,8 @@ const PARTS: Record<string, Part> = {
     return "## Scale: random models in real shapes, WASM backend, each format in a fresh process\n\n" +
       formatScaleTable(await runScaleBench(opts)) +
       `\n\nPrompt ${opts.prompt} tokens, ${opts.tokens} decoded; calibration: the statistics ` +
-      "pass (collect_stats.ts; the row's weight format, statistics in f32; tools/calibrate.ts " +
-      `itself still loads f32 weights) over ${opts.samples} samples of the default model's set, 64 tokens ` +
+      "pass (collect_stats.ts; the row's weight format, statistics in f64; deno task calibrate " +
+      `--weights) over ${opts.samples} samples of the default model's set, 64 tokens ` +
       "at most each; context: the memory-safe context at concurrency 1 and 4 (memory_fit.ts, " +
       "prefill chunk 64) in the WASM memory left after loading, capped at the config's (cfg).";
   },
@@ -233,10 +237,18 @@ const PARTS: Record<string, Part> = {
       `\n\nPrompt 32 tokens, ${opts.tokens} decoded, best of ${opts.rounds} interleaved rounds; ` +
       "ratio = wasm64 / wasm32 (docs/design.md, WASM memory past 4 GiB).";
   },
+  calib: async () => {
+    const o = parseCalibArgs(Deno.args);
+    return `## Calibration cost: statistics pass vs dense prefill of the same tokens (${o.backend})\n\n` +
+      formatCalibTable(await runCalibBench(o)) +
+      `\n\n${o.samples} samples of the default model's calibration set, ${o.maxTokens} tokens at ` +
+      `most each, ${o.rounds} rounds alternating which pass runs first (per-round ratios in ` +
+      "brackets); one fresh process per shape and format.";
+  },
 };
 
 /** Parts run only when named in `--only=` (long, or needing downloads). */
-const OPT_IN = new Set(["scale", "wasm64"]);
+const OPT_IN = new Set(["scale", "wasm64", "calib"]);
 
 if (import.meta.main) {
   const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");
