@@ -65,7 +65,7 @@ export interface ScaleOptions {
 }
 
 /** Write `shape`'s random model under `root` unless it is already there; returns its folder. */
-async function ensureModel(root: string, shape: string): Promise<string> {
+export async function ensureModel(root: string, shape: string): Promise<string> {
   const dir = `${root}/${shape}`;
   try {
     await Deno.stat(`${dir}/tokenizer_config.json`); // written last

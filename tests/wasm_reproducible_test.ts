@@ -2,7 +2,8 @@
  * The committed kernel modules are what their sources build to: a fresh build must be
  * byte-identical. kernels/wasm/seap_kernels.wasm (wasm32) is built with clang + wasm-ld,
  * kernels/wasm/seap_kernels64.wasm (memory64) with clang-19 + wasm-ld-19 (installed by .ci/run;
- * clang 14 crashes on wasm64 SIMD). Each is skipped, saying why, only on a machine without its
+ * clang 14 crashes on wasm64 SIMD); their shared-memory builds for SEAP_THREADS
+ * (seap_kernels_mt.wasm, seap_kernels64_mt.wasm) likewise. Each is skipped, saying why, only on a machine without its
  * tools.
  */
 
@@ -20,6 +21,8 @@ async function hasTool(name: string): Promise<boolean> {
 const CASES = [
   { target: "wasm32", file: "seap_kernels.wasm", tools: ["clang", "wasm-ld"] },
   { target: "wasm64", file: "seap_kernels64.wasm", tools: ["clang-19", "wasm-ld-19"] },
+  { target: "wasm32-threads", file: "seap_kernels_mt.wasm", tools: ["clang", "wasm-ld"] },
+  { target: "wasm64-threads", file: "seap_kernels64_mt.wasm", tools: ["clang-19", "wasm-ld-19"] },
 ];
 
 for (const c of CASES) {

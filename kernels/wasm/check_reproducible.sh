@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Rebuild the kernels into a temp dir and compare bytes with the committed module.
-#   check_reproducible.sh [wasm32|wasm64]   (wasm32: seap_kernels.wasm, wasm64: seap_kernels64.wasm)
+#   check_reproducible.sh [wasm32|wasm64|wasm32-threads|wasm64-threads]
+#   (seap_kernels.wasm, seap_kernels64.wasm, seap_kernels_mt.wasm, seap_kernels64_mt.wasm)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 target="${1:-wasm32}"
 case "$target" in
   wasm32) name=seap_kernels.wasm; cc="${CLANG:-clang}" ;;
   wasm64) name=seap_kernels64.wasm; cc="${CLANG64:-clang-19}" ;;
-  *) echo "check_reproducible.sh: target must be wasm32 or wasm64, got $target" >&2; exit 2 ;;
+  wasm32-threads) name=seap_kernels_mt.wasm; cc="${CLANG:-clang}" ;;
+  wasm64-threads) name=seap_kernels64_mt.wasm; cc="${CLANG64:-clang-19}" ;;
+  *)
+    echo "check_reproducible.sh: target must be wasm32, wasm64, wasm32-threads or wasm64-threads, got $target" >&2
+    exit 2
+    ;;
 esac
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT

@@ -36,6 +36,11 @@ export interface SelectBackendOptions {
    * WASM memory past 4 GiB). Other backends ignore it.
    */
   maxMemoryBytes?: number;
+  /**
+   * Threads of the WASM backend (`SEAP_THREADS`; default 1: no workers, no shared memory).
+   * Above 1 the caller must `close()` the backend. Other backends ignore it.
+   */
+  threads?: number;
 }
 
 /** SEAP_MAX_MEMORY when set (and the environment readable), parsed; else undefined. */
@@ -49,10 +54,18 @@ export function envMaxMemory(): number | undefined {
   return raw ? parseByteSize(raw, "SEAP_MAX_MEMORY") : undefined;
 }
 
-async function makeWasm(weightDType: WeightDType, maxBytes?: number): Promise<Backend> {
+async function makeWasm(
+  weightDType: WeightDType,
+  maxBytes: number | undefined,
+  threads: number,
+): Promise<Backend> {
   // Imported on demand: the WASM module is only read when this backend is chosen.
   const mod = await import("./wasm.ts");
-  return await mod.WasmBackend.create({ weightDType, maxBytes: maxBytes ?? envMaxMemory() });
+  return await mod.WasmBackend.create({
+    weightDType,
+    maxBytes: maxBytes ?? envMaxMemory(),
+    threads,
+  });
 }
 
 /**
@@ -65,11 +78,12 @@ export async function selectBackend(
 ): Promise<Backend> {
   const weightDType = opts.weightDType ?? "f32";
   const log = opts.log ?? (() => {});
+  const threads = opts.threads ?? 1;
   switch (choice) {
     case "reference":
       return new ReferenceBackend({ weightDType });
     case "wasm":
-      return await makeWasm(weightDType, opts.maxMemoryBytes);
+      return await makeWasm(weightDType, opts.maxMemoryBytes, threads);
     case "webgpu":
       return await WebGpuBackend.create({ weightDType, allowFallback: true });
     case "auto": {
@@ -86,8 +100,8 @@ export async function selectBackend(
         log("backend: no hardware WebGPU adapter; trying wasm");
       }
       try {
-        const b = await makeWasm(weightDType, opts.maxMemoryBytes);
-        log("backend: wasm");
+        const b = await makeWasm(weightDType, opts.maxMemoryBytes, threads);
+        log(`backend: wasm${threads > 1 ? `, ${threads} threads` : ""}`);
         return b;
       } catch (e) {
         log(`backend: wasm unavailable (${(e as Error).message}); using reference`);

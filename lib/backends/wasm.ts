@@ -3,7 +3,9 @@
  * (C compiled with clang, f32x4 SIMD) on tensors and weights that live in one
  * `WebAssembly.Memory` owned by the backend: 32-bit up to a 4 GiB limit, else 64-bit with the
  * memory64 build `seap_kernels64.wasm` (lib/backends/wasm_memory.ts; docs/design.md, WASM memory
- * past 4 GiB). Single-threaded. Weights are stored as f32, f16 or q8
+ * past 4 GiB). One thread unless created with `threads` > 1 (`SEAP_THREADS`): then the memory is
+ * shared and the big ops are cut across workers (lib/backends/wasm_threads.ts), bit for bit the
+ * same results. Weights are stored as f32, f16 or q8
  * (`weightDType`, chosen at creation); f16 halves the bytes read per decoded token and is
  * converted to f32 inside the kernels; q8 (lib/formats/q8.ts) reads 1.125 bytes per weight with
  * integer dot products (kernels/wasm/matmul_q8.c). Matmuls read only the rows of the index list.
@@ -32,12 +34,15 @@ import {
   addressBitsFor,
   bindKernels,
   createLinearMemory,
+  i64Params,
+  KERNEL_MT_URLS,
   KERNEL_URLS,
   type LinearMemory,
   WASM32_MAX_BYTES,
   WASM64_MAX_BYTES,
   WASM_PAGE,
 } from "./wasm_memory.ts";
+import type { ThreadPool } from "./wasm_threads.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 type FfnKernel = (
@@ -229,17 +234,19 @@ class WasmIndices implements IndexList {
   }
 }
 
-/** The compiled kernel modules (and their bytes, for the i64 signatures), per address width. */
-const modules = new Map<AddressBits, Promise<{ module: WebAssembly.Module; bytes: Uint8Array }>>();
+/** The compiled kernel modules (and their bytes, for the i64 signatures), per build. */
+const modules = new Map<string, Promise<{ module: WebAssembly.Module; bytes: Uint8Array }>>();
 
-function kernelModule(bits: AddressBits) {
-  let m = modules.get(bits);
+/** The kernels for an address width, linked for a private (`shared` false) or shared memory. */
+function kernelModule(bits: AddressBits, shared = false) {
+  const key = `${bits}${shared ? "-threads" : ""}`;
+  let m = modules.get(key);
   if (!m) {
-    m = Deno.readFile(KERNEL_URLS[bits]).then(async (bytes) => ({
+    m = Deno.readFile((shared ? KERNEL_MT_URLS : KERNEL_URLS)[bits]).then(async (bytes) => ({
       module: await WebAssembly.compile(bytes),
       bytes,
     }));
-    modules.set(bits, m);
+    modules.set(key, m);
   }
   return m;
 }
@@ -259,6 +266,13 @@ export interface WasmBackendOptions {
    * docs/design.md, WASM memory past 4 GiB). Tests force 64 on small models.
    */
   addressBits?: AddressBits;
+  /**
+   * Threads in all (`SEAP_THREADS`): above 1, the caller and `threads - 1` workers over a shared
+   * memory (lib/backends/wasm_threads.ts), same results bit for bit; such a backend must be
+   * {@link WasmBackend.close}d, or its workers keep the process alive. 1 (default): the
+   * one-thread backend, no workers, no shared memory.
+   */
+  threads?: number;
 }
 
 /** WASM SIMD implementation of {@link Backend}; create it with {@link WasmBackend.create}. */
@@ -288,6 +302,8 @@ export class WasmBackend implements Backend {
   #ropeBytes = 0;
   #vecPtr = 0;
   #vecBytes = 0;
+  /** Worker threads (threads > 1), or null: every op on the calling thread. */
+  #pool: ThreadPool | null = null;
 
   private constructor(lm: LinearMemory, k: Kernels, weightDType: WeightDType, limit: number) {
     this.#lm = lm;
@@ -308,6 +324,10 @@ export class WasmBackend implements Backend {
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
       throw new Error(`wasm backend: bad weightDType ${dtype}`);
     }
+    const threads = opts.threads ?? 1;
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+      throw new RangeError(`wasm backend: threads must be an integer in 1..256, got ${threads}`);
+    }
     const limit = opts.maxBytes ?? WASM32_MAX_BYTES;
     if (!(Number.isFinite(limit) && limit > 0 && limit <= WASM64_MAX_BYTES)) {
       throw new RangeError(
@@ -315,10 +335,47 @@ export class WasmBackend implements Backend {
       );
     }
     const bits = addressBitsFor(limit, opts.addressBits);
-    const { module, bytes } = await kernelModule(bits);
-    const lm = createLinearMemory({ bits, maxBytes: limit });
+    const shared = threads > 1;
+    const { module, bytes } = await kernelModule(bits, shared);
+    const lm = createLinearMemory({ bits, maxBytes: limit, shared });
     const inst = await WebAssembly.instantiate(module, { env: { memory: lm.memory } });
-    return new WasmBackend(lm, bindKernels<Kernels>(inst, bytes), dtype, limit);
+    const be = new WasmBackend(lm, bindKernels<Kernels>(inst, bytes), dtype, limit);
+    if (!shared) return be;
+    const { ThreadPool } = await import("./wasm_threads.ts");
+    be.#pool = await ThreadPool.create(
+      {
+        memory: lm.memory,
+        module,
+        wide: Object.fromEntries(i64Params(bytes)),
+        alloc: (n) => be.#alloc(n),
+        free: (ptr, size) => be.#dealloc(ptr, size),
+      },
+      inst,
+      threads,
+    );
+    return be;
+  }
+
+  /** Threads the ops run on (1: the calling thread only). */
+  get threads(): number {
+    return this.#pool ? this.#pool.threads : 1;
+  }
+
+  /** The worker pool (threads > 1), for tests and metrics; null on one thread. */
+  get threadPool(): ThreadPool | null {
+    return this.#pool;
+  }
+
+  /**
+   * Stop the worker threads (threads > 1; nothing to do on one thread): done when it returns
+   * (the promise is for the {@link Backend} interface). The backend stays usable on the calling
+   * thread alone. Idempotent.
+   */
+  close(): Promise<void> {
+    const p = this.#pool;
+    this.#pool = null;
+    p?.close();
+    return Promise.resolve();
   }
 
   /** Bytes of memory the backend currently holds (weights, tensors, pools). */
@@ -661,11 +718,18 @@ export class WasmBackend implements Backend {
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "matmul rows");
     const T = a.rows;
+    const pool = this.#pool;
     if (wb.dtype === "q8") {
       const q = this.#q8(w, "matmul w");
-      // The quantized x: T * K/32 scales (f32) + T * K int16.
-      const s = this.#scratch(T * (K / Q8_BLOCK) * 4 + T * K * 2);
-      this.#k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
+      if (pool?.matmul("q8", a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr)) {
+        // cut across threads
+      } else {
+        // The quantized x: T * K/32 scales (f32) + T * K int16.
+        const s = this.#scratch(T * (K / Q8_BLOCK) * 4 + T * K * 2);
+        this.#k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
+      }
+    } else if (pool?.matmul(wb.dtype, a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr)) {
+      // cut across threads
     } else if (wb.dtype === "f16") {
       const s = this.#scratch(4 * K * 4);
       this.#k.matmul_f16(a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK, s);
@@ -688,10 +752,15 @@ export class WasmBackend implements Backend {
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "matmulTAdd rows");
     const T = at.rows;
+    const pool = this.#pool;
     if (wb.dtype === "q8") {
       const q = this.#q8(w, "matmulTAdd w");
-      const s = this.#scratch(Q8_TILE_ROWS * M * 4);
-      this.#k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
+      if (!pool?.matmulTAdd("q8", at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr)) {
+        const s = this.#scratch(Q8_TILE_ROWS * M * 4);
+        this.#k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
+      }
+    } else if (pool?.matmulTAdd(wb.dtype, at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr)) {
+      // cut across threads
     } else if (wb.dtype === "f16") {
       const s = this.#scratch(4 * M * 4);
       this.#k.matmul_t_add_f16(at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK, s);
@@ -779,6 +848,9 @@ export class WasmBackend implements Backend {
     check.checkAttention(qt, kc, vc, kvOf, maxT, pos0, o);
     const d = kc.cols, S = kvOf.length, T = qt.rows;
     const kp = this.#idx(kvOf, kc.rows / maxT, "attention kvOf");
+    if (this.#pool?.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr)) {
+      return;
+    }
     const s = this.#scratch(maxT * 4); // one row of scores
     this.#k.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr, s);
   }
@@ -810,9 +882,16 @@ export class WasmBackend implements Backend {
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "ffn rows");
     const T = xt.rows;
+    const pool = this.#pool;
     if (gb.dtype === "q8") {
       const g = this.#q8(gate, "ffn gate"), u = this.#q8(up, "ffn up");
       const d = this.#q8(downT, "ffn downT");
+      const ap = at ? at.ptr : 0;
+      if (
+        pool?.ffn("q8", xt.ptr, T, K, g.ptr, g.sb, u.ptr, u.sb, d.ptr, d.sb, M, rp, R, o.ptr, ap)
+      ) {
+        return;
+      }
       // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
       // [2, T, tile] and one tile of dequantized down rows [tile, M].
       let bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
@@ -836,6 +915,27 @@ export class WasmBackend implements Backend {
         TOKEN_BLOCK,
         sp,
       );
+      return;
+    }
+    if (
+      pool?.ffn(
+        gb.dtype,
+        xt.ptr,
+        T,
+        K,
+        this.#addr(gate),
+        gate.stride,
+        this.#addr(up),
+        up.stride,
+        this.#addr(downT),
+        downT.stride,
+        M,
+        rp,
+        R,
+        o.ptr,
+        at ? at.ptr : 0,
+      )
+    ) {
       return;
     }
     const args = [

@@ -29,6 +29,15 @@ export const KERNEL_URLS: Record<AddressBits, URL> = {
 };
 
 /**
+ * The same kernels linked for a shared memory (`SEAP_THREADS` > 1, lib/backends/wasm_threads.ts),
+ * per address width.
+ */
+export const KERNEL_MT_URLS: Record<AddressBits, URL> = {
+  32: new URL("../../kernels/wasm/seap_kernels_mt.wasm", import.meta.url),
+  64: new URL("../../kernels/wasm/seap_kernels64_mt.wasm", import.meta.url),
+};
+
+/**
  * The address width for a memory limit: wasm32 while the limit fits 4 GiB, wasm64 beyond
  * (`force` overrides: tests run the wasm64 path on small models with it).
  */
@@ -56,10 +65,11 @@ export interface LinearMemory {
 /**
  * Create the backend's one linear memory: `initialPages` now, growable to `maxBytes` (rounded up
  * to whole pages, at most 4 GiB for wasm32 and 16 GiB for wasm64). The one place a memory is
- * made, so that another kind (e.g. a shared memory for worker threads) is added here.
+ * made. `shared`: a shared memory (a SharedArrayBuffer that worker threads instantiate the
+ * `KERNEL_MT_URLS` kernels on; it reserves address space up to its maximum, not memory).
  */
 export function createLinearMemory(
-  opts: { bits: AddressBits; maxBytes: number; initialPages?: number },
+  opts: { bits: AddressBits; maxBytes: number; initialPages?: number; shared?: boolean },
 ): LinearMemory {
   const cap = opts.bits === 64 ? WASM64_MAX_BYTES : WASM32_MAX_BYTES;
   if (!(opts.maxBytes > 0 && opts.maxBytes <= cap)) {
@@ -72,11 +82,16 @@ export function createLinearMemory(
   const maxPages = Math.ceil(opts.maxBytes / WASM_PAGE);
   const initial = Math.min(opts.initialPages ?? 32, maxPages);
   if (opts.bits === 32) {
-    const memory = new WebAssembly.Memory({ initial, maximum: maxPages });
+    const memory = new WebAssembly.Memory({ initial, maximum: maxPages, shared: opts.shared });
     return { memory, bits: 32, grow: (pages) => void memory.grow(pages) };
   }
   // Memory64 (address: "i64"): page counts are BigInts. Not in lib.deno's typings yet.
-  const desc = { initial: BigInt(initial), maximum: BigInt(maxPages), address: "i64" };
+  const desc = {
+    initial: BigInt(initial),
+    maximum: BigInt(maxPages),
+    address: "i64",
+    shared: opts.shared,
+  };
   const memory = new WebAssembly.Memory(desc as unknown as WebAssembly.MemoryDescriptor);
   const grow = memory.grow.bind(memory) as unknown as (pages: bigint) => bigint;
   return { memory, bits: 64, grow: (pages) => void grow(BigInt(pages)) };

@@ -22,6 +22,7 @@
  * | SEAP_MAX_MEMORY        | --max-memory         | WASM memory limit, e.g. 12G: 4 GiB when  |
  * |                        |                      | the weights leave 1 GiB of it, else 3/4  |
  * |                        |                      | of the host's (≤ 16 GiB, memory64)       |
+ * | SEAP_THREADS           | --threads            | 1 (wasm: > 1 cuts ops across workers)    |
  * | SEAP_HOST              | --host               | 127.0.0.1 (loopback; 0.0.0.0 = all)      |
  * | SEAP_PORT              | --port               | 8000                                     |
  * | SEAP_READ_TIMEOUT_MS   | --read-timeout-ms    | 30000 (slow request bodies get a 408)    |
@@ -68,6 +69,8 @@ export interface ServerConfig {
    * (lib/backends/wasm_memory.ts, defaultMemoryLimit). Past 4 GiB: the memory64 kernels.
    */
   maxMemory: number | null;
+  /** Threads of the WASM backend (1: no workers; results are the same bit for bit). */
+  threads: number;
   /** Listen address (loopback by default). */
   host: string;
   /** Listen port (0 = any free port). */
@@ -105,6 +108,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   neuronOrder: "keep-frequency",
   weights: "f32",
   maxMemory: null,
+  threads: 1,
   host: "127.0.0.1",
   port: 8000,
   readTimeoutMs: 30_000,
@@ -127,6 +131,7 @@ const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool" 
   ["neuronOrder", "SEAP_NEURON_ORDER", "neuron-order", "str"],
   ["weights", "SEAP_WEIGHTS", "weights", "str"],
   ["maxMemory", "SEAP_MAX_MEMORY", "max-memory", "bytes"],
+  ["threads", "SEAP_THREADS", "threads", "int"],
   ["host", "SEAP_HOST", "host", "str"],
   ["port", "SEAP_PORT", "port", "int"],
   ["readTimeoutMs", "SEAP_READ_TIMEOUT_MS", "read-timeout-ms", "int"],
@@ -142,6 +147,7 @@ const MINIMUM: Partial<Record<keyof ServerConfig, number>> = {
   maxBodyBytes: 1024,
   defaultMaxTokens: 1,
   prefillChunk: 0,
+  threads: 1,
   port: 0,
   readTimeoutMs: 0,
   drainMs: 0,
@@ -201,6 +207,9 @@ export function readServerConfig(
     const min = MINIMUM[key];
     if (min !== undefined && v < min) {
       throw new ServerConfigError(`${where}: must be ≥ ${min}, got ${v}`);
+    }
+    if (key === "threads" && v > 256) {
+      throw new ServerConfigError(`${where}: must be ≤ 256, got ${v}`);
     }
     if (key === "port" && v > 65535) {
       throw new ServerConfigError(`${where}: must be ≤ 65535, got ${v}`);

@@ -100,10 +100,12 @@ export async function createBackend(
   name: string,
   weightDType: WeightDType = "f32",
   maxMemoryBytes?: number,
+  threads = 1,
 ): Promise<Backend> {
   const be = await selectBackend(name as BackendChoice, {
     weightDType,
     maxMemoryBytes,
+    threads,
     log: (m) => console.log(`seap: ${m}`),
   });
   const bits = (be as { addressBits?: number }).addressBits;
@@ -129,7 +131,17 @@ export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
     cfg.backend,
     cfg.weights,
     await memoryLimitFor(dir, cfg.weights, cfg.maxMemory, cfg.backend),
+    cfg.threads,
   );
+  try {
+    return await loadOnto(backend, dir, cfg);
+  } catch (e) {
+    await backend.close?.(); // worker threads (SEAP_THREADS > 1) must not outlive a failed load
+    throw e;
+  }
+}
+
+async function loadOnto(backend: Backend, dir: string, cfg: ServerConfig): Promise<ServerEngine> {
   const name = dir.replace(/\/+$/, "").split("/").pop() ?? dir;
   let masksDir = cfg.masksDir ?? `masks/${name}`;
   if (!cfg.masksDir && !(await exists(`${masksDir}/manifest.json`))) {
