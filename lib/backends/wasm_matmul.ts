@@ -1,0 +1,201 @@
+/**
+ * The WASM backend's products: the row-gathered matmul, the transposed accumulate (matmulTAdd)
+ * and the fused SwiGLU FFN, each in f32, f16 or q8 (kernels/wasm/matmul.c, matmul_q8.c). Each
+ * is offered to the worker pool first (lib/backends/wasm_threads.ts cuts it by rows, bit for bit
+ * the same result) and otherwise runs on the calling thread with the scratch it needs.
+ */
+
+import type { IndexList, MatView, Tensor } from "./backend.ts";
+import { Q8_BLOCK } from "../formats/q8.ts";
+import * as check from "./arg_checks.ts";
+import { FFN_CHUNK, Q8_TILE_ROWS, TOKEN_BLOCK } from "./wasm_kernels.ts";
+import { indicesOf, q8View, tensorOf, viewAddr, weightsOf } from "./wasm_handles.ts";
+import { vec, type WasmOpsContext } from "./wasm_ops.ts";
+
+/**
+ * Row-gathered product `out[t, i] = x[t, :] . w[rows[i], :] (+ bias[rows[i]])`; x `[T, K]`,
+ * w `[N, K]`, out `[T, R]` (R = rows.length, or N for all rows). Cut across threads when the
+ * pool takes it.
+ */
+export function matmul(
+  g: WasmOpsContext,
+  x: Tensor,
+  w: MatView,
+  rows: IndexList | null,
+  bias: MatView | null,
+  out: Tensor,
+): void {
+  const a = tensorOf(g.heap, x, "matmul x");
+  const o = tensorOf(g.heap, out, "matmul out");
+  check.checkMatmul(a, w, rows, bias, o);
+  const wb = weightsOf(g.heap, w, "matmul w", 0);
+  const N = w.rows, K = w.cols;
+  const R = rows ? rows.length : N;
+  const rp = indicesOf(g.heap, rows, N, "matmul rows");
+  const T = a.rows;
+  const pool = g.pool;
+  if (wb.dtype === "q8") {
+    const q = q8View(w, "matmul w");
+    if (pool?.matmul("q8", a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr)) {
+      // cut across threads
+    } else {
+      // The quantized x: T * K/32 scales (f32) + T * K int16.
+      const s = g.scratch.at(T * (K / Q8_BLOCK) * 4 + T * K * 2);
+      g.k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
+    }
+  } else if (pool?.matmul(wb.dtype, a.ptr, T, K, viewAddr(w), w.stride, rp, R, o.ptr)) {
+    // cut across threads
+  } else if (wb.dtype === "f16") {
+    const s = g.scratch.at(4 * K * 4);
+    g.k.matmul_f16(a.ptr, T, K, viewAddr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK, s);
+  } else {
+    g.k.matmul_f32(a.ptr, T, K, viewAddr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK);
+  }
+  if (bias) {
+    weightsOf(g.heap, bias, "matmul bias", 1);
+    const bv = vec(g, bias, N);
+    g.k.add_bias_gather(o.ptr, T, R, rp, bv.ptr, bv.f16);
+  }
+}
+
+/**
+ * Row-gathered transposed product, accumulated: `out[t, :] += sum_i a[t, i] w[rows[i], :]`;
+ * a `[T, R]`, w `[N, M]`, out `[T, M]`. Cut across threads when the pool takes it.
+ */
+export function matmulTAdd(
+  g: WasmOpsContext,
+  a: Tensor,
+  w: MatView,
+  rows: IndexList | null,
+  out: Tensor,
+): void {
+  const at = tensorOf(g.heap, a, "matmulTAdd a");
+  const o = tensorOf(g.heap, out, "matmulTAdd out");
+  check.checkMatmulTAdd(at, w, rows, o);
+  const wb = weightsOf(g.heap, w, "matmulTAdd w", 0);
+  const N = w.rows, M = w.cols;
+  const R = rows ? rows.length : N;
+  const rp = indicesOf(g.heap, rows, N, "matmulTAdd rows");
+  const T = at.rows;
+  const pool = g.pool;
+  if (wb.dtype === "q8") {
+    const q = q8View(w, "matmulTAdd w");
+    if (!pool?.matmulTAdd("q8", at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr)) {
+      const s = g.scratch.at(Q8_TILE_ROWS * M * 4);
+      g.k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
+    }
+  } else if (pool?.matmulTAdd(wb.dtype, at.ptr, T, R, viewAddr(w), w.stride, rp, M, o.ptr)) {
+    // cut across threads
+  } else if (wb.dtype === "f16") {
+    const s = g.scratch.at(4 * M * 4);
+    g.k.matmul_t_add_f16(at.ptr, T, R, viewAddr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK, s);
+  } else {
+    g.k.matmul_t_add_f32(at.ptr, T, R, viewAddr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK);
+  }
+}
+
+/**
+ * Fused SwiGLU FFN over kept neurons: `out += (silu(x gate[rows]^T) * (x up[rows]^T)) downT[rows]`;
+ * x `[T, K]`, gate and up `[N, K]`, downT `[N, M]`, out `[T, M]`, act (optional) `[T, R]` gets
+ * the activations. One kernel per dtype (ffn_f32 / ffn_f16 / ffn_q8), or cut across threads.
+ */
+export function ffn(
+  g: WasmOpsContext,
+  x: Tensor,
+  gate: MatView,
+  up: MatView,
+  downT: MatView,
+  rows: IndexList | null,
+  out: Tensor,
+  act: Tensor | null = null,
+): void {
+  const xt = tensorOf(g.heap, x, "ffn x"), o = tensorOf(g.heap, out, "ffn out");
+  const at = act ? tensorOf(g.heap, act, "ffn act") : null;
+  check.checkFfn(xt, gate, up, downT, rows, o, at);
+  const gb = weightsOf(g.heap, gate, "ffn gate", 0);
+  weightsOf(g.heap, up, "ffn up", 0);
+  weightsOf(g.heap, downT, "ffn downT", 0);
+  const N = gate.rows, K = gate.cols, M = downT.cols;
+  const R = rows ? rows.length : N;
+  const rp = indicesOf(g.heap, rows, N, "ffn rows");
+  const T = xt.rows;
+  const pool = g.pool;
+  if (gb.dtype === "q8") {
+    const gq = q8View(gate, "ffn gate"), u = q8View(up, "ffn up");
+    const d = q8View(downT, "ffn downT");
+    const ap = at ? at.ptr : 0;
+    if (
+      pool?.ffn("q8", xt.ptr, T, K, gq.ptr, gq.sb, u.ptr, u.sb, d.ptr, d.sb, M, rp, R, o.ptr, ap)
+    ) {
+      return;
+    }
+    // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
+    // [2, T, tile] and one tile of dequantized down rows [tile, M].
+    let bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
+    bytes += (T > 1 ? 2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M : M) * 4;
+    const sp = g.scratch.at(bytes);
+    g.k.ffn_q8(
+      xt.ptr,
+      T,
+      K,
+      gq.ptr,
+      gq.sb,
+      u.ptr,
+      u.sb,
+      d.ptr,
+      d.sb,
+      M,
+      rp,
+      R,
+      o.ptr,
+      at ? at.ptr : 0,
+      TOKEN_BLOCK,
+      sp,
+    );
+    return;
+  }
+  if (
+    pool?.ffn(
+      gb.dtype,
+      xt.ptr,
+      T,
+      K,
+      viewAddr(gate),
+      gate.stride,
+      viewAddr(up),
+      up.stride,
+      viewAddr(downT),
+      downT.stride,
+      M,
+      rp,
+      R,
+      o.ptr,
+      at ? at.ptr : 0,
+    )
+  ) {
+    return;
+  }
+  const args = [
+    xt.ptr,
+    T,
+    K,
+    viewAddr(gate),
+    gate.stride,
+    viewAddr(up),
+    up.stride,
+    viewAddr(downT),
+    downT.stride,
+    M,
+    rp,
+    R,
+    o.ptr,
+    at ? at.ptr : 0,
+    TOKEN_BLOCK,
+  ] as const;
+  // Scratch: G and U [tb, FFN_CHUNK] (T > 1), plus a converted chunk of rows for f16.
+  let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK : 0;
+  if (gb.dtype === "f16") floats += T > 1 ? FFN_CHUNK * (2 * K + M) : K + M;
+  const sp = floats > 0 ? g.scratch.at(floats * 4) : 0;
+  if (gb.dtype === "f16") g.k.ffn_f16(...args, sp);
+  else g.k.ffn_f32(...args, sp);
+}
