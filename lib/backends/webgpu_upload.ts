@@ -25,7 +25,7 @@ import { newBufferId, roundUp } from "./webgpu_recorder.ts";
 import { WebGpuError } from "./webgpu_device.ts";
 
 /** Bytes of direct writes after which the queue is submitted (its staging released). */
-export const SUBMIT_EVERY = 16 << 20;
+export const SUBMIT_EVERY = 4 << 20;
 
 /** Bytes a buffer of `length` values occupies stored as `dt`. */
 export function storedBytes(length: number, dt: WeightDType): number {
