@@ -66,6 +66,7 @@ export function startServer(config: ServerConfig): Deno.HttpServer<Deno.NetAddr>
       scheduler.shutdown();
       // Let the last answers (and their stream ends) flush, then stop listening and exit.
       await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 2000))]);
+      await handle.engine?.model.backend.close?.(); // the WASM worker threads (SEAP_THREADS)
       Deno.exit(0);
     });
   }

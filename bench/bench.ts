@@ -9,10 +9,18 @@
  *   llama: this engine vs llama.cpp on the same GGUF-exported weights, f32/f16/q8_0, dense and
  *          a SEAP 50% mask, interleaved rounds (llama_cpp_bench.ts; needs
  *          `deno task llama-cpp:install`, skipped with a line otherwise);
+ *   threads: the WASM backend on 1 vs 2 threads (SEAP_THREADS), every weight format, dense and
+ *          a SEAP 50% mask, and llama.cpp at 1 and 2 threads when installed, interleaved rounds,
+ *          with the load average around it (threads_bench.ts);
+ *   wasm64: decode/prefill on the wasm32 and the memory64 kernel builds side by side
+ *          (wasm64_bench.ts; only with `--only=wasm64`; flags `--tokens`, `--rounds`);
  *   scale: random models in real shapes (SmolLM2, Llama-3.2), per weight format: load time,
  *          peak RSS, prefill/decode/calibration tok/s, memory-safe context (scale_bench.ts;
  *          only with `--only=scale`; flags `--shapes`, `--formats`, `--tokens`, `--prompt`,
- *          `--samples`, `--dir`).
+ *          `--samples`, `--dir`);
+ *   calib: the calibration statistics pass vs a dense prefill of the same tokens, same backend
+ *          and format (calib_bench.ts; only with `--only=calib`; flags `--shapes`, `--model`,
+ *          `--formats`, `--backend`, `--samples`, `--max-tokens`, `--rounds`, `--dir`).
  */
 
 import { formatFfnTable, runFfnBench } from "./ffn_bench.ts";
@@ -33,6 +41,10 @@ import {
   runLlamaCppBench,
 } from "./llama_cpp_bench.ts";
 import { formatScaleTable, parseScaleArgs, runScaleBench } from "./scale_bench.ts";
+import { formatThreadsTable, runThreadsBench, smollmThreadsCase } from "./threads_bench.ts";
+import { formatCutCostTable, runCutCostBench } from "./thread_cut_bench.ts";
+import { formatWasm64Table, parseWasm64Args, runWasm64Bench } from "./wasm64_bench.ts";
+import { formatCalibTable, parseCalibArgs, runCalibBench } from "./calib_bench.ts";
 import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
 import { readConfig } from "../lib/model/model.ts";
 import type { Backend, WeightDType } from "../lib/backends/backend.ts";
@@ -160,6 +172,37 @@ async function llamaPart(quick: boolean): Promise<string> {
     ].join("\n");
 }
 
+async function threadsPart(quick: boolean): Promise<string> {
+  const title = "## WASM threads (SEAP_THREADS): 1 vs 2 threads, same model, prompt and tokens\n\n";
+  const opts = {
+    formats: WEIGHTS,
+    threads: [1, 2],
+    ...(quick ? { rounds: 3, steps: 16 } : { rounds: 5, steps: 32 }),
+  };
+  const smol = await smollmThreadsCase();
+  const parts = [formatThreadsTable(await runThreadsBench(smol.dir, smol.masks, opts))];
+  const real = await defaultModelMasks();
+  const half = real?.all.find((m) => m.name === "reverse@0.5");
+  if (real && half) {
+    const res = await runThreadsBench(DEFAULT_MODEL_DIR, { mask: half, family: real.all }, {
+      ...opts,
+      steps: 4 * opts.steps,
+      llama: false,
+    });
+    parts.push(formatThreadsTable(res));
+  }
+  parts.push(
+    "What decode's cuts would cost on one thread, and a cut op's synchronisation " +
+      "(thread_cut_bench.ts):\n\n" +
+      formatCutCostTable(await runCutCostBench(quick ? { rounds: 5 } : {})),
+  );
+  return title + parts.join("\n\n") + "\n\nPrompt of 32 tokens, then greedy decode. Results " +
+    "are bit-identical at every thread count (tests/wasm_threads_test.ts); decode cuts the " +
+    "matmuls and attention of >= 2^18 multiply-adds, prefill every op (docs/design.md, WASM " +
+    "threads). On a machine shared by several sessions the scheduler gives each session a fair " +
+    "share of the cores, so a second thread can split that share but not add to it.";
+}
+
 /** One bench part: runs and returns its markdown report. */
 type Part = (quick: boolean) => Promise<string>;
 
@@ -176,20 +219,36 @@ const PARTS: Record<string, Part> = {
   decode: decodePart,
   memory: () => memoryPart(),
   llama: llamaPart,
+  threads: threadsPart,
   scale: async () => {
     const opts = parseScaleArgs(Deno.args);
     return "## Scale: random models in real shapes, WASM backend, each format in a fresh process\n\n" +
       formatScaleTable(await runScaleBench(opts)) +
       `\n\nPrompt ${opts.prompt} tokens, ${opts.tokens} decoded; calibration: the statistics ` +
-      "pass (collect_stats.ts; the row's weight format, statistics in f32; tools/calibrate.ts " +
-      `itself still loads f32 weights) over ${opts.samples} samples of the default model's set, 64 tokens ` +
+      "pass (collect_stats.ts; the row's weight format, statistics in f64; deno task calibrate " +
+      `--weights) over ${opts.samples} samples of the default model's set, 64 tokens ` +
       "at most each; context: the memory-safe context at concurrency 1 and 4 (memory_fit.ts, " +
       "prefill chunk 64) in the WASM memory left after loading, capped at the config's (cfg).";
+  },
+  wasm64: async () => {
+    const opts = parseWasm64Args(Deno.args);
+    return "## wasm32 vs wasm64 (memory64) kernels, SmolLM2-135M shape, same rounds\n\n" +
+      formatWasm64Table(await runWasm64Bench(opts)) +
+      `\n\nPrompt 32 tokens, ${opts.tokens} decoded, best of ${opts.rounds} interleaved rounds; ` +
+      "ratio = wasm64 / wasm32 (docs/design.md, WASM memory past 4 GiB).";
+  },
+  calib: async () => {
+    const o = parseCalibArgs(Deno.args);
+    return `## Calibration cost: statistics pass vs dense prefill of the same tokens (${o.backend})\n\n` +
+      formatCalibTable(await runCalibBench(o)) +
+      `\n\n${o.samples} samples of the default model's calibration set, ${o.maxTokens} tokens at ` +
+      `most each, ${o.rounds} rounds alternating which pass runs first (per-round ratios in ` +
+      "brackets); one fresh process per shape and format.";
   },
 };
 
 /** Parts run only when named in `--only=` (long, or needing downloads). */
-const OPT_IN = new Set(["scale"]);
+const OPT_IN = new Set(["scale", "wasm64", "calib"]);
 
 if (import.meta.main) {
   const only = Deno.args.find((a) => a.startsWith("--only="))?.slice(7).split(",");

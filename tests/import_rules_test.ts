@@ -24,6 +24,7 @@ const SERVER_CLIENTS: Record<string, string> = {
   "tests/q8_format_test.ts": "SEAP_WEIGHTS parsing of the server's settings",
   "bench/load_test.ts": "the server's load benchmark",
   "bench/scale_bench.ts": "sizes models with the server's memory fit (lib/server/memory_fit.ts)",
+  "tools/load_memory.ts": "loads with the server's WASM memory limit (lib/server/memory_fit.ts)",
 };
 
 /** Rooms of lib/ whose imports are ruled, and the rooms each may not import. */

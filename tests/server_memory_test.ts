@@ -1,6 +1,6 @@
 /**
  * Issue 13, finding 9: one request that runs out of memory must not break the server. The
- * WASM allocator reuses freed blocks of any size, a sequence whose construction fails gives
+ * WASM allocator reuses freed blocks of any size, a sequence whose KV cache cannot grow gives
  * back what it took, a request beyond the memory-safe context is refused up front (issue 14)
  * and the next one succeeds, and a broken engine makes /healthz say so. Memory is forced short with the backend's `maxBytes`
  * on the tiny fixture (the 1B-shaped reproduction is tools/oom_repro_1b.ts).
@@ -62,12 +62,29 @@ async function cappedModel(extraBytes: number) {
   return { model: m2, be: capped };
 }
 
-Deno.test("sequence: a failed construction frees its KV blocks; a smaller one then fits", async () => {
+/** Prefill 60-token chunks until the KV cache cannot grow; returns the error thrown. */
+async function growUntilOom(s: Sequence): Promise<unknown> {
+  try {
+    while (s.length + 60 <= s.maxTokens) {
+      await s.prefill(Int32Array.from({ length: 60 }, (_, i) => (i * 11) % 300));
+    }
+  } catch (e) {
+    return e;
+  }
+  return null;
+}
+
+Deno.test("sequence: a KV cache that cannot grow gives back every page; a smaller one then fits", async () => {
   // 512 tokens × 6 layers × K,V × 2 kv heads × 16 dims × 4 B = 768 KiB of KV: does not fit
-  // in 600 KiB; 100 tokens (192 KiB, rounded) does, but only if nothing leaked.
+  // in 600 KiB; 100 tokens (192 KiB, rounded) does, but only if nothing leaked. The cache grows
+  // in pages, so the failure comes when a prefill needs more room, not at construction.
   const { model, be } = await cappedModel(600 << 10);
   const before = be.usedBytes;
-  assert.throws(() => new Sequence(model, { maxTokens: 512 }), BackendMemoryError);
+  const big = new Sequence(model, { maxTokens: 512 });
+  const err = await growUntilOom(big);
+  assert.ok(err instanceof BackendMemoryError, `expected a BackendMemoryError, got ${err}`);
+  assert.ok(big.length >= 120 && big.length < 512, `failed at ${big.length} cached tokens`);
+  big.free();
   assert.equal(be.usedBytes, before, "the failed sequence gave back every layer it took");
   let settled = 0; // after the first round the backend's scratch pools have their size
   for (let round = 0; round < 3; round++) {
@@ -75,10 +92,50 @@ Deno.test("sequence: a failed construction frees its KV blocks; a smaller one th
     const logits = await s.prefill(Int32Array.from({ length: 90 }, (_, i) => (i * 7) % 300));
     assert.ok(logits.every(Number.isFinite));
     s.free();
-    assert.throws(() => new Sequence(model, { maxTokens: 512 }), BackendMemoryError);
+    const b = new Sequence(model, { maxTokens: 512 });
+    assert.ok((await growUntilOom(b)) instanceof BackendMemoryError);
+    b.free();
     if (round === 0) settled = be.usedBytes;
     else assert.equal(be.usedBytes, settled, `round ${round}: nothing leaked`);
   }
+});
+
+Deno.test("admission's KV charge covers the paged cache's peak while it grows to the limit", async () => {
+  const be = await WasmBackend.create();
+  const model = await loadModel(TINY_CHAT, { backend: be });
+  const warm = new Sequence(model, { maxTokens: 300 });
+  await warm.prefill(Int32Array.from({ length: 60 }, (_, i) => 3 + i % 200)); // scratch pools
+  warm.free();
+  // Record the bytes held after every allocation: the peak includes a layer's old and new pages.
+  const base = be.usedBytes;
+  let peak = 0;
+  const tensor = be.tensor.bind(be);
+  be.tensor = (r: number, c: number) => {
+    const t = tensor(r, c);
+    peak = Math.max(peak, be.usedBytes - base);
+    return t;
+  };
+  try {
+    const limit = 300;
+    const s = new Sequence(model, { maxTokens: limit });
+    while (s.length < limit) {
+      await s.decode(1 + s.length % 250); // one token at a time: every growth on the way
+    }
+    assert.equal(s.kvCapacity, limit);
+    s.free();
+  } finally {
+    be.tensor = tensor;
+  }
+  const c = model.config;
+  const full = c.numLayers * 2 * 2 ** Math.ceil(Math.log2(c.numKvHeads * 300 * c.headDim * 4));
+  // Temporaries of a one-token step are a few KiB; everything above the full cache is growth.
+  console.log(
+    `  peak while growing to 300 tokens: ${peak} B; full cache ${full} B; charged ${
+      sequenceKvBytes(c, 300)
+    } B`,
+  );
+  assert.ok(peak > full, "growth holds old and new pages of a layer at once");
+  assert.ok(peak <= sequenceKvBytes(c, 300) + stepReserveBytes(c, 1), `peak ${peak} B`);
 });
 
 Deno.test("server: a request beyond the memory-safe context is refused up front (400), requests at it succeed concurrently", async () => {

@@ -11,7 +11,7 @@ import {
   type Structure,
 } from "../lib/calibrate/build_masks.ts";
 import { runCalibration } from "../lib/calibrate/pipeline.ts";
-import type { BackendChoice } from "../lib/backends/select_backend.ts";
+import { type BackendChoice, parseWeightDType } from "../lib/backends/select_backend.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 
 const HELP = `deno task calibrate [options]
@@ -35,7 +35,12 @@ Options:
                          those beyond --samples only run the first m layers over their prompt
                          (cheap; the OOD threshold is estimated on a quarter of them)
   --backend NAME         auto (default: hardware WebGPU, else wasm, else reference) | reference
-                         | wasm | webgpu; weights stay float32
+                         | wasm | webgpu
+  --weights FORMAT       f32 (default) | f16 | q8: the weight format the model runs in (f16 and
+                         q8 fit larger models and run faster; statistics accumulate in float64)
+  --checkpoint-every N   save the partial statistics every N samples to
+                         <out>/stats.partial.safetensors; a rerun with the same model, data and
+                         options resumes from it (default: 16; 0 = never)
   --max-tokens N         max tokens per sample (default: 256)
   --score NAME           wifv (default) | wifn | wanda-sp (the SEAP masks' scores; ablation)
   --structure NAME       ul-ld (default) | ul-um | al-am
@@ -127,6 +132,8 @@ async function main(): Promise<number> {
       "max-tokens": { type: "string" },
       "router-samples": { type: "string" },
       backend: { type: "string" },
+      weights: { type: "string" },
+      "checkpoint-every": { type: "string" },
       score: { type: "string" },
       structure: { type: "string" },
       "logistic-m": { type: "string" },
@@ -205,6 +212,8 @@ async function main(): Promise<number> {
     samplesPerTask: num(a.samples, "samples", 64, true),
     routerSamplesPerTask: num(a["router-samples"], "router-samples", 256, true),
     backend: (a.backend ?? "auto") as BackendChoice,
+    weights: parseWeightDType(a.weights ?? "f32"),
+    checkpointEvery: num(a["checkpoint-every"], "checkpoint-every", 16, true),
     maxTokens: num(a["max-tokens"], "max-tokens", 256, true),
     validateSamples: num(a["validate-samples"], "validate-samples", 64, true),
     mask,

@@ -27,7 +27,8 @@ import { parseArgs } from "node:util";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { WebGpuBackend } from "../lib/backends/webgpu.ts";
 import type { Backend } from "../lib/backends/backend.ts";
-import { parseWeightDType } from "../lib/backends/select_backend.ts";
+import { envMaxMemory, parseWeightDType } from "../lib/backends/select_backend.ts";
+import { memoryLimitFor } from "../lib/server/memory_fit.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 
 /** Backends {@link measureLoad} can load onto. */
@@ -82,7 +83,12 @@ export async function loadMeasured(
   const be: Backend = backend === "webgpu"
     ? await WebGpuBackend.create({ weightDType })
     : backend === "wasm"
-    ? await WasmBackend.create({ weightDType })
+    ? await WasmBackend.create({
+      weightDType,
+      // The server's memory limit: SEAP_MAX_MEMORY, else by the weights' size (wasm64 past
+      // 4 GiB).
+      maxBytes: await memoryLimitFor(dir, weightDType, envMaxMemory() ?? null, "wasm"),
+    })
     : (() => {
       throw new Error(`load_memory: unknown backend "${backend}" (wasm or webgpu)`);
     })();

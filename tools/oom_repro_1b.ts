@@ -39,7 +39,8 @@ const rows: string[] = [];
 for (const tokens of [10_000, 30_000, 2_000, 30_000, 20]) {
   const before = be.usedBytes;
   try {
-    const s = new Sequence(model, { maxTokens: tokens });
+    // One page of the whole context: the cache is reserved up front, as before paging.
+    const s = new Sequence(model, { maxTokens: tokens, pageTokens: tokens });
     rows.push(`${tokens} tokens: ok (${gib(be.usedBytes - before)} of KV)`);
     s.free();
   } catch (e) {

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# Rebuild the kernels into a temp dir and compare bytes with the committed seap_kernels.wasm.
+# Rebuild the kernels into a temp dir and compare bytes with the committed module.
+#   check_reproducible.sh [wasm32|wasm64|wasm32-threads|wasm64-threads]
+#   (seap_kernels.wasm, seap_kernels64.wasm, seap_kernels_mt.wasm, seap_kernels64_mt.wasm)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+target="${1:-wasm32}"
+case "$target" in
+  wasm32) name=seap_kernels.wasm; cc="${CLANG:-clang}" ;;
+  wasm64) name=seap_kernels64.wasm; cc="${CLANG64:-clang-19}" ;;
+  wasm32-threads) name=seap_kernels_mt.wasm; cc="${CLANG:-clang}" ;;
+  wasm64-threads) name=seap_kernels64_mt.wasm; cc="${CLANG64:-clang-19}" ;;
+  *)
+    echo "check_reproducible.sh: target must be wasm32, wasm64, wasm32-threads or wasm64-threads, got $target" >&2
+    exit 2
+    ;;
+esac
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-"$here/build.sh" "$tmp/seap_kernels.wasm" >/dev/null
-if cmp -s "$tmp/seap_kernels.wasm" "$here/seap_kernels.wasm"; then
-  echo "seap_kernels.wasm is reproducible ($(wc -c <"$here/seap_kernels.wasm") bytes)"
+"$here/build.sh" "$tmp/$name" "$target" >/dev/null
+if cmp -s "$tmp/$name" "$here/$name"; then
+  echo "$name is reproducible ($(wc -c <"$here/$name") bytes, $("$cc" --version | head -1))"
 else
-  echo "seap_kernels.wasm differs from a fresh build (clang: $(${CLANG:-clang} --version | head -1))" >&2
+  echo "$name differs from a fresh build (clang: $("$cc" --version | head -1))" >&2
   exit 1
 fi

@@ -434,10 +434,6 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
   }
 }
 
-/** fp16 -> f32 conversion of n values (exported for host-side reads of fp16 weights). */
-EXPORT("f16_to_f32")
-void f16_to_f32(const half* src, int n, float* dst) { cvt_f16(src, n, dst); }
-
 /* ---------- fused FFN over kept neurons ---------- */
 
 static inline float silu(float g) { return g / (1.0f + sexp(-g)); }

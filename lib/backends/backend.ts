@@ -77,6 +77,11 @@ export interface Backend {
   readonly memoryLimitBytes?: number;
   /** Optional: bytes held now, counted against {@link memoryLimitBytes}. */
   readonly usedBytes?: number;
+  /**
+   * Optional: release what outlives the process's work (the WASM backend's worker threads,
+   * `SEAP_THREADS` > 1); the backend may still run ops afterwards, on one thread. Idempotent.
+   */
+  close?(): Promise<void>;
 
   /**
    * Upload a weight buffer (converted to {@link weightDType} if needed). `dtype` overrides the

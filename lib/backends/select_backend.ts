@@ -10,6 +10,7 @@
 import type { Backend, WeightDType } from "./backend.ts";
 import { ReferenceBackend } from "./reference.ts";
 import { requestWebGpuAdapter, WebGpuBackend } from "./webgpu.ts";
+import { parseByteSize } from "./wasm_memory.ts";
 
 /** The weight formats, for command-line and environment parsing. */
 export const WEIGHT_DTYPES: readonly WeightDType[] = ["f32", "f16", "q8"];
@@ -29,12 +30,42 @@ export interface SelectBackendOptions {
   weightDType?: WeightDType;
   /** Where "auto" reports what it chose and why (default: nothing). */
   log?: (msg: string) => void;
+  /**
+   * The WASM backend's memory limit in bytes (`SEAP_MAX_MEMORY`; default: that variable when
+   * set and readable, else 4 GiB). Past 4 GiB the memory64 kernels serve it (docs/design.md,
+   * WASM memory past 4 GiB). Other backends ignore it.
+   */
+  maxMemoryBytes?: number;
+  /**
+   * Threads of the WASM backend (`SEAP_THREADS`; default 1: no workers, no shared memory).
+   * Above 1 the caller must `close()` the backend. Other backends ignore it.
+   */
+  threads?: number;
 }
 
-async function makeWasm(weightDType: WeightDType): Promise<Backend> {
+/** SEAP_MAX_MEMORY when set (and the environment readable), parsed; else undefined. */
+export function envMaxMemory(): number | undefined {
+  let raw;
+  try {
+    raw = Deno.env.get("SEAP_MAX_MEMORY");
+  } catch {
+    return undefined; // no --allow-env
+  }
+  return raw ? parseByteSize(raw, "SEAP_MAX_MEMORY") : undefined;
+}
+
+async function makeWasm(
+  weightDType: WeightDType,
+  maxBytes: number | undefined,
+  threads: number,
+): Promise<Backend> {
   // Imported on demand: the WASM module is only read when this backend is chosen.
   const mod = await import("./wasm.ts");
-  return await mod.WasmBackend.create({ weightDType });
+  return await mod.WasmBackend.create({
+    weightDType,
+    maxBytes: maxBytes ?? envMaxMemory(),
+    threads,
+  });
 }
 
 /**
@@ -47,11 +78,12 @@ export async function selectBackend(
 ): Promise<Backend> {
   const weightDType = opts.weightDType ?? "f32";
   const log = opts.log ?? (() => {});
+  const threads = opts.threads ?? 1;
   switch (choice) {
     case "reference":
       return new ReferenceBackend({ weightDType });
     case "wasm":
-      return await makeWasm(weightDType);
+      return await makeWasm(weightDType, opts.maxMemoryBytes, threads);
     case "webgpu":
       return await WebGpuBackend.create({ weightDType, allowFallback: true });
     case "auto": {
@@ -68,8 +100,8 @@ export async function selectBackend(
         log("backend: no hardware WebGPU adapter; trying wasm");
       }
       try {
-        const b = await makeWasm(weightDType);
-        log("backend: wasm");
+        const b = await makeWasm(weightDType, opts.maxMemoryBytes, threads);
+        log(`backend: wasm${threads > 1 ? `, ${threads} threads` : ""}`);
         return b;
       } catch (e) {
         log(`backend: wasm unavailable (${(e as Error).message}); using reference`);

@@ -1,7 +1,11 @@
 /**
  * The WASM SIMD backend: every op of {@link Backend} runs eagerly in `kernels/wasm/seap_kernels.wasm`
  * (C compiled with clang, f32x4 SIMD) on tensors and weights that live in one
- * `WebAssembly.Memory` owned by the backend. Single-threaded. Weights are stored as f32, f16 or q8
+ * `WebAssembly.Memory` owned by the backend: 32-bit up to a 4 GiB limit, else 64-bit with the
+ * memory64 build `seap_kernels64.wasm` (lib/backends/wasm_memory.ts; docs/design.md, WASM memory
+ * past 4 GiB). One thread unless created with `threads` > 1 (`SEAP_THREADS`): then the memory is
+ * shared and the big ops are cut across workers (lib/backends/wasm_threads.ts), bit for bit the
+ * same results. Weights are stored as f32, f16 or q8
  * (`weightDType`, chosen at creation); f16 halves the bytes read per decoded token and is
  * converted to f32 inside the kernels; q8 (lib/formats/q8.ts) reads 1.125 bytes per weight with
  * integer dot products (kernels/wasm/matmul_q8.c). Matmuls read only the rows of the index list.
@@ -25,6 +29,20 @@ import {
 } from "../formats/q8.ts";
 import * as check from "./arg_checks.ts";
 import { fillRopeTable } from "./rope_table.ts";
+import {
+  type AddressBits,
+  addressBitsFor,
+  bindKernels,
+  createLinearMemory,
+  i64Params,
+  KERNEL_MT_URLS,
+  KERNEL_URLS,
+  type LinearMemory,
+  WASM32_MAX_BYTES,
+  WASM64_MAX_BYTES,
+  WASM_PAGE,
+} from "./wasm_memory.ts";
+import type { ThreadPool } from "./wasm_threads.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 type FfnKernel = (
@@ -46,7 +64,10 @@ type FfnKernel = (
   scratch: number,
 ) => void;
 
-/** The C kernels' exports (pointers are byte offsets into the memory). */
+/**
+ * The C kernels' exports (pointers are byte offsets into the memory, passed as numbers: the
+ * wasm64 module's i64 parameters are converted by lib/backends/wasm_memory.ts).
+ */
 interface Kernels {
   matmul_f32(
     x: number,
@@ -159,12 +180,10 @@ interface Kernels {
   ): void;
   ffn_q8: FfnKernel;
   q8_to_f32(base: number, e0: number, n: number, dst: number): void;
-  __heap_base: WebAssembly.Global;
+  /** Where the allocator starts (the module's `__heap_base`). */
+  heapBase: number;
 }
 
-const PAGE = 65536;
-/** WebAssembly's 32-bit address space. */
-const MAX_BYTES = 4 * 1024 * 1024 * 1024;
 const ALIGN = 64;
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
 const TOKEN_BLOCK = 32;
@@ -215,16 +234,55 @@ class WasmIndices implements IndexList {
   }
 }
 
-/** Where the compiled kernels live (next to their C sources). */
-const WASM_URL = new URL("../../kernels/wasm/seap_kernels.wasm", import.meta.url);
+/** The compiled kernel modules (and their bytes, for the i64 signatures), per build. */
+const modules = new Map<string, Promise<{ module: WebAssembly.Module; bytes: Uint8Array }>>();
 
-let modulePromise: Promise<WebAssembly.Module> | null = null;
+/** The kernels for an address width, linked for a private (`shared` false) or shared memory. */
+function kernelModule(bits: AddressBits, shared = false) {
+  const key = `${bits}${shared ? "-threads" : ""}`;
+  let m = modules.get(key);
+  if (!m) {
+    m = Deno.readFile((shared ? KERNEL_MT_URLS : KERNEL_URLS)[bits]).then(async (bytes) => ({
+      module: await WebAssembly.compile(bytes),
+      bytes,
+    }));
+    modules.set(key, m);
+  }
+  return m;
+}
+
+/** Options of {@link WasmBackend.create}. */
+export interface WasmBackendOptions {
+  /** Weight storage: "f32" (default), "f16" or "q8". */
+  weightDType?: WeightDType;
+  /**
+   * The most bytes of linear memory the backend may use (default 4 GiB; at most 16 GiB, V8's
+   * memory64 ceiling). The server sets it from SEAP_MAX_MEMORY; tests force out-of-memory with
+   * a small one.
+   */
+  maxBytes?: number;
+  /**
+   * 32 or 64: which kernel build and memory (default: wasm32 up to a 4 GiB limit, wasm64 beyond;
+   * docs/design.md, WASM memory past 4 GiB). Tests force 64 on small models.
+   */
+  addressBits?: AddressBits;
+  /**
+   * Threads in all (`SEAP_THREADS`): above 1, the caller and `threads - 1` workers over a shared
+   * memory (lib/backends/wasm_threads.ts), same results bit for bit; such a backend must be
+   * {@link WasmBackend.close}d, or its workers keep the process alive. 1 (default): the
+   * one-thread backend, no workers, no shared memory.
+   */
+  threads?: number;
+}
 
 /** WASM SIMD implementation of {@link Backend}; create it with {@link WasmBackend.create}. */
 export class WasmBackend implements Backend {
   readonly name = "wasm";
   readonly weightDType: WeightDType;
 
+  /** Address width of the kernel module and memory (32: wasm32, 64: memory64). */
+  readonly addressBits: AddressBits;
+  #lm: LinearMemory;
   #mem: WebAssembly.Memory;
   #k: Kernels;
   #top: number;
@@ -244,37 +302,80 @@ export class WasmBackend implements Backend {
   #ropeBytes = 0;
   #vecPtr = 0;
   #vecBytes = 0;
+  /** Worker threads (threads > 1), or null: every op on the calling thread. */
+  #pool: ThreadPool | null = null;
 
-  private constructor(
-    mem: WebAssembly.Memory,
-    k: Kernels,
-    weightDType: WeightDType,
-    limit: number,
-  ) {
-    this.#mem = mem;
+  private constructor(lm: LinearMemory, k: Kernels, weightDType: WeightDType, limit: number) {
+    this.#lm = lm;
+    this.#mem = lm.memory;
+    this.addressBits = lm.bits;
     this.#limit = limit;
     this.#k = k;
     this.weightDType = weightDType;
-    this.#top = Math.ceil((k.__heap_base.value as number) / ALIGN) * ALIGN;
+    this.#top = Math.ceil(k.heapBase / ALIGN) * ALIGN;
   }
 
   /**
-   * Load and instantiate the kernels; `weightDType` defaults to "f32". `maxBytes` caps the
-   * linear memory below WebAssembly's 4 GiB (tests force out-of-memory with it).
+   * Load and instantiate the kernels (the wasm32 or wasm64 build, by {@link addressBitsFor})
+   * over a new memory growable to `maxBytes`; `weightDType` defaults to "f32".
    */
-  static async create(
-    opts: { weightDType?: WeightDType; maxBytes?: number } = {},
-  ): Promise<WasmBackend> {
+  static async create(opts: WasmBackendOptions = {}): Promise<WasmBackend> {
     const dtype = opts.weightDType ?? "f32";
     if (dtype !== "f32" && dtype !== "f16" && dtype !== "q8") {
       throw new Error(`wasm backend: bad weightDType ${dtype}`);
     }
-    modulePromise ??= Deno.readFile(WASM_URL).then((b) => WebAssembly.compile(b));
-    const module = await modulePromise;
-    const memory = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
-    const inst = await WebAssembly.instantiate(module, { env: { memory } });
-    const limit = Math.min(opts.maxBytes ?? MAX_BYTES, MAX_BYTES);
-    return new WasmBackend(memory, inst.exports as unknown as Kernels, dtype, limit);
+    const threads = opts.threads ?? 1;
+    if (!(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+      throw new RangeError(`wasm backend: threads must be an integer in 1..256, got ${threads}`);
+    }
+    const limit = opts.maxBytes ?? WASM32_MAX_BYTES;
+    if (!(Number.isFinite(limit) && limit > 0 && limit <= WASM64_MAX_BYTES)) {
+      throw new RangeError(
+        `wasm backend: maxBytes must be in (0, 16 GiB] (V8's memory64 ceiling), got ${limit}`,
+      );
+    }
+    const bits = addressBitsFor(limit, opts.addressBits);
+    const shared = threads > 1;
+    const { module, bytes } = await kernelModule(bits, shared);
+    const lm = createLinearMemory({ bits, maxBytes: limit, shared });
+    const inst = await WebAssembly.instantiate(module, { env: { memory: lm.memory } });
+    const be = new WasmBackend(lm, bindKernels<Kernels>(inst, bytes), dtype, limit);
+    if (!shared) return be;
+    const { ThreadPool } = await import("./wasm_threads.ts");
+    be.#pool = await ThreadPool.create(
+      {
+        memory: lm.memory,
+        module,
+        wide: Object.fromEntries(i64Params(bytes)),
+        alloc: (n) => be.#alloc(n),
+        free: (ptr, size) => be.#dealloc(ptr, size),
+      },
+      inst,
+      threads,
+    );
+    return be;
+  }
+
+  /** Threads the ops run on (1: the calling thread only). */
+  get threads(): number {
+    return this.#pool ? this.#pool.threads : 1;
+  }
+
+  /** The worker pool (threads > 1), for tests and metrics; null on one thread. */
+  get threadPool(): ThreadPool | null {
+    return this.#pool;
+  }
+
+  /**
+   * Stop the worker threads (threads > 1; nothing to do on one thread): done when it returns
+   * (the promise is for the {@link Backend} interface). The backend stays usable on the calling
+   * thread alone. Idempotent.
+   */
+  close(): Promise<void> {
+    const p = this.#pool;
+    this.#pool = null;
+    p?.close();
+    return Promise.resolve();
   }
 
   /** Bytes of memory the backend currently holds (weights, tensors, pools). */
@@ -297,7 +398,7 @@ export class WasmBackend implements Backend {
     return this.#f32;
   }
 
-  /** The most bytes of linear memory this backend may use (`maxBytes`, at most 4 GiB). */
+  /** The most bytes of linear memory this backend may use (`maxBytes`, at most 16 GiB). */
   get memoryLimitBytes(): number {
     return this.#limit;
   }
@@ -348,11 +449,11 @@ export class WasmBackend implements Backend {
     const have = this.#mem.buffer.byteLength;
     if (end > have) {
       // Grow by at least 1/8 of the current size to keep the number of grows small.
-      const need = Math.ceil((end - have) / PAGE);
-      const room = Math.floor(this.#limit / PAGE) - have / PAGE;
-      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / PAGE)), room);
+      const need = Math.ceil((end - have) / WASM_PAGE);
+      const room = Math.ceil(this.#limit / WASM_PAGE) - have / WASM_PAGE;
+      const pages = Math.min(Math.max(need, Math.ceil(have / 8 / WASM_PAGE)), room);
       try {
-        this.#mem.grow(Math.max(need, pages));
+        this.#lm.grow(Math.max(need, pages));
       } catch (e) {
         throw new BackendMemoryError(
           `wasm backend: out of memory: the host refused to grow memory to ${fmtBytes(end)} (${
@@ -617,11 +718,18 @@ export class WasmBackend implements Backend {
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "matmul rows");
     const T = a.rows;
+    const pool = this.#pool;
     if (wb.dtype === "q8") {
       const q = this.#q8(w, "matmul w");
-      // The quantized x: T * K/32 scales (f32) + T * K int16.
-      const s = this.#scratch(T * (K / Q8_BLOCK) * 4 + T * K * 2);
-      this.#k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
+      if (pool?.matmul("q8", a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr)) {
+        // cut across threads
+      } else {
+        // The quantized x: T * K/32 scales (f32) + T * K int16.
+        const s = this.#scratch(T * (K / Q8_BLOCK) * 4 + T * K * 2);
+        this.#k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
+      }
+    } else if (pool?.matmul(wb.dtype, a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr)) {
+      // cut across threads
     } else if (wb.dtype === "f16") {
       const s = this.#scratch(4 * K * 4);
       this.#k.matmul_f16(a.ptr, T, K, this.#addr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK, s);
@@ -644,10 +752,15 @@ export class WasmBackend implements Backend {
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "matmulTAdd rows");
     const T = at.rows;
+    const pool = this.#pool;
     if (wb.dtype === "q8") {
       const q = this.#q8(w, "matmulTAdd w");
-      const s = this.#scratch(Q8_TILE_ROWS * M * 4);
-      this.#k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
+      if (!pool?.matmulTAdd("q8", at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr)) {
+        const s = this.#scratch(Q8_TILE_ROWS * M * 4);
+        this.#k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
+      }
+    } else if (pool?.matmulTAdd(wb.dtype, at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr)) {
+      // cut across threads
     } else if (wb.dtype === "f16") {
       const s = this.#scratch(4 * M * 4);
       this.#k.matmul_t_add_f16(at.ptr, T, R, this.#addr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK, s);
@@ -735,6 +848,9 @@ export class WasmBackend implements Backend {
     check.checkAttention(qt, kc, vc, kvOf, maxT, pos0, o);
     const d = kc.cols, S = kvOf.length, T = qt.rows;
     const kp = this.#idx(kvOf, kc.rows / maxT, "attention kvOf");
+    if (this.#pool?.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr)) {
+      return;
+    }
     const s = this.#scratch(maxT * 4); // one row of scores
     this.#k.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr, s);
   }
@@ -766,9 +882,16 @@ export class WasmBackend implements Backend {
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "ffn rows");
     const T = xt.rows;
+    const pool = this.#pool;
     if (gb.dtype === "q8") {
       const g = this.#q8(gate, "ffn gate"), u = this.#q8(up, "ffn up");
       const d = this.#q8(downT, "ffn downT");
+      const ap = at ? at.ptr : 0;
+      if (
+        pool?.ffn("q8", xt.ptr, T, K, g.ptr, g.sb, u.ptr, u.sb, d.ptr, d.sb, M, rp, R, o.ptr, ap)
+      ) {
+        return;
+      }
       // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
       // [2, T, tile] and one tile of dequantized down rows [tile, M].
       let bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
@@ -792,6 +915,27 @@ export class WasmBackend implements Backend {
         TOKEN_BLOCK,
         sp,
       );
+      return;
+    }
+    if (
+      pool?.ffn(
+        gb.dtype,
+        xt.ptr,
+        T,
+        K,
+        this.#addr(gate),
+        gate.stride,
+        this.#addr(up),
+        up.stride,
+        this.#addr(downT),
+        downT.stride,
+        M,
+        rp,
+        R,
+        o.ptr,
+        at ? at.ptr : 0,
+      )
+    ) {
       return;
     }
     const args = [

@@ -3,6 +3,8 @@
  * per-layer statistics of the o_proj input, the down_proj input and the two post-norm inputs
  * into per-task {@link TaskStats}, and the router feature of every sample's prompt. The
  * statistics are saved as safetensors so masks can be recomputed without running the model.
+ * The model may be loaded in any weight format (f16 and q8 fit models f32 does not) while the
+ * statistics accumulate in float64; with a checkpoint the pass resumes after an interruption.
  */
 
 import type { Model } from "../model/model.ts";
@@ -12,6 +14,14 @@ import type { CalibrationSample } from "./calibration_data.ts";
 import { ProgressBar } from "./progress.ts";
 import { RunningStats } from "./running_stats.ts";
 import { type Dims, emptyTaskStats, type TaskStats } from "./stats_types.ts";
+import {
+  CHECKPOINT_KEYS,
+  checkpointDone,
+  CheckpointMismatchError,
+  readCheckpoint,
+  statsKey,
+  writeAtomic,
+} from "./stats_checkpoint.ts";
 import { decodeTensors, encodeTensors, need, type TensorEntry } from "../masks/tensor_file.ts";
 
 /** Router features of every calibration sample. */
@@ -34,6 +44,9 @@ export interface CalibrationStats {
   /** Fingerprint of the model the statistics come from. */
   fingerprint: string;
   modelName: string;
+  /** Backend and weight format the activations came from (absent in files that predate them). */
+  backend?: string;
+  weightDType?: string;
   maxTokens: number;
   stats: TaskStats[];
   router: RouterData;
@@ -80,9 +93,34 @@ export interface CollectOptions {
   progress?: boolean;
   /** More samples per task for the router only: their prompts run the first m layers. */
   routerOnly?: Map<string, CalibrationSample[]>;
+  /**
+   * Write the partial statistics to `path` every `every` samples (and when done), and resume
+   * from it when it already holds a checkpoint of the same inputs (lib/calibrate/stats_checkpoint.ts).
+   * `onWrite` runs after each write.
+   */
+  checkpoint?: {
+    path: string;
+    every: number;
+    onWrite?: (done: number, total: number) => void | Promise<void>;
+  };
+  /** Stops the pass between samples (throwing the signal's reason); see `checkpoint`. */
+  signal?: AbortSignal;
+  /** Where a resume is reported (default console.error). */
+  log?: (s: string) => void;
 }
 
-/** Run the dense calibration pass over `groups` (task -> samples). */
+/** One sample of the pass: a statistics sample, or a router-only prompt. */
+interface Unit {
+  ti: number;
+  s: CalibrationSample;
+  routerOnly: boolean;
+}
+
+/**
+ * Run the dense calibration pass over `groups` (task -> samples): per task its statistics
+ * samples, then its router-only prompts. Activations come from the model as loaded (any
+ * backend and weight format); the statistics accumulate in float64.
+ */
 export async function collectStats(
   model: Model,
   tok: Tokenizer,
@@ -95,110 +133,171 @@ export async function collectStats(
   if (!(Number.isInteger(m) && m >= 0 && m < d.numLayers)) {
     throw new Error(`router layer ${m} must be in [0, ${d.numLayers})`);
   }
+  const cp = opts.checkpoint;
+  if (cp && !(Number.isInteger(cp.every) && cp.every > 0)) {
+    throw new RangeError(`checkpoint every ${cp.every} samples: expected a positive integer`);
+  }
   const tasks = [...groups.keys()];
-  const total = [...groups.values()].reduce((a, g) => a + g.length, 0) +
-    [...(opts.routerOnly?.values() ?? [])].reduce((a, g) => a + g.length, 0);
-  const bar = new ProgressBar(total, "calibrate", opts.progress ?? true);
-  const feats: Float32Array[] = [];
+  const units: Unit[] = [];
+  for (const [ti, task] of tasks.entries()) {
+    for (const s of groups.get(task)!) units.push({ ti, s, routerOnly: false });
+    for (const s of opts.routerOnly?.get(task) ?? []) units.push({ ti, s, routerOnly: true });
+  }
+  const be = model.backend;
+  const all = tasks.map((t) => emptyTaskStats(t, d));
+  const feats: Float32Array[] = []; // per done sample: [H]
   const labels: number[] = [];
   const held: number[] = [];
-  const all: TaskStats[] = [];
-  const t0 = performance.now();
   let tokens = 0;
-  let done = 0;
-  let routerMs = 0;
-  for (const [ti, task] of tasks.entries()) {
-    const ts = emptyTaskStats(task, d);
-    for (const s of groups.get(task)!) {
-      const ids = encodeSample(tok, s.text, opts.maxTokens);
-      const pids = encodeSample(tok, s.prompt, opts.maxTokens);
-      const isPrefix = m > 0 && pids.length <= ids.length && pids.every((v, i) => v === ids[i]);
-      let feat: Float32Array | null = null;
-      const seq = new Sequence(model, { maxTokens: ids.length });
-      try {
-        await seq.prefill(ids, {
-          capture: {
-            onLayer(l, a) {
-              const ls = ts.layers[l];
-              ls.attnOut.update(a.attnOut);
-              ls.mlpAct.update(a.mlpAct);
-              ls.attnIn.update(a.attnIn);
-              ls.mlpIn.update(a.mlpIn);
-            },
-            onHidden: isPrefix
-              ? (l, h) => {
-                if (l !== m - 1) return;
-                // [T, H] -> mean over the prompt's tokens (causal: same as the prompt alone)
-                feat = new Float32Array(H);
-                const acc = new Float64Array(H);
-                for (let t = 0; t < pids.length; t++) {
-                  for (let i = 0; i < H; i++) acc[i] += h[t * H + i];
-                }
-                for (let i = 0; i < H; i++) feat[i] = acc[i] / pids.length;
-              }
-              : undefined,
-          },
-        });
-      } finally {
-        seq.free();
-      }
-      if (!feat) {
-        const hs = new Sequence(model, { maxTokens: pids.length });
-        try {
-          feat = await hs.prefillHead(pids, m);
-        } finally {
-          hs.free();
-        }
-      }
-      feats.push(feat);
-      labels.push(ti);
-      held.push(s.heldOutPhrasing ? 1 : 0);
-      ts.samples++;
-      ts.tokens += ids.length;
-      tokens += ids.length;
-      bar.tick(++done, `${task} ${tokens} tok`);
+  let seconds = 0;
+  let routerSeconds = 0;
+  let start = 0;
+  const key = cp
+    ? await statsKey({
+      fingerprint: model.fingerprint,
+      backend: be.name,
+      weightDType: be.weightDType,
+      maxTokens: opts.maxTokens,
+      routerLayer: m,
+      groups,
+      routerOnly: opts.routerOnly,
+    })
+    : "";
+  const saved = cp ? await readCheckpoint(cp.path) : null;
+  if (cp && saved) {
+    start = checkpointDone(decodeTensors(saved, cp.path).metadata, key, units.length, cp.path);
+    const prev = decodeStats(saved, cp.path);
+    if (prev.router.labels.length !== start || prev.stats.some((t, i) => t.task !== tasks[i])) {
+      throw new CheckpointMismatchError(`${cp.path}: samples or tasks do not match its count`);
     }
-    all.push(ts);
-    for (const s of opts.routerOnly?.get(task) ?? []) {
-      const tr = performance.now();
-      const pids = encodeSample(tok, s.prompt, opts.maxTokens);
-      const hs = new Sequence(model, { maxTokens: pids.length });
-      try {
-        feats.push(await hs.prefillHead(pids, m));
-      } finally {
-        hs.free();
-      }
-      labels.push(ti);
-      held.push(s.heldOutPhrasing ? 1 : 0);
-      routerMs += performance.now() - tr;
-      bar.tick(++done, `${task} (router)`);
+    prev.stats.forEach((t, i) => all[i] = t);
+    for (let i = 0; i < start; i++) feats.push(prev.router.features.slice(i * H, (i + 1) * H));
+    labels.push(...prev.router.labels);
+    held.push(...prev.router.heldOut);
+    tokens = prev.tokens;
+    seconds = prev.seconds;
+    routerSeconds = prev.routerSeconds;
+    (opts.log ?? console.error)(
+      `calibrate: resuming from ${cp.path}: ${start} of ${units.length} samples done`,
+    );
+  }
+  const snapshot = (): CalibrationStats => {
+    const features = new Float32Array(feats.length * H); // [N, H]
+    feats.forEach((f, i) => features.set(f, i * H));
+    return {
+      dims: d,
+      fingerprint: model.fingerprint,
+      modelName: model.name,
+      backend: be.name,
+      weightDType: be.weightDType,
+      maxTokens: opts.maxTokens,
+      stats: all,
+      router: {
+        tasks,
+        layer: m,
+        features,
+        labels: Int32Array.from(labels),
+        heldOut: Int32Array.from(held),
+      },
+      seconds,
+      routerSeconds,
+      tokens,
+    };
+  };
+  const bar = new ProgressBar(units.length, "calibrate", opts.progress ?? true);
+  for (let u = start; u < units.length; u++) {
+    opts.signal?.throwIfAborted();
+    const t0 = performance.now();
+    const { ti, s, routerOnly } = units[u];
+    const pids = encodeSample(tok, s.prompt, opts.maxTokens);
+    if (routerOnly) {
+      feats.push(await promptFeature(model, pids, m));
+      routerSeconds += (performance.now() - t0) / 1000;
+    } else {
+      const ids = encodeSample(tok, s.text, opts.maxTokens);
+      feats.push(await sampleStats(model, all[ti], ids, pids, m));
+      all[ti].samples++;
+      all[ti].tokens += ids.length;
+      tokens += ids.length;
+    }
+    labels.push(ti);
+    held.push(s.heldOutPhrasing ? 1 : 0);
+    bar.tick(u + 1, routerOnly ? `${tasks[ti]} (router)` : `${tasks[ti]} ${tokens} tok`);
+    if (!routerOnly) seconds += (performance.now() - t0) / 1000;
+    if (cp && ((u + 1) % cp.every === 0 || u + 1 === units.length)) {
+      const tw = performance.now();
+      const extra = { [CHECKPOINT_KEYS.key]: key, [CHECKPOINT_KEYS.done]: String(u + 1) };
+      await writeAtomic(cp.path, encodeStats(snapshot(), extra));
+      seconds += (performance.now() - tw) / 1000; // part of what calibration costs
+      await cp.onWrite?.(u + 1, units.length);
     }
   }
-  const features = new Float32Array(feats.length * H); // [N, H]
-  feats.forEach((f, i) => features.set(f, i * H));
-  return {
-    dims: d,
-    fingerprint: model.fingerprint,
-    modelName: model.name,
-    maxTokens: opts.maxTokens,
-    stats: all,
-    router: {
-      tasks,
-      layer: m,
-      features,
-      labels: Int32Array.from(labels),
-      heldOut: Int32Array.from(held),
-    },
-    seconds: (performance.now() - t0 - routerMs) / 1000,
-    routerSeconds: routerMs / 1000,
-    tokens,
-  };
+  return snapshot();
+}
+
+/**
+ * One statistics sample: a dense prefill of `ids` whose activations update `ts`; returns the
+ * router feature, the mean hidden state after layer m-1 over the prompt `pids` (read during
+ * the same prefill when the prompt is a prefix of the text, else from a head pass).
+ */
+async function sampleStats(
+  model: Model,
+  ts: TaskStats,
+  ids: Int32Array,
+  pids: Int32Array,
+  m: number,
+): Promise<Float32Array> {
+  const H = model.config.hiddenSize;
+  const isPrefix = m > 0 && pids.length <= ids.length && pids.every((v, i) => v === ids[i]);
+  let feat: Float32Array | null = null;
+  const seq = new Sequence(model, { maxTokens: ids.length });
+  try {
+    await seq.prefill(ids, {
+      capture: {
+        onLayer(l, a) {
+          const ls = ts.layers[l];
+          ls.attnOut.update(a.attnOut);
+          ls.mlpAct.update(a.mlpAct);
+          ls.attnIn.update(a.attnIn);
+          ls.mlpIn.update(a.mlpIn);
+        },
+        onHidden: isPrefix
+          ? (l, h) => {
+            if (l !== m - 1) return;
+            // [T, H] -> mean over the prompt's tokens (causal: same as the prompt alone)
+            feat = new Float32Array(H);
+            const acc = new Float64Array(H);
+            for (let t = 0; t < pids.length; t++) {
+              for (let i = 0; i < H; i++) acc[i] += h[t * H + i];
+            }
+            for (let i = 0; i < H; i++) feat[i] = acc[i] / pids.length;
+          }
+          : undefined,
+      },
+    });
+  } finally {
+    seq.free();
+  }
+  return feat ?? await promptFeature(model, pids, m);
+}
+
+/** The router feature of a prompt `pids`: its first m layers only (`Sequence.prefillHead`). */
+async function promptFeature(model: Model, pids: Int32Array, m: number): Promise<Float32Array> {
+  const hs = new Sequence(model, { maxTokens: pids.length });
+  try {
+    return await hs.prefillHead(pids, m);
+  } finally {
+    hs.free();
+  }
 }
 
 const STAT_KEYS = ["attnOut", "mlpAct", "attnIn", "mlpIn"] as const;
 
-/** Serialise calibration statistics (float64, exact) to safetensors bytes. */
-export function encodeStats(c: CalibrationStats): Uint8Array {
+/**
+ * Serialise calibration statistics (float64, exact) to safetensors bytes; `extra` metadata
+ * (e.g. a checkpoint's key) is stored alongside.
+ */
+export function encodeStats(c: CalibrationStats, extra: Record<string, string> = {}): Uint8Array {
   const t: Record<string, TensorEntry> = {};
   const L = c.dims.numLayers;
   for (const ts of c.stats) {
@@ -226,6 +325,8 @@ export function encodeStats(c: CalibrationStats): Uint8Array {
     kind: "seap-calibration-stats",
     fingerprint: c.fingerprint,
     model: c.modelName,
+    ...(c.backend ? { backend: c.backend } : {}),
+    ...(c.weightDType ? { weights: c.weightDType } : {}),
     dims: JSON.stringify(c.dims),
     tasks: JSON.stringify(
       c.stats.map((s) => ({ task: s.task, samples: s.samples, tokens: s.tokens })),
@@ -236,6 +337,7 @@ export function encodeStats(c: CalibrationStats): Uint8Array {
     seconds: String(c.seconds),
     router_seconds: String(c.routerSeconds),
     tokens: String(c.tokens),
+    ...extra,
   });
 }
 
@@ -281,6 +383,8 @@ export function decodeStats(bytes: Uint8Array, what = "stats file"): Calibration
     dims,
     fingerprint: metadata.fingerprint,
     modelName: metadata.model,
+    backend: metadata.backend,
+    weightDType: metadata.weights,
     maxTokens: Number(metadata.max_tokens),
     stats,
     router: {

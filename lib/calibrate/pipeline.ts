@@ -4,6 +4,7 @@
  * model, and write the report.
  */
 
+import type { WeightDType } from "../backends/backend.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { loadModel, type Model, readProjections } from "../model/model.ts";
 import { Sequence } from "../model/sequence.ts";
@@ -61,8 +62,19 @@ export interface CalibrateOptions {
   routerSamplesPerTask?: number;
   /** Phrasings the deployed router trains on (default "all"). */
   routerTrainPhrasings?: "all" | "seen";
-  /** Compute backend (default "reference"); weights stay float32. */
+  /** Compute backend (default "reference"). */
   backend?: BackendChoice;
+  /**
+   * Weight format the model is loaded in (default "f32"); f16 and q8 fit larger models in the
+   * backend's memory and run faster, the statistics accumulate in float64 either way.
+   */
+  weights?: WeightDType;
+  /**
+   * Checkpoint the statistics pass every N samples to `<outDir>/stats.partial.safetensors` and
+   * resume from it after an interruption (default 16; 0: no checkpoints). Removed once
+   * stats.safetensors is written.
+   */
+  checkpointEvery?: number;
   maxTokens: number;
   mask: MaskParams;
   /**
@@ -137,7 +149,10 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   const log = o.log ?? ((s: string) => console.error(s));
   const mem = memorySampler();
   const t0 = performance.now();
-  const backend = await selectBackend(o.backend ?? "reference", { weightDType: "f32", log });
+  const backend = await selectBackend(o.backend ?? "reference", {
+    weightDType: o.weights ?? "f32",
+    log,
+  });
   const model = await loadModel(o.modelDir, { backend });
   const tok = await Tokenizer.load(o.modelDir);
   const tLoad = (performance.now() - t0) / 1000;
@@ -151,6 +166,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   const routerLayer = logistic.m;
   const validateSamples = o.validateSamples ?? 64;
   let heldOutRows: Map<string, CalibrationSample[]> | null = null;
+  const checkpointPath = `${o.outDir}/stats.partial.safetensors`;
 
   let stats: CalibrationStats;
   let statsBytes: Uint8Array;
@@ -193,15 +209,23 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
       `calibration: ${rows.length} rows, ${g.size} tasks, up to ${o.samplesPerTask} samples per task, ` +
         `max ${o.maxTokens} tokens`,
     );
+    const every = o.checkpointEvery ?? 16;
+    if (!(Number.isInteger(every) && every >= 0)) {
+      throw new RangeError(`checkpoint every ${every} samples: expected an integer >= 0`);
+    }
+    if (every > 0) await Deno.mkdir(o.outDir, { recursive: true });
     stats = await collectStats(model, tok, g, {
       maxTokens: o.maxTokens,
       routerLayer,
       progress: o.progress,
       routerOnly: extra,
+      checkpoint: every > 0 ? { path: checkpointPath, every } : undefined,
+      log,
     });
     statsBytes = encodeStats(stats);
     log(
-      `dense statistics pass: ${stats.tokens} tokens in ${formatDuration(stats.seconds)}; ` +
+      `dense statistics pass (${backend.name}, ${backend.weightDType} weights, float64 ` +
+        `statistics): ${stats.tokens} tokens in ${formatDuration(stats.seconds)}; ` +
         `router-only prompts: ${formatDuration(stats.routerSeconds)}`,
     );
   }
@@ -432,6 +456,7 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
     encodeRouter(router, { fingerprint: fp }),
   );
   const sf = await writeListedFile(o.outDir, "stats.safetensors", statsBytes);
+  await Deno.remove(checkpointPath).catch(() => {}); // the statistics are saved for good
   const params = {
     score: o.mask.score,
     structure: o.mask.structure,
@@ -533,6 +558,8 @@ export async function runCalibration(o: CalibrateOptions): Promise<CalibrateResu
   const total = (performance.now() - t0) / 1000;
   const timing: Record<string, unknown> = {
     loadSeconds: tLoad,
+    statsBackend: stats.backend ?? null,
+    statsWeights: stats.weightDType ?? null,
     statsPassSeconds: o.fromStats ? 0 : stats.seconds,
     statsTokens: stats.tokens,
     routerOnlyPromptSeconds: o.fromStats ? 0 : stats.routerSeconds,

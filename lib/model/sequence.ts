@@ -1,29 +1,26 @@
 /**
  * One sequence: its KV cache and the forward pass (prefill and incremental decode) under a
- * prepared mask. All heavy work goes through the model's {@link Backend}; pruned neurons and
- * heads are never touched, and a kv head whose whole query group is pruned is neither computed
- * nor cached.
+ * prepared mask, written as llama2.c's `forward()` is: embed, then per layer an attention step
+ * and an MLP step on the residual stream, then the final norm and the LM head. All heavy work
+ * goes through the model's {@link Backend}; pruned neurons and heads are never touched, and a kv
+ * head whose whole query group is pruned is neither computed nor cached. Activation capture
+ * (calibration) is an observer called at named points (lib/model/activation_capture.ts), the
+ * fused/unfused MLP fork lives in lib/model/swiglu.ts, and the KV cache grows in pages
+ * (lib/model/kv_cache.ts).
  */
 
 import type { Backend, Tensor } from "../backends/backend.ts";
-import type { Model } from "./model.ts";
-import { denseFor, type PreparedMask } from "./prepared_mask.ts";
+import {
+  type ActivationCapture,
+  captureObserver,
+  type ForwardObserver,
+} from "./activation_capture.ts";
+import { KvCache } from "./kv_cache.ts";
+import type { LayerWeights, Model } from "./model.ts";
+import { denseFor, type PreparedLayer, type PreparedMask } from "./prepared_mask.ts";
+import { swigluAdd } from "./swiglu.ts";
 
-/** Activations of one layer handed to a capture (host copies, dense pass). */
-export interface LayerActivations {
-  attnIn: Float32Array; // [T, H] post-norm input of attention
-  attnOut: Float32Array; // [T, n_h * d_h] input of o_proj
-  mlpIn: Float32Array; // [T, H] post-norm input of the MLP
-  mlpAct: Float32Array; // [T, I] input of down_proj = silu(gate(x)) * up(x)
-}
-
-/** Receives activations during a prefill (calibration). */
-export interface ActivationCapture {
-  /** Called once per layer per prefill. */
-  onLayer(layer: number, a: LayerActivations): void;
-  /** Residual stream after each layer `[T, H]`, when wanted. */
-  onHidden?(layer: number, h: Float32Array): void;
-}
+export type { ActivationCapture, LayerActivations } from "./activation_capture.ts";
 
 /** Options of {@link Sequence.prefill}. */
 export interface PrefillOptions {
@@ -37,21 +34,38 @@ export class ContextError extends Error {
   override name = "ContextError";
 }
 
-/** A sequence being generated: KV cache `[L][n_kv * maxT, d_h]` plus its mask. */
+/** Options of the {@link Sequence} constructor. */
+export interface SequenceOptions {
+  /** The most tokens the sequence may hold (default and cap: the model's context). */
+  maxTokens?: number;
+  /** Mask to run under (default: dense). */
+  mask?: PreparedMask | null;
+  /**
+   * KV positions allocated at a time (default `KV_PAGE_TOKENS`, 64); the cache starts with one
+   * page and doubles as the sequence grows. `maxTokens` reserves the whole context up front.
+   */
+  pageTokens?: number;
+}
+
+/** A sequence being generated: a paged KV cache (lib/model/kv_cache.ts) plus its mask. */
 export class Sequence {
   readonly maxTokens: number;
   #model: Model;
   #be: Backend;
   #mask: PreparedMask;
-  #kCache: Tensor[] = []; // per layer [n_kv * maxT, d_h], row h*maxT + p
-  #vCache: Tensor[] = [];
+  #kv: KvCache;
   #length = 0;
   #pending: { x: Tensor; ids: Int32Array; m: number; mask: PreparedMask } | null = null;
   #freed = false;
   /** Temporaries of the forward pass in flight; freed with the sequence if a step fails. */
   #live = new Set<Tensor>();
+  /** Temporaries for the MLP step's unfused path, tracked like the others. */
+  #scratch = {
+    tensor: (rows: number, cols: number) => this.#tensor(rows, cols),
+    drop: (t: Tensor) => this.#drop(t),
+  };
 
-  constructor(model: Model, opts: { maxTokens?: number; mask?: PreparedMask | null } = {}) {
+  constructor(model: Model, opts: SequenceOptions = {}) {
     this.#model = model;
     this.#be = model.backend;
     this.maxTokens = Math.min(
@@ -60,16 +74,12 @@ export class Sequence {
     );
     this.#mask = opts.mask ?? denseFor(model);
     const { numKvHeads, headDim, numLayers } = model.config;
-    try {
-      for (let l = 0; l < numLayers; l++) {
-        this.#kCache.push(this.#be.tensor(numKvHeads * this.maxTokens, headDim));
-        this.#vCache.push(this.#be.tensor(numKvHeads * this.maxTokens, headDim));
-      }
-    } catch (e) {
-      // Out of memory part-way: give back the layers already allocated before failing.
-      this.free();
-      throw e;
-    }
+    this.#kv = new KvCache(
+      this.#be,
+      { layers: numLayers, nKv: numKvHeads, headDim },
+      this.maxTokens,
+      opts.pageTokens,
+    );
   }
 
   /** Tokens in the cache. */
@@ -80,6 +90,11 @@ export class Sequence {
   /** The mask in use. */
   get mask(): PreparedMask {
     return this.#mask;
+  }
+
+  /** KV positions per kv head allocated now (grows in pages up to {@link maxTokens}). */
+  get kvCapacity(): number {
+    return this.#kv.capacity(0);
   }
 
   /**
@@ -96,8 +111,11 @@ export class Sequence {
 
   /** Prefill a prompt; returns logits of its last token `[V]` (or all `[T * V]`). */
   async prefill(ids: Int32Array, opts: PrefillOptions = {}): Promise<Float32Array> {
-    const x = this.#start(ids);
-    await this.#layers(x, 0, this.#model.config.numLayers, this.#mask, opts.capture);
+    const x = this.#start(ids); // [T, H]
+    const observer = opts.capture
+      ? captureObserver(this.#model, opts.capture, ids.length)
+      : undefined;
+    await this.#layers(x, 0, this.#model.config.numLayers, this.#mask, observer);
     return this.#finish(x, ids.length, opts.allLogits ?? false);
   }
 
@@ -158,6 +176,7 @@ export class Sequence {
     const child = new Sequence(this.#model, {
       maxTokens: opts.maxTokens ?? this.maxTokens,
       mask: this.#mask,
+      pageTokens: this.#kv.pageTokens,
     });
     if (child.maxTokens < this.#length) {
       child.free();
@@ -165,35 +184,13 @@ export class Sequence {
         `fork: ${this.#length} cached tokens do not fit maxTokens ${child.maxTokens}`,
       );
     }
-    const nKv = this.#model.config.numKvHeads;
-    const n = this.#length;
     try {
-      if (n > 0) {
-        for (let l = 0; l < this.#kCache.length; l++) {
-          for (let h = 0; h < nKv; h++) {
-            // Rows h * maxT + p, p < n, of the [n_kv * maxT, d_h] caches.
-            this.#be.copyRows(
-              this.#kCache[l],
-              h * this.maxTokens,
-              n,
-              child.#kCache[l],
-              h * child.maxTokens,
-            );
-            this.#be.copyRows(
-              this.#vCache[l],
-              h * this.maxTokens,
-              n,
-              child.#vCache[l],
-              h * child.maxTokens,
-            );
-          }
-        }
-      }
+      this.#kv.copyInto(child.#kv, this.#length);
     } catch (e) {
       child.free();
       throw e;
     }
-    child.#length = n;
+    child.#length = this.#length;
     return child;
   }
 
@@ -201,9 +198,7 @@ export class Sequence {
   free(): void {
     if (this.#freed) return;
     this.#freed = true;
-    for (const t of [...this.#kCache, ...this.#vCache]) this.#be.free(t);
-    this.#kCache = [];
-    this.#vCache = [];
+    this.#kv.free();
     for (const t of this.#live) this.#be.free(t); // a failed step's temporaries (incl. pending x)
     this.#live.clear();
     this.#pending = null;
@@ -222,6 +217,7 @@ export class Sequence {
     this.#be.free(t);
   }
 
+  /** Room in the cache and the embedded tokens `[T, H]`; the tokens count as cached from now. */
   #start(ids: Int32Array): Tensor {
     if (this.#freed) throw new Error("sequence was freed");
     if (ids.length === 0) throw new Error("prefill: no tokens");
@@ -230,12 +226,14 @@ export class Sequence {
         `context overflow: ${this.#length} cached + ${ids.length} new tokens > ${this.maxTokens}`,
       );
     }
+    this.#kv.reserve(this.#length + ids.length, this.#length);
     const x = this.#tensor(ids.length, this.#model.config.hiddenSize); // [T, H]
     this.#be.embed(this.#model.embed, ids, x);
     this.#length += ids.length;
     return x;
   }
 
+  /** Final norm and LM head over the last row of x `[T, H]` (every row when `all`). */
   async #finish(x: Tensor, T: number, all: boolean): Promise<Float32Array> {
     const be = this.#be;
     const m = this.#model;
@@ -252,107 +250,99 @@ export class Sequence {
     return out;
   }
 
-  /** Activations `[T, n_kept]` in bundle order to `[T, I]` in original neuron order. */
-  #unpermute(act: Float32Array, l: number, pm: PreparedMask["layers"][number], T: number) {
-    const I = this.#model.config.intermediateSize;
-    const order = this.#model.neuronOrder![l];
-    const rows = pm.neurons.host;
-    const out = new Float32Array(T * I); // [T, I] column j = original neuron j
-    for (let t = 0; t < T; t++) {
-      for (let i = 0; i < rows.length; i++) out[t * I + order[rows[i]]] = act[t * rows.length + i];
-    }
-    return out;
-  }
-
-  /** Run layers [from, to) on x `[T, H]` in place; tokens sit at the end of the cache. */
+  /** Run layers [from, to) on the residual stream x `[T, H]` in place. */
   async #layers(
     x: Tensor,
     from: number,
     to: number,
     mask: PreparedMask,
-    capture?: ActivationCapture,
+    obs?: ForwardObserver,
+  ): Promise<void> {
+    for (let l = from; l < to; l++) {
+      const w = this.#model.layers[l];
+      const pm = mask.layers[l];
+      await this.#attention(x, l, w, pm, obs);
+      await this.#mlp(x, l, w, pm, obs);
+      await obs?.layerDone(l, x);
+    }
+  }
+
+  /**
+   * x += o_proj(attention(rmsNorm(x))) over the kept heads (plus the mask's attention bias);
+   * the new tokens' keys and values go into the cache at positions `length - T ..`.
+   */
+  async #attention(
+    x: Tensor,
+    l: number,
+    w: LayerWeights,
+    pm: PreparedLayer,
+    obs?: ForwardObserver,
   ): Promise<void> {
     const be = this.#be;
     const cfg = this.#model.config;
     const T = x.rows;
     const pos0 = this.#length - T;
     const d = cfg.headDim;
-    const scale = 1 / Math.sqrt(d);
-    for (let l = from; l < to; l++) {
-      const w = this.#model.layers[l];
-      const pm = mask.layers[l];
-      const S = pm.kvOf.length; // kept query heads
-      const h = this.#tensor(T, cfg.hiddenSize); // [T, H]
-      be.rmsNorm(x, w.attnNorm, cfg.rmsNormEps, h);
-      let attnIn: Float32Array | undefined;
-      let attnOut: Float32Array | undefined;
-      if (capture) attnIn = await be.read(h);
-      if (S > 0) {
-        const q = this.#tensor(T, S * d); // [T, S * d_h] slot s = kept head s
-        const k = this.#tensor(T, pm.kvHeads.length * d); // [T, S_kv * d_h]
-        const v = this.#tensor(T, pm.kvHeads.length * d);
-        be.matmul(h, w.q, pm.qRows, w.qBias, q);
-        be.matmul(h, w.k, pm.kvRows, w.kBias, k);
-        be.matmul(h, w.v, pm.kvRows, w.vBias, v);
-        if (w.qNorm && w.kNorm) {
-          be.rmsNorm(q, w.qNorm, cfg.rmsNormEps, q);
-          be.rmsNorm(k, w.kNorm, cfg.rmsNormEps, k);
-        }
-        be.rope(q, d, pos0, this.#model.invFreq);
-        be.rope(k, d, pos0, this.#model.invFreq);
-        be.kvWrite(this.#kCache[l], k, pm.kvHeads, this.maxTokens, pos0);
-        be.kvWrite(this.#vCache[l], v, pm.kvHeads, this.maxTokens, pos0);
-        const att = this.#tensor(T, S * d); // [T, S * d_h]
-        be.attention(
-          q,
-          this.#kCache[l],
-          this.#vCache[l],
-          pm.kvOf,
-          this.maxTokens,
-          pos0,
-          scale,
-          att,
-        );
-        if (capture) attnOut = await be.read(att);
-        be.matmulTAdd(att, w.oT, pm.qRows, x);
-        for (const t of [q, k, v, att]) this.#drop(t);
-      } else if (capture) {
-        attnOut = new Float32Array(T * cfg.numHeads * d);
+    const S = pm.kvOf.length; // kept query heads
+    const h = this.#tensor(T, cfg.hiddenSize); // [T, H]
+    be.rmsNorm(x, w.attnNorm, cfg.rmsNormEps, h);
+    await obs?.attnIn(l, h);
+    if (S > 0) {
+      const q = this.#tensor(T, S * d); // [T, S * d_h] slot s = kept head s
+      const k = this.#tensor(T, pm.kvHeads.length * d); // [T, S_kv * d_h]
+      const v = this.#tensor(T, pm.kvHeads.length * d);
+      be.matmul(h, w.q, pm.qRows, w.qBias, q);
+      be.matmul(h, w.k, pm.kvRows, w.kBias, k);
+      be.matmul(h, w.v, pm.kvRows, w.vBias, v);
+      if (w.qNorm && w.kNorm) {
+        be.rmsNorm(q, w.qNorm, cfg.rmsNormEps, q);
+        be.rmsNorm(k, w.kNorm, cfg.rmsNormEps, k);
       }
-      if (pm.biasAttn) be.addRow(x, pm.biasAttn);
-      be.rmsNorm(x, w.mlpNorm, cfg.rmsNormEps, h);
-      let mlpIn: Float32Array | undefined;
-      let mlpAct: Float32Array | undefined;
-      if (capture) mlpIn = await be.read(h);
-      const n = pm.neurons.length;
-      if (n > 0 && be.ffn) {
-        // Fused: each kept neuron's gate, up and down^T rows read as one contiguous stream.
-        const act = capture ? this.#tensor(T, n) : null; // [T, n_kept]
-        be.ffn(h, w.gate, w.up, w.downT, pm.neurons, x, act);
-        if (act) {
-          mlpAct = await be.read(act);
-          this.#drop(act);
-        }
-      } else if (n > 0) {
-        const g = this.#tensor(T, n); // [T, n_kept] column i = neuron neurons[i]
-        const u = this.#tensor(T, n);
-        be.matmul(h, w.gate, pm.neurons, null, g);
-        be.matmul(h, w.up, pm.neurons, null, u);
-        be.siluMul(g, u, g);
-        if (capture) mlpAct = await be.read(g);
-        be.matmulTAdd(g, w.downT, pm.neurons, x);
-        this.#drop(g);
-        this.#drop(u);
-      } else if (capture) {
-        mlpAct = new Float32Array(T * cfg.intermediateSize);
-      }
-      if (pm.biasFfn) be.addRow(x, pm.biasFfn);
-      this.#drop(h);
-      if (capture) {
-        if (n > 0 && this.#model.neuronOrder) mlpAct = this.#unpermute(mlpAct!, l, pm, T);
-        capture.onLayer(l, { attnIn: attnIn!, attnOut: attnOut!, mlpIn: mlpIn!, mlpAct: mlpAct! });
-        if (capture.onHidden) capture.onHidden(l, await be.read(x));
-      }
+      be.rope(q, d, pos0, this.#model.invFreq);
+      be.rope(k, d, pos0, this.#model.invFreq);
+      const kc = this.#kv.k(l); // [n_kv * cap, d_h]
+      const vc = this.#kv.v(l);
+      const cap = this.#kv.capacity(l);
+      be.kvWrite(kc, k, pm.kvHeads, cap, pos0);
+      be.kvWrite(vc, v, pm.kvHeads, cap, pos0);
+      const att = this.#tensor(T, S * d); // [T, S * d_h]
+      be.attention(q, kc, vc, pm.kvOf, cap, pos0, 1 / Math.sqrt(d), att);
+      await obs?.attnOut(l, att);
+      be.matmulTAdd(att, w.oT, pm.qRows, x);
+      for (const t of [q, k, v, att]) this.#drop(t);
+    } else {
+      await obs?.attnOut(l, null);
     }
+    if (pm.biasAttn) be.addRow(x, pm.biasAttn);
+    this.#drop(h);
+  }
+
+  /** x += down(silu(gate(h)) * up(h)) over the kept neurons, h = rmsNorm(x) (plus the bias). */
+  async #mlp(
+    x: Tensor,
+    l: number,
+    w: LayerWeights,
+    pm: PreparedLayer,
+    obs?: ForwardObserver,
+  ): Promise<void> {
+    const be = this.#be;
+    const cfg = this.#model.config;
+    const T = x.rows;
+    const h = this.#tensor(T, cfg.hiddenSize); // [T, H]
+    be.rmsNorm(x, w.mlpNorm, cfg.rmsNormEps, h);
+    await obs?.mlpIn(l, h);
+    const n = pm.neurons.length;
+    if (n > 0) {
+      const act = obs ? this.#tensor(T, n) : null; // [T, n_kept], only when observed
+      swigluAdd(be, h, w, pm.neurons, x, act, this.#scratch);
+      if (act) {
+        await obs!.mlpAct(l, act, pm);
+        this.#drop(act);
+      }
+    } else {
+      await obs?.mlpAct(l, null, pm);
+    }
+    if (pm.biasFfn) be.addRow(x, pm.biasFfn);
+    this.#drop(h);
   }
 }

@@ -3,7 +3,10 @@
  * server advertises (/v1/models `max_context`) and accepts is capped so that the configured
  * number of concurrent sequences fit their KV caches in the memory the backend has left after
  * loading. A request beyond it is refused up front by the context check (a 400/413 naming the
- * parameter) instead of running the backend out of memory mid-generation.
+ * parameter) instead of running the backend out of memory mid-generation. Each sequence is
+ * charged what its KV cache can grow to (prompt + max_tokens, at most the advertised context;
+ * `sequenceKvBytes`); the cache itself grows in pages (lib/model/kv_cache.ts), so a short
+ * request holds only the pages it used.
  */
 
 import type { ServerEngine } from "./engine_handle.ts";

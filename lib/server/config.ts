@@ -19,6 +19,10 @@
  * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
  * | SEAP_NEURON_ORDER      | --neuron-order       | keep-frequency (or identity)             |
  * | SEAP_WEIGHTS           | --weights            | f32 (or f16 / q8: 1/2 / ~1/3.6 the bytes)|
+ * | SEAP_MAX_MEMORY        | --max-memory         | WASM memory limit, e.g. 12G: 4 GiB when  |
+ * |                        |                      | the weights leave 1 GiB of it, else 3/4  |
+ * |                        |                      | of the host's (≤ 16 GiB, memory64)       |
+ * | SEAP_THREADS           | --threads            | 1 (wasm: > 1 cuts ops across workers)    |
  * | SEAP_HOST              | --host               | 127.0.0.1 (loopback; 0.0.0.0 = all)      |
  * | SEAP_PORT              | --port               | 8000                                     |
  * | SEAP_READ_TIMEOUT_MS   | --read-timeout-ms    | 30000 (slow request bodies get a 408)    |
@@ -28,6 +32,7 @@
  */
 
 import type { WeightDType } from "../backends/backend.ts";
+import { parseByteSize } from "../backends/wasm_memory.ts";
 
 /** Error for a setting that does not parse; the message names the variable. */
 export class ServerConfigError extends Error {
@@ -59,6 +64,13 @@ export interface ServerConfig {
   neuronOrder: "keep-frequency" | "identity";
   /** Weight storage of every backend: f32, f16 or q8 (lib/formats/q8.ts). */
   weights: WeightDType;
+  /**
+   * The WASM backend's memory limit in bytes; null = by the model's size
+   * (lib/backends/wasm_memory.ts, defaultMemoryLimit). Past 4 GiB: the memory64 kernels.
+   */
+  maxMemory: number | null;
+  /** Threads of the WASM backend (1: no workers; results are the same bit for bit). */
+  threads: number;
   /** Listen address (loopback by default). */
   host: string;
   /** Listen port (0 = any free port). */
@@ -95,6 +107,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   prefillChunk: 64,
   neuronOrder: "keep-frequency",
   weights: "f32",
+  maxMemory: null,
+  threads: 1,
   host: "127.0.0.1",
   port: 8000,
   readTimeoutMs: 30_000,
@@ -102,7 +116,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   drainMs: 25_000,
 };
 
-const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool"][] = [
+const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool" | "bytes"][] = [
   ["modelDir", "SEAP_MODEL", "model", "str"],
   ["masksDir", "SEAP_MASKS", "masks", "str"],
   ["backend", "SEAP_BACKEND", "backend", "str"],
@@ -116,6 +130,8 @@ const SPEC: [keyof ServerConfig, string, string, "str" | "int" | "num" | "bool"]
   ["prefillChunk", "SEAP_PREFILL_CHUNK", "prefill-chunk", "int"],
   ["neuronOrder", "SEAP_NEURON_ORDER", "neuron-order", "str"],
   ["weights", "SEAP_WEIGHTS", "weights", "str"],
+  ["maxMemory", "SEAP_MAX_MEMORY", "max-memory", "bytes"],
+  ["threads", "SEAP_THREADS", "threads", "int"],
   ["host", "SEAP_HOST", "host", "str"],
   ["port", "SEAP_PORT", "port", "int"],
   ["readTimeoutMs", "SEAP_READ_TIMEOUT_MS", "read-timeout-ms", "int"],
@@ -131,6 +147,7 @@ const MINIMUM: Partial<Record<keyof ServerConfig, number>> = {
   maxBodyBytes: 1024,
   defaultMaxTokens: 1,
   prefillChunk: 0,
+  threads: 1,
   port: 0,
   readTimeoutMs: 0,
   drainMs: 0,
@@ -163,6 +180,14 @@ export function readServerConfig(
       out[key] = raw;
       continue;
     }
+    if (type === "bytes") {
+      try {
+        out[key] = parseByteSize(raw, where);
+      } catch (e) {
+        throw new ServerConfigError((e as Error).message);
+      }
+      continue;
+    }
     if (type === "bool") {
       const b = { "1": true, "true": true, "yes": true, "0": false, "false": false, "no": false }[
         raw.toLowerCase()
@@ -182,6 +207,9 @@ export function readServerConfig(
     const min = MINIMUM[key];
     if (min !== undefined && v < min) {
       throw new ServerConfigError(`${where}: must be ≥ ${min}, got ${v}`);
+    }
+    if (key === "threads" && v > 256) {
+      throw new ServerConfigError(`${where}: must be ≤ 256, got ${v}`);
     }
     if (key === "port" && v > 65535) {
       throw new ServerConfigError(`${where}: must be ≤ 65535, got ${v}`);

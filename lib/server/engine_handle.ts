@@ -14,6 +14,7 @@ import { keepFrequencyOrder } from "../model/neuron_order.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import { DEFAULT_CONFIG, type ServerConfig } from "./config.ts";
+import { memoryLimitFor } from "./memory_fit.ts";
 
 /** Everything a request needs, loaded once. */
 export interface ServerEngine {
@@ -98,11 +99,24 @@ export async function defaultModelDir(): Promise<string> {
 export async function createBackend(
   name: string,
   weightDType: WeightDType = "f32",
+  maxMemoryBytes?: number,
+  threads = 1,
 ): Promise<Backend> {
-  return await selectBackend(name as BackendChoice, {
+  const be = await selectBackend(name as BackendChoice, {
     weightDType,
+    maxMemoryBytes,
+    threads,
     log: (m) => console.log(`seap: ${m}`),
   });
+  const bits = (be as { addressBits?: number }).addressBits;
+  if (bits !== undefined && be.memoryLimitBytes !== undefined) {
+    console.log(
+      `seap: WASM memory: wasm${bits} kernels, limit ${
+        (be.memoryLimitBytes / 2 ** 30).toFixed(2)
+      } GiB`,
+    );
+  }
+  return be;
 }
 
 /**
@@ -113,7 +127,21 @@ export async function createBackend(
  */
 export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   const dir = cfg.modelDir ?? await defaultModelDir();
-  const backend = await createBackend(cfg.backend, cfg.weights);
+  const backend = await createBackend(
+    cfg.backend,
+    cfg.weights,
+    await memoryLimitFor(dir, cfg.weights, cfg.maxMemory, cfg.backend),
+    cfg.threads,
+  );
+  try {
+    return await loadOnto(backend, dir, cfg);
+  } catch (e) {
+    await backend.close?.(); // worker threads (SEAP_THREADS > 1) must not outlive a failed load
+    throw e;
+  }
+}
+
+async function loadOnto(backend: Backend, dir: string, cfg: ServerConfig): Promise<ServerEngine> {
   const name = dir.replace(/\/+$/, "").split("/").pop() ?? dir;
   let masksDir = cfg.masksDir ?? `masks/${name}`;
   if (!cfg.masksDir && !(await exists(`${masksDir}/manifest.json`))) {

@@ -9,7 +9,9 @@
  */
 
 import type { WeightDType } from "../backends/backend.ts";
+import { defaultMemoryLimit } from "../backends/wasm_memory.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { readConfig } from "../model/model.ts";
 
 /** Bytes of the runtime besides the model (V8, Hono, tokenizer, WASM code, load buffers). */
 export const RUNTIME_BASE_BYTES = 176 * 2 ** 20;
@@ -45,7 +47,7 @@ export function estimateFootprint(
   // q8: 36-byte blocks of 32 weights (lib/formats/q8.ts).
   const es = opts.weights === "f16" ? 2 : opts.weights === "q8" ? 36 / 32 : 4;
   const weights = (perLayer * L + embed) * es;
-  // K and V: [L][n_kv * maxT, d_h] f32 per sequence, allocated at the full budget.
+  // K and V: [L][n_kv * maxT, d_h] f32 per sequence at its full budget (the paged cache's most).
   const kvCache = opts.maxConcurrent * L * 2 * nkv * opts.context * d * 4;
   // Largest live activations of one pass: logits [V] and a [T, I] FFN block at a 64-token chunk.
   const activations = (cfg.vocabSize + 64 * (I + 4 * H)) * 4 * opts.maxConcurrent;
@@ -104,15 +106,18 @@ function pow2(bytes: number): number {
 }
 
 /**
- * Bytes the KV caches of one sequence of `tokens` take: per layer a K and a V tensor
- * `[n_kv * tokens, d_h]` f32, each rounded up to a power of two as the WASM allocator does
- * (an upper bound for any backend).
+ * Bytes the KV caches of one sequence may hold at its peak when it can grow to `tokens` (a
+ * request's prompt + max_tokens, the `maxTokens` of its lib/model/sequence.ts `Sequence`): per
+ * layer a K and a V tensor `[n_kv * cap, d_h]` f32 with `cap <= tokens`, plus, while the paged
+ * cache grows (lib/model/kv_cache.ts), one layer's old K and V, each rounded up to a power of
+ * two as the WASM allocator does (an upper bound for any backend). A sequence that stays short
+ * holds only its pages; this is what admission charges for the longest it may get.
  */
 export function sequenceKvBytes(
   cfg: Pick<ModelConfig, "numLayers" | "numKvHeads" | "headDim">,
   tokens: number,
 ): number {
-  return cfg.numLayers * 2 * pow2(cfg.numKvHeads * tokens * cfg.headDim * 4);
+  return (cfg.numLayers + 1) * 2 * pow2(cfg.numKvHeads * tokens * cfg.headDim * 4);
 }
 
 /**
@@ -166,4 +171,28 @@ export function memorySafeContext(
     else hi = mid;
   }
   return lo;
+}
+
+/**
+ * The WASM memory limit for serving `dir` in `weights`: SEAP_MAX_MEMORY when set, else by the
+ * weights' size (lib/backends/wasm_memory.ts, defaultMemoryLimit). On "auto" a limit that cannot
+ * be chosen (no permission to read the host's memory) is left to the backend's 4 GiB default,
+ * since a GPU may serve the model; on "wasm" it is the error.
+ */
+export async function memoryLimitFor(
+  dir: string,
+  weights: WeightDType,
+  configured: number | null,
+  backend: string,
+): Promise<number | undefined> {
+  if (configured !== null) return configured;
+  if (backend !== "wasm" && backend !== "auto") return undefined;
+  const { config } = await readConfig(dir);
+  const fp = estimateFootprint(config, { weights, maxConcurrent: 1, context: 1 });
+  try {
+    return defaultMemoryLimit(fp.weights);
+  } catch (e) {
+    if (backend === "wasm") throw e;
+    return undefined;
+  }
 }

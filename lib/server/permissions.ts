@@ -1,6 +1,7 @@
 /**
  * The narrowest Deno permissions the server runs with: read the code's runtime files
- * (kernels), the model and the masks; listen on the configured address; read the SEAP_*
+ * (kernels, and with SEAP_THREADS > 1 the worker module of the WASM thread pool, which Deno
+ * loads at run time), the model and the masks; listen on the configured address; read the SEAP_*
  * variables. Nothing else: no write, no subprocess, no FFI, no outbound network, no other
  * environment. `deno task serve` (tools/serve.ts), the end-to-end test, the container
  * recipes and the compiled binary all use these flags.
@@ -15,14 +16,23 @@ export const REPO_ROOT: string = fileURLToPath(new URL("../../", import.meta.url
   "",
 );
 
-/** Folders the server reads at run time when given `cfg` (absolute paths). */
-export function readPaths(cfg: Pick<ServerConfig, "modelDir" | "masksDir">): string[] {
+/** Folders and files the server reads at run time when given `cfg` (absolute paths). */
+export function readPaths(
+  cfg: Pick<ServerConfig, "modelDir" | "masksDir"> & { threads?: number },
+): string[] {
   const abs = (p: string) => (p.startsWith("/") ? p : `${Deno.cwd()}/${p}`);
   const paths = [
     `${REPO_ROOT}/kernels`, // WASM kernels and WGSL shaders
     cfg.modelDir ? abs(cfg.modelDir) : `${REPO_ROOT}/models`,
     cfg.masksDir ? abs(cfg.masksDir) : `${REPO_ROOT}/masks`,
   ];
+  if ((cfg.threads ?? 1) > 1) {
+    // A worker's module graph is loaded (and permission-checked) when the worker starts.
+    paths.push(
+      `${REPO_ROOT}/lib/backends/wasm_threads_worker.ts`,
+      `${REPO_ROOT}/lib/backends/wasm_threads.ts`,
+    );
+  }
   return [...new Set(paths)];
 }
 
@@ -37,7 +47,7 @@ export function listenAddress(host: string, port: number): string {
  * model and the masks, `--allow-net` of the listen address only, `--allow-env` of SEAP_*.
  */
 export function servePermissionFlags(
-  cfg: Pick<ServerConfig, "modelDir" | "masksDir" | "host" | "port">,
+  cfg: Pick<ServerConfig, "modelDir" | "masksDir" | "host" | "port"> & { threads?: number },
 ): string[] {
   return [
     `--allow-read=${readPaths(cfg).join(",")}`,

@@ -1,13 +1,15 @@
 /**
  * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
- * and q8 weights) and webgpu (f32, f16, q8, and "chunked": f32 with a 2 KiB weight-binding
- * limit, forced split-K in matmulTAdd and 64-position attention chunks, so the row-chunked
- * binding, split-K reduction and chunk-combining attention paths run; skipped, with the reason,
- * only where no WebGPU adapter exists at all). Names end in the weight format when it is not
- * f32. The conformance suite adds {@link LANES64}.
+ * and q8 weights; the wasm32 and the memory64 kernel builds; f32 and q8 also on 2 threads,
+ * "wasm-t2", and f32 on memory64 threads, "wasm64-t2", with every op the pool can cut cut,
+ * lib/backends/wasm_threads.ts) and webgpu (f32, f16, q8, and "chunked": f32 with a 2 KiB
+ * weight-binding limit, forced split-K in matmulTAdd and 64-position attention chunks, so the
+ * row-chunked binding, split-K reduction and chunk-combining attention paths run; skipped, with
+ * the reason, only where no WebGPU adapter exists at all). Names end in the weight format when it
+ * is not f32. The conformance suite adds {@link LANES64}.
  */
 
-import type { Backend } from "../../lib/backends/backend.ts";
+import type { Backend, WeightDType } from "../../lib/backends/backend.ts";
 import { ReferenceBackend } from "../../lib/backends/reference.ts";
 import { WasmBackend } from "../../lib/backends/wasm.ts";
 import {
@@ -24,6 +26,18 @@ export interface BackendCase {
 
 /** WebGPU backends made for tests, destroyed by `destroyTestBackends`. */
 const madeWebGpu: WebGpuBackend[] = [];
+/** Threaded WASM backends made for tests, closed by `destroyTestBackends`. */
+const madeThreaded: WasmBackend[] = [];
+
+async function makeThreaded(weightDType: WeightDType, addressBits: 32 | 64 = 32): Promise<Backend> {
+  const b = await WasmBackend.create({ weightDType, threads: 2, addressBits });
+  const pool = b.threadPool!;
+  pool.minWork = 0; // cut every op the pool can, however small
+  pool.decodeColumnCuts = true;
+  pool.waitForWorkers = true; // and make the worker run part of each
+  madeThreaded.push(b);
+  return b;
+}
 
 async function makeWebGpu(opts: WebGpuBackendOptions = {}): Promise<Backend | string> {
   const adapter = await requestWebGpuAdapter();
@@ -34,12 +48,14 @@ async function makeWebGpu(opts: WebGpuBackendOptions = {}): Promise<Backend | st
 }
 
 /**
- * Destroy every WebGPU device the suites made (a test file that makes backends ends with a test
- * calling this, so devices do not pile up across files in one test process).
+ * Destroy every WebGPU device the suites made and stop the threaded WASM backends' workers (a
+ * test file that makes backends ends with a test calling this, so devices and workers do not
+ * pile up across files in one test process). Returns the number of WebGPU devices destroyed.
  */
 export function destroyTestBackends(): number {
   const n = madeWebGpu.length;
   for (const b of madeWebGpu.splice(0)) b.destroy();
+  for (const b of madeThreaded.splice(0)) b.close();
   return n;
 }
 
@@ -64,6 +80,14 @@ export const BACKENDS: BackendCase[] = [
   { name: "wasm-f32", make: () => WasmBackend.create({ weightDType: "f32" }) },
   { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
   { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
+  // The memory64 build (kernels/wasm/seap_kernels64.wasm), forced on: by default it serves only
+  // limits past 4 GiB (docs/design.md, WASM memory past 4 GiB).
+  { name: "wasm64-f32", make: () => WasmBackend.create({ weightDType: "f32", addressBits: 64 }) },
+  { name: "wasm64-f16", make: () => WasmBackend.create({ weightDType: "f16", addressBits: 64 }) },
+  { name: "wasm64-q8", make: () => WasmBackend.create({ weightDType: "q8", addressBits: 64 }) },
+  { name: "wasm-t2", make: () => makeThreaded("f32") },
+  { name: "wasm-t2-q8", make: () => makeThreaded("q8") },
+  { name: "wasm64-t2", make: () => makeThreaded("f32", 64) },
   { name: "webgpu", make: () => makeWebGpu() },
   { name: "webgpu-f16", make: () => makeWebGpu({ weightDType: "f16" }) },
   { name: "webgpu-q8", make: () => makeWebGpu({ weightDType: "q8" }) },
