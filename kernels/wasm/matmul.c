@@ -17,8 +17,6 @@
 #include "common.h"
 
 #define ROW(i) (rows ? (size_t)rows[i] : (size_t)(i))
-#define LD(p) wasm_v128_load(p)
-#define FMA(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
 
 /* ---------- matmul micro-kernels ---------- */
 

@@ -20,8 +20,6 @@
 #define QK 32
 #define QB 36 /* bytes per block */
 #define ROW(i) (rows ? (size_t)rows[i] : (size_t)(i))
-#define LD(p) wasm_v128_load(p)
-#define FMA(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
 
 static inline float bscale(const uint8_t* blk) { return *(const float*)blk; }
 
