@@ -15,6 +15,7 @@
  * (4 * row length floats) and reuses the f32 path.
  */
 #include "common.h"
+#include "gemm.h"
 
 #define ROW(i) (rows ? (size_t)rows[i] : (size_t)(i))
 
@@ -376,23 +377,13 @@ void matmul_t_add_f32(const float* a, int T, int R, const float* w, int wstride,
     for (int i = 0; i < R; i++) axpy1_f32(out, M, a[i], w + ROW(i) * wstride);
     return;
   }
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int t1 = t0 + tb < T ? t0 + tb : T;
-    int i = 0;
-    for (; i + 4 <= R; i += 4) {
-      const float* w0 = w + ROW(i) * wstride;
-      const float* w1 = w + ROW(i + 1) * wstride;
-      const float* w2 = w + ROW(i + 2) * wstride;
-      const float* w3 = w + ROW(i + 3) * wstride;
-      for (int t = t0; t < t1; t++) {
-        const float* c = a + (size_t)t * R + i;
-        axpy4_f32(out + (size_t)t * M, M, c[0], c[1], c[2], c[3], w0, w1, w2, w3);
-      }
-    }
-    for (; i < R; i++) {
-      const float* wr = w + ROW(i) * wstride;
-      for (int t = t0; t < t1; t++) axpy1_f32(out + (size_t)t * M, M, a[(size_t)t * R + i], wr);
-    }
+  /* Tiles of 32 rows through the register-blocked GEMM (gemm.h), every token per tile. */
+  (void)tb;
+  const float* wp[32];
+  for (int i0 = 0; i0 < R; i0 += 32) {
+    int n = i0 + 32 < R ? 32 : R - i0;
+    for (int j = 0; j < n; j++) wp[j] = w + ROW(i0 + j) * wstride;
+    gemm_acc_f32(a + i0, R, T, wp, n, M, out, M);
   }
 }
 
@@ -474,19 +465,9 @@ static void ffn_chunk(const float* x, int nt, int K, const float* gate, int gs, 
       if (act) act[(size_t)t * act_pitch + j] = a;
     }
   }
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float *d0 = down + CROW(i) * ds, *d1 = down + CROW(i + 1) * ds;
-    const float *d2 = down + CROW(i + 2) * ds, *d3 = down + CROW(i + 3) * ds;
-    for (int t = 0; t < nt; t++) {
-      const float* c = G + (size_t)t * n + i;
-      axpy4_f32(out + (size_t)t * M, M, c[0], c[1], c[2], c[3], d0, d1, d2, d3);
-    }
-  }
-  for (; i < n; i++) {
-    const float* dr = down + CROW(i) * ds;
-    for (int t = 0; t < nt; t++) axpy1_f32(out + (size_t)t * M, M, G[(size_t)t * n + i], dr);
-  }
+  const float* dp[FFN_CHUNK];
+  for (int j = 0; j < n; j++) dp[j] = down + CROW(j) * ds;
+  gemm_acc_f32(G, n, nt, dp, n, M, out, M);
 #undef CROW
 }
 
