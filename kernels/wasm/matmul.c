@@ -136,6 +136,27 @@ static int f16_prep_x(const float* x, int K, float* xp) {
 static inline float dot1_f16p(const float* xp, const half* w, int K) {
   v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, e0, o0, e1, o1;
   int k = 0;
+  /* 32 weights per step into 8 accumulators: the step's 20 integer ops and 8 multiply-adds
+   * overlap better than 16 weights into 4 (measured +8-20% in bench/kernel_bench.ts). */
+  v128_t a2 = a, b2 = a, c2 = a, d2 = a;
+  for (; k + 32 <= K; k += 32) {
+    H2B8(LD(w + k), e0, o0);
+    H2B8(LD(w + k + 8), e1, o1);
+    FMA(a, LD(xp + k), e0);
+    FMA(b, LD(xp + k + 4), o0);
+    FMA(c, LD(xp + k + 8), e1);
+    FMA(d, LD(xp + k + 12), o1);
+    H2B8(LD(w + k + 16), e0, o0);
+    H2B8(LD(w + k + 24), e1, o1);
+    FMA(a2, LD(xp + k + 16), e0);
+    FMA(b2, LD(xp + k + 20), o0);
+    FMA(c2, LD(xp + k + 24), e1);
+    FMA(d2, LD(xp + k + 28), o1);
+  }
+  a = wasm_f32x4_add(a, a2);
+  b = wasm_f32x4_add(b, b2);
+  c = wasm_f32x4_add(c, c2);
+  d = wasm_f32x4_add(d, d2);
   for (; k + 16 <= K; k += 16) {
     H2B8(LD(w + k), e0, o0);
     H2B8(LD(w + k + 8), e1, o1);
