@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DEFAULT_MASK_PARAMS } from "../lib/calibrate/build_masks.ts";
 import { encodeSample } from "../lib/calibrate/collect_stats.ts";
-import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
 import { runCalibration } from "../lib/calibrate/pipeline.ts";
 import { loadModel } from "../lib/model/model.ts";
 import { prepareMask } from "../lib/model/prepared_mask.ts";

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { WasmBackend } from "../lib/backends/wasm.ts";
-import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { evaluateRows } from "../lib/eval/task_eval.ts";
 import { maskCost } from "../lib/model/mask.ts";

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { catalogContenders } from "../lib/eval/contenders.ts";
 import { denseMask, type Mask } from "../lib/model/mask.ts";
 import { loadModel } from "../lib/model/model.ts";
-import { MaskCatalog } from "../lib/server/mask_catalog.ts";
+import { MaskCatalog } from "../lib/masks/catalog.ts";
 
 const DIR = new URL("./fixtures/tiny_chat", import.meta.url).pathname;
 
@@ -25,12 +25,19 @@ Deno.test("contenders: methods, oracle, validated vs raw, routed", async () => {
     { mask: mk("generic@0.5", 40), kind: "generic" as const, task: null, sparsity: 0.5 },
     { mask: mk("flap@0.5", 50), kind: "baseline" as const, task: "flap", sparsity: 0.5 },
   ];
-  let conf = 0.9;
+  // A router that ignores the feature: its biases alone make "b" the most probable of three
+  // tasks, at confidence 18 / 20 = 0.9 (then 1.2 / 3.2 = 0.375, below the threshold).
+  const H = model.config.hiddenSize;
+  const bias = Float32Array.of(0, Math.log(18), 0); // [C]
   const cat = new MaskCatalog(model, masks, {
-    tasks: ["a", "b"],
+    tasks: ["a", "b", "c"],
     layer: 1,
     threshold: 0.5,
-    route: () => ({ task: "b", confidence: conf }),
+    mean: new Float32Array(H),
+    std: new Float32Array(H).fill(1),
+    weight: new Float32Array(3 * H),
+    bias,
+    ood: null,
   });
   const cs = catalogContenders(cat, (m) => m.layers[0].neurons.length);
   assert.deepEqual(cs.map((c) => c.label), [
@@ -59,7 +66,7 @@ Deno.test("contenders: methods, oracle, validated vs raw, routed", async () => {
   assert.ok(routed.kind === "routed");
   assert.equal(routed.layer, 1);
   assert.equal(name(routed.choose(new Float32Array(64))), "b@0.5");
-  conf = 0.2; // below the threshold: the generic mask
+  bias[1] = Math.log(1.2); // "b" at confidence 0.375, below the threshold: the generic mask
   assert.equal(name(routed.choose(new Float32Array(64))), "generic@0.5");
   // removed = the cost function's value, averaged over a contender's masks.
   const removed = Object.fromEntries(cs.map((c) => [c.label, c.removed]));

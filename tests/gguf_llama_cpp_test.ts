@@ -14,7 +14,7 @@ import assert from "node:assert/strict";
 import { exportGguf, type GgufWeightType } from "../lib/export/gguf_export.ts";
 import { writeGgufFile } from "../lib/export/gguf_writer.ts";
 import { LlamaCpp, llamaCppMissing } from "../lib/export/llama_cpp.ts";
-import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 import type { Mask } from "../lib/model/mask.ts";
 import { prepareMask } from "../lib/model/prepared_mask.ts";

@@ -11,12 +11,13 @@ import {
   type ModelIdentity,
   writeListedFile,
   writeManifest,
-} from "../lib/calibrate/mask_io.ts";
+} from "../lib/masks/mask_io.ts";
 import { parseSafetensors, toFloat32, toInt32 } from "../lib/formats/safetensors.ts";
 import { parseConfig } from "../lib/model/config.ts";
 import type { Mask } from "../lib/model/mask.ts";
-import { route, type Router } from "../lib/calibrate/router.ts";
-import { encodeTensors } from "../lib/calibrate/tensor_file.ts";
+import { route, type Router } from "../lib/masks/router.ts";
+import { encodeTensors } from "../lib/masks/tensor_file.ts";
+import { MaskModelMismatchError } from "../lib/masks/errors.ts";
 
 const cfgJson = {
   architectures: ["LlamaForCausalLM"],
@@ -117,15 +118,18 @@ Deno.test("a mask set for another model is refused, saying fingerprint or which 
   const dir = await Deno.makeTempDir();
   try {
     await writeSet(dir);
+    const other = loadMaskSet(dir, { ...model, name: "other", fingerprint: "cd".repeat(32) });
     await assert.rejects(
-      loadMaskSet(dir, { ...model, name: "other", fingerprint: "cd".repeat(32) }),
+      other,
       /made for model "toy" \(fingerprint abababababab….*"other" has fingerprint cdcdcdcdcdcd/,
     );
+    await assert.rejects(other, MaskModelMismatchError); // a domain error, no HTTP status
     const deeper = parseConfig({ ...cfgJson, num_hidden_layers: 4 });
     await assert.rejects(
       loadMaskSet(dir, { ...model, config: deeper }),
       /layer count 3, the model has 4/,
     );
+    await assert.rejects(loadMaskSet(dir, { ...model, config: deeper }), MaskModelMismatchError);
     const wider = parseConfig({ ...cfgJson, intermediate_size: 16 });
     await assert.rejects(
       loadMaskSet(dir, { ...model, config: wider }),

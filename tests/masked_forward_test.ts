@@ -160,6 +160,7 @@ for (const bc of F32_BACKENDS) {
   }
 }
 
-Deno.test("close the WebGPU devices this file made", () => {
-  console.log(`  destroyed ${destroyTestBackends()} WebGPU backends`);
+// Not a test: the WebGPU devices this file made are destroyed once its tests have run.
+Deno.test.afterAll(() => {
+  destroyTestBackends();
 });

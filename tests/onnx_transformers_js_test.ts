@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { exportOnnx } from "../lib/export/onnx_export.ts";
 import { writeOnnxFolder } from "../lib/export/onnx_folder.ts";
 import { transformersJsGreedy, transformersJsMissing } from "../lib/export/transformers_js.ts";
-import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 import type { Mask } from "../lib/model/mask.ts";
 import { prepareMask } from "../lib/model/prepared_mask.ts";

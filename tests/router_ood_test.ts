@@ -7,9 +7,9 @@
 import assert from "node:assert/strict";
 import { DEFAULT_MASK_PARAMS } from "../lib/calibrate/build_masks.ts";
 import { encodeSample } from "../lib/calibrate/collect_stats.ts";
-import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
 import { runCalibration } from "../lib/calibrate/pipeline.ts";
-import { route, type Router } from "../lib/calibrate/router.ts";
+import { route, type Router } from "../lib/masks/router.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { createApp } from "../lib/server/app.ts";

@@ -9,10 +9,10 @@ import {
   evaluateRouter,
   genericShare,
   lbfgs,
-  route,
   stratifiedSplit,
   trainRouter,
 } from "../lib/calibrate/router.ts";
+import { route } from "../lib/masks/router.ts";
 import { rng } from "../lib/util/seeded_rng.ts";
 
 /** Gaussian-ish blobs: class c centred at a random point, with a large shared offset. */

@@ -107,6 +107,7 @@ Deno.test("fork: a larger capacity than the parent's; refused when too small or 
   for (const x of [s, big, p]) x.free();
 });
 
-Deno.test("fork tests: destroy WebGPU devices", () => {
+// Not a test: the WebGPU devices this file made are destroyed once its tests have run.
+Deno.test.afterAll(() => {
   destroyTestBackends();
 });

@@ -10,7 +10,8 @@ import { loadModel, type Model } from "../lib/model/model.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
 import { type AppOptions, createApp } from "../lib/server/app.ts";
 import { makeEngine, type ServerEngine } from "../lib/server/engine_handle.ts";
-import { MaskCatalog, type RouterFn } from "../lib/server/mask_catalog.ts";
+import { MaskCatalog } from "../lib/masks/catalog.ts";
+import type { Router } from "../lib/masks/router.ts";
 import { ServerMetrics } from "../lib/server/metrics.ts";
 import { Scheduler } from "../lib/server/scheduler.ts";
 import { rng, subset } from "./helpers/seeded.ts";
@@ -51,27 +52,22 @@ export function randomMask(
   };
 }
 
-/** A random linear router over the hidden size, softmax confidence. */
-export function randomRouter(H: number, layer: number, threshold: number, seed = 7): RouterFn {
+/**
+ * A random linear router over the hidden size (raw features, no standardisation), softmax
+ * confidence, no out-of-distribution test; served by lib/masks/router.ts like a trained one.
+ */
+export function randomRouter(H: number, layer: number, threshold: number, seed = 7): Router {
   const rand = rng(seed);
-  const W = Float32Array.from({ length: FIXTURE_TASKS.length * H }, () => rand() - 0.5);
+  const C = FIXTURE_TASKS.length;
   return {
     tasks: FIXTURE_TASKS,
     layer,
     threshold,
-    route(f: Float32Array) {
-      const z = FIXTURE_TASKS.map((_, c) => {
-        let s = 0;
-        for (let h = 0; h < H; h++) s += W[c * H + h] * f[h];
-        return s * 4;
-      });
-      const mx = Math.max(...z);
-      const e = z.map((v) => Math.exp(v - mx));
-      const sum = e.reduce((a, b) => a + b, 0);
-      let best = 0;
-      for (let c = 1; c < e.length; c++) if (e[c] > e[best]) best = c;
-      return { task: FIXTURE_TASKS[best], confidence: e[best] / sum };
-    },
+    mean: new Float32Array(H), // [H] zeros: features as they are
+    std: new Float32Array(H).fill(1), // [H]
+    weight: Float32Array.from({ length: C * H }, () => 4 * (rand() - 0.5)), // [C, H]
+    bias: new Float32Array(C), // [C]
+    ood: null,
   };
 }
 

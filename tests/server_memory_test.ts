@@ -14,7 +14,7 @@ import { Sequence } from "../lib/model/sequence.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
 import { createApp } from "../lib/server/app.ts";
 import { makeEngine } from "../lib/server/engine_handle.ts";
-import { MaskCatalog } from "../lib/server/mask_catalog.ts";
+import { MaskCatalog } from "../lib/masks/catalog.ts";
 import { post, TINY_CHAT } from "./server_helpers.ts";
 import {
   kvBytesPerToken,

@@ -141,7 +141,7 @@ Deno.test("chat: developer role maps to system; text parts are joined; stop stri
 
 Deno.test("models/:id, and a dense-only server (no mask set): auto runs dense, generic is a 404", async () => {
   const { makeEngine } = await import("../lib/server/engine_handle.ts");
-  const { MaskCatalog } = await import("../lib/server/mask_catalog.ts");
+  const { MaskCatalog } = await import("../lib/masks/catalog.ts");
   const { createApp } = await import("../lib/server/app.ts");
   const { tinyParts } = await import("./server_helpers.ts");
   const { model, tokenizer } = await tinyParts();

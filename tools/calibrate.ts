@@ -12,6 +12,7 @@ import {
 } from "../lib/calibrate/build_masks.ts";
 import { runCalibration } from "../lib/calibrate/pipeline.ts";
 import type { BackendChoice } from "../lib/backends/select_backend.ts";
+import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 
 const HELP = `deno task calibrate [options]
 
@@ -104,13 +105,14 @@ function routerPhrasings(v: string | undefined): "all" | "seen" {
   throw new Error(`--router-phrasings: all or seen, got "${v}"`);
 }
 
+/** The embedded default model's folder; a missing one is an error naming --model. */
 async function defaultModelDir(): Promise<string> {
-  const spec = "../lib/default_model.ts";
   try {
-    const mod = await import(spec);
-    if (typeof mod.DEFAULT_MODEL_DIR === "string") return mod.DEFAULT_MODEL_DIR;
-  } catch { /* not there yet */ }
-  throw new Error("no default model (lib/default_model.ts); pass --model DIR");
+    await Deno.stat(`${DEFAULT_MODEL_DIR}/config.json`);
+    return DEFAULT_MODEL_DIR;
+  } catch {
+    throw new Error(`the default model ${DEFAULT_MODEL_DIR} has no config.json; pass --model DIR`);
+  }
 }
 
 async function main(): Promise<number> {

@@ -17,8 +17,9 @@ import { runHarness, sampleRows } from "../lib/eval/harness.ts";
 import { parseSelectors, selectContenders } from "../lib/eval/mask_selector.ts";
 import { maskCost } from "../lib/model/mask.ts";
 import { loadModel, readProjections } from "../lib/model/model.ts";
-import { loadCatalog } from "../lib/server/engine_handle.ts";
-import { MaskCatalog, type RouterFn } from "../lib/server/mask_catalog.ts";
+import { catalogKind, loadCatalog, MaskCatalog } from "../lib/masks/catalog.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
+import type { Router } from "../lib/masks/router.ts";
 import type { SuiteRow } from "../lib/tasks/suite.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
 
@@ -226,35 +227,15 @@ if (a["from-stats"]) {
   if (stats.fingerprint !== model.fingerprint) {
     fail(`${path}: statistics of model "${stats.modelName}", not of ${model.name} (fingerprint)`);
   }
-  let router: RouterFn | null = null;
-  if (haveSet) {
-    const set = await loadCatalog(model, setDir).catch((e) => fail(e.message));
-    router = set.router;
-    set.release();
-  }
+  let router: Router | null = null;
+  if (haveSet) router = (await loadMaskSet(setDir, model).catch((e) => fail(e.message))).router;
   const proj = await readProjections(modelDir, model.config);
   const built = buildMasks(stats, proj, { ...DEFAULT_MASK_PARAMS, sparsities: shares! });
   catalog = new MaskCatalog(
     model,
-    built.map((b) => {
-      const kind = b.method === "seap" && b.task
-        ? "task" as const
-        : b.method === "seap-generic"
-        ? "generic" as const
-        : "baseline" as const;
-      return {
-        mask: b.mask,
-        kind,
-        // As the server's catalog names them: the paper's unvalidated task masks (method
-        // "seap-task-raw", beside validated ones) are "<task>.raw" baselines.
-        task: kind === "task"
-          ? b.task
-          : kind === "baseline"
-          ? ((b.method as string) === "seap-task-raw" && b.task ? `${b.task}.raw` : b.method)
-          : null,
-        sparsity: b.sparsity,
-      };
-    }),
+    // As the server's catalog names them: the paper's unvalidated task masks (method
+    // "seap-task-raw", beside validated ones) are "<task>.raw" baselines.
+    built.map((b) => ({ mask: b.mask, ...catalogKind(b.method, b.task), sparsity: b.sparsity })),
     router,
     { source: path },
   );

@@ -11,7 +11,7 @@ import { exportOnnx } from "../lib/export/onnx_export.ts";
 import { exportGguf, type GgufWeightType } from "../lib/export/gguf_export.ts";
 import { writeGgufFile } from "../lib/export/gguf_writer.ts";
 import { writeOnnxFolder } from "../lib/export/onnx_folder.ts";
-import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
 import type { Mask } from "../lib/model/mask.ts";
 import { loadModel } from "../lib/model/model.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";

@@ -17,13 +17,8 @@ import {
 } from "./mask_methods.ts";
 import type { OodFeatures } from "./ood_data.ts";
 import { chooseOodThreshold, evaluateOod, type OodReport } from "./ood_eval.ts";
-import {
-  evaluateRouter,
-  type Router,
-  type RouterEvaluation,
-  stratifiedSplit,
-  trainRouter,
-} from "./router.ts";
+import { evaluateRouter, type RouterEvaluation, stratifiedSplit, trainRouter } from "./router.ts";
+import type { Router } from "../masks/router.ts";
 
 export {
   assembleMask,

@@ -12,7 +12,7 @@ import type { CalibrationSample } from "./calibration_data.ts";
 import { ProgressBar } from "./progress.ts";
 import { RunningStats } from "./running_stats.ts";
 import { type Dims, emptyTaskStats, type TaskStats } from "./stats_types.ts";
-import { decodeTensors, encodeTensors, need, type TensorEntry } from "./tensor_file.ts";
+import { decodeTensors, encodeTensors, need, type TensorEntry } from "../masks/tensor_file.ts";
 
 /** Router features of every calibration sample. */
 export interface RouterData {

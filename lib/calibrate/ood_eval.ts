@@ -5,7 +5,7 @@
  * (maximum softmax probability, energy) at thresholds chosen the same way.
  */
 
-import { oodScore, route, type Router, routerLogits } from "./router.ts";
+import { oodScore, route, type Router, routerLogits } from "../masks/router.ts";
 
 /**
  * P(other) threshold: the (1 - budget) quantile of P(other) over held-out in-task features

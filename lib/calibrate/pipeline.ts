@@ -31,7 +31,7 @@ import {
   modelBlock,
   writeListedFile,
   writeManifest,
-} from "./mask_io.ts";
+} from "../masks/mask_io.ts";
 import { resolveLogistic } from "./layer_sparsity.ts";
 import { scoreSet, sparsityTag } from "./mask_methods.ts";
 import { perplexity, type ScoredSequence, withoutBias } from "./perplexity.ts";

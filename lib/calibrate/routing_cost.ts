@@ -10,7 +10,7 @@ import type { Model } from "../model/model.ts";
 import { Sequence } from "../model/sequence.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
 import { encodeSample } from "./collect_stats.ts";
-import { route, type Router } from "./router.ts";
+import { route, type Router } from "../masks/router.ts";
 
 /** Routing cost over a set of prompts (seconds are totals over the prompts). */
 export interface RoutingCost {

@@ -7,8 +7,10 @@
  * (method `mask`, for transfer matrices).
  */
 
+import type { CatalogEntry, MaskCatalog } from "../masks/catalog.ts";
+import { resolveRouted } from "../masks/resolve.ts";
+import { route } from "../masks/router.ts";
 import type { Mask } from "../model/mask.ts";
-import type { Model } from "../model/model.ts";
 import type { PreparedMask } from "../model/prepared_mask.ts";
 import type { MaskPicker } from "./mask_picker.ts";
 import type { Selectable } from "./mask_selector.ts";
@@ -27,38 +29,9 @@ export interface Contender extends Selectable {
 
 const EPS = 1e-6;
 
-/** One mask of a {@link ContenderSource}. */
-export interface SourceEntry {
-  name: string;
-  kind: "dense" | "generic" | "task" | "baseline";
-  /** Task of a task mask; method of a baseline ("flap", "wanda-sp"); else null. */
-  task: string | null;
-  sparsity: number;
-  prepared: PreparedMask;
-}
-
-/**
- * What contenders are made from: the shape of the server's mask catalog
- * (`lib/server/mask_catalog.ts`, matched structurally so lib/eval does not import the server).
- */
-export interface ContenderSource {
-  model: Model;
-  entries: SourceEntry[];
-  /** Shares with masks, ascending. */
-  sparsities: number[];
-  router:
-    | { layer: number; route(feature: Float32Array): { task: string; confidence: number } }
-    | null;
-  /** The server's rule: the routed task's mask, or the generic mask below its threshold. */
-  resolveRouted(
-    req: { sparsity?: number },
-    decision: { task: string; confidence: number },
-  ): { entry: { prepared: PreparedMask } };
-}
-
 /** Every contender a catalog offers, dense first, then by share. */
 export function catalogContenders(
-  cat: ContenderSource,
+  cat: MaskCatalog,
   cost: (mask: Mask) => number,
 ): Contender[] {
   const removed = (ms: (PreparedMask | null)[]) =>
@@ -74,7 +47,7 @@ export function catalogContenders(
   }];
   const singles: Contender[] = [];
   for (const s of cat.sparsities) {
-    const at = (e: SourceEntry) => Math.abs(e.sparsity - s) < EPS;
+    const at = (e: CatalogEntry) => Math.abs(e.sparsity - s) < EPS;
     const tag = String(Number(s.toFixed(4)));
     const add = (method: string, pick: MaskPicker, ms: PreparedMask[]) =>
       out.push({
@@ -88,7 +61,7 @@ export function catalogContenders(
       });
     // The paper's unvalidated task masks, when the set also has validated ones, are listed as
     // baselines named "<task>.raw" (docs/design.md, Validated task masks).
-    const isRaw = (e: SourceEntry) => e.kind === "baseline" && (e.task ?? "").endsWith(".raw");
+    const isRaw = (e: CatalogEntry) => e.kind === "baseline" && (e.task ?? "").endsWith(".raw");
     for (const e of cat.entries.filter((e) => e.kind === "baseline" && at(e) && !isRaw(e))) {
       add(e.task ?? e.name, { kind: "fixed", mask: e.prepared }, [e.prepared]);
     }
@@ -114,7 +87,7 @@ export function catalogContenders(
         add("seap-routed", {
           kind: "routed",
           layer: r.layer,
-          choose: (f) => cat.resolveRouted({ sparsity: s }, r.route(f)).entry.prepared,
+          choose: (f) => resolveRouted(cat, { sparsity: s }, route(r, f)).entry.prepared,
         }, [...own.values()]);
       }
     }

@@ -71,7 +71,16 @@ export interface ServerConfig {
   drainMs: number;
 }
 
-/** The defaults (model and masks resolved at load time). */
+/**
+ * Completion budget of a text completion that gives no max_tokens (OpenAI's documented default
+ * for /v1/completions; chat uses {@link ServerConfig.defaultMaxTokens}).
+ */
+export const COMPLETIONS_MAX_TOKENS = 16;
+
+/**
+ * The defaults (model and masks resolved at load time): the one table of the server's
+ * defaults, read by the app (lib/server/app.ts) and the engine loader as well.
+ */
 export const DEFAULT_CONFIG: ServerConfig = {
   modelDir: null,
   masksDir: null,

@@ -7,14 +7,13 @@
 import type { Backend, WeightDType } from "../backends/backend.ts";
 import { DEFAULT_MODEL_DIR } from "../default_model.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
-import { loadMaskSet, type MaskSet } from "../calibrate/mask_io.ts";
+import { catalogFromSet, MaskCatalog } from "../masks/catalog.ts";
+import { loadMaskSet, type MaskSet } from "../masks/mask_io.ts";
 import { fingerprintFolder, readCheckpoint } from "../model/checkpoint.ts";
 import { keepFrequencyOrder } from "../model/neuron_order.ts";
-import { route as routeWith } from "../calibrate/router.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
-import type { ServerConfig } from "./config.ts";
-import { MaskCatalog, nominalSparsity } from "./mask_catalog.ts";
+import { DEFAULT_CONFIG, type ServerConfig } from "./config.ts";
 
 /** Everything a request needs, loaded once. */
 export interface ServerEngine {
@@ -63,7 +62,7 @@ export function makeEngine(
     catalog,
     modelId: opts.modelId ?? model.name,
     maxContext,
-    defaultMaxTokens: opts.defaultMaxTokens ?? 256,
+    defaultMaxTokens: opts.defaultMaxTokens ?? DEFAULT_CONFIG.defaultMaxTokens,
     created: Math.floor(Date.now() / 1000),
     backendName: model.backend.name,
     maxPromptChars: 2 * longest * maxContext,
@@ -103,67 +102,6 @@ export async function createBackend(
   return await selectBackend(name as BackendChoice, {
     weightDType,
     log: (m) => console.log(`seap: ${m}`),
-  });
-}
-
-/**
- * Load a calibrated mask set (manifest + masks + router) into a {@link MaskCatalog}.
- * Task masks (method "seap", validated), generic masks ("seap-generic") and the others
- * (baselines, and the paper's unvalidated task masks "seap-task-raw", requested as
- * `{"mask": "<task>.raw"}`) are prepared once.
- */
-export async function loadCatalog(
-  model: Model,
-  dir: string,
-  defaultSparsity?: number | null,
-): Promise<MaskCatalog> {
-  return catalogFromSet(model, await loadMaskSet(dir, model), dir, defaultSparsity);
-}
-
-/** Build the catalog of an already loaded (verified) mask set. */
-export function catalogFromSet(
-  model: Model,
-  set: MaskSet,
-  dir: string,
-  defaultSparsity?: number | null,
-): MaskCatalog {
-  const masks = set.manifest.masks.map((e) => {
-    const mask = set.masks.get(e.name)!;
-    const kind = e.method === "seap" && e.task
-      ? "task" as const
-      : e.method === "seap-generic"
-      ? "generic" as const
-      : "baseline" as const;
-    return {
-      mask,
-      kind,
-      task: kind === "task"
-        ? e.task
-        : kind === "baseline"
-        ? (e.method === "seap-task-raw" && e.task ? `${e.task}.raw` : e.method)
-        : null,
-      sparsity: Number.isFinite(e.sparsity) ? e.sparsity : nominalSparsity(mask, model),
-    };
-  });
-  const r = set.router;
-  const router = r
-    ? {
-      tasks: r.tasks,
-      layer: r.layer,
-      threshold: r.threshold,
-      route: (f: Float32Array) => {
-        const d = routeWith(r, f);
-        return { task: d.task, confidence: d.confidence, useGeneric: d.useGeneric };
-      },
-    }
-    : null;
-  const p = set.manifest.params ?? {};
-  const fromManifest = [p.defaultSparsity, p.default_sparsity, p.sparsity].find((x) =>
-    typeof x === "number"
-  ) as number | undefined;
-  return new MaskCatalog(model, masks, router, {
-    defaultSparsity: defaultSparsity ?? fromManifest,
-    source: dir,
   });
 }
 

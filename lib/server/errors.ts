@@ -1,7 +1,10 @@
 /**
  * OpenAI-shaped errors: every failure the server returns is
- * `{"error": {"message", "type", "param", "code"}}` with a matching HTTP status.
+ * `{"error": {"message", "type", "param", "code"}}` with a matching HTTP status. The domain's
+ * errors (lib/masks/errors.ts) become HTTP errors here, in {@link toApiError}, and nowhere else.
  */
+
+import { MaskRequestConflictError, UnknownMaskError } from "../masks/errors.ts";
 
 /** The `type` field of an OpenAI error body. */
 export type ApiErrorType =
@@ -109,9 +112,19 @@ export function timedOut(ms: number): ApiError {
   );
 }
 
-/** Convert anything thrown into an {@link ApiError} (unknown errors become a 500). */
+/**
+ * Convert anything thrown into an {@link ApiError}: a mask request naming a mask or sparsity
+ * the server lacks is a 404 (`seap.mask` / `seap.sparsity`), one whose fields contradict each
+ * other a 400; unknown errors become a 500.
+ */
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
+  if (e instanceof UnknownMaskError) {
+    return notFound(e.message, `seap.${e.field}`, "mask_not_found");
+  }
+  if (e instanceof MaskRequestConflictError) {
+    return badRequest(e.message, `seap.${e.field}`, "invalid_value");
+  }
   const msg = e instanceof Error ? e.message : String(e);
   return new ApiError(500, "server_error", `Internal error: ${msg}`, null, "internal_error");
 }

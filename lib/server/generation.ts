@@ -1,17 +1,19 @@
 /**
- * Scheduler jobs: one generation (route → mask → prefill → decode loop → text deltas) and one
- * routing-only decision. Each job owns its Sequence (KV cache) and frees it whatever happens.
+ * Scheduler jobs: one generation (mask → prefill → decode loop → text deltas), one
+ * routing-only decision, and the health probe. Each job owns its Sequence (KV cache) and frees
+ * it whatever happens. A generation reports through {@link GenerationJob.events}, an async
+ * stream that the HTTP layer reads the same way for streaming and non-streaming answers.
  */
 
+import { type Pushable, pushable } from "it-pushable";
 import { type FinishReason, Generation, type GenerationOptions } from "../generate/generate.ts";
 import { Sequence } from "../model/sequence.ts";
 import { BackendMemoryError } from "../backends/backend.ts";
+import { decideRouted, type MaskChoice, type MaskInfo, type MaskPlan } from "../masks/resolve.ts";
 import { ApiError, notReady, timedOut, toApiError } from "./errors.ts";
 import type { ServerEngine } from "./engine_handle.ts";
-import type { MaskChoice, MaskRequest } from "./mask_catalog.ts";
 import type { ServerMetrics } from "./metrics.ts";
 import type { CancelReason, SchedulerJob } from "./scheduler.ts";
-import type { SeapInfo } from "./schemas.ts";
 
 export type { FinishReason };
 
@@ -23,48 +25,75 @@ export interface GenerationParams {
   topP: number;
   seed: number;
   stop: string[];
-  /** The request's `seap` field. */
-  seap: MaskRequest | undefined;
-  /** Pre-resolved forced mask (null: route first). */
-  forced: MaskChoice | null;
+  /** The request's mask, planned before the job was queued (lib/masks/resolve.ts). */
+  plan: MaskPlan;
   /** The server's per-request timeout (for the error message). */
   timeoutMs: number;
   /** Prompts longer than this prefill in chunks of this many tokens (0 = one step). */
   prefillChunk?: number;
 }
 
-/** Receives a generation's progress. Exactly one of onDone / onError ends it. */
-export interface GenerationSink {
-  /** Mask chosen (before any text). */
-  onRouted(info: SeapInfo): void;
-  /** New text. */
-  onText(delta: string): void;
-  /** Finished normally. */
-  onDone(r: { finishReason: FinishReason; promptTokens: number; completionTokens: number }): void;
-  /** Failed, timed out or cancelled. */
-  onError(e: ApiError, reason: "error" | CancelReason): void;
+/** Token counts and why a generation stopped. */
+export interface GenerationResult {
+  finishReason: FinishReason;
+  promptTokens: number;
+  completionTokens: number;
 }
 
 /**
- * One generation as a {@link SchedulerJob}: step 1 prefills the protected head and routes,
- * step 2 prefills the tail under the chosen mask (or several steps of `prefillChunk` tokens
- * for a long prompt), then one step per generated token ({@link Generation.step}: sampling,
- * EOS, stop strings, max tokens and UTF-8-safe text).
+ * What a job reports, in order: `mask` once (before any text), `text` zero or more times, then
+ * exactly one of `done` or `error` (an error may also come first: queue, timeout, disconnect).
+ */
+export type GenerationEvent =
+  | { type: "mask"; info: MaskInfo }
+  | { type: "text"; delta: string }
+  | ({ type: "done" } & GenerationResult)
+  | { type: "error"; error: ApiError; reason: "error" | CancelReason };
+
+/**
+ * The one place a request's mask is decided once its job runs: a fixed plan at once, a routed
+ * plan by the router on the feature after the protected layers, prefilled (dense) on `head`,
+ * whose cache then holds those layers for {@link Sequence.prefillTail}.
+ */
+async function decideMask(
+  engine: ServerEngine,
+  plan: MaskPlan,
+  head: Sequence,
+  ids: Int32Array,
+  metrics?: ServerMetrics,
+): Promise<MaskChoice> {
+  if (plan.kind === "fixed") return plan.choice;
+  const feature = await head.prefillHead(ids, plan.layer);
+  metrics?.steps.inc({ kind: "route" });
+  return decideRouted(engine.catalog, plan, feature);
+}
+
+function countDecision(info: MaskInfo, metrics?: ServerMetrics): void {
+  metrics?.routerDecisions.inc({ task: info.task ?? "none", selection: info.selection });
+}
+
+/**
+ * One generation as a {@link SchedulerJob}: step 1 decides the mask (prefilling the protected
+ * head to route, when routed), step 2 prefills the tail under the chosen mask (or several steps
+ * of `prefillChunk` tokens for a long prompt), then one step per generated token
+ * ({@link Generation.step}: sampling, EOS, stop strings, max tokens and UTF-8-safe text).
  */
 export class GenerationJob implements SchedulerJob {
+  /** The job's events (see {@link GenerationEvent}); ends after `done` or `error`. */
+  readonly events: AsyncIterable<GenerationEvent>;
+  readonly #events: Pushable<GenerationEvent>;
   private seq: Sequence | null = null;
   private gen: Generation | null = null;
   private readonly opts: GenerationOptions;
   private phase: "head" | "tail" | "chunks" | "decode" = "head";
   private prefilled = 0;
-  private choice: MaskChoice | null;
+  private choice: MaskChoice | null = null;
   private readonly startedAt = performance.now();
 
-  /** @param engine loaded engine @param p settings @param sink progress receiver */
+  /** @param engine loaded engine @param p settings @param metrics metric sink */
   constructor(
     private engine: ServerEngine,
     private p: GenerationParams,
-    private sink: GenerationSink,
     private metrics?: ServerMetrics,
   ) {
     const tok = engine.tokenizer;
@@ -76,40 +105,37 @@ export class GenerationJob implements SchedulerJob {
       stop: p.stop,
       eosTokenIds: [...new Set([...tok.eosTokenIds, ...engine.model.config.eosTokenIds])],
     };
-    this.choice = p.forced;
+    this.#events = pushable<GenerationEvent>({ objectMode: true });
+    this.events = this.#events;
   }
 
   async step(): Promise<boolean> {
-    const { model, catalog } = this.engine;
+    const { model } = this.engine;
     const ids = Int32Array.from(this.p.promptIds);
     const chunk = this.p.prefillChunk ?? 0;
     const chunked = chunk > 0 && ids.length > chunk;
     if (this.phase === "head") {
       this.seq = new Sequence(model, { maxTokens: ids.length + this.p.maxTokens });
-      if (!this.choice) {
-        let feature: Float32Array;
-        if (chunked) {
-          // Long prompt: route on a scratch head pass, then prefill in chunks under the mask
-          // (m/L extra work, so that other sequences keep decoding between chunks).
-          const scratch = new Sequence(model, { maxTokens: ids.length });
-          try {
-            feature = await scratch.prefillHead(ids, catalog.protectedLayers);
-          } finally {
-            scratch.free();
-          }
-        } else {
-          feature = await this.seq.prefillHead(ids, catalog.protectedLayers);
-        }
-        this.metrics?.steps.inc({ kind: "route" });
-        this.choice = catalog.resolveRouted(this.p.seap, catalog.router!.route(feature));
-        this.phase = chunked ? "chunks" : "tail";
-      } else {
-        this.phase = chunked ? "chunks" : "tail";
+      // Long prompt: route on a scratch head pass, then prefill in chunks under the mask
+      // (m/L extra work, so that other sequences keep decoding between chunks).
+      const scratch = chunked && this.p.plan.kind === "routed"
+        ? new Sequence(model, { maxTokens: ids.length })
+        : null;
+      try {
+        this.choice = await decideMask(
+          this.engine,
+          this.p.plan,
+          scratch ?? this.seq,
+          ids,
+          this.metrics,
+        );
+      } finally {
+        scratch?.free();
       }
+      this.phase = chunked ? "chunks" : "tail";
       if (this.phase === "chunks") this.seq.setMask(this.choice.entry.prepared);
-      const info = this.choice.info;
-      this.metrics?.routerDecisions.inc({ task: info.task ?? "none", selection: info.selection });
-      this.sink.onRouted(info);
+      countDecision(this.choice.info, this.metrics);
+      this.#events.push({ type: "mask", info: this.choice.info });
       return false;
     }
     const seq = this.seq!;
@@ -119,7 +145,7 @@ export class GenerationJob implements SchedulerJob {
       if (this.gen!.completionTokens === 1 && r.tokenId !== null) {
         this.metrics?.ttft.observe((performance.now() - this.startedAt) / 1000);
       }
-      if (r.text) this.sink.onText(r.text);
+      if (r.text) this.#events.push({ type: "text", delta: r.text });
       return this.gen!.done;
     }
     let logits: Float32Array;
@@ -133,7 +159,7 @@ export class GenerationJob implements SchedulerJob {
       }
     } else {
       seq.setMask(this.choice!.entry.prepared);
-      logits = this.p.forced ? await seq.prefill(ids) : await seq.prefillTail();
+      logits = this.p.plan.kind === "fixed" ? await seq.prefill(ids) : await seq.prefillTail();
     }
     this.metrics?.steps.inc({ kind: "prefill" });
     const tok = this.engine.tokenizer;
@@ -155,14 +181,17 @@ export class GenerationJob implements SchedulerJob {
       const mask = this.choice?.info.mask ?? "none";
       this.metrics?.tokens.inc({ kind: "prompt", mask }, this.p.promptIds.length);
       this.metrics?.tokens.inc({ kind: "completion", mask }, generated);
-      this.sink.onDone({
+      this.#events.push({
+        type: "done",
         finishReason: this.gen?.finishReason ?? "length",
         promptTokens: this.p.promptIds.length,
         completionTokens: generated,
       });
-      return;
+    } else {
+      const err = cancelError(outcome, error, this.p.timeoutMs);
+      this.#events.push({ type: "error", error: err, reason: outcome });
     }
-    this.sink.onError(cancelError(outcome, error, this.p.timeoutMs), outcome);
+    this.#events.end();
   }
 }
 
@@ -237,42 +266,49 @@ export class HealthProbeJob implements SchedulerJob {
   }
 }
 
-/** Routing only (POST /v1/route): one dense head prefill, then the router. */
+/**
+ * Routing only (POST /v1/route): one dense head prefill and the router's decision, reported
+ * as a `mask` event, or an `error` event when the job fails or is cancelled.
+ */
 export class RouteJob implements SchedulerJob {
-  /** @param engine loaded engine @param ids prompt ids @param done receives the result */
+  /** One `mask` or `error` event, then the end. */
+  readonly events: AsyncIterable<Extract<GenerationEvent, { type: "mask" | "error" }>>;
+  readonly #events = pushable<Extract<GenerationEvent, { type: "mask" | "error" }>>({
+    objectMode: true,
+  });
+  private choice: MaskChoice | null = null;
+
+  /** @param engine loaded engine @param ids prompt ids @param plan a routed plan */
   constructor(
     private engine: ServerEngine,
     private ids: number[],
-    private seap: MaskRequest | undefined,
-    private done: (r: MaskChoice | ApiError) => void,
+    private plan: MaskPlan,
     private timeoutMs: number,
     private metrics?: ServerMetrics,
-  ) {}
+  ) {
+    this.events = this.#events;
+  }
 
   async step(): Promise<boolean> {
-    const { model, catalog } = this.engine;
-    const seq = new Sequence(model, { maxTokens: this.ids.length });
+    const seq = new Sequence(this.engine.model, { maxTokens: this.ids.length });
     try {
-      const feature = await seq.prefillHead(Int32Array.from(this.ids), catalog.protectedLayers);
-      this.metrics?.steps.inc({ kind: "route" });
-      this.result = catalog.resolveRouted(this.seap, catalog.router!.route(feature));
+      const ids = Int32Array.from(this.ids);
+      this.choice = await decideMask(this.engine, this.plan, seq, ids, this.metrics);
     } finally {
       seq.free();
     }
     return true;
   }
 
-  private result: MaskChoice | null = null;
-
   finish(outcome: "done" | "error" | CancelReason, error?: unknown): void {
-    if (outcome === "done" && this.result) {
-      const info = this.result.info;
-      this.metrics?.routerDecisions.inc({ task: info.task ?? "none", selection: info.selection });
-      this.done(this.result);
+    if (outcome === "done" && this.choice) {
+      countDecision(this.choice.info, this.metrics);
+      this.#events.push({ type: "mask", info: this.choice.info });
     } else {
-      this.done(
-        cancelError(outcome === "done" ? "error" : outcome, error ?? "no result", this.timeoutMs),
-      );
+      const reason = outcome === "done" ? "error" : outcome;
+      const err = cancelError(reason, error ?? "no result", this.timeoutMs);
+      this.#events.push({ type: "error", error: err, reason });
     }
+    this.#events.end();
   }
 }

@@ -187,6 +187,14 @@ export const MaskEntry = z.object({
   task: z.string().nullable(),
   sparsity: z.number(),
   kind: z.enum(["dense", "generic", "task", "baseline"]),
+  removed: z.object({
+    params: z.number(),
+    bytes_per_token: z.number(),
+    flops_per_token: z.number(),
+  }).describe(
+    "Shares of the dense model the mask removes: decoder-layer parameters, weight bytes read " +
+      "per decoded token, FLOPs per decoded token",
+  ),
 }).register(apiRegistry, { id: "MaskEntry" });
 
 /** GET /v1/models response. */

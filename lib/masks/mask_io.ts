@@ -2,11 +2,14 @@
  * Masks and router on disk: one safetensors file per mask (kept indices + bias vectors,
  * metadata naming the method and its parameters), `router.safetensors`, and `manifest.json`
  * binding every file to the exact model (fingerprint, sizes) with a sha256 and byte size per
- * file. {@link loadMaskSet} refuses anything that does not match, saying which check failed.
+ * file. {@link loadMaskSet} refuses anything that does not match, saying which check failed
+ * ({@link MaskModelMismatchError} for another model's masks, {@link MaskSetError} otherwise).
+ * Written by calibration, read by the server, evaluation, export and benchmarks.
  */
 
 import { type Mask, MaskError, validateMask } from "../model/mask.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { MaskModelMismatchError, MaskSetError } from "./errors.ts";
 import type { Router } from "./router.ts";
 import { decodeTensors, encodeTensors, need, type TensorEntry } from "./tensor_file.ts";
 
@@ -79,11 +82,6 @@ export interface Manifest {
   stats: ManifestFile | null;
   /** Free-form calibration parameters (score, structure, ...). */
   params: Record<string, unknown>;
-}
-
-/** Error for a mask set that does not fit the model or whose files are damaged. */
-export class MaskSetError extends Error {
-  override name = "MaskSetError";
 }
 
 /** sha256 hex of bytes. */
@@ -275,11 +273,11 @@ export interface MaskSet {
   router: Router | null;
 }
 
-/** Check the manifest's model block against the loaded model. */
+/** Check the manifest's model block against the loaded model ({@link MaskModelMismatchError}). */
 export function checkModel(dir: string, mb: Manifest["model"], model: ModelIdentity): void {
   const c = model.config;
   if (mb.fingerprint !== model.fingerprint) {
-    throw new MaskSetError(
+    throw new MaskModelMismatchError(
       `${dir}: masks were made for model "${mb.name}" (fingerprint ${
         mb.fingerprint.slice(0, 12)
       }…), the loaded model "${model.name}" has fingerprint ${
@@ -295,7 +293,9 @@ export function checkModel(dir: string, mb: Manifest["model"], model: ModelIdent
     ["head size", mb.headDim, c.headDim],
   ];
   for (const [what, a, b] of pairs) {
-    if (a !== b) throw new MaskSetError(`${dir}: masks have ${what} ${a}, the model has ${b}`);
+    if (a !== b) {
+      throw new MaskModelMismatchError(`${dir}: masks have ${what} ${a}, the model has ${b}`);
+    }
   }
 }
 
@@ -323,7 +323,7 @@ export async function loadMaskSet(dir: string, model: ModelIdentity): Promise<Ma
     const what = `${dir}/${e.file}`;
     const { mask, metadata } = decodeMask(bytes, what);
     if (metadata.fingerprint !== model.fingerprint) {
-      throw new MaskSetError(`${what}: fingerprint in the file does not match the model`);
+      throw new MaskModelMismatchError(`${what}: fingerprint in the file does not match the model`);
     }
     if (mask.name !== e.name) {
       throw new MaskSetError(`${what}: holds mask "${mask.name}", manifest.json says "${e.name}"`);
