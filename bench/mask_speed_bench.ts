@@ -14,7 +14,7 @@ import { WasmBackend } from "../lib/backends/wasm.ts";
 import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { loadModel } from "../lib/model/model.ts";
-import { loadMaskSet } from "../lib/calibrate/mask_io.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
 import {
   type DecodeRow,
   formatDecodeTable,
