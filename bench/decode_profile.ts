@@ -5,7 +5,8 @@
  * goes when the kernels alone (bench/kernel_bench.ts) are faster than the whole step.
  *
  *   deno run -A bench/decode_profile.ts [--model DIR] [--weights f32,f16,q8] [--tokens 16]
- *     [--mask 0.5]   (a SEAP-shaped mask at that share removed; default dense) [--prompt 32]
+ *     [--mask 0.5 | NAME]   (a mask of the model's calibrated set by name, e.g. reverse@0.5, or
+ *     for a model without one a SEAP-shaped mask at that share removed; default dense) [--prompt 32]
  * Also prints the prefill of the prompt: its time and its four largest ops.
  */
 
@@ -17,6 +18,7 @@ import { denseFor, prepareMask } from "../lib/model/prepared_mask.ts";
 import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { seapShapedFamily, seapShapedMask, smollmShapedModel } from "./decode_bench.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
 
 const OPS = [
   "embed",
@@ -78,14 +80,27 @@ if (import.meta.main) {
   console.log("| --- | --- | ---: | ---: | ---: |");
   for (const w of values.weights!.split(",") as WeightDType[]) {
     const backend = await WasmBackend.create({ weightDType: w });
-    const family = seapShapedFamily(cfg, [0.2, 0.5]);
+    // The model's calibrated mask set when it has one (layout by keep frequency over it, as the
+    // server does; --mask names one of its masks), else SEAP-shaped masks (--mask = share).
+    const ident = await loadModel(dir);
+    const set = await loadMaskSet(
+      new URL(`../masks/${ident.name}`, import.meta.url).pathname,
+      ident,
+    ).catch(() => null);
+    const family = set ? [...set.masks.values()] : seapShapedFamily(cfg, [0.2, 0.5]);
     const model = await loadModel(dir, {
       backend,
       neuronOrder: keepFrequencyOrder(family, cfg.numLayers, cfg.intermediateSize),
     });
-    const mask = values.mask
-      ? prepareMask(model, seapShapedMask(cfg, Number(values.mask), 0))
-      : denseFor(model);
+    const chosen = !values.mask
+      ? null
+      : set
+      ? set.masks.get(values.mask)
+      : seapShapedMask(cfg, Number(values.mask), 0);
+    if (values.mask && !chosen) {
+      throw new Error(`--mask ${values.mask}: not in the model's mask set`);
+    }
+    const mask = chosen ? prepareMask(model, chosen) : denseFor(model);
     const run = async () => {
       const seq = new Sequence(model, { mask, maxTokens: ids.length + steps + 1 });
       let logits = await seq.prefill(ids);
