@@ -62,23 +62,21 @@ static inline v128_t bdot(const int8_t* q, const int16_t* xi) {
   return s;
 }
 
-/* One q8 row of nb blocks (a single sequential stream) . one quantized token. */
+/*
+ * One q8 row of nb blocks (a single sequential stream) . one quantized token. One f32
+ * accumulator, blocks in order: the same operations, in the same order, as each output of
+ * dot_q8_2x2, so a token's result does not depend on T or on its place in a token tile (with
+ * fused multiply-adds any other order rounds differently, and a rounding difference can flip the
+ * next layer's activation quantization: forked and from-scratch scoring must agree).
+ */
 static inline float dot_q8(const uint8_t* w, const float* xs, const int16_t* xi, int nb) {
-  v128_t a = wasm_f32x4_splat(0), c = a;
-  int b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const uint8_t* p = w + (size_t)b * QB;
-    v128_t s0 = bdot((const int8_t*)(p + 4), xi + b * QK);
-    v128_t s1 = bdot((const int8_t*)(p + QB + 4), xi + (b + 1) * QK);
-    FMA(a, wasm_f32x4_convert_i32x4(s0), wasm_f32x4_splat(bscale(p) * xs[b]));
-    FMA(c, wasm_f32x4_convert_i32x4(s1), wasm_f32x4_splat(bscale(p + QB) * xs[b + 1]));
-  }
-  if (b < nb) {
+  v128_t a = wasm_f32x4_splat(0);
+  for (int b = 0; b < nb; b++) {
     const uint8_t* p = w + (size_t)b * QB;
     FMA(a, wasm_f32x4_convert_i32x4(bdot((const int8_t*)(p + 4), xi + b * QK)),
         wasm_f32x4_splat(bscale(p) * xs[b]));
   }
-  return hsum(wasm_f32x4_add(a, c));
+  return hsum(a);
 }
 
 /* Two rows x two tokens (x at xs0/xi0 and xs1/xi1): o0 = row 0, o1 = row 1, two values each. */
