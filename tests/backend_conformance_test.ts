@@ -23,12 +23,10 @@
 
 import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer } from "../lib/backends/backend.ts";
-import { BACKENDS, destroyTestBackends } from "./helpers/test_backends.ts";
+import { BACKENDS, destroyTestBackends, LANES64 } from "./helpers/test_backends.ts";
 import { rng, subset } from "./helpers/seeded.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
-
-const RTOL = 1e-5;
-const ATOL = 1e-5;
+import { assertClose, ATOL, RTOL } from "./helpers/assert_close.ts";
 
 // ---------- helpers ----------
 
@@ -104,37 +102,6 @@ function refMatmulQ8(
     }
   }
   return out;
-}
-
-/** Check got against want; on failure report the worst error, its index and both values. */
-export function assertClose(
-  what: string,
-  got: Float32Array,
-  want: ArrayLike<number>,
-  rtol = RTOL,
-  atol = ATOL,
-): void {
-  assert.equal(got.length, want.length, `${what}: length ${got.length} != ${want.length}`);
-  let ss = 0;
-  for (let i = 0; i < want.length; i++) ss += want[i] * want[i];
-  const rms = Math.sqrt(ss / Math.max(1, want.length));
-  let worst = -1, worstRatio = 0, worstErr = 0;
-  for (let i = 0; i < want.length; i++) {
-    const err = Math.abs(got[i] - want[i]);
-    const tol = atol + rtol * Math.max(Math.abs(want[i]), rms);
-    const ratio = err === 0 ? 0 : err / tol;
-    if (!(ratio <= worstRatio)) {
-      worstRatio = ratio;
-      worst = i;
-      worstErr = err;
-    }
-  }
-  assert.ok(
-    worstRatio <= 1,
-    `${what}: worst |err| ${worstErr.toExponential(3)} at index ${worst} ` +
-      `(got ${got[worst]}, want ${want[worst]}, rms ${rms.toExponential(3)}, ` +
-      `${worstRatio.toFixed(1)}x tolerance)`,
-  );
 }
 
 /** Upload `data` as a tensor [rows, cols]. */
@@ -233,6 +200,9 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
     want.set(d.subarray(7, 7 + 3 * 7), 2 * 7);
     be.copyRows(t, 1, 3, dst, 2);
     assertClose("copyRows", await be.read(dst), want, 0, 0);
+    be.copyRows(dst, 0, 2, dst, 4); // within one tensor, ranges apart
+    want.copyWithin(4 * 7, 0, 2 * 7);
+    assertClose("copyRows within one tensor", await be.read(dst), want, 0, 0);
     be.free(t);
     be.free(dst);
   },
@@ -288,11 +258,27 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
 
   "matmul (row-gathered, strided, bias, T=1..35)": async (be, r) => {
     const isQ8 = be.weightDType === "q8";
-    // q8 kernels need views on 32-value blocks: K, offset and stride multiples of 32.
-    const shapes: [number, number, number][] = isQ8
+    // q8 kernels need views on 32-value blocks: K, offset and stride multiples of 32. [T, K, N,
+    // offset]: offsets 16 and 8 with K = 64 put the "half" views on 8-value boundaries (the
+    // aligned vec4 paths of the GPU kernels); 11 does not.
+    const shapes: [number, number, number, number?][] = isQ8
       ? [[1, 96, 37], [1, 64, 50], [7, 32, 29], [35, 64, 13], [2, 32, 4], [3, 32, 5], [40, 32, 66]]
-      : [[1, 67, 37], [1, 64, 50], [7, 40, 29], [35, 24, 13], [2, 8, 4], [3, 1, 5]];
-    for (const [T, K, N] of shapes) {
+      : [
+        [1, 67, 37],
+        [1, 64, 50],
+        [7, 40, 29],
+        [35, 24, 13],
+        [2, 8, 4],
+        [3, 1, 5],
+        [1, 64, 50, 16],
+        [
+          6,
+          64,
+          37,
+          8,
+        ],
+      ];
+    for (const [T, K, N, off] of shapes) {
       for (const mode of ["dense", "half", "one", "all"] as const) {
         const rows = mode === "dense" ? null : subset(
           N,
@@ -301,7 +287,7 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
         );
         const w = randn(N * K, r);
         const stride = K + (mode === "half" ? 2 * K : isQ8 ? 32 : 5); // bundled layouts
-        const p = padded(be, w, N, K, isQ8 ? 64 : 11, stride, r);
+        const p = padded(be, w, N, K, off ?? (isQ8 ? 64 : 11), stride, r);
         const bias = mode === "half" || mode === "one" ? randn(N, r) : null;
         const pb = bias ? padded(be, bias, 1, N, 3, N, r, "f32") : null;
         const x = randn(T * K, r, 2);
@@ -325,16 +311,24 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
 
   "matmulTAdd (row-gathered, strided, accumulating, T=1..35)": async (be, r) => {
     const isQ8 = be.weightDType === "q8";
-    const shapes: [number, number, number][] = isQ8
+    // [T, N, M, offset, stride]: by default offset 13 and stride 3M + 1 (never aligned); the
+    // last two f32 shapes are 4-aligned (vec4 path) and wider than 256 columns.
+    const shapes: [number, number, number, number?, number?][] = isQ8
       ? [[1, 53, 64], [1, 48, 96], [6, 20, 32], [35, 12, 64], [2, 5, 32], [40, 70, 32]]
-      : [[1, 53, 41], [1, 48, 64], [6, 20, 33], [35, 12, 24], [2, 5, 3]];
-    for (const [T, N, M] of shapes) {
+      : [[1, 53, 41], [1, 48, 64], [6, 20, 33], [35, 12, 24], [2, 5, 3], [7, 50, 40, 4, 124], [
+        1,
+        70,
+        300,
+        0,
+        900,
+      ]];
+    for (const [T, N, M, off, stride] of shapes) {
       for (const mode of ["dense", "half", "one"] as const) {
         const rows = mode === "dense" ? null : subset(N, mode === "half" ? N >> 1 : 1, r);
         const w = randn(N * M, r);
         const p = isQ8
           ? padded(be, w, N, M, 32, M * 3 + 32, r)
-          : padded(be, w, N, M, 13, M * 3 + 1, r);
+          : padded(be, w, N, M, off ?? 13, stride ?? M * 3 + 1, r);
         const R = rows ? rows.length : N;
         const a = randn(T * R, r, 2);
         const out0 = randn(T * M, r);
@@ -424,6 +418,50 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
     }
   },
 
+  "rope with invFreq deep inside a large buffer": async (be, r) => {
+    // A buffer past WebGPU's host-copy limit (64 Ki values): the WGSL kernel then forms the
+    // angles itself, in f32 with a two-part 2 pi range reduction, and WGSL bounds sin/cos only
+    // to 2^-11 absolute; other backends keep the f32-angle tolerance of the rope check above.
+    const T = 3, nh = 2, d = 16, pos0 = 500, half = d / 2, off = 70000;
+    const all = new Float32Array(off + half);
+    for (let i = 0; i < half; i++) all[off + i] = Math.pow(10000, (-2 * i) / d);
+    const buf = be.weights(all, "f32");
+    const x = randn(T * nh * d, r);
+    const want = new Float64Array(x.length);
+    for (let t = 0; t < T; t++) {
+      for (let h = 0; h < nh; h++) {
+        const o = (t * nh + h) * d;
+        for (let i = 0; i < half; i++) {
+          const ang = (pos0 + t) * all[off + i];
+          want[o + i] = x[o + i] * Math.cos(ang) - x[o + i + half] * Math.sin(ang);
+          want[o + i + half] = x[o + i + half] * Math.cos(ang) + x[o + i] * Math.sin(ang);
+        }
+      }
+    }
+    const xt = put(be, T, nh * d, x);
+    be.rope(xt, d, pos0, { buf, offset: off, stride: half, rows: 1, cols: half });
+    const atol = be.name === "webgpu" ? 2e-3 : ATOL + (pos0 + T) * 2 ** -23;
+    assertClose(`rope pos0=${pos0}, invFreq at ${off}`, await be.read(xt), want, RTOL, atol);
+    be.free(xt);
+    be.release(buf);
+  },
+
+  "stream order: writes, frees and new tensors between ops": async (be) => {
+    const A = Float32Array.of(1, 2, 3, 4, 5, 6);
+    const B = Float32Array.of(10, 20, 30, 40, 50, 60);
+    const x = put(be, 2, 3, A), y = put(be, 2, 3, A);
+    be.add(y, x); // 2A
+    be.write(x, B); // must not reach the add above (a GPU backend records both)
+    be.add(y, x); // 2A + B
+    be.free(x);
+    const z = be.tensor(2, 3); // may reuse x's storage: must still read as zeros
+    be.add(y, z);
+    assertClose("ops in stream order", await be.read(y), A.map((v, i) => 2 * v + B[i]), 0, 0);
+    assertClose("a new tensor after a free is zero", await be.read(z), new Float32Array(6), 0, 0);
+    be.free(y);
+    be.free(z);
+  },
+
   "addRow and add": async (be, r) => {
     const T = 4, c = 21;
     const x = randn(T * c, r), y = randn(T * c, r), b = randn(c, r);
@@ -462,9 +500,11 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
   },
 
   "attention (causal, GQA map, decode and prefill)": async (be, r) => {
-    const nKv = 3, maxT = 40;
+    // [T, pos0, d, kvOf, maxT]: maxT 40 unless given; the long ones span several 64-position
+    // tiles (and attention chunks on the chunked WebGPU configuration).
+    const nKv = 3;
     for (
-      const [T, pos0, d, kvOf] of [
+      const [T, pos0, d, kvOf, maxT = 40] of [
         [1, 0, 8, [0]],
         [1, 17, 64, [0, 0, 1, 2]],
         [3, 5, 16, [2, 0]],
@@ -472,7 +512,9 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
         [1, 39, 64, [2]],
         [2, 7, 16, [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]], // a group larger than 8 slots
         [1, 30, 8, [0, 1, 0, 1, 2, 0, 1, 0, 1, 0, 0, 0]], // interleaved map
-      ] as const
+        [3, 70, 72, [0, 2, 1, 1, 0], 150],
+        [9, 120, 8, [0, 0], 140],
+      ] as [number, number, number, number[], number?][]
     ) {
       const S = kvOf.length;
       const kc = randn(nKv * maxT * d, r, 2), vc = randn(nKv * maxT * d, r);
@@ -526,12 +568,21 @@ const OPTIONAL_CHECKS: Record<
           72,
           72,
         ], [2, 96, 40, 37]]
-        : [[1, 40, 24, 24], [1, 64, 50, 17], [5, 24, 16, 8], [35, 16, 9, 5], [3, 24, 80, 70], [
-          33,
-          8,
-          72,
-          72,
-        ], [2, 12, 40, 37]];
+        : [
+          [1, 40, 24, 24],
+          [1, 64, 50, 17],
+          [5, 24, 16, 8],
+          [35, 16, 9, 5],
+          [3, 24, 80, 70],
+          [
+            33,
+            8,
+            72,
+            72,
+          ],
+          [2, 12, 40, 37],
+          [6, 30, 21, 21],
+        ]; // K = 30: unaligned rows
       for (const [T, K, N, keep] of shapes) {
         const M = K;
         const bundle = randn(N * 3 * K, r, 0.5); // [N, 3K] row j = gate_j | up_j | down^T_j
@@ -588,6 +639,151 @@ const OPTIONAL_CHECKS: Record<
     },
   ],
 };
+
+/**
+ * Bad arguments every backend must reject before doing any work, each with the one message
+ * lib/backends/arg_checks.ts words for it (the same text on every backend). `only` limits a
+ * case to the backends it applies to (optional ops, storage formats).
+ */
+const BAD_ARGS: {
+  what: string;
+  message: string;
+  only?: (be: Backend) => boolean;
+  run: (be: Backend, t: (rows: number, cols: number) => Tensor, w: MatView) => void;
+}[] = [
+  {
+    what: "tensor of a fractional shape",
+    message: "tensor: bad shape [2.5, 3]",
+    run: (be) => be.tensor(2.5, 3),
+  },
+  {
+    what: "write of the wrong length",
+    message: "write: 5 values for a [2, 3] tensor",
+    run: (be, t) => be.write(t(2, 3), new Float32Array(5)),
+  },
+  {
+    what: "embed id past the table",
+    message: "embed: token id 8 at 1 outside [0, 8)",
+    run: (be, t, w) => be.embed(w, Int32Array.of(0, 8), t(2, 64)),
+  },
+  {
+    what: "embed into a wrong-width out",
+    message: "embed: out [1, 63] for 1 ids of width 64",
+    run: (be, t, w) => be.embed(w, Int32Array.of(0), t(1, 63)),
+  },
+  {
+    what: "view past its buffer",
+    message: "matmul: w view (offset 64, stride 64, [8, 64]) does not fit a buffer of 512",
+    run: (be, t, w) => be.matmul(t(1, 64), { ...w, offset: 64 }, null, null, t(1, 8)),
+  },
+  {
+    what: "matmul with x of the wrong width",
+    message: "matmul: x [2, 32], w [8, 64], 8 rows, out [2, 8]",
+    run: (be, t, w) => be.matmul(t(2, 32), w, null, null, t(2, 8)),
+  },
+  {
+    what: "matmul rows past the matrix",
+    message: "matmul: rows index 8 at 1 outside [0, 8)",
+    run: (be, t, w) => be.matmul(t(1, 64), w, be.indices(Int32Array.of(2, 8)), null, t(1, 2)),
+  },
+  {
+    what: "matmul bias of the wrong length",
+    message: "matmul: bias of 7 values for 8 rows",
+    run: (be, t, w) => be.matmul(t(1, 64), w, null, { ...w, rows: 1, cols: 7 }, t(1, 8)),
+  },
+  {
+    what: "q8 matmul on a view off the 32-value blocks",
+    message: "matmul: q8 w needs offset, stride and cols that are multiples of 32 " +
+      "(offset 0, stride 64, [7, 48])",
+    only: (be) => be.weightDType === "q8",
+    run: (be, t, w) => be.matmul(t(1, 48), { ...w, rows: 7, cols: 48 }, null, null, t(1, 7)),
+  },
+  {
+    what: "matmulTAdd with a of the wrong width",
+    message: "matmulTAdd: a [1, 3], w [8, 64], 2 rows, out [1, 64]",
+    run: (be, t, w) => be.matmulTAdd(t(1, 3), w, be.indices(Int32Array.of(0, 1)), t(1, 64)),
+  },
+  {
+    what: "rmsNorm whose width is not whole groups",
+    message: "rmsNorm: x [2, 96], out [2, 96], weight 64",
+    run: (be, t, w) => be.rmsNorm(t(2, 96), { ...w, rows: 1 }, 1e-5, t(2, 96)),
+  },
+  {
+    what: "siluMul of two shapes",
+    message: "siluMul: gate [2, 3], up [3, 2], out [2, 3]",
+    run: (be, t) => be.siluMul(t(2, 3), t(3, 2), t(2, 3)),
+  },
+  {
+    what: "rope with an odd head dim",
+    message: "rope: x [1, 14], headDim 7, invFreq 64, pos0 0",
+    run: (be, t, w) => be.rope(t(1, 14), 7, 0, { ...w, rows: 1 }),
+  },
+  {
+    what: "rope at a negative position",
+    message: "rope: x [1, 16], headDim 8, invFreq 64, pos0 -1",
+    run: (be, t, w) => be.rope(t(1, 16), 8, -1, { ...w, rows: 1 }),
+  },
+  {
+    what: "addRow with a short bias",
+    message: "addRow: bias 64 for x [2, 65]",
+    run: (be, t, w) => be.addRow(t(2, 65), { ...w, rows: 1 }),
+  },
+  {
+    what: "add of two shapes",
+    message: "add: x [2, 3], y [1, 6]",
+    run: (be, t) => be.add(t(2, 3), t(1, 6)),
+  },
+  {
+    what: "kvWrite past maxT",
+    message: "kvWrite: positions 7..9 outside maxT 8",
+    run: (be, t) => be.kvWrite(t(16, 4), t(2, 4), be.indices(Int32Array.of(1)), 8, 7),
+  },
+  {
+    what: "kvWrite to a kv head the cache lacks",
+    message: "kvWrite: heads index 2 at 0 outside [0, 2)",
+    run: (be, t) => be.kvWrite(t(16, 4), t(1, 4), be.indices(Int32Array.of(2)), 8, 0),
+  },
+  {
+    what: "attention with a kv map past the cache",
+    message: "attention: kvOf index 5 at 1 outside [0, 2)",
+    run: (be, t) =>
+      be.attention(t(1, 8), t(16, 4), t(16, 4), be.indices(Int32Array.of(0, 5)), 8, 0, 1, t(1, 8)),
+  },
+  {
+    what: "attention with q of the wrong width",
+    message: "attention: q [1, 12], caches [16, 4] / [16, 4], 2 slots, out [1, 8]",
+    run: (be, t) =>
+      be.attention(t(1, 12), t(16, 4), t(16, 4), be.indices(Int32Array.of(0, 1)), 8, 0, 1, t(1, 8)),
+  },
+  {
+    what: "copyRows past the source",
+    message: "copyRows: 3 rows from 2 of [4, 5] to 0 of [6, 5]",
+    run: (be, t) => be.copyRows(t(4, 5), 2, 3, t(6, 5), 0),
+  },
+  {
+    what: "copyRows overlapping within one tensor",
+    message: "copyRows: overlapping copy within one tensor",
+    run: (be, t) => {
+      const x = t(6, 5);
+      be.copyRows(x, 0, 3, x, 1);
+    },
+  },
+  {
+    what: "ffn with up of another width",
+    message: "ffn: x [1, 64], gate [8, 64], up [8, 32], downT [8, 64], 8 rows, out [1, 64]",
+    only: (be) => typeof be.ffn === "function",
+    run: (be, t, w) => be.ffn!(t(1, 64), w, { ...w, cols: 32 }, w, null, t(1, 64)),
+  },
+  {
+    what: "ffn over matrices stored in two formats",
+    message: `ffn: gate, up and downT must share a storage dtype (f32, {dt}, {dt})`,
+    only: (be) => typeof be.ffn === "function" && be.weightDType !== "f32",
+    run: (be, t, w) => {
+      const gate = be.weights(new Float32Array(512), "f32");
+      be.ffn!(t(1, 64), { ...w, buf: gate }, w, w, null, t(1, 64));
+    },
+  },
+];
 
 /**
  * Whole-forward check: load each fixture model on `backend`, prefill its prompt and decode its
@@ -710,8 +906,9 @@ const FORWARD_FIXTURES = [
   "mistral",
 ];
 
-for (const bc of BACKENDS) {
+for (const bc of [...BACKENDS, LANES64]) {
   const made = await bc.make();
+  const fixtures = bc === LANES64 ? FORWARD_FIXTURES.slice(0, 1) : FORWARD_FIXTURES;
   const skip = typeof made === "string" ? made : null;
   for (const [name, fn] of Object.entries(CHECKS)) {
     Deno.test({
@@ -728,6 +925,33 @@ for (const bc of BACKENDS) {
       fn: () => fn(made as Backend, rng(name.length * 7919 + 17)),
     });
   }
+  Deno.test({
+    name: `${bc.name}: rejects bad arguments with the shared messages${
+      skip ? ` (skipped: ${skip})` : ""
+    }`,
+    ignore: skip !== null,
+    fn: () => {
+      const be = made as Backend;
+      const made2: Tensor[] = [];
+      const t = (rows: number, cols: number) => {
+        const x = be.tensor(rows, cols);
+        made2.push(x);
+        return x;
+      };
+      const buf = be.weights(randn(512, rng(5)));
+      const w: MatView = { buf, offset: 0, stride: 64, rows: 8, cols: 64 };
+      let ran = 0;
+      for (const c of BAD_ARGS) {
+        if (c.only && !c.only(be)) continue;
+        const message = c.message.replaceAll("{dt}", be.weightDType);
+        assert.throws(() => c.run(be, t, w), { message }, `${bc.name}: ${c.what}`);
+        ran++;
+      }
+      for (const x of made2) be.free(x);
+      be.release(buf);
+      console.log(`  ${bc.name}: ${ran} bad calls rejected`);
+    },
+  });
   // f32 storage: 1e-4 like the reference logits test; f16 storage: weights rounded to 11 bits
   // shift the tiny models' logits by up to a few 1e-3. q8 against the f64 PyTorch logits: 8-bit
   // weights and activations (per-value error up to max|block| / 254, 8x f16's step, on both
@@ -747,14 +971,14 @@ for (const bc of BACKENDS) {
     ? () => new ReferenceBackend({ weightDType: "q8" })
     : () => new ReferenceBackend();
   Deno.test({
-    name: `${bc.name}: whole forward on the fixture models (tol ${tol})${
+    name: `${bc.name}: whole forward on ${fixtures.length} fixture models (tol ${tol})${
       skip ? ` (skipped: ${skip})` : ""
     }`,
     ignore: skip !== null,
     fn: async () => {
       const worst = await checkWholeForward(
         () => bc.make() as Promise<Backend>,
-        FORWARD_FIXTURES,
+        fixtures,
         tol,
       );
       console.log(`  ${bc.name}: worst |logit diff| ${worst.toExponential(3)}`);
@@ -762,14 +986,15 @@ for (const bc of BACKENDS) {
   });
   const isOracle = bc.name.startsWith("reference");
   Deno.test({
-    name: `${bc.name}: masked forward equals the reference backend's (tol ${maskedTol})${
-      skip ? ` (skipped: ${skip})` : isOracle ? " (skipped: it is the oracle)" : ""
-    }`,
+    name:
+      `${bc.name}: masked forward on ${fixtures.length} fixture models equals the reference backend's (tol ${maskedTol})${
+        skip ? ` (skipped: ${skip})` : isOracle ? " (skipped: it is the oracle)" : ""
+      }`,
     ignore: skip !== null || isOracle,
     fn: async () => {
       const worst = await checkMaskedForward(
         () => bc.make() as Promise<Backend>,
-        FORWARD_FIXTURES,
+        fixtures,
         maskedTol,
         oracle,
       );

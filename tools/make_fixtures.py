@@ -31,7 +31,6 @@ import json
 import math
 import os
 import shutil
-import struct
 import sys
 
 try:
@@ -49,69 +48,8 @@ OUT_DIR = os.path.join(ROOT, "tests", "fixtures")
 
 F64 = torch.float64
 
-# --------------------------------------------------------------------------------------------
-# safetensors writer (by hand)
-# --------------------------------------------------------------------------------------------
-
-_DTYPE_NAME = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16", torch.int32: "I32"}
-
-
-def _tensor_bytes(t):
-    t = t.detach().contiguous().cpu()
-    if t.dtype == torch.bfloat16:
-        arr = t.view(torch.int16).numpy().astype("<i2")
-    elif t.dtype == torch.float16:
-        arr = t.numpy().astype("<f2")
-    elif t.dtype == torch.float32:
-        arr = t.numpy().astype("<f4")
-    elif t.dtype == torch.int32:
-        arr = t.numpy().astype("<i4")
-    else:
-        raise ValueError(f"unsupported dtype {t.dtype}")
-    return arr.tobytes(order="C")
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """tensors: list of (name, tensor) in file order."""
-    header = {}
-    blobs = []
-    off = 0
-    for name, t in tensors:
-        b = _tensor_bytes(t)
-        header[name] = {"dtype": _DTYPE_NAME[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    header["__metadata__"] = dict(metadata or {"format": "pt"})
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * ((8 - len(hj) % 8) % 8)  # pad so the data starts 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        for b in blobs:
-            f.write(b)
-    return off
-
-
-def read_safetensors(path):
-    """Minimal reader, used to check what was written."""
-    with open(path, "rb") as f:
-        data = f.read()
-    (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        a, b = info["data_offsets"]
-        raw = bytearray(data[base + a:base + b])
-        dt = info["dtype"]
-        if dt == "BF16":
-            t = torch.frombuffer(raw, dtype=torch.int16).view(torch.bfloat16)
-        else:
-            t = torch.frombuffer(raw, dtype={"F32": torch.float32, "F16": torch.float16, "I32": torch.int32}[dt])
-        out[name] = t.reshape(info["shape"]).clone()
-    return out, meta
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # Reference model (float64)

@@ -1,12 +1,11 @@
 """A plain-PyTorch Llama (RMSNorm, RoPE with HF rotate_half, SwiGLU, GQA, no biases) and
-hand-written safetensors I/O, shared by tools/train_default_model.py and
+its safetensors I/O (tools/safetensors_io.py), shared by tools/train_default_model.py and
 tools/eval_default_model.py. Tensor names and orientation follow Hugging Face
 LlamaForCausalLM, so the exported folder loads anywhere that reads HF Llama checkpoints."""
 
 import json
 import math
 import os
-import struct
 import sys
 
 
@@ -25,6 +24,9 @@ ensure_torch()
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_io as st  # noqa: E402
 
 
 class RMSNorm(nn.Module):
@@ -178,41 +180,15 @@ def hf_config(vocab_size, hidden, layers, heads, kv_heads, head_dim, inter, bos,
 
 
 def save_safetensors(path, tensors, metadata=None):
-    """Write F32 tensors (name -> torch tensor) in the safetensors format, by hand."""
-    header, offset, blobs = {}, 0, []
-    for name in sorted(tensors):
-        data = tensors[name].detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        offset += len(data)
-        blobs.append(data)
-    if metadata:
-        header["__metadata__"] = metadata
-    h = json.dumps(header, separators=(",", ":")).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path + ".part", "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(path + ".part", path)
+    """Write F32 tensors (name -> torch tensor), sorted by name (tools/safetensors_io.py)."""
+    st.write_safetensors(path, [(n, tensors[n].to(torch.float32)) for n in sorted(tensors)], metadata)
 
 
 def load_safetensors(path):
     """Read an F32 safetensors file into name -> torch tensor."""
-    import numpy as np
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        body = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        assert info["dtype"] == "F32", f"{name}: {info['dtype']}"
-        a, b = info["data_offsets"]
-        arr = np.frombuffer(body[a:b], dtype=np.float32).reshape(info["shape"])
-        out[name] = torch.from_numpy(arr.copy())
+    out, _ = st.read_safetensors(path)
+    for name, t in out.items():
+        assert t.dtype == torch.float32, f"{name}: {t.dtype}"
     return out
 
 

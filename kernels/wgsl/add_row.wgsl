@@ -5,14 +5,7 @@
 
 override W_F16: bool = false;
 
-struct U {
-  n: u32, // T * cols
-  cols: u32,
-  b_base: u32,
-  _p0: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> bias: array<vec4<u32>>;
 

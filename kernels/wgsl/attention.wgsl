@@ -11,18 +11,7 @@
 
 const WG: u32 = 64u;
 
-struct U {
-  T: u32,
-  S: u32,
-  d: u32,
-  max_t: u32,
-  pos0: u32,
-  scale: f32,
-  chunk: u32, // positions per chunk (multiple of 64)
-  n_chunk: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;
 @group(0) @binding(2) var<storage, read_write> kc: array<f32>;
 @group(0) @binding(3) var<storage, read_write> vc: array<f32>;

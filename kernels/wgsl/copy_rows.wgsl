@@ -3,14 +3,7 @@
 
 //!include grid
 
-struct U {
-  n: u32,
-  src_off: u32,
-  dst_off: u32,
-  _p0: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read_write> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 

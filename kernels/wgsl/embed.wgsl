@@ -7,18 +7,7 @@
 
 override W_F16: bool = false;
 
-struct U {
-  t_base: u32,
-  t_count: u32,
-  cols: u32,
-  w_base: u32,
-  w_stride: u32,
-  row0: u32,
-  _p0: u32,
-  _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read> ids: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

@@ -5,14 +5,7 @@
 //!include grid
 //!include q8
 
-struct U {
-  T: u32,
-  cols: u32,
-  w_base: u32,
-  w_stride: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> ids: array<i32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

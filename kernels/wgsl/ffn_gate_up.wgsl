@@ -21,32 +21,16 @@ override VEC: bool = false;
 override LANES: u32 = 64u;
 const WG: u32 = 256u;
 override ROWS: u32 = WG / LANES;
-const TT: u32 = 4u;
 
-struct U {
-  T: u32,
-  K: u32,
-  R: u32, // act columns (row stride of act)
-  p_base: u32,
-  p_count: u32,
-  w_base: u32, // gate
-  w_stride: u32,
-  row0: u32,
-  has_rows: u32,
-  u_base: u32, // up
-  u_stride: u32,
-  _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> rows: array<i32>;
 @group(0) @binding(4) var<storage, read> wu: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>; // act
 
-var<workgroup> red: array<f32, 1024>; // [TT][ROWS * LANES], gate
-var<workgroup> red2: array<f32, 1024>; // up
+var<workgroup> red: array<f32, TT * WG>; // [TT][ROWS * LANES], gate
+var<workgroup> red2: array<f32, TT * WG>; // up
 
 fn load_w(e: u32) -> f32 {
   return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
@@ -97,10 +81,10 @@ fn main(
         for (var q = lane; q < nq; q += LANES) {
           let gv = w[gb / 8u + q];
           let uv = wu[ub / 8u + q];
-          let g0 = vec4<f32>(unpack2x16float(gv.x), unpack2x16float(gv.y));
-          let g1 = vec4<f32>(unpack2x16float(gv.z), unpack2x16float(gv.w));
-          let u0 = vec4<f32>(unpack2x16float(uv.x), unpack2x16float(uv.y));
-          let u1 = vec4<f32>(unpack2x16float(uv.z), unpack2x16float(uv.w));
+          let g0 = unpack_half4(gv, 0u);
+          let g1 = unpack_half4(gv, 2u);
+          let u0 = unpack_half4(uv, 0u);
+          let u1 = unpack_half4(uv, 2u);
           for (var j = 0u; j < TT; j++) {
             let tj = min(t0 + j, u.T - 1u); // fixed trip count: unrolled, acc in registers
             let xi = tj * (u.K / 4u) + 2u * q;

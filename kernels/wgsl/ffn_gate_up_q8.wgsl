@@ -7,22 +7,7 @@
 //!include grid
 //!include q8
 
-struct U {
-  T: u32,
-  K: u32,
-  R: u32,
-  g_block0: u32,
-  g_sb: u32,
-  u_block0: u32,
-  u_sb: u32,
-  has_rows: u32,
-  q_base: u32,
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read> g: array<u32>;
 @group(0) @binding(2) var<storage, read> up: array<u32>;
 @group(0) @binding(3) var<storage, read_write> xq: array<u32>;

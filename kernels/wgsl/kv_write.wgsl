@@ -4,18 +4,7 @@
 
 //!include grid
 
-struct U {
-  T: u32,
-  nh: u32,
-  d: u32,
-  max_t: u32,
-  pos0: u32,
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read_write> cache: array<f32>;
 @group(0) @binding(2) var<storage, read_write> kv: array<f32>;
 @group(0) @binding(3) var<storage, read> heads: array<i32>;

@@ -22,31 +22,15 @@ override VEC: bool = false;
 override LANES: u32 = 64u;
 const WG: u32 = 256u;
 override ROWS: u32 = WG / LANES;
-const TT: u32 = 4u;
 
-struct U {
-  T: u32,
-  K: u32,
-  R: u32, // out columns (row stride of out)
-  p_base: u32,
-  p_count: u32,
-  w_base: u32,
-  w_stride: u32,
-  row0: u32,
-  has_rows: u32,
-  has_bias: u32,
-  b_base: u32, // bias element of row0, binding-relative
-  _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> rows: array<i32>;
 @group(0) @binding(4) var<storage, read> bias: array<vec4<u32>>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 
-var<workgroup> red: array<f32, 1024>; // [TT][ROWS * LANES]
+var<workgroup> red: array<f32, TT * WG>; // [TT][ROWS * LANES]
 
 fn load_w(e: u32) -> f32 {
   return unpack_elem(w[elem_word(e, W_F16)][elem_lane(e, W_F16)], e, W_F16);
@@ -96,8 +80,8 @@ fn main(
         let q0 = base / 8u;
         for (var q = lane; q < nq; q += LANES) {
           let wv = w[q0 + q];
-          let a = vec4<f32>(unpack2x16float(wv.x), unpack2x16float(wv.y));
-          let b = vec4<f32>(unpack2x16float(wv.z), unpack2x16float(wv.w));
+          let a = unpack_half4(wv, 0u);
+          let b = unpack_half4(wv, 2u);
           for (var j = 0u; j < TT; j++) {
             let tj = min(t0 + j, u.T - 1u); // fixed trip count: unrolled, acc in registers
             let xi = tj * (u.K / 4u) + 2u * q;

@@ -11,22 +11,7 @@
 // Bias stored as packed f16 (else f32).
 override B_F16: bool = false;
 
-struct U {
-  T: u32,
-  K: u32,
-  R: u32,
-  w_block0: u32,
-  w_sb: u32, // row stride in blocks
-  has_rows: u32,
-  has_bias: u32,
-  b_base: u32, // bias element of row 0
-  q_base: u32, // first word of the packed activations in xq
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> xq: array<u32>;
 @group(0) @binding(3) var<storage, read> rows: array<i32>;

@@ -15,24 +15,8 @@ override W_F16: bool = false;
 override VEC: bool = false;
 
 const WG: u32 = 64u;
-const TT: u32 = 4u;
 
-struct U {
-  T: u32,
-  M: u32,
-  R: u32, // a columns (row stride of a)
-  p_base: u32,
-  p_count: u32,
-  w_base: u32,
-  w_stride: u32,
-  row0: u32,
-  has_rows: u32,
-  split: u32, // positions per slice
-  n_split: u32,
-  _pad: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(2) var<storage, read_write> a: array<f32>;
 @group(0) @binding(3) var<storage, read> rows: array<i32>;
@@ -48,7 +32,7 @@ fn load_w4(e: u32, m: u32) -> vec4<f32> {
     if (W_F16) {
       let v = w[e / 8u];
       let i = (e / 2u) % 4u; // 0 or 2
-      return vec4<f32>(unpack2x16float(v[i]), unpack2x16float(v[i + 1u]));
+      return unpack_half4(v, i);
     }
     return bitcast<vec4<f32>>(w[e / 4u]);
   }

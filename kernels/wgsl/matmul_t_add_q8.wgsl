@@ -6,18 +6,7 @@
 //!include grid
 //!include q8
 
-struct U {
-  T: u32,
-  M: u32,
-  R: u32,
-  w_block0: u32,
-  w_sb: u32,
-  has_rows: u32,
-  _p0: u32,
-  _p1: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read_write> a: array<f32>;
 @group(0) @binding(3) var<storage, read> rows: array<i32>;

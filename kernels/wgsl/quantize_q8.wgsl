@@ -5,14 +5,7 @@
 
 //!include grid
 
-struct U {
-  T: u32,
-  K: u32,
-  q_base: u32, // first word of the packed values (= T * K / 32)
-  _p0: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> xq: array<u32>;
 

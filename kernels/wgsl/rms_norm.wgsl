@@ -9,14 +9,7 @@
 override W_F16: bool = false;
 const WG: u32 = 64u;
 
-struct U {
-  n_groups: u32, // T * G
-  gs: u32,
-  w_base: u32,
-  eps: f32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

@@ -14,18 +14,7 @@ override W_F16: bool = false;
 // Use the host-computed table tab[t, i] = (cos, sin) instead of computing angles here.
 override TABLE: bool = false;
 
-struct U {
-  T: u32,
-  nh: u32,
-  d: u32,
-  pos0: u32,
-  f_base: u32,
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> f: array<vec4<u32>>;
 @group(0) @binding(3) var<storage, read> tab: array<f32>; // [T, d/2, 2]

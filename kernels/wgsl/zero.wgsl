@@ -3,14 +3,7 @@
 
 //!include grid
 
-struct U {
-  n: u32,
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
-}
-
-@group(0) @binding(0) var<uniform> u: U;
+//!include uniforms
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 
 @compute @workgroup_size(256)

@@ -29,6 +29,8 @@ export interface Tensor {
 /** A weight buffer uploaded once (element count `length`). */
 export interface WeightBuffer {
   readonly length: number;
+  /** Storage precision of this buffer, when the backend records it (the shared checks compare). */
+  readonly dtype?: WeightDType;
 }
 
 /**

@@ -14,6 +14,23 @@ import {
   quantizeBlock,
   quantizeQ8,
 } from "../formats/q8.ts";
+import {
+  checkAdd,
+  checkAddRow,
+  checkAttention,
+  checkCopyRows,
+  checkEmbed,
+  checkKvWrite,
+  checkMatmul,
+  checkMatmulTAdd,
+  checkQ8View,
+  checkRmsNorm,
+  checkRope,
+  checkSiluMul,
+  checkTensorShape,
+  checkWrite,
+} from "./arg_checks.ts";
+import { fillRopeTable } from "./rope_table.ts";
 
 /** A host tensor `[rows, cols]`. */
 export class RefTensor implements Tensor {
@@ -90,12 +107,11 @@ export class ReferenceBackend implements Backend {
     return new RefIndices(idx);
   }
   tensor(rows: number, cols: number): Tensor {
+    checkTensorShape(rows, cols);
     return new RefTensor(rows, cols, new Float32Array(rows * cols));
   }
   write(x: Tensor, data: Float32Array): void {
-    if (data.length !== x.rows * x.cols) {
-      throw new Error(`write: ${data.length} values for a [${x.rows}, ${x.cols}] tensor`);
-    }
+    checkWrite(x, data);
     t(x).data.set(data);
   }
   read(x: Tensor): Promise<Float32Array> {
@@ -107,18 +123,18 @@ export class ReferenceBackend implements Backend {
   release(_b: WeightBuffer | IndexList): void {}
 
   embed(table: MatView, ids: Int32Array, out: Tensor): void {
+    checkEmbed(table, ids, out);
     const w = wd(table);
     const o = t(out).data;
     const c = table.cols;
     for (let i = 0; i < ids.length; i++) {
-      const id = ids[i];
-      if (id < 0 || id >= table.rows) throw new RangeError(`token id ${id} out of vocabulary`);
-      const base = table.offset + id * table.stride;
+      const base = table.offset + ids[i] * table.stride;
       o.set(w.subarray(base, base + c), i * c);
     }
   }
 
   rmsNorm(x: Tensor, weight: MatView, eps: number, out: Tensor): void {
+    checkRmsNorm(x, weight, out);
     const xd = t(x).data;
     const od = t(out).data;
     const w = wd(weight);
@@ -134,6 +150,7 @@ export class ReferenceBackend implements Backend {
   }
 
   matmul(x: Tensor, w: MatView, rows: IndexList | null, bias: MatView | null, out: Tensor): void {
+    checkMatmul(x, w, rows, bias, out);
     const q8 = (w.buf as RefWeights).q8;
     if (q8) return this.#matmulQ8(x, w, q8, rows, bias, out);
     const xd = t(x).data;
@@ -174,13 +191,7 @@ export class ReferenceBackend implements Backend {
     out: Tensor,
   ): void {
     const K = w.cols, T = x.rows;
-    const stride = w.rows > 1 ? w.stride : K;
-    if (w.offset % Q8_BLOCK !== 0 || stride % Q8_BLOCK !== 0 || K % Q8_BLOCK !== 0) {
-      throw new RangeError(
-        `reference backend: q8 matmul needs offset, stride and cols that are multiples of ` +
-          `${Q8_BLOCK} (offset ${w.offset}, stride ${w.stride}, cols ${K})`,
-      );
-    }
+    checkQ8View("matmul", "w", w);
     const nb = K / Q8_BLOCK;
     const xd = t(x).data;
     const xq = new Int16Array(T * K); // [T, K] quantized x
@@ -213,6 +224,7 @@ export class ReferenceBackend implements Backend {
   }
 
   matmulTAdd(a: Tensor, w: MatView, rows: IndexList | null, out: Tensor): void {
+    checkMatmulTAdd(a, w, rows, out);
     const ad = t(a).data;
     const od = t(out).data;
     const W = wd(w);
@@ -233,6 +245,7 @@ export class ReferenceBackend implements Backend {
   }
 
   siluMul(gate: Tensor, up: Tensor, out: Tensor): void {
+    checkSiluMul(gate, up, out);
     const g = t(gate).data;
     const u = t(up).data;
     const o = t(out).data;
@@ -243,32 +256,28 @@ export class ReferenceBackend implements Backend {
   }
 
   rope(x: Tensor, headDim: number, pos0: number, invFreq: MatView): void {
+    checkRope(x, headDim, pos0, invFreq);
     const xd = t(x).data;
-    const f = wd(invFreq);
     const half = headDim / 2;
     const heads = x.cols / headDim;
-    const cos = new Float32Array(half);
-    const sin = new Float32Array(half);
+    const f = wd(invFreq).subarray(invFreq.offset, invFreq.offset + half);
+    const tab = fillRopeTable(new Float32Array(x.rows * headDim), f, pos0, x.rows, "halves");
     for (let tok = 0; tok < x.rows; tok++) {
-      const p = pos0 + tok;
-      for (let i = 0; i < half; i++) {
-        const ang = p * f[invFreq.offset + i];
-        cos[i] = Math.cos(ang);
-        sin[i] = Math.sin(ang);
-      }
+      const cs = tok * headDim; // [cos_0 .. cos_{half-1}, sin_0 .. sin_{half-1}]
       for (let h = 0; h < heads; h++) {
         const b = tok * x.cols + h * headDim;
         for (let i = 0; i < half; i++) {
           const a = xd[b + i];
           const c = xd[b + i + half];
-          xd[b + i] = a * cos[i] - c * sin[i];
-          xd[b + i + half] = c * cos[i] + a * sin[i];
+          xd[b + i] = a * tab[cs + i] - c * tab[cs + half + i];
+          xd[b + i + half] = c * tab[cs + i] + a * tab[cs + half + i];
         }
       }
     }
   }
 
   addRow(x: Tensor, bias: MatView): void {
+    checkAddRow(x, bias);
     const xd = t(x).data;
     const b = wd(bias);
     const c = x.cols;
@@ -278,12 +287,14 @@ export class ReferenceBackend implements Backend {
   }
 
   add(x: Tensor, y: Tensor): void {
+    checkAdd(x, y);
     const xd = t(x).data;
     const yd = t(y).data;
     for (let i = 0; i < xd.length; i++) xd[i] += yd[i];
   }
 
   kvWrite(cache: Tensor, kv: Tensor, heads: IndexList, maxT: number, pos0: number): void {
+    checkKvWrite(cache, kv, heads, maxT, pos0);
     const cd = t(cache).data;
     const kd = t(kv).data;
     const d = cache.cols;
@@ -307,6 +318,7 @@ export class ReferenceBackend implements Backend {
     scale: number,
     out: Tensor,
   ): void {
+    checkAttention(q, kCache, vCache, kvOf, maxT, pos0, out);
     const qd = t(q).data;
     const kd = t(kCache).data;
     const vd = t(vCache).data;
@@ -346,6 +358,7 @@ export class ReferenceBackend implements Backend {
   }
 
   copyRows(src: Tensor, srcRow: number, count: number, dst: Tensor, dstRow: number): void {
+    checkCopyRows(src, srcRow, count, dst, dstRow);
     const c = src.cols;
     t(dst).data.set(t(src).data.subarray(srcRow * c, (srcRow + count) * c), dstRow * c);
   }

@@ -17,6 +17,8 @@ import {
   type WeightDType,
 } from "./backend.ts";
 import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8, quantizeQ8Into } from "../formats/q8.ts";
+import * as check from "./arg_checks.ts";
+import { fillRopeTable } from "./rope_table.ts";
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 type FfnKernel = (
@@ -193,12 +195,10 @@ class WasmWeights implements WeightBuffer {
   }
 }
 
-/** An index list (i32) at byte offset `ptr`; `min`/`max` are checked against the matrix rows. */
+/** An index list (i32) at byte offset `ptr` (its range is checked by ./arg_checks.ts). */
 class WasmIndices implements IndexList {
   released = false;
   readonly length: number;
-  readonly min: number;
-  readonly max: number;
   constructor(
     readonly owner: WasmBackend,
     readonly host: Int32Array,
@@ -206,17 +206,6 @@ class WasmIndices implements IndexList {
     readonly bytes: number,
   ) {
     this.length = host.length;
-    let lo = 0, hi = -1;
-    if (host.length > 0) {
-      lo = host[0];
-      hi = host[0];
-      for (const v of host) {
-        if (v < lo) lo = v;
-        if (v > hi) hi = v;
-      }
-    }
-    this.min = lo;
-    this.max = hi;
   }
 }
 
@@ -423,15 +412,8 @@ export class WasmBackend implements Backend {
       throw new TypeError(`wasm backend: ${what} is not a weight buffer of this backend`);
     }
     if (b.released) throw new Error(`wasm backend: ${what} used after release`);
-    if (v.rows < needRows || v.offset < 0 || v.cols < 0 || (v.rows > 1 && v.stride < v.cols)) {
-      throw new RangeError(`wasm backend: ${what}: bad view ${JSON.stringify(viewShape(v))}`);
-    }
-    const last = v.rows > 0 ? v.offset + (v.rows - 1) * v.stride + v.cols : v.offset;
-    if (last > b.length) {
-      throw new RangeError(
-        `wasm backend: ${what}: view ${JSON.stringify(viewShape(v))} ends at ${last} > ${b.length}`,
-      );
-    }
+    const [op, name] = what.split(" ");
+    check.checkView(op, name ?? "view", v, needRows);
     return b;
   }
 
@@ -441,11 +423,8 @@ export class WasmBackend implements Backend {
       throw new TypeError(`wasm backend: ${what} is not an index list of this backend`);
     }
     if (l.released) throw new Error(`wasm backend: ${what} used after release`);
-    if (l.length > 0 && (l.min < 0 || l.max >= n)) {
-      throw new RangeError(
-        `wasm backend: ${what} holds indices in [${l.min}, ${l.max}], not < ${n}`,
-      );
-    }
+    const [op, name] = what.split(" ");
+    check.checkIndices(op, name, l, n);
     return l.ptr;
   }
 
@@ -461,14 +440,9 @@ export class WasmBackend implements Backend {
    */
   #q8(v: MatView, what: string): { ptr: number; sb: number } {
     const b = v.buf as WasmWeights;
-    const stride = v.rows > 1 ? v.stride : v.cols;
-    if (v.offset % Q8_BLOCK !== 0 || stride % Q8_BLOCK !== 0 || v.cols % Q8_BLOCK !== 0) {
-      throw new RangeError(
-        `wasm backend: ${what}: q8 weights need offset, stride and cols that are multiples of ` +
-          `${Q8_BLOCK} (view ${JSON.stringify(viewShape(v))})`,
-      );
-    }
-    return { ptr: b.ptr + (v.offset / Q8_BLOCK) * Q8_BLOCK_BYTES, sb: stride / Q8_BLOCK };
+    const [op, name] = what.split(" ");
+    const { block0, sb } = check.checkQ8View(op, name, v);
+    return { ptr: b.ptr + block0 * Q8_BLOCK_BYTES, sb };
   }
 
   /**
@@ -537,18 +511,14 @@ export class WasmBackend implements Backend {
   }
 
   tensor(rows: number, cols: number): Tensor {
-    if (!(rows >= 0 && cols >= 0 && Number.isInteger(rows) && Number.isInteger(cols))) {
-      throw new RangeError(`wasm backend: bad tensor shape [${rows}, ${cols}]`);
-    }
+    check.checkTensorShape(rows, cols);
     const { ptr, size } = this.#alloc(rows * cols * 4, true);
     return new WasmTensor(this, rows, cols, ptr, size);
   }
 
   write(x: Tensor, data: Float32Array): void {
     const t = this.#t(x, "write target");
-    if (data.length !== t.rows * t.cols) {
-      throw new Error(`write: ${data.length} values for a [${t.rows}, ${t.cols}] tensor`);
-    }
+    check.checkWrite(t, data);
     this.#F.set(data, t.ptr / 4);
   }
 
@@ -576,16 +546,9 @@ export class WasmBackend implements Backend {
 
   embed(table: MatView, ids: Int32Array, out: Tensor): void {
     const o = this.#t(out, "embed out");
+    check.checkEmbed(table, ids, out);
     const w = this.#w(table, "embed table", 0);
     const T = ids.length;
-    if (o.rows !== T || o.cols !== table.cols) {
-      throw new RangeError(`embed: out [${o.rows}, ${o.cols}] for ${T} ids x ${table.cols}`);
-    }
-    for (let i = 0; i < T; i++) {
-      if (ids[i] < 0 || ids[i] >= table.rows) {
-        throw new RangeError(`token id ${ids[i]} out of vocabulary`);
-      }
-    }
     if (w.dtype === "q8") {
       for (let i = 0; i < T; i++) {
         const e0 = table.offset + ids[i] * table.stride;
@@ -610,11 +573,9 @@ export class WasmBackend implements Backend {
   rmsNorm(x: Tensor, weight: MatView, eps: number, out: Tensor): void {
     const a = this.#t(x, "rmsNorm x");
     const o = this.#t(out, "rmsNorm out");
+    check.checkRmsNorm(a, weight, o);
     this.#w(weight, "rmsNorm weight", 1);
     const c = weight.cols;
-    if (o.rows !== a.rows || o.cols !== a.cols || c === 0 || a.cols % c !== 0) {
-      throw new RangeError(`rmsNorm: x [${a.rows}, ${a.cols}], out [${o.rows}, ${o.cols}], c ${c}`);
-    }
     const groups = a.rows * (a.cols / c);
     const wv = this.#vec(weight, c);
     this.#k.rmsnorm(a.ptr, groups, c, wv.ptr, wv.f16, eps, o.ptr);
@@ -623,15 +584,11 @@ export class WasmBackend implements Backend {
   matmul(x: Tensor, w: MatView, rows: IndexList | null, bias: MatView | null, out: Tensor): void {
     const a = this.#t(x, "matmul x");
     const o = this.#t(out, "matmul out");
+    check.checkMatmul(a, w, rows, bias, o);
     const wb = this.#w(w, "matmul w", 0);
     const N = w.rows, K = w.cols;
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "matmul rows");
-    if (a.cols !== K || o.rows !== a.rows || o.cols !== R) {
-      throw new RangeError(
-        `matmul: x [${a.rows}, ${a.cols}], w [${N}, ${K}], R ${R}, out [${o.rows}, ${o.cols}]`,
-      );
-    }
     const T = a.rows;
     if (wb.dtype === "q8") {
       const q = this.#q8(w, "matmul w");
@@ -646,7 +603,6 @@ export class WasmBackend implements Backend {
     }
     if (bias) {
       this.#w(bias, "matmul bias", 1);
-      if (bias.cols < N) throw new RangeError(`matmul: bias of ${bias.cols} values for ${N} rows`);
       const bv = this.#vec(bias, N);
       this.#k.add_bias_gather(o.ptr, T, R, rp, bv.ptr, bv.f16);
     }
@@ -655,15 +611,11 @@ export class WasmBackend implements Backend {
   matmulTAdd(a: Tensor, w: MatView, rows: IndexList | null, out: Tensor): void {
     const at = this.#t(a, "matmulTAdd a");
     const o = this.#t(out, "matmulTAdd out");
+    check.checkMatmulTAdd(at, w, rows, o);
     const wb = this.#w(w, "matmulTAdd w", 0);
     const N = w.rows, M = w.cols;
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "matmulTAdd rows");
-    if (at.cols !== R || o.rows !== at.rows || o.cols !== M) {
-      throw new RangeError(
-        `matmulTAdd: a [${at.rows}, ${at.cols}], w [${N}, ${M}], R ${R}, out [${o.rows}, ${o.cols}]`,
-      );
-    }
     const T = at.rows;
     if (wb.dtype === "q8") {
       const q = this.#q8(w, "matmulTAdd w");
@@ -680,20 +632,16 @@ export class WasmBackend implements Backend {
   siluMul(gate: Tensor, up: Tensor, out: Tensor): void {
     const g = this.#t(gate, "siluMul gate"), u = this.#t(up, "siluMul up");
     const o = this.#t(out, "siluMul out");
+    check.checkSiluMul(g, u, o);
     const n = g.rows * g.cols;
-    if (u.rows * u.cols !== n || o.rows * o.cols !== n) {
-      throw new RangeError("siluMul: size mismatch");
-    }
     this.#k.silu_mul(g.ptr, u.ptr, n, o.ptr);
   }
 
   rope(x: Tensor, headDim: number, pos0: number, invFreq: MatView): void {
     const a = this.#t(x, "rope x");
+    check.checkRope(a, headDim, pos0, invFreq);
     const fb = this.#w(invFreq, "rope invFreq", 1);
     const h2 = headDim / 2;
-    if (headDim % 2 !== 0 || a.cols % headDim !== 0 || invFreq.cols < h2) {
-      throw new RangeError(`rope: x cols ${a.cols}, headDim ${headDim}, invFreq ${invFreq.cols}`);
-    }
     const T = a.rows;
     // cos/sin table [T, d] (d/2 cosines then d/2 sines), built in float64 on the host and
     // cached: q and k of every layer of one step share it.
@@ -707,16 +655,8 @@ export class WasmBackend implements Backend {
         this.#ropeBytes = al.size;
       }
       const f = this.hostView(invFreq, h2);
-      const F = this.#F;
       const base = this.#ropePtr / 4;
-      for (let t = 0; t < T; t++) {
-        const p = pos0 + t, r = base + t * headDim;
-        for (let i = 0; i < h2; i++) {
-          const ang = p * f[i];
-          F[r + i] = Math.cos(ang);
-          F[r + h2 + i] = Math.sin(ang);
-        }
-      }
+      fillRopeTable(this.#F.subarray(base, base + T * headDim), f, pos0, T, "halves");
       this.#ropeKey = key;
     }
     this.#k.rope(a.ptr, T, a.cols / headDim, headDim, this.#ropePtr);
@@ -724,29 +664,24 @@ export class WasmBackend implements Backend {
 
   addRow(x: Tensor, bias: MatView): void {
     const a = this.#t(x, "addRow x");
+    check.checkAddRow(a, bias);
     this.#w(bias, "addRow bias", 1);
-    if (bias.cols < a.cols) throw new RangeError(`addRow: bias ${bias.cols} for ${a.cols} cols`);
     const bv = this.#vec(bias, a.cols);
     this.#k.add_row(a.ptr, a.rows, a.cols, bv.ptr, bv.f16);
   }
 
   add(x: Tensor, y: Tensor): void {
     const a = this.#t(x, "add x"), b = this.#t(y, "add y");
-    if (a.rows * a.cols !== b.rows * b.cols) throw new RangeError("add: size mismatch");
+    check.checkAdd(a, b);
     this.#k.add(a.ptr, b.ptr, a.rows * a.cols);
   }
 
   kvWrite(cache: Tensor, kv: Tensor, heads: IndexList, maxT: number, pos0: number): void {
     const c = this.#t(cache, "kvWrite cache"), s = this.#t(kv, "kvWrite kv");
+    check.checkKvWrite(c, s, heads, maxT, pos0);
     const d = c.cols;
-    const nKv = c.rows / maxT;
-    this.#idx(heads, nKv, "kvWrite heads");
+    this.#idx(heads, c.rows / maxT, "kvWrite heads");
     const H = heads.length, T = s.rows;
-    if (s.cols !== H * d || pos0 < 0 || pos0 + T > maxT || !Number.isInteger(nKv)) {
-      throw new RangeError(
-        `kvWrite: cache [${c.rows}, ${d}], kv [${T}, ${s.cols}], ${H} heads, maxT ${maxT}, pos0 ${pos0}`,
-      );
-    }
     const F = this.#F;
     const hs = heads.host;
     for (let t = 0; t < T; t++) {
@@ -770,31 +705,16 @@ export class WasmBackend implements Backend {
   ): void {
     const qt = this.#t(q, "attention q"), o = this.#t(out, "attention out");
     const kc = this.#t(kCache, "attention kCache"), vc = this.#t(vCache, "attention vCache");
+    check.checkAttention(qt, kc, vc, kvOf, maxT, pos0, o);
     const d = kc.cols, S = kvOf.length, T = qt.rows;
-    const nKv = kc.rows / maxT;
-    const kp = this.#idx(kvOf, nKv, "attention kvOf");
-    if (
-      qt.cols !== S * d || o.rows !== T || o.cols !== S * d || vc.rows !== kc.rows ||
-      vc.cols !== d || pos0 + T > maxT || !Number.isInteger(nKv)
-    ) {
-      throw new RangeError(
-        `attention: q [${T}, ${qt.cols}], cache [${kc.rows}, ${d}], S ${S}, maxT ${maxT}, pos0 ${pos0}`,
-      );
-    }
+    const kp = this.#idx(kvOf, kc.rows / maxT, "attention kvOf");
     const s = this.#scratch(maxT * 4); // one row of scores
     this.#k.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr, s);
   }
 
   copyRows(src: Tensor, srcRow: number, count: number, dst: Tensor, dstRow: number): void {
     const a = this.#t(src, "copyRows src"), b = this.#t(dst, "copyRows dst");
-    if (
-      a.cols !== b.cols || srcRow < 0 || dstRow < 0 || srcRow + count > a.rows ||
-      dstRow + count > b.rows
-    ) {
-      throw new RangeError(
-        `copyRows: src [${a.rows}, ${a.cols}] rows ${srcRow}+${count} -> dst [${b.rows}, ${b.cols}] row ${dstRow}`,
-      );
-    }
+    check.checkCopyRows(a, srcRow, count, b, dstRow);
     const c = a.cols;
     const s0 = a.ptr / 4 + srcRow * c;
     this.#F.copyWithin(b.ptr / 4 + dstRow * c, s0, s0 + count * c);
@@ -810,25 +730,15 @@ export class WasmBackend implements Backend {
     act: Tensor | null = null,
   ): void {
     const xt = this.#t(x, "ffn x"), o = this.#t(out, "ffn out");
-    const gb = this.#w(gate, "ffn gate", 0), ub = this.#w(up, "ffn up", 0);
-    const db = this.#w(downT, "ffn downT", 0);
+    const at = act ? this.#t(act, "ffn act") : null;
+    check.checkFfn(xt, gate, up, downT, rows, o, at);
+    const gb = this.#w(gate, "ffn gate", 0);
+    this.#w(up, "ffn up", 0);
+    this.#w(downT, "ffn downT", 0);
     const N = gate.rows, K = gate.cols, M = downT.cols;
     const R = rows ? rows.length : N;
     const rp = this.#idx(rows, N, "ffn rows");
     const T = xt.rows;
-    const at = act ? this.#t(act, "ffn act") : null;
-    if (
-      up.rows !== N || downT.rows !== N || up.cols !== K || xt.cols !== K || o.rows !== T ||
-      o.cols !== M || (at !== null && (at.rows !== T || at.cols !== R))
-    ) {
-      throw new RangeError(
-        `ffn: x [${T}, ${xt.cols}], gate [${N}, ${K}], up [${up.rows}, ${up.cols}], downT ` +
-          `[${downT.rows}, ${M}], R ${R}, out [${o.rows}, ${o.cols}]`,
-      );
-    }
-    if (gb.dtype !== ub.dtype || gb.dtype !== db.dtype) {
-      throw new TypeError("ffn: gate, up and downT must share a storage dtype");
-    }
     if (gb.dtype === "q8") {
       const g = this.#q8(gate, "ffn gate"), u = this.#q8(up, "ffn up");
       const d = this.#q8(downT, "ffn downT");
@@ -895,10 +805,6 @@ export class WasmBackend implements Backend {
     const p = this.#addr(v) / 4;
     return this.#F.slice(p, p + n);
   }
-}
-
-function viewShape(v: MatView): object {
-  return { offset: v.offset, stride: v.stride, rows: v.rows, cols: v.cols, length: v.buf.length };
 }
 
 function fmtBytes(n: number): string {

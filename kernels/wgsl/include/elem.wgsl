@@ -29,3 +29,9 @@ fn unpack_elem(bits: u32, e: u32, is_f16: bool) -> f32 {
   }
   return bitcast<f32>(bits);
 }
+
+// Four consecutive f16 elements of an aligned vec4 read: the halves packed in words i and
+// i + 1 (i = 0 for elements 0..3 of the vec4's eight, i = 2 for elements 4..7).
+fn unpack_half4(v: vec4<u32>, i: u32) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(v[i]), unpack2x16float(v[i + 1u]));
+}
