@@ -8,7 +8,9 @@ import {
   dequantizeQ8,
   Q8_BLOCK_BYTES,
   q8Bytes,
+  quantizeBlock,
   quantizeQ8,
+  quantizeQ8RowsInto,
   roundHalfEven,
 } from "../lib/formats/q8.ts";
 import { parseWeightDType, selectBackend } from "../lib/backends/select_backend.ts";
@@ -64,6 +66,40 @@ Deno.test("q8: layout (f32 scale + 32 int8, little-endian), error <= scale / 2, 
   assert.ok(worst <= 1, `error above half a step at ${at}`);
   for (let e = 32; e < 64; e++) assert.equal(back[e], 0);
   for (let e = n; e < 6 * 32; e++) assert.equal(q[Math.floor(e / 32) * 36 + 4 + (e % 32)], 0);
+});
+
+Deno.test("q8: rows quantized in place (strided, partial blocks) equal the reference quantizeBlock with roundHalfEven", () => {
+  const r = rng(9);
+  const rowLen = 32 * 3 + 5, rows = 7, strideBytes = q8Bytes(rowLen) + 2 * Q8_BLOCK_BYTES;
+  const data = Float32Array.from({ length: rows * rowLen }, () => (r() - 0.5) * 0.1);
+  // Row 1, block 0: largest magnitude 127 (scale 1, 1 / scale 1), so k + 0.5 are exact ties.
+  const ties = [127, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 126.5, -126.5, 3.4999998, -4.5000005];
+  data.set(ties, rowLen);
+  data.set([NaN, 1], 2 * rowLen); // row 2, block 0: a NaN scale as the reference gives it
+  data.set([Infinity, 1], 3 * rowLen + 32); // row 3, block 1: infinite scale, q all 0
+  data.fill(0, 4 * rowLen, 4 * rowLen + 64); // row 4, blocks 0-1: zero scale
+  const at = 3;
+  const got = new Uint8Array(at + (rows - 1) * strideBytes + q8Bytes(rowLen)).fill(0xaa);
+  quantizeQ8RowsInto(data, rowLen, got, at, strideBytes);
+  const want = new Uint8Array(got.length).fill(0xaa); // the reference, block by block
+  const dv = new DataView(want.buffer), q = new Int8Array(want.buffer);
+  for (let i = 0; i < rows; i++) {
+    for (let b = 0; b * 32 < rowLen; b++) {
+      const o = at + i * strideBytes + b * Q8_BLOCK_BYTES, n = Math.min(32, rowLen - b * 32);
+      q.fill(0, o + 4, o + 36);
+      dv.setFloat32(o, quantizeBlock(data, i * rowLen + b * 32, n, q, o + 4), true);
+    }
+  }
+  const bad = got.findIndex((v, k) => v !== want[k]);
+  console.log(`  first differing byte: ${bad} (of ${got.length})`);
+  assert.equal(bad, -1, `byte ${bad}: ${got[bad]} vs reference ${want[bad]}`);
+  const tq = new Int8Array(got.buffer, at + strideBytes + 4, ties.length);
+  assert.deepEqual([...tq], [127, 0, 2, 2, 0, -2, -2, 126, -126, 3, -5]);
+  assert.ok(Number.isNaN(new DataView(got.buffer).getFloat32(at + 2 * strideBytes, true)));
+  // quantizeQ8Into is the one-row case.
+  assert.deepEqual(quantizeQ8(data.subarray(0, rowLen)), got.slice(at, at + q8Bytes(rowLen)));
+  assert.throws(() => quantizeQ8RowsInto(data, rowLen, got, at + 1, strideBytes), RangeError);
+  assert.throws(() => quantizeQ8RowsInto(data, 5, got, 0, q8Bytes(5)), /not rows of 5/);
 });
 
 Deno.test("q8: SEAP_WEIGHTS / --weights accept q8 and reject other names clearly", async () => {

@@ -3,9 +3,11 @@
  * with seeded random weights, for benchmarks on realistic shapes (e.g. SmolLM2-135M).
  *
  *   deno run -A tools/make_random_model.ts --out /tmp/smollm2_shape --preset smollm2-135m
+ *   deno run -A tools/make_random_model.ts --out /tmp/llama1b_f16 --preset llama-3.2-1b --dtype f16
  */
 
 import { parseArgs } from "node:util";
+import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { serializeSafetensors, type TensorToWrite } from "../lib/formats/safetensors.ts";
 
 /** Shape of a random model. */
@@ -284,6 +286,7 @@ if (import.meta.main) {
       out: { type: "string" },
       preset: { type: "string", default: "smollm2-135m" },
       seed: { type: "string", default: "1" },
+      dtype: { type: "string", default: "f32" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -291,12 +294,19 @@ if (import.meta.main) {
     console.log(
       `usage: make_random_model.ts --out DIR [--preset ${
         Object.keys(PRESETS).join("|")
-      }] [--seed N]`,
+      }] [--seed N] [--dtype f32|f16]`,
     );
     Deno.exit(values.help ? 0 : 2);
   }
   const shape = PRESETS[values.preset!];
   if (!shape) throw new Error(`unknown preset ${values.preset}`);
-  await writeRandomModel(values.out, shape, Number(values.seed));
+  if (values.dtype === "f16") {
+    // Tensor by tensor, with the default model's tokenizer padded to the vocabulary.
+    await writeRandomModelF16(values.out, shape, DEFAULT_MODEL_DIR, Number(values.seed));
+  } else if (values.dtype === "f32") {
+    await writeRandomModel(values.out, shape, Number(values.seed));
+  } else {
+    throw new Error(`--dtype must be f32 or f16, not ${values.dtype}`);
+  }
   console.log(`wrote ${values.out}`);
 }

@@ -93,10 +93,19 @@ export interface Backend {
   allocWeights?(length: number, dtype?: WeightDType): WeightBuffer;
   /**
    * Convert and store `data` as values `[offset, offset + data.length)` of a buffer from
-   * {@link allocWeights}. For q8 buffers `offset` is a multiple of the 32-value block and so
-   * is `data.length` unless the piece ends the buffer.
+   * {@link allocWeights}. With `rowLen` (and `stride`, default `rowLen`) `data` is rows of
+   * `rowLen` values and row i goes to `[offset + i * stride, offset + i * stride + rowLen)`:
+   * a panel of a matrix, e.g. some columns of a transposed tensor. For q8 buffers every row
+   * starts on a 32-value block and is a whole number of blocks, unless it is a single row
+   * that ends the buffer.
    */
-  writeWeights?(buf: WeightBuffer, offset: number, data: Float32Array): void;
+  writeWeights?(
+    buf: WeightBuffer,
+    offset: number,
+    data: Float32Array,
+    rowLen?: number,
+    stride?: number,
+  ): void;
   /** Upload an index list. */
   indices(idx: Int32Array): IndexList;
   /** A zero-filled activation tensor `[rows, cols]`. */

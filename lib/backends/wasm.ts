@@ -16,7 +16,13 @@ import {
   type WeightBuffer,
   type WeightDType,
 } from "./backend.ts";
-import { Q8_BLOCK, Q8_BLOCK_BYTES, q8Bytes, quantizeQ8, quantizeQ8Into } from "../formats/q8.ts";
+import {
+  Q8_BLOCK,
+  Q8_BLOCK_BYTES,
+  q8Bytes,
+  quantizeQ8Into,
+  quantizeQ8RowsInto,
+} from "../formats/q8.ts";
 import * as check from "./arg_checks.ts";
 import { fillRopeTable } from "./rope_table.ts";
 
@@ -470,7 +476,7 @@ export class WasmBackend implements Backend {
     const bytes = dt === "q8" ? q8Bytes(data.length) : data.length * (dt === "f16" ? 2 : 4);
     const { ptr, size } = this.#alloc(bytes);
     if (dt === "f16") new Float16Array(this.#mem.buffer, ptr, data.length).set(data);
-    else if (dt === "q8") new Uint8Array(this.#mem.buffer, ptr, bytes).set(quantizeQ8(data));
+    else if (dt === "q8") quantizeQ8Into(data, new Uint8Array(this.#mem.buffer, ptr, bytes));
     else this.#F.set(data, ptr / 4);
     return new WasmWeights(this, data.length, dt, ptr, size);
   }
@@ -482,24 +488,45 @@ export class WasmBackend implements Backend {
     return new WasmWeights(this, length, dt, ptr, size);
   }
 
-  writeWeights(buf: WeightBuffer, offset: number, data: Float32Array): void {
+  writeWeights(
+    buf: WeightBuffer,
+    offset: number,
+    data: Float32Array,
+    rowLen = data.length,
+    stride = rowLen,
+  ): void {
     if (!(buf instanceof WasmWeights) || buf.owner !== this || buf.released) {
       throw new Error("writeWeights: not a live weight buffer of this backend");
     }
-    const end = offset + data.length;
+    const rows = rowLen > 0 ? data.length / rowLen : 0;
+    if (!(Number.isInteger(rows) && Number.isInteger(stride) && (rows <= 1 || stride >= rowLen))) {
+      throw new RangeError(
+        `writeWeights: ${data.length} values are not rows of ${rowLen} every ${stride}`,
+      );
+    }
+    const end = offset + (rows > 0 ? (rows - 1) * stride + rowLen : 0);
     if (!(Number.isInteger(offset) && offset >= 0 && end <= buf.length)) {
       throw new RangeError(`writeWeights: values [${offset}, ${end}) outside [0, ${buf.length})`);
     }
-    if (buf.dtype === "f16") {
-      new Float16Array(this.#mem.buffer, buf.ptr + offset * 2, data.length).set(data);
-    } else if (buf.dtype === "q8") {
-      if (offset % Q8_BLOCK !== 0 || (data.length % Q8_BLOCK !== 0 && end !== buf.length)) {
+    if (buf.dtype === "q8") {
+      const whole = (n: number) => n % Q8_BLOCK === 0;
+      if (
+        !whole(offset) ||
+        (rows > 1 ? !whole(stride) || !whole(rowLen) : !whole(rowLen) && end !== buf.length)
+      ) {
         throw new RangeError(`writeWeights: q8 piece [${offset}, ${end}) is not block-aligned`);
       }
       const at = buf.ptr + (offset / Q8_BLOCK) * Q8_BLOCK_BYTES;
-      quantizeQ8Into(data, new Uint8Array(this.#mem.buffer, at, q8Bytes(data.length)));
-    } else {
-      this.#F.set(data, buf.ptr / 4 + offset);
+      const sb = (stride / Q8_BLOCK) * Q8_BLOCK_BYTES;
+      const span = rows > 0 ? (rows - 1) * sb + q8Bytes(rowLen) : 0;
+      quantizeQ8RowsInto(data, rowLen, new Uint8Array(this.#mem.buffer, at, span), 0, sb);
+      return;
+    }
+    for (let i = 0; i < rows; i++) {
+      const row = rows === 1 ? data : data.subarray(i * rowLen, (i + 1) * rowLen);
+      const o = offset + i * stride;
+      if (buf.dtype === "f16") new Float16Array(this.#mem.buffer, buf.ptr + o * 2, rowLen).set(row);
+      else this.#F.set(row, buf.ptr / 4 + o);
     }
   }
 

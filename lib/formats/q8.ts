@@ -64,19 +64,69 @@ export function quantizeQ8(data: Float32Array): Uint8Array {
  * backend memory), with no allocation; a partial last block's padding is zeroed.
  */
 export function quantizeQ8Into(data: Float32Array, out: Uint8Array): void {
-  const nb = Math.ceil(data.length / Q8_BLOCK);
-  if (out.length < nb * Q8_BLOCK_BYTES) {
-    throw new RangeError(`quantizeQ8Into: ${nb} blocks need ${nb * Q8_BLOCK_BYTES} bytes`);
+  if (out.length < q8Bytes(data.length)) {
+    throw new RangeError(
+      `quantizeQ8Into: ${q8Bytes(data.length) / Q8_BLOCK_BYTES} blocks need ${
+        q8Bytes(data.length)
+      } bytes`,
+    );
+  }
+  quantizeQ8RowsInto(data, data.length, out, 0, 0);
+}
+
+/** 1.5 * 2^52: adding and subtracting it rounds a double of magnitude < 2^51 half to even. */
+const ROUND_MAGIC = 6755399441055744;
+
+/**
+ * Quantize `data`, rows of `rowLen` values ([data.length / rowLen, rowLen] row-major), into q8
+ * blocks of `out` with row i's blocks starting at byte `at + i * strideBytes`: a piece of a
+ * larger q8 matrix written in place, e.g. a panel of a transposed tensor in backend memory.
+ * Each row is quantized as {@link quantizeQ8Into} quantizes it alone (a partial last block is
+ * zero-padded), so a matrix whose rows are multiples of 32 gets the same bytes however it is
+ * cut into pieces. Nothing is allocated but two views of `out`.
+ *
+ * Same arithmetic as {@link quantizeBlock}; rounding is done by the FPU (adding and
+ * subtracting 1.5 * 2^52 in double rounds half to even, as {@link roundHalfEven} does, for
+ * the |v * id| <= 127 that occur), about 3x faster than {@link roundHalfEven}.
+ */
+export function quantizeQ8RowsInto(
+  data: Float32Array,
+  rowLen: number,
+  out: Uint8Array,
+  at: number,
+  strideBytes: number,
+): void {
+  const rows = rowLen === 0 ? 0 : data.length / rowLen;
+  if (!Number.isInteger(rows)) {
+    throw new RangeError(`quantizeQ8RowsInto: ${data.length} values are not rows of ${rowLen}`);
+  }
+  const rowBytes = q8Bytes(rowLen);
+  if (rows > 1 && strideBytes < rowBytes) {
+    throw new RangeError(`quantizeQ8RowsInto: stride ${strideBytes} B < a row's ${rowBytes} B`);
+  }
+  if (rows > 0 && (at < 0 || at + (rows - 1) * strideBytes + rowBytes > out.length)) {
+    throw new RangeError(`quantizeQ8RowsInto: rows end past the ${out.length} B given`);
   }
   const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   const q = new Int8Array(out.buffer, out.byteOffset, out.byteLength);
-  for (let b = 0; b < nb; b++) {
-    const off = b * Q8_BLOCK;
-    const n = Math.min(Q8_BLOCK, data.length - off);
-    const at = b * Q8_BLOCK_BYTES;
-    const d = quantizeBlock(data, off, n, q, at + 4);
-    if (n < Q8_BLOCK) q.fill(0, at + 4 + n, at + 4 + Q8_BLOCK);
-    dv.setFloat32(at, d, true);
+  for (let r = 0; r < rows; r++) {
+    let o = at + r * strideBytes;
+    for (
+      let off = r * rowLen, end = off + rowLen;
+      off < end;
+      off += Q8_BLOCK, o += Q8_BLOCK_BYTES
+    ) {
+      const n = Math.min(Q8_BLOCK, end - off);
+      let amax = 0;
+      for (let k = 0; k < n; k++) amax = Math.max(amax, Math.abs(data[off + k])); // NaN stays
+      const d = Math.fround(amax / 127);
+      const id = d === 0 ? 0 : Math.fround(1 / d);
+      for (let k = 0; k < n; k++) {
+        q[o + 4 + k] = (Math.fround(data[off + k] * id) + ROUND_MAGIC) - ROUND_MAGIC;
+      }
+      for (let k = n; k < Q8_BLOCK; k++) q[o + 4 + k] = 0;
+      dv.setFloat32(o, d, true);
+    }
   }
 }
 

@@ -116,13 +116,19 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
   const q8Fallback = backend.weightDType === "q8" && H % Q8_BLOCK !== 0;
   const matDType = q8Fallback ? "f32" : undefined;
   const host = new HostBuffers();
-  const store = matrixStore(backend, matDType, host);
+  const store = matrixStore(backend, matDType);
   // Small precision-sensitive vectors (norms, biases, rope) stay f32 on an f16 backend.
   const vec = (name: string, n: number) =>
     view(backend.weights(tensorF32(ckpt, name, [n]), "f32"), 1, n);
   // A [rows, H] matrix from the file, converted and stored a piece at a time.
   const mat = (name: string, rows: number) =>
-    view(store(rows, H, (r0, r1, out) => rowsF32(ckpt, name, [rows, H], r0, r1, out)), rows, H);
+    view(
+      store(rows, H, (put) =>
+        putRows(put, host, rows, H, (r0, r1, out) =>
+          rowsF32(ckpt, name, [rows, H], r0, r1, out))),
+      rows,
+      H,
+    );
 
   const embed = mat("model.embed_tokens.weight", cfg.vocabSize);
   const order = opts.neuronOrder ?? null;
@@ -163,15 +169,28 @@ export async function loadModel(dir: string, opts: LoadOptions = {}): Promise<Mo
 const PIECE_VALUES = 1 << 18;
 
 /**
- * Stores a [rows, cols] matrix whose rows `[r0, r1)` `rowsOf` produces (row-major f32). On a
- * backend with {@link Backend.allocWeights} the matrix is written a piece of whole rows at a
- * time, so loading never holds more than one piece of it in f32 besides the stored copy
- * (docs/design.md, Weight layout); otherwise it is assembled whole and uploaded.
+ * Writes `data` into the matrix being stored: rows of `rowLen` values (default: all of `data`,
+ * one row), row i at value `offset + i * stride` of the matrix (row-major; `stride` defaults
+ * to `rowLen`).
+ */
+export type PutPiece = (
+  offset: number,
+  data: Float32Array,
+  rowLen?: number,
+  stride?: number,
+) => void;
+
+/**
+ * Stores a [rows, cols] matrix that `fill` writes piece by piece through `put`. On a backend
+ * with {@link Backend.allocWeights} each piece is converted straight into the backend's buffer,
+ * so loading never holds more than one piece of a tensor in f32 besides the stored copy
+ * (docs/design.md, Weight layout); otherwise the pieces are assembled into one host array
+ * that is uploaded whole.
  */
 export type MatrixStore = (
   rows: number,
   cols: number,
-  rowsOf: (r0: number, r1: number, out: Float32Array) => Float32Array,
+  fill: (put: PutPiece) => void,
 ) => WeightBuffer;
 
 /**
@@ -188,29 +207,85 @@ class HostBuffers {
   }
 }
 
-function matrixStore(
-  backend: Backend,
-  dtype: WeightDType | undefined,
-  host: HostBuffers,
-): MatrixStore {
-  return (rows, cols, rowsOf) => {
+function matrixStore(backend: Backend, dtype: WeightDType | undefined): MatrixStore {
+  return (rows, cols, fill) => {
     if (!backend.allocWeights || !backend.writeWeights) {
       // The backend may keep the array it is given: a fresh one.
-      return backend.weights(rowsOf(0, rows, new Float32Array(rows * cols)), dtype);
+      const host = new Float32Array(rows * cols); // [rows, cols]
+      fill((offset, data, rowLen = data.length, stride = rowLen) => {
+        for (let i = 0; i * rowLen < data.length; i++) {
+          host.set(data.subarray(i * rowLen, (i + 1) * rowLen), offset + i * stride);
+        }
+      });
+      return backend.weights(host, dtype);
     }
     const buf = backend.allocWeights(rows * cols, dtype);
-    const step = Math.max(1, Math.floor(PIECE_VALUES / Math.max(1, cols)));
     try {
-      for (let r0 = 0; r0 < rows; r0 += step) {
-        const r1 = Math.min(rows, r0 + step);
-        backend.writeWeights(buf, r0 * cols, rowsOf(r0, r1, host.get("piece", (r1 - r0) * cols)));
-      }
+      fill((offset, data, rowLen, stride) =>
+        backend.writeWeights!(buf, offset, data, rowLen, stride)
+      );
     } catch (e) {
       backend.release(buf);
       throw e;
     }
     return buf;
   };
+}
+
+/** Rows `[r0, r1)` of a source tensor in f32, written into (the start of) `out`. */
+type RowsOf = (r0: number, r1: number, out: Float32Array) => Float32Array;
+
+/**
+ * Put a [rows, cols] source matrix whose rows `rowsOf` reads into the matrix being stored, a
+ * piece of whole rows at a time, row r at `offset + r * stride`.
+ */
+function putRows(
+  put: PutPiece,
+  host: HostBuffers,
+  rows: number,
+  cols: number,
+  rowsOf: RowsOf,
+  offset = 0,
+  stride = cols,
+): void {
+  const step = Math.max(1, Math.floor(PIECE_VALUES / Math.max(1, cols)));
+  for (let r0 = 0; r0 < rows; r0 += step) {
+    const r1 = Math.min(rows, r0 + step);
+    const piece = rowsOf(r0, r1, host.get("piece", (r1 - r0) * cols)); // [r1-r0, cols]
+    if (stride === cols) put(offset + r0 * cols, piece); // one contiguous run
+    else put(offset + r0 * stride, piece, cols, stride);
+  }
+}
+
+/**
+ * Put the transpose of a [rows, cols] source matrix (`rowsOf` reads its rows) into the matrix
+ * being stored: its column `pick[p]` (`p` when `pick` is null) becomes row p, at `offset +
+ * p * stride`. Done in panels of a few source rows (a multiple of 32, so each stored row's
+ * share of a panel is whole q8 blocks): read the panel, transpose it into a piece, put the
+ * piece's short rows strided. Only a panel and a piece are ever on the host, never the tensor.
+ */
+function putTransposed(
+  put: PutPiece,
+  host: HostBuffers,
+  rows: number,
+  cols: number,
+  rowsOf: RowsOf,
+  offset: number,
+  stride: number,
+  pick: Int32Array | null = null,
+): void {
+  const P = pick ? pick.length : cols;
+  const R = Math.max(32, Math.floor(PIECE_VALUES / Math.max(1, cols) / 32) * 32);
+  for (let r0 = 0; r0 < rows; r0 += R) {
+    const r1 = Math.min(rows, r0 + R), n = r1 - r0;
+    const panel = rowsOf(r0, r1, host.get("panel", n * cols)); // [n, cols] source rows r0..r1-1
+    const piece = host.get("piece", P * n); // [P, n] row p = source column pick[p], rows r0..r1-1
+    for (let p = 0; p < P; p++) {
+      const j = pick ? pick[p] : p;
+      for (let r = 0; r < n; r++) piece[p * n + r] = panel[r * cols + j];
+    }
+    put(offset + r0, piece, n, stride);
+  }
 }
 
 function loadLayer(
@@ -228,49 +303,32 @@ function loadLayer(
   const { store, mat, vec, host } = io;
   const { hiddenSize: H, intermediateSize: I, numHeads: nh, numKvHeads: nkv, headDim: d } = cfg;
   const p = `model.layers.${l}`;
-  const o = rowsF32(
-    ckpt,
-    `${p}.self_attn.o_proj.weight`,
-    [H, nh * d],
-    0,
+  const rowsOf = (name: string, shape: number[]): RowsOf => (r0, r1, out) =>
+    rowsF32(ckpt, name, shape, r0, r1, out);
+  // o^T [n_h*d_h, H]: row c = column c of W_o [H, n_h*d_h], written in panels of W_o's rows.
+  const oName = `${p}.self_attn.o_proj.weight`;
+  const oT = store(
+    nh * d,
     H,
-    host.get("o", H * nh * d),
-  ); // [H, n_h*d_h]
-  // o^T [n_h*d_h, H]: row c = column c of W_o.
-  const oT = store(nh * d, H, (c0, c1, piece) => {
-    // piece [c1-c0, H]: rows c0..c1-1 of o^T
-    for (let c = c0; c < c1; c++) {
-      for (let r = 0; r < H; r++) piece[(c - c0) * H + r] = o[r * nh * d + c];
-    }
-    return piece;
-  });
+    (put) => putTransposed(put, host, H, nh * d, rowsOf(oName, [H, nh * d]), 0, H),
+  );
+  // Bundle [I, 3H]: row p = gate_j, up_j, column j of W_down [H, I], for neuron j = order[p].
   const gateName = `${p}.mlp.gate_proj.weight`, upName = `${p}.mlp.up_proj.weight`;
-  const down = rowsF32(ckpt, `${p}.mlp.down_proj.weight`, [H, I], 0, H, host.get("down", H * I)); // [H, I]
-  // Bundle [I, 3H]: row p = gate_j, up_j, column j of W_down, for neuron j = order[p]; built
-  // a piece of rows at a time from gate and up rows read from the file.
-  const ffn = store(I, 3 * H, (p0, p1, piece) => {
-    // piece [p1-p0, 3H]: bundle rows p0..p1-1
-    const n = (p1 - p0) * H;
-    const g = order ? null : rowsF32(ckpt, gateName, [I, H], p0, p1, host.get("gate", n)); // [p1-p0, H]
-    const u = order ? null : rowsF32(ckpt, upName, [I, H], p0, p1, host.get("up", n)); // [p1-p0, H]
-    for (let q = p0; q < p1; q++) {
-      const j = order ? order[q] : q;
-      const at = (q - p0) * 3 * H;
-      piece.set(
-        g
-          ? g.subarray((q - p0) * H, (q - p0 + 1) * H)
-          : rowsF32(ckpt, gateName, [I, H], j, j + 1, host.get("row", H)),
-        at,
-      );
-      piece.set(
-        u
-          ? u.subarray((q - p0) * H, (q - p0 + 1) * H)
-          : rowsF32(ckpt, upName, [I, H], j, j + 1, host.get("row", H)),
-        at + H,
-      );
-      for (let r = 0; r < H; r++) piece[at + 2 * H + r] = down[r * I + j];
+  const downName = `${p}.mlp.down_proj.weight`;
+  const ffn = store(I, 3 * H, (put) => {
+    for (const [name, at] of [[gateName, 0], [upName, H]] as const) {
+      // Rows of gate (up) in bundle order: read whole pieces, or row by row when reordered.
+      const read: RowsOf = order
+        ? (p0, p1, out) => {
+          for (let q = p0; q < p1; q++) {
+            rowsF32(ckpt, name, [I, H], order[q], order[q] + 1, out.subarray((q - p0) * H));
+          }
+          return out.subarray(0, (p1 - p0) * H);
+        }
+        : rowsOf(name, [I, H]);
+      putRows(put, host, I, H, read, at, 3 * H);
     }
-    return piece;
+    putTransposed(put, host, H, I, rowsOf(downName, [H, I]), 2 * H, 3 * H, order);
   });
   const optVec = (name: string, n: number) => hasTensor(ckpt, name) ? vec(name, n) : null;
   if (cfg.attentionBias && !hasTensor(ckpt, `${p}.self_attn.q_proj.bias`)) {
