@@ -444,6 +444,27 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
   }
 }
 
+/**
+ * The f16 FFN's down product for T > 1 on its own: tiles of 32 rows converted to f32, then the
+ * register-blocked GEMM (gemm.h), so each value is summed in ffn_f16's order (chunks of
+ * FFN_CHUNK = 32 neurons). The threaded FFN's second phase calls it (lib/backends/
+ * wasm_threads_cuts.ts); matmul_t_add_f16 keeps its 4-row loop, faster for o_proj's shapes.
+ * a [T, R], out [T, M]. scratch: 32 * M floats.
+ */
+EXPORT("matmul_t_add_f16_tiled")
+void matmul_t_add_f16_tiled(const float* a, int T, int R, const half* w, int wstride,
+                            const int32_t* rows, int M, float* out, float* scratch) {
+  const float* wp[32];
+  for (int i0 = 0; i0 < R; i0 += 32) {
+    int n = i0 + 32 < R ? 32 : R - i0;
+    for (int j = 0; j < n; j++) {
+      cvt_f16(w + ROW(i0 + j) * wstride, M, scratch + (size_t)j * M);
+      wp[j] = scratch + (size_t)j * M;
+    }
+    gemm_acc_f32(a + i0, R, T, wp, n, M, out, M);
+  }
+}
+
 /* ---------- fused FFN over kept neurons ---------- */
 
 static inline float silu(float g) { return g / (1.0f + sexp(-g)); }

@@ -20,6 +20,7 @@ export const THREAD_KERNELS = [
   "matmul_q8",
   "matmul_t_add_f32",
   "matmul_t_add_f16",
+  "matmul_t_add_f16_tiled",
   "matmul_t_add_q8",
   "ffn_f32",
   "ffn_f16",

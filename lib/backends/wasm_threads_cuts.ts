@@ -150,7 +150,9 @@ export function cutsMatmulTAdd(c: CutKnobs, T: number, R: number, M: number): bo
 
 /**
  * Tasks of `out[t, :] += sum_i a[t, i] * w[rows[i], :]` cut by out's columns (also the FFN's
- * second phase, which skips {@link cutsMatmulTAdd}).
+ * second phase, which skips {@link cutsMatmulTAdd}). `ffnDown`: the FFN's down product, which
+ * with f16 weights and T > 1 runs `matmul_t_add_f16_tiled` to keep the fused `ffn_f16`'s
+ * summation order (its one-thread o_proj kernel sums in another order).
  */
 export function matmulTAddTasks(
   c: CutContext,
@@ -163,22 +165,25 @@ export function matmulTAddTasks(
   rows: number,
   M: number,
   out: number,
+  ffnDown = false,
 ): ThreadTask[] {
   // Columns in one range per thread: a range is a fragment of every row read, and shorter
   // fragments stream worse (bench/ffn_bench.ts).
   const parts = splitRange(M, c.threads, ALIGN_UNITS);
   const n0 = parts[0][1] - parts[0][0];
-  const scratchBytes = align64(dt === "q8" ? 32 * n0 * 4 : dt === "f16" ? 16 * n0 : 0);
+  const tiled = ffnDown && dt === "f16" && T > 1;
+  const scratchFloats = dt === "q8" ? 32 * n0 : tiled ? 32 * n0 : dt === "f16" ? 4 * n0 : 0;
+  const scratchBytes = align64(4 * scratchFloats);
   const slots = c.slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));
-  const kernel: ThreadKernel = `matmul_t_add_${dt}`;
+  const kernel: ThreadKernel = tiled ? "matmul_t_add_f16_tiled" : `matmul_t_add_${dt}`;
   return parts.map(([lo, hi], i) => {
     const n = hi - lo;
     const wp = w + colOffset(dt, lo);
     const dst = T === 1 ? out + 4 * lo : slots[i] + scratchBytes;
-    const args = dt === "q8"
+    const args = dt === "q8" || tiled
       ? [a, T, R, wp, ws, rows, n, dst, slots[i]]
       : [a, T, R, wp, ws, rows, n, dst, TB];
-    if (dt === "f16") args.push(slots[i]);
+    if (dt === "f16" && !tiled) args.push(slots[i]);
     if (T === 1) return { kernel, args };
     const col = { rows: T, cols: n };
     return {
