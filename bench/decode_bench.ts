@@ -10,6 +10,7 @@
  * `selectBackend(name, { weightDType })` (what the flags above do).
  */
 
+import process from "node:process";
 import { parseArgs } from "node:util";
 import type { Backend } from "../lib/backends/backend.ts";
 import {
@@ -92,17 +93,26 @@ async function timeMasks(
   promptLen: number,
   tokens: number,
   rounds = 3,
+  cpu = false,
 ): Promise<{ decode: number; prefill: number }[]> {
   const ids = Int32Array.from({ length: promptLen }, (_, i) => 2 + (i * 31) % 200);
   const out = pairs.map(() => ({ decode: 0, prefill: 0 }));
+  // Milliseconds: the wall clock, or this process's CPU time (every thread), which leaves out
+  // the time slices other processes take on a shared machine.
+  const now = cpu
+    ? () => {
+      const c = process.cpuUsage();
+      return (c.user + c.system) / 1000;
+    }
+    : () => performance.now();
   const once = async (k: number, r: number, timed: boolean) => {
     const { model, mask } = pairs[k];
     const seq = new Sequence(model, { mask, maxTokens: promptLen + tokens + 2 });
-    const t0 = performance.now();
+    const t0 = now();
     await seq.prefill(ids);
-    const t1 = performance.now();
+    const t1 = now();
     for (let i = 0; i < (timed ? tokens : 2); i++) await seq.decode(3 + ((i + r) % 50));
-    const t2 = performance.now();
+    const t2 = now();
     seq.free();
     if (!timed) return;
     out[k].prefill = Math.max(out[k].prefill, promptLen / ((t1 - t0) / 1000));
@@ -128,6 +138,8 @@ export interface DecodeBenchOptions {
    * mask set); identity layout when null. Default: the SEAP-shaped family.
    */
   layoutFrom?: Mask[] | null;
+  /** Time with the process's CPU time instead of the wall clock (default false). */
+  cpu?: boolean;
 }
 
 /** Measure dense and masked decode on one model and backend, side by side. */
@@ -165,7 +177,13 @@ export async function runDecodeBenchMulti(
       pairs.push({ model, mask, dense });
     }
   }
-  const times = await timeMasks(pairs, opts.promptLen ?? 32, opts.tokens ?? 16, opts.rounds ?? 3);
+  const times = await timeMasks(
+    pairs,
+    opts.promptLen ?? 32,
+    opts.tokens ?? 16,
+    opts.rounds ?? 3,
+    opts.cpu ?? false,
+  );
   const rows: DecodeRow[] = [];
   for (const [k, { model, mask: pm, dense }] of pairs.entries()) {
     const r = times[k];

@@ -9,9 +9,12 @@
  *
  * llama.cpp runs in a Node.js subprocess and is timed there (performance.now around each
  * node-llama-cpp step), so its numbers include node-llama-cpp's per-token overhead (sampling,
- * JS ↔ addon) as a user of node-llama-cpp would see it, not llama-bench's.
+ * JS ↔ addon) as a user of node-llama-cpp would see it, not llama-bench's. Each side's process
+ * CPU time (every thread) is measured over the same spans too: on a shared machine the wall clock
+ * also counts other processes' time slices, CPU time does not (both are reported).
  */
 
+import process from "node:process";
 import type { WeightDType } from "../lib/backends/backend.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { exportGguf, type GgufWeightType } from "../lib/export/gguf_export.ts";
@@ -50,10 +53,21 @@ export interface LlamaBenchRow {
   who: string;
   prefillTokS: number[];
   decodeTokS: number[];
+  /** The same rates over the contender's process CPU time instead of the wall clock. */
+  prefillCpuTokS: number[];
+  decodeCpuTokS: number[];
 }
 
-/** Timed prefill + decode of one round. */
-type Round = () => Promise<{ prefill: number; decode: number }>;
+/** Timed prefill + decode of one round: tok/s over wall time and over process CPU time. */
+type Round = () => Promise<
+  { prefill: number; decode: number; prefillCpu: number; decodeCpu: number }
+>;
+
+/** CPU milliseconds (user + system, every thread) of this process since `c0`. */
+function cpuMs(c0: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
 
 function argmax(x: Float32Array): number {
   let b = 0;
@@ -64,17 +78,25 @@ function argmax(x: Float32Array): number {
 function engineRound(model: Model, mask: PreparedMask, ids: number[], steps: number): Round {
   return async () => {
     const seq = new Sequence(model, { mask, maxTokens: ids.length + steps + 1 });
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     let logits = await seq.prefill(Int32Array.from(ids));
     let tok = argmax(logits);
     const t1 = performance.now();
+    const cPre = cpuMs(c0);
     for (let i = 0; i < steps; i++) {
       logits = await seq.decode(tok);
       tok = argmax(logits);
     }
     const t2 = performance.now();
+    const cAll = cpuMs(c0);
     seq.free();
-    return { prefill: ids.length / ((t1 - t0) / 1000), decode: steps / ((t2 - t1) / 1000) };
+    return {
+      prefill: ids.length / ((t1 - t0) / 1000),
+      decode: steps / ((t2 - t1) / 1000),
+      prefillCpu: ids.length / (cPre / 1000),
+      decodeCpu: steps / ((cAll - cPre) / 1000),
+    };
   };
 }
 
@@ -82,7 +104,12 @@ function llamaRound(lc: LlamaCpp, ids: number[], steps: number): Round {
   return async () => {
     const r = await lc.run(ids, steps);
     const decodeMs = r.decodeMs.reduce((a, b) => a + b, 0);
-    return { prefill: ids.length / (r.prefillMs / 1000), decode: steps / (decodeMs / 1000) };
+    return {
+      prefill: ids.length / (r.prefillMs / 1000),
+      decode: steps / (decodeMs / 1000),
+      prefillCpu: ids.length / (r.prefillCpuMs / 1000),
+      decodeCpu: steps / (r.decodeCpuMs / 1000),
+    };
   };
 }
 
@@ -173,6 +200,8 @@ export async function runLlamaCppBench(
         who: c.who,
         prefillTokS: [] as number[],
         decodeTokS: [] as number[],
+        prefillCpuTokS: [] as number[],
+        decodeCpuTokS: [] as number[],
       }));
       for (const c of contenders) await c.round(); // warm-up
       for (let r = 0; r < rounds; r++) {
@@ -181,6 +210,8 @@ export async function runLlamaCppBench(
           const t = await c.round();
           got[k].prefillTokS.push(t.prefill);
           got[k].decodeTokS.push(t.decode);
+          got[k].prefillCpuTokS.push(t.prefillCpu);
+          got[k].decodeCpuTokS.push(t.decodeCpu);
         }
       }
       for (const c of contenders) await c.close();
@@ -201,8 +232,8 @@ const best = (xs: number[]) => Math.max(...xs);
 /** Markdown: tok/s per contender (median, best), then the ratios against llama.cpp. */
 export function formatLlamaCppTable(rows: LlamaBenchRow[]): string {
   const out = [
-    "| model | format | contender | decode tok/s median (best) | prefill tok/s median (best) | decode vs llama.cpp dense: median (best) | prefill vs llama.cpp dense: median (best) |",
-    "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    "| model | format | contender | decode tok/s median (best) | prefill tok/s median (best) | decode vs llama.cpp dense: median (best) | prefill vs llama.cpp dense: median (best) | CPU time: decode, prefill vs llama.cpp dense (median) |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of rows) {
     const base = rows.find((x) =>
@@ -216,7 +247,9 @@ export function formatLlamaCppTable(rows: LlamaBenchRow[]): string {
       }) | ` +
         `${median(r.prefillTokS).toFixed(1)} (${best(r.prefillTokS).toFixed(1)}) | ` +
         `${r === base ? "1.00x" : ratio(r.decodeTokS, base.decodeTokS)} | ` +
-        `${r === base ? "1.00x" : ratio(r.prefillTokS, base.prefillTokS)} |`,
+        `${r === base ? "1.00x" : ratio(r.prefillTokS, base.prefillTokS)} | ` +
+        `${(median(r.decodeCpuTokS) / median(base.decodeCpuTokS)).toFixed(2)}x, ` +
+        `${(median(r.prefillCpuTokS) / median(base.prefillCpuTokS)).toFixed(2)}x |`,
     );
   }
   return out.join("\n");

@@ -6,8 +6,6 @@
  */
 #include "common.h"
 
-#define LD(p) wasm_v128_load(p)
-#define FMA(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
 
 static inline float dotd(const float* a, const float* b, int d) {
   v128_t s0 = wasm_f32x4_splat(0), s1 = s0;

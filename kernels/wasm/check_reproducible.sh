@@ -6,15 +6,16 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 target="${1:-wasm32}"
 case "$target" in
-  wasm32) name=seap_kernels.wasm; cc="${CLANG:-clang}" ;;
-  wasm64) name=seap_kernels64.wasm; cc="${CLANG64:-clang-19}" ;;
-  wasm32-threads) name=seap_kernels_mt.wasm; cc="${CLANG:-clang}" ;;
-  wasm64-threads) name=seap_kernels64_mt.wasm; cc="${CLANG64:-clang-19}" ;;
+  wasm32) name=seap_kernels.wasm ;;
+  wasm64) name=seap_kernels64.wasm ;;
+  wasm32-threads) name=seap_kernels_mt.wasm ;;
+  wasm64-threads) name=seap_kernels64_mt.wasm ;;
   *)
     echo "check_reproducible.sh: target must be wasm32, wasm64, wasm32-threads or wasm64-threads, got $target" >&2
     exit 2
     ;;
 esac
+cc="${CLANG:-$(command -v clang-19 || echo clang)}" # what build.sh uses
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 "$here/build.sh" "$tmp/$name" "$target" >/dev/null

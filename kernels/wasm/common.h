@@ -13,6 +13,17 @@
 
 typedef uint16_t half;
 
+#define LD(p) wasm_v128_load(p)
+
+/* acc += a * b on four lanes. With relaxed SIMD (build.sh passes -mrelaxed-simd) one fused
+ * multiply-add where the CPU has one (V8 emits vfmadd231ps with FMA3; one rounding instead of
+ * two, within every kernel's tolerance), else a multiply and an add. */
+#if defined(__wasm_relaxed_simd__)
+#define FMA(acc, a, b) acc = wasm_f32x4_relaxed_madd((a), (b), (acc))
+#else
+#define FMA(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
+#endif
+
 /* Four fp16 values (sign-extended to i32 lanes) -> f32x4. Exact for normals, subnormals and
  * zeros; inf/nan are not preserved (weights never hold them). */
 static inline v128_t h2f_i32(v128_t s) {

@@ -4,7 +4,6 @@
  */
 #include "common.h"
 
-#define LD(p) wasm_v128_load(p)
 
 /** RMSNorm over groups of c values: x, out [rows, G * c] seen as [rows * G, c]. */
 EXPORT("rmsnorm")

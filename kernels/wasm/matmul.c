@@ -15,10 +15,9 @@
  * (4 * row length floats) and reuses the f32 path.
  */
 #include "common.h"
+#include "gemm.h"
 
 #define ROW(i) (rows ? (size_t)rows[i] : (size_t)(i))
-#define LD(p) wasm_v128_load(p)
-#define FMA(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
 
 /* ---------- matmul micro-kernels ---------- */
 
@@ -137,6 +136,27 @@ static int f16_prep_x(const float* x, int K, float* xp) {
 static inline float dot1_f16p(const float* xp, const half* w, int K) {
   v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, e0, o0, e1, o1;
   int k = 0;
+  /* 32 weights per step into 8 accumulators: the step's 20 integer ops and 8 multiply-adds
+   * overlap better than 16 weights into 4 (measured +8-20% in bench/kernel_bench.ts). */
+  v128_t a2 = a, b2 = a, c2 = a, d2 = a;
+  for (; k + 32 <= K; k += 32) {
+    H2B8(LD(w + k), e0, o0);
+    H2B8(LD(w + k + 8), e1, o1);
+    FMA(a, LD(xp + k), e0);
+    FMA(b, LD(xp + k + 4), o0);
+    FMA(c, LD(xp + k + 8), e1);
+    FMA(d, LD(xp + k + 12), o1);
+    H2B8(LD(w + k + 16), e0, o0);
+    H2B8(LD(w + k + 24), e1, o1);
+    FMA(a2, LD(xp + k + 16), e0);
+    FMA(b2, LD(xp + k + 20), o0);
+    FMA(c2, LD(xp + k + 24), e1);
+    FMA(d2, LD(xp + k + 28), o1);
+  }
+  a = wasm_f32x4_add(a, a2);
+  b = wasm_f32x4_add(b, b2);
+  c = wasm_f32x4_add(c, c2);
+  d = wasm_f32x4_add(d, d2);
   for (; k + 16 <= K; k += 16) {
     H2B8(LD(w + k), e0, o0);
     H2B8(LD(w + k + 8), e1, o1);
@@ -378,23 +398,13 @@ void matmul_t_add_f32(const float* a, int T, int R, const float* w, int wstride,
     for (int i = 0; i < R; i++) axpy1_f32(out, M, a[i], w + ROW(i) * wstride);
     return;
   }
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int t1 = t0 + tb < T ? t0 + tb : T;
-    int i = 0;
-    for (; i + 4 <= R; i += 4) {
-      const float* w0 = w + ROW(i) * wstride;
-      const float* w1 = w + ROW(i + 1) * wstride;
-      const float* w2 = w + ROW(i + 2) * wstride;
-      const float* w3 = w + ROW(i + 3) * wstride;
-      for (int t = t0; t < t1; t++) {
-        const float* c = a + (size_t)t * R + i;
-        axpy4_f32(out + (size_t)t * M, M, c[0], c[1], c[2], c[3], w0, w1, w2, w3);
-      }
-    }
-    for (; i < R; i++) {
-      const float* wr = w + ROW(i) * wstride;
-      for (int t = t0; t < t1; t++) axpy1_f32(out + (size_t)t * M, M, a[(size_t)t * R + i], wr);
-    }
+  /* Tiles of 32 rows through the register-blocked GEMM (gemm.h), every token per tile. */
+  (void)tb;
+  const float* wp[32];
+  for (int i0 = 0; i0 < R; i0 += 32) {
+    int n = i0 + 32 < R ? 32 : R - i0;
+    for (int j = 0; j < n; j++) wp[j] = w + ROW(i0 + j) * wstride;
+    gemm_acc_f32(a + i0, R, T, wp, n, M, out, M);
   }
 }
 
@@ -431,6 +441,27 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
       const half* wr = w + ROW(i) * wstride;
       for (int t = t0; t < t1; t++) axpy1_f16(out + (size_t)t * M, M, a[(size_t)t * R + i], wr);
     }
+  }
+}
+
+/**
+ * The f16 FFN's down product for T > 1 on its own: tiles of 32 rows converted to f32, then the
+ * register-blocked GEMM (gemm.h), so each value is summed in ffn_f16's order (chunks of
+ * FFN_CHUNK = 32 neurons). The threaded FFN's second phase calls it (lib/backends/
+ * wasm_threads_cuts.ts); matmul_t_add_f16 keeps its 4-row loop, faster for o_proj's shapes.
+ * a [T, R], out [T, M]. scratch: 32 * M floats.
+ */
+EXPORT("matmul_t_add_f16_tiled")
+void matmul_t_add_f16_tiled(const float* a, int T, int R, const half* w, int wstride,
+                            const int32_t* rows, int M, float* out, float* scratch) {
+  const float* wp[32];
+  for (int i0 = 0; i0 < R; i0 += 32) {
+    int n = i0 + 32 < R ? 32 : R - i0;
+    for (int j = 0; j < n; j++) {
+      cvt_f16(w + ROW(i0 + j) * wstride, M, scratch + (size_t)j * M);
+      wp[j] = scratch + (size_t)j * M;
+    }
+    gemm_acc_f32(a + i0, R, T, wp, n, M, out, M);
   }
 }
 
@@ -472,19 +503,9 @@ static void ffn_chunk(const float* x, int nt, int K, const float* gate, int gs, 
       if (act) act[(size_t)t * act_pitch + j] = a;
     }
   }
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float *d0 = down + CROW(i) * ds, *d1 = down + CROW(i + 1) * ds;
-    const float *d2 = down + CROW(i + 2) * ds, *d3 = down + CROW(i + 3) * ds;
-    for (int t = 0; t < nt; t++) {
-      const float* c = G + (size_t)t * n + i;
-      axpy4_f32(out + (size_t)t * M, M, c[0], c[1], c[2], c[3], d0, d1, d2, d3);
-    }
-  }
-  for (; i < n; i++) {
-    const float* dr = down + CROW(i) * ds;
-    for (int t = 0; t < nt; t++) axpy1_f32(out + (size_t)t * M, M, G[(size_t)t * n + i], dr);
-  }
+  const float* dp[FFN_CHUNK];
+  for (int j = 0; j < n; j++) dp[j] = down + CROW(j) * ds;
+  gemm_acc_f32(G, n, nt, dp, n, M, out, M);
 #undef CROW
 }
 

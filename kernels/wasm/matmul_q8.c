@@ -16,12 +16,11 @@
  * Block sums are exact in int32 (32 * 127 * 127 < 2^19); the f32 accumulation runs over blocks.
  */
 #include "common.h"
+#include "gemm.h"
 
 #define QK 32
 #define QB 36 /* bytes per block */
 #define ROW(i) (rows ? (size_t)rows[i] : (size_t)(i))
-#define LD(p) wasm_v128_load(p)
-#define FMA(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
 
 static inline float bscale(const uint8_t* blk) { return *(const float*)blk; }
 
@@ -63,23 +62,21 @@ static inline v128_t bdot(const int8_t* q, const int16_t* xi) {
   return s;
 }
 
-/* One q8 row of nb blocks (a single sequential stream) . one quantized token. */
+/*
+ * One q8 row of nb blocks (a single sequential stream) . one quantized token. One f32
+ * accumulator, blocks in order: the same operations, in the same order, as each output of
+ * dot_q8_2x2, so a token's result does not depend on T or on its place in a token tile (with
+ * fused multiply-adds any other order rounds differently, and a rounding difference can flip the
+ * next layer's activation quantization: forked and from-scratch scoring must agree).
+ */
 static inline float dot_q8(const uint8_t* w, const float* xs, const int16_t* xi, int nb) {
-  v128_t a = wasm_f32x4_splat(0), c = a;
-  int b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const uint8_t* p = w + (size_t)b * QB;
-    v128_t s0 = bdot((const int8_t*)(p + 4), xi + b * QK);
-    v128_t s1 = bdot((const int8_t*)(p + QB + 4), xi + (b + 1) * QK);
-    FMA(a, wasm_f32x4_convert_i32x4(s0), wasm_f32x4_splat(bscale(p) * xs[b]));
-    FMA(c, wasm_f32x4_convert_i32x4(s1), wasm_f32x4_splat(bscale(p + QB) * xs[b + 1]));
-  }
-  if (b < nb) {
+  v128_t a = wasm_f32x4_splat(0);
+  for (int b = 0; b < nb; b++) {
     const uint8_t* p = w + (size_t)b * QB;
     FMA(a, wasm_f32x4_convert_i32x4(bdot((const int8_t*)(p + 4), xi + b * QK)),
         wasm_f32x4_splat(bscale(p) * xs[b]));
   }
-  return hsum(wasm_f32x4_add(a, c));
+  return hsum(a);
 }
 
 /* Two rows x two tokens (x at xs0/xi0 and xs1/xi1): o0 = row 0, o1 = row 1, two values each. */
@@ -250,41 +247,13 @@ static void dequant_row(const uint8_t* w, int n, float* dst) {
 }
 
 /*
- * o[0..M) += sum_j c[j] * rows_j for four f32 rows (the prefill paths' dequantized rows);
- * same as matmul.c's axpy4_f32, kept local so each file stands alone.
- */
-static inline void axpy4(float* o, int M, const float* c, const float* w0, const float* w1,
-                         const float* w2, const float* w3) {
-  v128_t k0 = wasm_f32x4_splat(c[0]), k1 = wasm_f32x4_splat(c[1]);
-  v128_t k2 = wasm_f32x4_splat(c[2]), k3 = wasm_f32x4_splat(c[3]);
-  for (int m = 0; m < M; m += 4) {
-    v128_t s = wasm_f32x4_add(wasm_f32x4_mul(k0, LD(w0 + m)), wasm_f32x4_mul(k1, LD(w1 + m)));
-    v128_t u = wasm_f32x4_add(wasm_f32x4_mul(k2, LD(w2 + m)), wasm_f32x4_mul(k3, LD(w3 + m)));
-    wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_add(s, u)));
-  }
-}
-
-static inline void axpy1(float* o, int M, float c, const float* w) {
-  v128_t k = wasm_f32x4_splat(c);
-  for (int m = 0; m < M; m += 4) wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_mul(k, LD(w + m))));
-}
-
-/*
- * out [T, M] += a [T, n] (column pitch lda) times n dequantized rows f [n, M] (f32): four rows
- * per pass, every token.
+ * out [T, M] += a [T, n] (column pitch lda) times n dequantized rows f [n, M] (f32), through the
+ * register-blocked GEMM (gemm.h).
  */
 static void down_rows(const float* a, int lda, int T, const float* f, int n, int M, float* out) {
-  int i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const float* r0 = f + (size_t)i * M;
-    for (int t = 0; t < T; t++) {
-      axpy4(out + (size_t)t * M, M, a + (size_t)t * lda + i, r0, r0 + M, r0 + 2 * (size_t)M,
-            r0 + 3 * (size_t)M);
-    }
-  }
-  for (; i < n; i++) {
-    for (int t = 0; t < T; t++) axpy1(out + (size_t)t * M, M, a[(size_t)t * lda + i], f + (size_t)i * M);
-  }
+  const float* fp[TILE_ROWS];
+  for (int j = 0; j < n; j++) fp[j] = f + (size_t)j * M;
+  gemm_acc_f32(a, lda, T, fp, n, M, out, M);
 }
 
 /**

@@ -300,3 +300,38 @@ export function checkCopyRows(
     throw new RangeError("copyRows: overlapping copy within one tensor");
   }
 }
+
+/**
+ * Checks a {@link Backend.writeWeights} piece against a buffer of `length` values stored as
+ * `dtype`: `data` is whole rows of `rowLen` values every `stride`, inside the buffer, and for
+ * q8 block-aligned (see {@link Backend.writeWeights}). Returns the number of rows.
+ */
+export function checkWriteWeights(
+  length: number,
+  dtype: WeightDType | undefined,
+  offset: number,
+  data: Float32Array,
+  rowLen: number,
+  stride: number,
+): number {
+  const rows = rowLen > 0 ? data.length / rowLen : 0;
+  if (!(Number.isInteger(rows) && Number.isInteger(stride) && (rows <= 1 || stride >= rowLen))) {
+    throw new RangeError(
+      `writeWeights: ${data.length} values are not rows of ${rowLen} every ${stride}`,
+    );
+  }
+  const end = offset + (rows > 0 ? (rows - 1) * stride + rowLen : 0);
+  if (!(Number.isInteger(offset) && offset >= 0 && end <= length)) {
+    throw new RangeError(`writeWeights: values [${offset}, ${end}) outside [0, ${length})`);
+  }
+  if (dtype === "q8") {
+    const whole = (n: number) => n % Q8_BLOCK === 0;
+    if (
+      !whole(offset) ||
+      (rows > 1 ? !whole(stride) || !whole(rowLen) : !whole(rowLen) && end !== length)
+    ) {
+      throw new RangeError(`writeWeights: q8 piece [${offset}, ${end}) is not block-aligned`);
+    }
+  }
+  return rows;
+}

@@ -17,116 +17,38 @@
  * than cores, a spinning thread steals the time of the one it waits for (measured: 6-15 us per
  * round trip without spin, 30-500 us with).
  *
- * Results are bit-identical to one thread: every output value is computed by exactly one thread
- * with the summation order of the one-thread kernel. Ranges start on multiples of 32, so the
- * kernels' register groups (4 rows), q8 tiles and blocks (32), SIMD column groups (8, 16, 32)
- * and the fused FFN's neuron chunks (32) fall where they fall in the one-thread call:
- *
- * - `matmul` (and gate/up): rows split; T = 1 writes straight into out, T > 1 into a per-thread
- *   `[T, n]` block copied into out's columns (the kernels take out's pitch from R).
- * - `matmulTAdd`: columns of out split (each thread still sums over every row, in order).
- * - fused FFN: phase 1 runs the FFN kernel with M = 0 on a range of neurons (silu(gate) * up
- *   into an activation buffer, nothing accumulated), phase 2 is `matmulTAdd` of the down rows
- *   over out's columns: the same per-value sums as the fused one-thread kernel (the test
- *   tests/wasm_threads_test.ts checks every format, dense and masked, T = 1 and T > 1).
- * - `attention`: heads split (T = 1) or tokens split by causal work (T > 1).
+ * How ops are cut into tasks, and which are worth it: lib/backends/wasm_threads_cuts.ts; the
+ * control block's layout: lib/backends/wasm_threads_control.ts.
  */
 
 import type { WeightDType } from "./backend.ts";
+import {
+  CTRL,
+  ctrlHeaderBytes,
+  nextGeneration,
+  TAKEN,
+  TASK_SLOTS,
+  TASKS_PER_THREAD,
+  type ThreadTask,
+  writeTaskRecords,
+} from "./wasm_threads_control.ts";
+import {
+  align64,
+  attentionTasks,
+  type CutContext,
+  cutsAttention,
+  cutsFfn,
+  cutsMatmul,
+  cutsMatmulTAdd,
+  ffnNeuronTasks,
+  matmulTAddTasks,
+  matmulTasks,
+  MIN_THREADED_WORK,
+} from "./wasm_threads_cuts.ts";
+import { TaskRunner } from "./wasm_threads_task_runner.ts";
 
-/** Kernels a task may call, by index (the worker resolves them by name). */
-export const THREAD_KERNELS = [
-  "matmul_f32",
-  "matmul_f16",
-  "matmul_q8",
-  "matmul_t_add_f32",
-  "matmul_t_add_f16",
-  "matmul_t_add_q8",
-  "ffn_f32",
-  "ffn_f16",
-  "ffn_q8",
-  "attention",
-] as const;
-
-/** A kernel name of {@link THREAD_KERNELS}. */
-export type ThreadKernel = typeof THREAD_KERNELS[number];
-
-/** Control block words (Int32 index from the block start). */
-export const CTRL = {
-  /** Generation of the posted job (1 .. 2^30 - 1, wrapping); the caller bumps it. */
-  SEQ: 0,
-  /** Tasks of the posted job. */
-  NTASKS: 1,
-  /** 1: workers leave their loop and close. */
-  STOP: 2,
-  /** 1 + index of a worker whose task threw (0: none). */
-  ERR: 3,
-  /** Workers that have exited their loop (close() checks it). */
-  EXITED: 4,
-  /**
-   * Task i's claim word is CLAIM + 2i (the job's generation g: available; g | TAKEN: claimed)
-   * and its done word CLAIM + 2i + 1 (g once a worker has run it).
-   */
-  CLAIM: 8,
-} as const;
-
-/** Claimed bit of a claim word. */
-export const TAKEN = 0x40000000;
-/** Tasks per thread an op is cut into (the rest of a busy thread's share goes to a free one). */
-export const TASKS_PER_THREAD = 2;
-
-/** Bytes of the control block header for `maxTasks` tasks; task records follow. */
-export function ctrlHeaderBytes(maxTasks: number): number {
-  return Math.ceil(((CTRL.CLAIM + 2 * maxTasks) * 4) / 64) * 64;
-}
-
-/** The generation after `g` (never 0, never reaching the TAKEN bit). */
-export function nextGeneration(g: number): number {
-  return g >= TAKEN - 1 ? 1 : g + 1;
-}
-/** f64 slots per task record. */
-export const TASK_SLOTS = 32;
-/** Kernel arguments a task record holds. */
-export const TASK_MAX_ARGS = 18;
-/** Slot of the copy-in descriptor (src, dst, rows, cols, srcPitch, dstPitch; rows 0 = none). */
-export const TASK_COPY_IN = 20;
-/** Slot of the copy-out descriptor (same layout). */
-export const TASK_COPY_OUT = 26;
-
-/**
- * Threads only cut ops with at least this many multiply-adds (smaller ones run on one): 2^18 is
- * 1 MiB of f32 weights at T = 1, about 70 us of streaming, so that half of it saved outweighs a
- * job's synchronisation (6-15 us round trip on an idle core, tens of us on a busy machine:
- * a 128 x 64 matmul took 16-44 us on one thread and 55-94 us cut, load average 10). On
- * SmolLM2-135M, decode cuts q and the LM head; k and v (110K) stay on one thread.
- */
-export const MIN_THREADED_WORK = 1 << 18;
-/** Token block of the T > 1 kernels (TOKEN_BLOCK in wasm.ts). */
-const TB = 32;
-/** Range boundaries are multiples of this (see the module comment). */
-const ALIGN_UNITS = 32;
 /** Per-thread stack (the module is linked with `-z stack-size=65536`). */
 const STACK_BYTES = 65536;
-const Q8_BLOCK = 32;
-const Q8_BLOCK_BYTES = 36;
-
-/** A strided copy of f32 rows between byte addresses (pitches in floats). */
-export interface Copy2D {
-  src: number;
-  dst: number;
-  rows: number;
-  cols: number;
-  srcPitch: number;
-  dstPitch: number;
-}
-
-/** One thread's share of an op. */
-export interface ThreadTask {
-  kernel: ThreadKernel;
-  args: number[];
-  copyIn?: Copy2D;
-  copyOut?: Copy2D;
-}
 
 /**
  * What the pool needs from the backend: the shared memory, the kernels linked for it, which
@@ -139,115 +61,6 @@ export interface PoolMemory {
   wide: Record<string, boolean[]>;
   alloc(bytes: number): { ptr: number; size: number };
   free(ptr: number, size: number): void;
-}
-
-/** `[lo, hi)` ranges cutting `n` into at most `parts` pieces whose starts are multiples of `align`. */
-export function splitRange(n: number, parts: number, align: number): [number, number][] {
-  const step = Math.max(align, Math.ceil(n / parts / align) * align);
-  const out: [number, number][] = [];
-  for (let lo = 0; lo < n; lo += step) out.push([lo, Math.min(n, lo + step)]);
-  return out;
-}
-
-/**
- * Token ranges of causal attention with about equal work: token t costs `pos0 + t + 1`
- * positions.
- */
-export function splitCausal(T: number, pos0: number, parts: number): [number, number][] {
-  const total = T * pos0 + (T * (T + 1)) / 2;
-  const out: [number, number][] = [];
-  let lo = 0, acc = 0;
-  for (let t = 0; t < T && out.length < parts - 1; t++) {
-    acc += pos0 + t + 1;
-    if (acc >= (total * (out.length + 1)) / parts) {
-      out.push([lo, t + 1]);
-      lo = t + 1;
-    }
-  }
-  if (lo < T) out.push([lo, T]);
-  return out;
-}
-
-/** Runs one task on the calling thread (the same code runs in every worker). */
-export class TaskRunner {
-  #mem: WebAssembly.Memory;
-  #fns: ((...a: number[]) => void)[];
-  #f32: Float32Array | null = null;
-  #f64: Float64Array | null = null;
-  #len = -1;
-
-  /**
-   * `exports` are the kernels' exports of this thread's instance; `wide[name][i]` is true where
-   * parameter i is an i64 (passed as a BigInt).
-   */
-  constructor(
-    mem: WebAssembly.Memory,
-    exports: WebAssembly.Exports,
-    wide: Record<string, boolean[]>,
-  ) {
-    this.#mem = mem;
-    this.#fns = THREAD_KERNELS.map((n) => {
-      const f = exports[n];
-      if (typeof f !== "function") throw new Error(`wasm threads: kernel ${n} is not exported`);
-      const w = wide[n] ?? [];
-      if (!w.some((x) => x)) return f as (...a: number[]) => void;
-      const g = f as (...a: (number | bigint)[]) => void;
-      return (...a: number[]) => g(...a.map((v, i) => (w[i] ? BigInt(v) : v)));
-    });
-  }
-
-  #views(): void {
-    const buf = this.#mem.buffer;
-    if (buf.byteLength !== this.#len) {
-      this.#len = buf.byteLength;
-      this.#f32 = new Float32Array(buf);
-      this.#f64 = new Float64Array(buf);
-    }
-  }
-
-  #copy(F: Float64Array, at: number): void {
-    const rows = F[at + 2];
-    if (rows === 0) return;
-    const src = F[at] / 4, dst = F[at + 1] / 4, cols = F[at + 3];
-    const sp = F[at + 4], dp = F[at + 5];
-    const f = this.#f32!;
-    for (let r = 0; r < rows; r++) f.copyWithin(dst + r * dp, src + r * sp, src + r * sp + cols);
-  }
-
-  /** Run the task record at byte address `rec` (a no-op record has kernel -1). */
-  run(rec: number): void {
-    this.#views();
-    const F = this.#f64!;
-    const at = rec / 8;
-    const k = F[at];
-    if (k < 0) return;
-    this.#copy(F, at + TASK_COPY_IN);
-    const n = F[at + 1];
-    const args = new Array<number>(n);
-    for (let i = 0; i < n; i++) args[i] = F[at + 2 + i];
-    this.#fns[k](...args);
-    this.#views(); // a kernel cannot grow memory, but stay safe
-    this.#copy(F, at + TASK_COPY_OUT);
-  }
-}
-
-/** Dtype-specific sizes of one matrix row or column offset. */
-function elemBytes(dt: WeightDType): number {
-  return dt === "f16" ? 2 : 4;
-}
-
-/** Byte offset of column (element) `m` of a row, `m` a multiple of 32 for q8. */
-function colOffset(dt: WeightDType, m: number): number {
-  return dt === "q8" ? (m / Q8_BLOCK) * Q8_BLOCK_BYTES : m * elemBytes(dt);
-}
-
-/** Bytes between rows of a view with row stride `ws` (elements; q8: blocks). */
-function rowBytes(dt: WeightDType, ws: number): number {
-  return dt === "q8" ? ws * Q8_BLOCK_BYTES : ws * elemBytes(dt);
-}
-
-function align64(n: number): number {
-  return Math.ceil(n / 64) * 64;
 }
 
 /**
@@ -271,6 +84,8 @@ export class ThreadPool {
   #act = { ptr: 0, size: 0 };
   #closed = false;
   #errors: string[] = [];
+  /** What cutting an op needs of the pool: its size and its scratch. */
+  #cuts: CutContext;
   /** Jobs the pool ran (cut ops; for tests and metrics). */
   jobs = 0;
   /** Jobs of which a worker ran at least one task. */
@@ -312,6 +127,11 @@ export class ThreadPool {
     this.#stacks = stacks;
     this.maxTasks = threads * TASKS_PER_THREAD;
     this.#header = ctrlHeaderBytes(this.maxTasks);
+    this.#cuts = {
+      threads,
+      maxTasks: this.maxTasks,
+      slots: (bytes) => this.#slots(bytes),
+    };
   }
 
   /**
@@ -469,19 +289,7 @@ export class ThreadPool {
     const buf = this.#m.memory.buffer;
     const base = this.#ctrl.ptr + this.#header;
     const F = new Float64Array(buf, base, n * TASK_SLOTS);
-    for (let i = 0; i < n; i++) {
-      const at = i * TASK_SLOTS;
-      const t = tasks[i];
-      if (t.args.length > TASK_MAX_ARGS) throw new Error("wasm threads: too many kernel args");
-      F.fill(0, at, at + TASK_SLOTS);
-      F[at] = THREAD_KERNELS.indexOf(t.kernel);
-      F[at + 1] = t.args.length;
-      for (let j = 0; j < t.args.length; j++) F[at + 2 + j] = t.args[j];
-      for (const [slot, c] of [[TASK_COPY_IN, t.copyIn], [TASK_COPY_OUT, t.copyOut]] as const) {
-        if (!c) continue;
-        F.set([c.src, c.dst, c.rows, c.cols, c.srcPitch, c.dstPitch], at + slot);
-      }
-    }
+    writeTaskRecords(F, tasks);
     const I = new Int32Array(buf, this.#ctrl.ptr, this.#header / 4);
     const g = this.#gen = nextGeneration(this.#gen);
     Atomics.store(I, CTRL.NTASKS, n);
@@ -532,25 +340,8 @@ export class ThreadPool {
     R: number,
     out: number,
   ): boolean {
-    if (T * R * K < this.minWork || R <= ALIGN_UNITS) return false;
-    const parts = splitRange(R, this.maxTasks, ALIGN_UNITS);
-    const n0 = parts[0][1] - parts[0][0];
-    const kBytes = dt === "q8" ? T * (K / Q8_BLOCK) * 4 + T * K * 2 : dt === "f16" ? 16 * K : 0;
-    const scratchBytes = align64(kBytes);
-    const slots = this.#slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));
-    const rb = rowBytes(dt, ws);
-    const kernel: ThreadKernel = `matmul_${dt}`;
-    this.run(parts.map(([lo, hi], i) => {
-      const n = hi - lo;
-      const wp = rows ? w : w + lo * rb, rp = rows ? rows + 4 * lo : 0;
-      const dst = T === 1 ? out + 4 * lo : slots[i] + scratchBytes;
-      const args = [x, T, K, wp, ws, rp, n, dst, TB];
-      if (dt !== "f32") args.push(slots[i]);
-      const copyOut = T === 1
-        ? undefined
-        : { src: dst, dst: out + 4 * lo, rows: T, cols: n, srcPitch: n, dstPitch: R };
-      return { kernel, args, copyOut };
-    }));
+    if (!cutsMatmul(this, T, K, R)) return false;
+    this.run(matmulTasks(this.#cuts, dt, x, T, K, w, ws, rows, R, out));
     return true;
   }
 
@@ -569,47 +360,9 @@ export class ThreadPool {
     M: number,
     out: number,
   ): boolean {
-    if (T * R * M < this.minWork || M <= ALIGN_UNITS) return false;
-    if (T === 1 && !this.decodeColumnCuts) return false;
-    this.#tAdd(dt, a, T, R, w, ws, rows, M, out);
+    if (!cutsMatmulTAdd(this, T, R, M)) return false;
+    this.run(matmulTAddTasks(this.#cuts, dt, a, T, R, w, ws, rows, M, out));
     return true;
-  }
-
-  #tAdd(
-    dt: WeightDType,
-    a: number,
-    T: number,
-    R: number,
-    w: number,
-    ws: number,
-    rows: number,
-    M: number,
-    out: number,
-  ): void {
-    // Columns in one range per thread: a range is a fragment of every row read, and shorter
-    // fragments stream worse (bench/ffn_bench.ts).
-    const parts = splitRange(M, this.threads, ALIGN_UNITS);
-    const n0 = parts[0][1] - parts[0][0];
-    const scratchBytes = align64(dt === "q8" ? 32 * n0 * 4 : dt === "f16" ? 16 * n0 : 0);
-    const slots = this.#slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));
-    const kernel: ThreadKernel = `matmul_t_add_${dt}`;
-    this.run(parts.map(([lo, hi], i) => {
-      const n = hi - lo;
-      const wp = w + colOffset(dt, lo);
-      const dst = T === 1 ? out + 4 * lo : slots[i] + scratchBytes;
-      const args = dt === "q8"
-        ? [a, T, R, wp, ws, rows, n, dst, slots[i]]
-        : [a, T, R, wp, ws, rows, n, dst, TB];
-      if (dt === "f16") args.push(slots[i]);
-      if (T === 1) return { kernel, args };
-      const col = { rows: T, cols: n };
-      return {
-        kernel,
-        args,
-        copyIn: { ...col, src: out + 4 * lo, dst, srcPitch: M, dstPitch: n },
-        copyOut: { ...col, src: dst, dst: out + 4 * lo, srcPitch: n, dstPitch: M },
-      };
-    }));
   }
 
   /**
@@ -634,34 +387,12 @@ export class ThreadPool {
     out: number,
     act: number,
   ): boolean {
-    if (T * R * (2 * K + M) < this.minWork || R <= ALIGN_UNITS || M <= ALIGN_UNITS) {
-      return false;
-    }
-    if (T === 1 && !this.decodeColumnCuts) return false;
+    if (!cutsFfn(this, T, K, R, M)) return false;
     const acts = act || this.#actBuf(T * R);
-    const parts = splitRange(R, this.maxTasks, ALIGN_UNITS);
-    const n0 = parts[0][1] - parts[0][0];
-    // The FFN kernels' scratch with M = 0 (wasm.ts sizes the one-thread call the same way).
-    let kBytes: number;
-    if (dt === "q8") kBytes = T * (K / Q8_BLOCK) * 4 + T * K * 2 + (T > 1 ? 2 * T * 32 * 4 : 0);
-    else if (dt === "f16") kBytes = (T > 1 ? 2 * TB * 32 + 32 * 2 * K : K) * 4;
-    else kBytes = T > 1 ? 2 * TB * 32 * 4 : 0;
-    const scratchBytes = align64(kBytes);
-    const slots = this.#slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));
-    const kernel: ThreadKernel = `ffn_${dt}`;
-    const grb = rowBytes(dt, gs), urb = rowBytes(dt, us);
-    this.run(parts.map(([lo, hi], i) => {
-      const n = hi - lo;
-      const gp = rows ? gate : gate + lo * grb, upp = rows ? up : up + lo * urb;
-      const rp = rows ? rows + 4 * lo : 0;
-      const dst = T === 1 ? acts + 4 * lo : slots[i] + scratchBytes;
-      const args = [x, T, K, gp, gs, upp, us, down, ds, 0, rp, n, out, dst, TB, slots[i]];
-      const copyOut = T === 1
-        ? undefined
-        : { src: dst, dst: acts + 4 * lo, rows: T, cols: n, srcPitch: n, dstPitch: R };
-      return { kernel, args, copyOut };
-    }));
-    this.#tAdd(dt, acts, T, R, down, ds, rows, M, out);
+    this.run(
+      ffnNeuronTasks(this.#cuts, dt, x, T, K, gate, gs, up, us, down, ds, rows, R, out, acts),
+    );
+    this.run(matmulTAddTasks(this.#cuts, dt, acts, T, R, down, ds, rows, M, out, true));
     return true;
   }
 
@@ -682,43 +413,8 @@ export class ThreadPool {
     scale: number,
     out: number,
   ): boolean {
-    const work = S * d * (T * pos0 + (T * (T + 1)) / 2) * 2;
-    if (work < this.minWork || (T === 1 && S < 2)) return false;
-    const slots = this.#slots(maxT * 4);
-    const parts = T === 1 ? splitRange(S, this.maxTasks, 1) : splitCausal(T, pos0, this.maxTasks);
-    const row = S * d * 4;
-    this.run(parts.map(([lo, hi], i) => ({
-      kernel: "attention",
-      args: T === 1
-        ? [
-          q + lo * d * 4,
-          1,
-          hi - lo,
-          d,
-          kc,
-          vc,
-          kvOf + 4 * lo,
-          maxT,
-          pos0,
-          scale,
-          out + lo * d * 4,
-          slots[i],
-        ]
-        : [
-          q + lo * row,
-          hi - lo,
-          S,
-          d,
-          kc,
-          vc,
-          kvOf,
-          maxT,
-          pos0 + lo,
-          scale,
-          out + lo * row,
-          slots[i],
-        ],
-    })));
+    if (!cutsAttention(this, T, S, d, pos0)) return false;
+    this.run(attentionTasks(this.#cuts, q, T, S, d, kc, vc, kvOf, maxT, pos0, scale, out));
     return true;
   }
 

@@ -7,7 +7,8 @@
 
 /// <reference lib="deno.worker" />
 
-import { CTRL, TAKEN, TASK_SLOTS, TaskRunner } from "./wasm_threads.ts";
+import { CTRL, TAKEN, TASK_SLOTS } from "./wasm_threads_control.ts";
+import { TaskRunner } from "./wasm_threads_task_runner.ts";
 
 /** The pool's start message. */
 interface StartMessage {

@@ -13,6 +13,7 @@
  *   pipeline and bind-group caches, submission, GPU errors).
  * - lib/backends/webgpu_buffers.ts: handles, buffer pools, uploads, readbacks and the binding
  *   helpers (row-chunked binding of views larger than the device's storage binding limit).
+ * - lib/backends/webgpu_upload.ts: weights filled piece by piece (lean loading).
  * - lib/backends/webgpu_ops.ts and webgpu_matmul.ts: the ops.
  *
  * Weights are f32, f16 (two halves packed per u32, unpacked in WGSL with `unpack2x16float`, so
@@ -33,6 +34,7 @@ import { loadKernelSources } from "./webgpu_kernels.ts";
 import { GpuRecorder } from "./webgpu_recorder.ts";
 import { GpuMemory } from "./webgpu_buffers.ts";
 import * as ops from "./webgpu_ops.ts";
+import * as upload from "./webgpu_upload.ts";
 import * as products from "./webgpu_matmul.ts";
 
 export {
@@ -138,6 +140,38 @@ export class WebGpuBackend implements Backend {
    */
   weights(data: Float32Array, dtype?: WeightDType): WeightBuffer {
     return this.#mem.weights(data, dtype ?? this.weightDType);
+  }
+
+  /**
+   * A weight buffer of `length` values (zeros) created once at its final size, to be filled
+   * with {@link writeWeights} (lean loading: no tensor is ever whole on the host).
+   */
+  allocWeights(length: number, dtype?: WeightDType): WeightBuffer {
+    return upload.allocWeights(this.#mem, length, dtype ?? this.weightDType);
+  }
+
+  /**
+   * Convert and store a piece of a buffer from {@link allocWeights}: rows of `rowLen` values,
+   * row i at value `offset + i * stride` (see Backend.writeWeights), in stream order.
+   */
+  writeWeights(
+    buf: WeightBuffer,
+    offset: number,
+    data: Float32Array,
+    rowLen?: number,
+    stride?: number,
+  ): void {
+    upload.writeWeights(this.#mem, buf, offset, data, rowLen, stride);
+  }
+
+  /** The bytes a weight buffer stores (f32, packed f16 or q8 blocks), after pending work. */
+  readWeights(buf: WeightBuffer): Promise<Uint8Array> {
+    return upload.readWeights(this.#mem, buf);
+  }
+
+  /** Bytes of the live weight buffers on the device (padding to 16 bytes included). */
+  get weightBytes(): number {
+    return this.#mem.weightBytes;
   }
 
   /** Upload an index list (kept rows); the host copy is kept. */

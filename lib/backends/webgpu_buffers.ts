@@ -4,7 +4,9 @@
  * use to bind (a range of) a buffer within the device's storage-binding limit.
  *
  * - Weights: one GPUBuffer per {@link GpuWeights}, f32, f16 (two halves packed per u32) or q8
- *   (lib/formats/q8.ts blocks). Small buffers keep a host copy (rope tables, f32 twins of q8).
+ *   (lib/formats/q8.ts blocks), uploaded whole here or piece by piece (webgpu_upload.ts).
+ *   Only buffers up to {@link HOST_COPY_MAX} values keep a host copy (rope tables and f32
+ *   twins of q8 vectors are computed from it); nothing larger stays on the host.
  * - Tensors: f32 storage buffers `[rows, cols]` row-major, pooled by size on free; a pooled
  *   buffer is cleared by a zero.wgsl dispatch recorded in stream order.
  * - Index lists: uploaded once as i32 storage buffers, host copy kept.
@@ -99,6 +101,7 @@ export class GpuMemory {
   #bufIds = new WeakMap<GPUBuffer, number>();
   /** f32 twins of small q8 buffers used by elementwise ops (see f32View). */
   #q8Twins = new WeakMap<GpuWeights, GpuWeights>();
+  #weightBytes = 0;
 
   constructor(readonly rec: GpuRecorder, private readonly opts: GpuMemoryOptions) {
     this.maxWBind = Math.min(rec.maxBind, opts.maxBindingBytes ?? Infinity);
@@ -113,13 +116,32 @@ export class GpuMemory {
   /** Upload a weight buffer as `dtype` (f16 falls back to f32 where it does not compile). */
   weights(data: Float32Array, dtype: WeightDType): GpuWeights {
     this.rec.alive();
-    const dt: WeightDType = dtype === "f16" && !this.opts.f16Ok ? "f32" : dtype;
+    const dt = this.storedDType(dtype);
     const bytes = dt === "f16"
       ? new Uint8Array(new Float16Array(data).buffer)
       : dt === "q8"
       ? quantizeQ8(data)
       : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const size = Math.max(16, roundUp(bytes.byteLength, 16));
+    this.checkWeightSize(size);
+    const buf = this.rec.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(buf.getMappedRange()).set(bytes);
+    buf.unmap();
+    const host = data.length <= HOST_COPY_MAX ? data.slice() : null;
+    return this.track(new GpuWeights(data.length, dt, host, buf, newBufferId(), this));
+  }
+
+  /** The precision a buffer asked for as `dtype` is stored in (f16 needs packed-f16 kernels). */
+  storedDType(dtype: WeightDType): WeightDType {
+    return dtype === "f16" && !this.opts.f16Ok ? "f32" : dtype;
+  }
+
+  /** Throws when a weight buffer of `size` bytes exceeds the device's maxBufferSize. */
+  checkWeightSize(size: number): void {
     const max = this.rec.device.limits.maxBufferSize;
     if (size > max) {
       throw new RangeError(
@@ -127,15 +149,17 @@ export class GpuMemory {
           `${max}; split it or use f16 weights`,
       );
     }
-    const buf = this.rec.device.createBuffer({
-      size,
-      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
-      mappedAtCreation: true,
-    });
-    new Uint8Array(buf.getMappedRange()).set(bytes);
-    buf.unmap();
-    const host = data.length <= HOST_COPY_MAX ? data.slice() : null;
-    return new GpuWeights(data.length, dt, host, buf, newBufferId(), this);
+  }
+
+  /** Bytes of the live weight buffers (their GPU allocations, padding included). */
+  get weightBytes(): number {
+    return this.#weightBytes;
+  }
+
+  /** Count a new weight buffer's bytes in {@link weightBytes}. */
+  track(w: GpuWeights): GpuWeights {
+    this.#weightBytes += w.buf.size;
+    return w;
   }
 
   /** Upload an index list; the host copy is kept. */
@@ -228,6 +252,7 @@ export class GpuMemory {
     }
     if (b.released) return;
     b.released = true;
+    if (b instanceof GpuWeights) this.#weightBytes -= b.buf.size;
     this.rec.dropBindGroups();
     this.rec.defer(b.buf);
   }

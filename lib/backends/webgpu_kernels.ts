@@ -164,6 +164,19 @@ export const KERNELS = {
     uniforms: [u("n"), u("src_off"), u("dst_off")],
   },
   zero: { file: "zero", bindings: ["u", "s"], overrides: [], uniforms: [u("n")] },
+  write_halves: {
+    file: "write_halves",
+    bindings: ["u", "r", "s"],
+    overrides: [],
+    uniforms: [
+      u("rows"),
+      u("len", "halves per row"),
+      u("src_base", "first half of row 0 in src"),
+      u("dst_base", "first half of row 0 in dst, binding-relative"),
+      u("dst_stride", "halves between rows in dst"),
+      u("wpr", "threads per row"),
+    ],
+  },
   quantize_q8: {
     file: "quantize_q8",
     bindings: ["u", "s", "s"],

@@ -49,6 +49,10 @@ export interface LlamaCppRun {
   decodeMs: number[];
   /** Softmax over the vocabulary after the prompt `[V]`, when asked for. */
   firstProbs: Float32Array | null;
+  /** CPU time of the llama.cpp process (all its threads) for the prefill, in ms. */
+  prefillCpuMs: number;
+  /** CPU time of the llama.cpp process for all decode steps together, in ms. */
+  decodeCpuMs: number;
 }
 
 /** A Node.js subprocess holding one llama.cpp model and context. */
@@ -121,13 +125,22 @@ export class LlamaCpp {
       prefillMs: number;
       decodeMs: number[];
       firstProbs: [number, number][] | null;
+      prefillCpuMs: number;
+      decodeCpuMs: number;
     };
     let firstProbs: Float32Array | null = null;
     if (r.firstProbs) {
       firstProbs = new Float32Array(Math.max(...r.firstProbs.map(([t]) => t)) + 1);
       for (const [t, p] of r.firstProbs) firstProbs[t] = p;
     }
-    return { tokens: r.tokens, prefillMs: r.prefillMs, decodeMs: r.decodeMs, firstProbs };
+    return {
+      tokens: r.tokens,
+      prefillMs: r.prefillMs,
+      decodeMs: r.decodeMs,
+      firstProbs,
+      prefillCpuMs: r.prefillCpuMs,
+      decodeCpuMs: r.decodeCpuMs,
+    };
   }
 
   /** Free the model and end the subprocess. */

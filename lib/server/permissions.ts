@@ -30,7 +30,8 @@ export function readPaths(
     // A worker's module graph is loaded (and permission-checked) when the worker starts.
     paths.push(
       `${REPO_ROOT}/lib/backends/wasm_threads_worker.ts`,
-      `${REPO_ROOT}/lib/backends/wasm_threads.ts`,
+      `${REPO_ROOT}/lib/backends/wasm_threads_control.ts`,
+      `${REPO_ROOT}/lib/backends/wasm_threads_task_runner.ts`,
     );
   }
   return [...new Set(paths)];

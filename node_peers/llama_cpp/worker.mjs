@@ -35,7 +35,8 @@ async function load({ path, threads, contextSize, precise }) {
 }
 
 // Prefill `ids`, then greedy-decode `steps` tokens (EOG included; generation never stops
-// early). Times: prefillMs = until the first token is picked, decodeMs[i] = each step after.
+// early). Times: prefillMs = until the first token is picked, decodeMs[i] = each step after;
+// prefillCpuMs / decodeCpuMs: the process's CPU time over the same two spans.
 async function run({ ids, steps, probs }) {
   await sequence.clearHistory();
   const tokens = [];
@@ -43,6 +44,10 @@ async function run({ ids, steps, probs }) {
   let first = null;
   let t0 = performance.now();
   let prefillMs = 0;
+  // CPU time of this process (every thread, llama.cpp's included): on a shared machine the wall
+  // clock also counts the time slices other processes take.
+  const cpu0 = process.cpuUsage();
+  let cpuPrefill = null;
   const gen = sequence.evaluateWithMetadata(ids, { probabilities: !!probs }, {
     temperature: 0,
     yieldEogToken: true,
@@ -51,13 +56,24 @@ async function run({ ids, steps, probs }) {
     const now = performance.now();
     if (tokens.length === 0) {
       prefillMs = now - t0;
+      cpuPrefill = process.cpuUsage(cpu0);
       if (probs) first = Array.from(r.probabilities.entries());
     } else decodeMs.push(now - t0);
     t0 = now;
     tokens.push(r.token);
     if (tokens.length > steps) break;
   }
-  return { tokens, prefillMs, decodeMs, firstProbs: first };
+  const cpuAll = process.cpuUsage(cpu0);
+  const ms = (c) => (c.user + c.system) / 1000;
+  const prefillCpuMs = ms(cpuPrefill);
+  return {
+    tokens,
+    prefillMs,
+    decodeMs,
+    firstProbs: first,
+    prefillCpuMs,
+    decodeCpuMs: ms(cpuAll) - prefillCpuMs,
+  };
 }
 
 const ops = {

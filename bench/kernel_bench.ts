@@ -1,0 +1,264 @@
+/**
+ * Kernel micro-bench: the WASM kernels alone (no backend, no model), on SmolLM2-135M's decode and
+ * prefill shapes, weights rotated over copies larger than the last-level cache so they come from
+ * DRAM. Times are the process's CPU time (the machine is shared). Reports weight GB/s (bytes of kept rows read / time) for decode (T = 1) and GFLOP/s for
+ * prefill (T = 32). With several modules (`--wasm=a.wasm,b.wasm`) every case runs for each module
+ * in interleaved rounds (median and best) and the outputs are compared with the first module's
+ * (worst relative difference), so a kernel change is measured side by side with its baseline.
+ *
+ *   deno run -A bench/kernel_bench.ts [--wasm=kernels/wasm/seap_kernels.wasm,...] [--rounds=5]
+ *     [--cases=gemv,ffn,lmhead,prefill] [--formats=f32,f16,q8] [--ms=150] [--hot]
+ */
+
+import process from "node:process";
+import { rng } from "../lib/util/seeded_rng.ts";
+
+type Fmt = "f32" | "f16" | "q8";
+
+/** One timed case: a kernel call on copy `c` of the weights. */
+interface Case {
+  name: string;
+  fmt: Fmt;
+  /** Weight bytes read per call (decode) or FLOPs per call (prefill). */
+  work: number;
+  unit: "GB/s" | "GFLOP/s";
+  run: (c: number) => void;
+  /** Output of the last call (compared across modules). */
+  out: () => Float32Array;
+}
+
+const H = 576, I = 1536, V = 49152, TP = 32;
+// Working set per case: > 32 MiB L3, or with --hot one copy (what fits in L2 stays there: the
+// compute ceiling of a kernel without DRAM).
+const HOT = Deno.args.includes("--hot");
+const COPY_BYTES = HOT ? 1 : 40 << 20;
+
+function arg(name: string, def: string): string {
+  return Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+}
+
+/** A module instance with a bump allocator over its own memory. */
+class Kern {
+  mem: WebAssembly.Memory;
+  k: Record<string, CallableFunction>;
+  top: number;
+  constructor(mod: WebAssembly.Module) {
+    this.mem = new WebAssembly.Memory({ initial: 32, maximum: 65536 });
+    const inst = new WebAssembly.Instance(mod, { env: { memory: this.mem } });
+    this.k = inst.exports as unknown as Record<string, CallableFunction>;
+    this.top = ((inst.exports.__heap_base as WebAssembly.Global).value as number + 63) & ~63;
+  }
+  alloc(bytes: number): number {
+    const p = this.top;
+    this.top = (this.top + bytes + 63) & ~63;
+    const need = this.top - this.mem.buffer.byteLength;
+    if (need > 0) this.mem.grow(Math.ceil(need / 65536));
+    return p;
+  }
+  f32(p: number, n: number): Float32Array {
+    return new Float32Array(this.mem.buffer, p, n);
+  }
+}
+
+/** Row-major weights [rows, cols] of one format, `copies` times; returns byte offset of copy c. */
+function fillWeights(kr: Kern, fmt: Fmt, rows: number, cols: number, copies: number, seed: number) {
+  const bytesRow = fmt === "f32" ? cols * 4 : fmt === "f16" ? cols * 2 : (cols / 32) * 36;
+  const base = kr.alloc(bytesRow * rows * copies);
+  const r = rng(seed);
+  const n = rows * cols;
+  const vals = new Float32Array(n);
+  for (let i = 0; i < n; i++) vals[i] = (r() * 2 - 1) * 0.05;
+  const one = new Uint8Array(bytesRow * rows);
+  const dv = new DataView(one.buffer);
+  if (fmt === "f32") new Float32Array(one.buffer).set(vals);
+  else if (fmt === "f16") new Float16Array(one.buffer).set(vals);
+  else {
+    for (let b = 0; b < n / 32; b++) {
+      let amax = 0;
+      for (let k = 0; k < 32; k++) amax = Math.max(amax, Math.abs(vals[32 * b + k]));
+      const d = amax / 127;
+      dv.setFloat32(36 * b, d, true);
+      for (let k = 0; k < 32; k++) {
+        dv.setInt8(36 * b + 4 + k, d ? Math.round(vals[32 * b + k] / d) : 0);
+      }
+    }
+  }
+  const u8 = new Uint8Array(kr.mem.buffer);
+  for (let c = 0; c < copies; c++) u8.set(one, base + c * one.length);
+  return { at: (c: number) => base + c * one.length, bytes: one.length };
+}
+
+function vec(kr: Kern, n: number, seed: number): number {
+  const p = kr.alloc(n * 4);
+  const r = rng(seed);
+  const v = kr.f32(p, n);
+  for (let i = 0; i < n; i++) v[i] = r() * 2 - 1;
+  return p;
+}
+
+function bpw(fmt: Fmt): number {
+  return fmt === "f32" ? 4 : fmt === "f16" ? 2 : 36 / 32;
+}
+
+/** The cases of one module (same seeds in every module, so outputs compare). */
+function makeCases(kr: Kern, fmts: Fmt[], kinds: Set<string>): Case[] {
+  const cases: Case[] = [];
+  const scratch = kr.alloc(16 << 20);
+  for (const fmt of fmts) {
+    const stride = (cols: number) => (fmt === "q8" ? cols / 32 : cols);
+    const x = vec(kr, TP * I, 7);
+    const outP = kr.alloc(TP * V * 4);
+    const copies = (bytes: number) => Math.max(1, Math.ceil(COPY_BYTES / bytes));
+    const mm = (name: string, N: number, K: number, T: number) => {
+      const w = fillWeights(kr, fmt, N, K, copies(N * K * bpw(fmt)), N + K);
+      const nc = copies(N * K * bpw(fmt));
+      cases.push({
+        name,
+        fmt,
+        work: T === 1 ? N * K * bpw(fmt) : 2 * N * K * T,
+        unit: T === 1 ? "GB/s" : "GFLOP/s",
+        run: (c) => {
+          const f = kr.k[`matmul_${fmt}`];
+          if (fmt === "f32") f(x, T, K, w.at(c % nc), stride(K), 0, N, outP, 32);
+          else f(x, T, K, w.at(c % nc), stride(K), 0, N, outP, 32, scratch);
+        },
+        out: () => kr.f32(outP, T * N).slice(),
+      });
+    };
+    const mmt = (name: string, R: number, M: number, T: number) => {
+      const w = fillWeights(kr, fmt, R, M, copies(R * M * bpw(fmt)), R * 3 + M);
+      const nc = copies(R * M * bpw(fmt));
+      cases.push({
+        name,
+        fmt,
+        work: T === 1 ? R * M * bpw(fmt) : 2 * R * M * T,
+        unit: T === 1 ? "GB/s" : "GFLOP/s",
+        run: (c) => {
+          kr.f32(outP, T * M).fill(0);
+          const f = kr.k[`matmul_t_add_${fmt}`];
+          if (fmt === "f32") f(x, T, R, w.at(c % nc), stride(M), 0, M, outP, 32);
+          else if (fmt === "f16") f(x, T, R, w.at(c % nc), stride(M), 0, M, outP, 32, scratch);
+          else f(x, T, R, w.at(c % nc), stride(M), 0, M, outP, scratch);
+        },
+        out: () => kr.f32(outP, T * M).slice(),
+      });
+    };
+    const ffn = (name: string, T: number, keep: number) => {
+      const w = fillWeights(kr, fmt, I, 3 * H, copies(I * 3 * H * bpw(fmt)), 99);
+      const nc = copies(I * 3 * H * bpw(fmt));
+      const R = Math.round(I * keep);
+      const rowsP = keep < 1 ? kr.alloc(R * 4) : 0;
+      if (rowsP) {
+        // SEAP-like: kept neurons in runs of 64 (the keep-frequency layout clusters them).
+        const rows = new Int32Array(kr.mem.buffer, rowsP, R);
+        let j = 0;
+        for (let run = 0; j < R; run += 2) {
+          for (let k = 0; k < 64 && j < R; k++) rows[j++] = run * 64 + k;
+        }
+      }
+      const off = (
+        cols: number,
+      ) => (fmt === "f32" ? cols * 4 : fmt === "f16" ? cols * 2 : cols / 32 * 36);
+      cases.push({
+        name,
+        fmt,
+        work: T === 1 ? R * 3 * H * bpw(fmt) : 6 * R * H * T,
+        unit: T === 1 ? "GB/s" : "GFLOP/s",
+        run: (c) => {
+          kr.f32(outP, T * H).fill(0);
+          const g = w.at(c % nc);
+          kr.k[`ffn_${fmt}`](
+            x,
+            T,
+            H,
+            g,
+            stride(3 * H),
+            g + off(H),
+            stride(3 * H),
+            g + off(2 * H),
+            stride(3 * H),
+            H,
+            rowsP,
+            R,
+            outP,
+            0,
+            32,
+            scratch,
+          );
+        },
+        out: () => kr.f32(outP, T * H).slice(),
+      });
+    };
+    if (kinds.has("gemv")) {
+      mm("gemv 1536x576", I, H, 1);
+      mm("gemv 576x576", H, H, 1);
+      mmt("gemv_t 1536->576", I, H, 1);
+    }
+    if (kinds.has("ffn")) {
+      ffn("ffn dense", 1, 1);
+      ffn("ffn 50% (runs of 64)", 1, 0.5);
+    }
+    if (kinds.has("lmhead")) mm("lm_head 49152x576", V, H, 1);
+    if (kinds.has("prefill")) {
+      mm("prefill 1536x576 T=32", I, H, TP);
+      mmt("prefill_t 1536->576 T=32", I, H, TP);
+      ffn("prefill ffn T=32", TP, 1);
+    }
+  }
+  return cases;
+}
+
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)];
+}
+
+if (import.meta.main) {
+  const files = arg("wasm", "kernels/wasm/seap_kernels.wasm").split(",");
+  const rounds = Number(arg("rounds", "5"));
+  const ms = Number(arg("ms", "150"));
+  const fmts = arg("formats", "f32,f16,q8").split(",") as Fmt[];
+  const kinds = new Set(arg("cases", "gemv,ffn,lmhead,prefill").split(","));
+  const mods = await Promise.all(
+    files.map(async (f) => WebAssembly.compile(await Deno.readFile(f))),
+  );
+  const sets = mods.map((m) => makeCases(new Kern(m), fmts, kinds));
+  const res: number[][][] = sets.map((s) => s.map(() => []));
+  for (let r = 0; r < rounds; r++) {
+    for (let ci = 0; ci < sets[0].length; ci++) {
+      for (let mi = 0; mi < sets.length; mi++) {
+        const cs = sets[mi][ci];
+        cs.run(0);
+        let n = 0;
+        // CPU time of this process, not wall time: on a shared machine the wall clock also counts
+        // the time slices other processes take.
+        const c0 = process.cpuUsage();
+        const t0 = performance.now();
+        while (performance.now() - t0 < ms) cs.run(++n);
+        const c = process.cpuUsage(c0);
+        res[mi][ci].push(cs.work * n / ((c.user + c.system) / 1e6) / 1e9);
+      }
+    }
+    console.error(`round ${r + 1}/${rounds}`);
+  }
+  const head = files.map((f) => f.split("/").pop()!);
+  console.log(
+    `| fmt | case | unit | ${head.map((h) => `${h} median (best)`).join(" | ")} | ` +
+      `${head.slice(1).map((h) => `${h} / first median (best) | worst rel diff`).join(" | ")} |`,
+  );
+  for (let ci = 0; ci < sets[0].length; ci++) {
+    const c = sets[0][ci];
+    const ref = c.out();
+    const cells = res.map((r) => `${median(r[ci]).toFixed(2)} (${Math.max(...r[ci]).toFixed(2)})`);
+    const cmp = sets.slice(1).map((s, j) => {
+      const o = s[ci].out();
+      let worst = 0, scale = 0;
+      for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
+      for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(o[i] - ref[i]));
+      const best = Math.max(...res[j + 1][ci]) / Math.max(...res[0][ci]);
+      const med = median(res[j + 1][ci]) / median(res[0][ci]);
+      return `${med.toFixed(2)}x (${best.toFixed(2)}x) | ${(worst / scale).toExponential(1)}`;
+    });
+    console.log(`| ${c.fmt} | ${c.name} | ${c.unit} | ${cells.join(" | ")} | ${cmp.join(" | ")} |`);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Masks turned into time, per WASM weight format: decode tok/s dense vs SEAP masks and the share
+ * of each mask's bytes ideal reached, on the SmolLM2-135M shape (SEAP-shaped masks at 20% and 50%)
+ * and on the default model (its calibrated generic and task masks, the server's route, laid out
+ * by keep frequency over the whole mask set as the server does). The WASM rows of
+ * `deno task bench --only=decode` without the ONNX, reference and WebGPU rows, so a kernel change
+ * is checked against "every mask >= 90% of its ideal, never slower than dense" in minutes.
+ *
+ *   deno run -A bench/mask_speed_bench.ts [--weights f32,f16,q8] [--rounds 5] [--tokens 64]
+ *     [--clock cpu|wall]   (default cpu: this process's CPU time; the machine is shared)
+ */
+
+import { parseArgs } from "node:util";
+import { WasmBackend } from "../lib/backends/wasm.ts";
+import { parseWeightDType } from "../lib/backends/select_backend.ts";
+import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
+import { loadModel } from "../lib/model/model.ts";
+import { loadMaskSet } from "../lib/masks/mask_io.ts";
+import {
+  type DecodeRow,
+  formatDecodeTable,
+  runDecodeBenchMulti,
+  smollmShapedModel,
+} from "./decode_bench.ts";
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      weights: { type: "string", default: "f32,f16,q8" },
+      rounds: { type: "string", default: "5" },
+      tokens: { type: "string", default: "64" },
+      clock: { type: "string", default: "cpu" },
+    },
+  });
+  const weights = values.weights!.split(",").map((w) => parseWeightDType(w));
+  const rows: DecodeRow[] = [];
+  const backends = async () => {
+    const b = [];
+    for (const w of weights) b.push(await WasmBackend.create({ weightDType: w }));
+    return b;
+  };
+  const rounds = Number(values.rounds), tokens = Number(values.tokens);
+  const cpu = values.clock === "cpu";
+  console.error("mask speed: SmolLM2-135M shape");
+  rows.push(
+    ...await runDecodeBenchMulti(await smollmShapedModel(), await backends(), {
+      rounds,
+      tokens: Math.max(8, tokens / 4),
+    }),
+  );
+  const model = await loadModel(DEFAULT_MODEL_DIR);
+  const set = await loadMaskSet(new URL(`../masks/${model.name}`, import.meta.url).pathname, model);
+  const firstTask = set.manifest.masks.find((m) => m.method === "seap")?.task;
+  const timed = set.manifest.masks
+    .filter((m) => m.method === "seap-generic" || (m.method === "seap" && m.task === firstTask))
+    .map((m) => set.masks.get(m.name)!);
+  console.error(`mask speed: ${model.name}, masks ${timed.map((m) => m.name).join(", ")}`);
+  rows.push(
+    ...await runDecodeBenchMulti(DEFAULT_MODEL_DIR, await backends(), {
+      rounds,
+      tokens,
+      masks: timed,
+      layoutFrom: [...set.masks.values()],
+    }),
+  );
+  console.log(formatDecodeTable(rows));
+  console.log(
+    `\nTimes: ${cpu ? "process CPU time" : "wall clock"}, best of ${rounds} interleaved rounds.`,
+  );
+}
