@@ -13,6 +13,7 @@ import {
   quantizeQ8Into,
   quantizeQ8RowsInto,
 } from "../formats/q8.ts";
+import { checkWriteWeights } from "./arg_checks.ts";
 import type { WasmHeap } from "./wasm_heap.ts";
 import { WasmWeights } from "./wasm_handles.ts";
 
@@ -39,9 +40,10 @@ export function allocWeights(heap: WasmHeap, length: number, dtype: WeightDType)
 
 /**
  * Write `data` (rows of `rowLen` values) into a live buffer of `heap` from element `offset`,
- * rows `stride` elements apart, converting to the buffer's dtype. q8 pieces must be
- * block-aligned (offset, stride and row length multiples of 32; a single row may end at the
- * buffer's end); throws RangeError otherwise or when a row falls outside the buffer.
+ * rows `stride` elements apart, converting to the buffer's dtype. The piece is checked by
+ * `checkWriteWeights` (./arg_checks.ts, shared with the WebGPU upload): whole rows inside the
+ * buffer, and for q8 block-aligned (offset, stride and row length multiples of 32; a single row
+ * may end at the buffer's end); RangeError otherwise.
  */
 export function writeWeights(
   heap: WasmHeap,
@@ -54,24 +56,8 @@ export function writeWeights(
   if (!(buf instanceof WasmWeights) || buf.owner !== heap || buf.released) {
     throw new Error("writeWeights: not a live weight buffer of this backend");
   }
-  const rows = rowLen > 0 ? data.length / rowLen : 0;
-  if (!(Number.isInteger(rows) && Number.isInteger(stride) && (rows <= 1 || stride >= rowLen))) {
-    throw new RangeError(
-      `writeWeights: ${data.length} values are not rows of ${rowLen} every ${stride}`,
-    );
-  }
-  const end = offset + (rows > 0 ? (rows - 1) * stride + rowLen : 0);
-  if (!(Number.isInteger(offset) && offset >= 0 && end <= buf.length)) {
-    throw new RangeError(`writeWeights: values [${offset}, ${end}) outside [0, ${buf.length})`);
-  }
+  const rows = checkWriteWeights(buf.length, buf.dtype, offset, data, rowLen, stride);
   if (buf.dtype === "q8") {
-    const whole = (n: number) => n % Q8_BLOCK === 0;
-    if (
-      !whole(offset) ||
-      (rows > 1 ? !whole(stride) || !whole(rowLen) : !whole(rowLen) && end !== buf.length)
-    ) {
-      throw new RangeError(`writeWeights: q8 piece [${offset}, ${end}) is not block-aligned`);
-    }
     const at = buf.ptr + (offset / Q8_BLOCK) * Q8_BLOCK_BYTES;
     const sb = (stride / Q8_BLOCK) * Q8_BLOCK_BYTES;
     const span = rows > 0 ? (rows - 1) * sb + q8Bytes(rowLen) : 0;
