@@ -11,6 +11,7 @@
  *     [--dir DIR]
  */
 
+import { runChildJson } from "./child_json.ts";
 import { parseArgs } from "node:util";
 import { type BackendChoice, parseWeightDType } from "../lib/backends/select_backend.ts";
 import { selectBackend } from "../lib/backends/select_backend.ts";
@@ -134,31 +135,20 @@ async function measureInChild(
   format: string,
   o: CalibOptions,
 ): Promise<Omit<CalibRow, "shape">> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL(import.meta.url).pathname,
-      "--child",
-      dir,
-      "--formats",
-      format,
-      "--backend",
-      o.backend,
-      "--samples",
-      String(o.samples),
-      "--max-tokens",
-      String(o.maxTokens),
-      "--rounds",
-      String(o.rounds),
-    ],
-    stderr: "inherit",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim();
-  if (!out.success) {
-    return { backend: o.backend, format, skipped: `failed (exit ${out.code})` };
-  }
-  return JSON.parse(text.split("\n").pop()!);
+  const r = await runChildJson<Omit<CalibRow, "shape">>(new URL(import.meta.url), [
+    dir,
+    "--formats",
+    format,
+    "--backend",
+    o.backend,
+    "--samples",
+    String(o.samples),
+    "--max-tokens",
+    String(o.maxTokens),
+    "--rounds",
+    String(o.rounds),
+  ]);
+  return r.ok ? r.value : { backend: o.backend, format, skipped: r.reason };
 }
 
 /** Measure every shape (or `model`) × format. */

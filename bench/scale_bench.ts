@@ -14,6 +14,7 @@
  *     [--tokens 8] [--prompt 16] [--samples 2] [--dir DIR]
  */
 
+import { runChildJson } from "./child_json.ts";
 import { parseArgs } from "node:util";
 import { PRESETS, writeRandomModelF16 } from "../tools/make_random_model.ts";
 import { loadMeasured, type LoadMemory } from "../tools/load_memory.ts";
@@ -163,30 +164,18 @@ async function measureInChild(
   format: string,
   opts: ScaleOptions,
 ): Promise<Omit<ScaleRow, "shape">> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL(import.meta.url).pathname,
-      "--child",
-      dir,
-      "--formats",
-      format,
-      "--tokens",
-      String(opts.tokens),
-      "--prompt",
-      String(opts.prompt),
-      "--samples",
-      String(opts.samples),
-    ],
-    stderr: "inherit",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim();
-  if (!out.success) {
-    const last = text.split("\n").pop() ?? "";
-    return { format, skipped: `failed (exit ${out.code})${last ? ": " + last : ""}` };
-  }
-  return JSON.parse(text.split("\n").pop()!);
+  const r = await runChildJson<Omit<ScaleRow, "shape">>(new URL(import.meta.url), [
+    dir,
+    "--formats",
+    format,
+    "--tokens",
+    String(opts.tokens),
+    "--prompt",
+    String(opts.prompt),
+    "--samples",
+    String(opts.samples),
+  ]);
+  return r.ok ? r.value : { format, skipped: r.reason };
 }
 
 /** Measure every shape × format; models are written first (into a temp folder unless `dir`). */
