@@ -5,12 +5,19 @@
  * the same result) and otherwise runs on the calling thread with the scratch it needs.
  */
 
-import type { IndexList, MatView, Tensor } from "./backend.ts";
+import type { IndexList, MatView, Tensor, WeightDType } from "./backend.ts";
 import { Q8_BLOCK } from "../formats/q8.ts";
 import * as check from "./arg_checks.ts";
 import { FFN_CHUNK, Q8_TILE_ROWS, TOKEN_BLOCK } from "./wasm_kernels.ts";
 import { indicesOf, q8View, tensorOf, viewAddr, weightsOf } from "./wasm_handles.ts";
 import { vec, type WasmOpsContext } from "./wasm_ops.ts";
+
+/** A weight view as the kernels take it: (address, row stride in elements, or in q8 blocks). */
+function matAddr(v: MatView, dtype: WeightDType, what: string): [number, number] {
+  if (dtype !== "q8") return [viewAddr(v), v.stride];
+  const q = q8View(v, what);
+  return [q.ptr, q.sb];
+}
 
 /**
  * Row-gathered product `out[t, i] = x[t, :] . w[rows[i], :] (+ bias[rows[i]])`; x `[T, K]`,
@@ -33,23 +40,18 @@ export function matmul(
   const R = rows ? rows.length : N;
   const rp = indicesOf(g.heap, rows, N, "matmul rows");
   const T = a.rows;
-  const pool = g.pool;
-  if (wb.dtype === "q8") {
-    const q = q8View(w, "matmul w");
-    if (pool?.matmul("q8", a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr)) {
-      // cut across threads
-    } else {
-      // The quantized x: T * K/32 scales (f32) + T * K int16.
-      const s = g.scratch.at(T * (K / Q8_BLOCK) * 4 + T * K * 2);
-      g.k.matmul_q8(a.ptr, T, K, q.ptr, q.sb, rp, R, o.ptr, TOKEN_BLOCK, s);
-    }
-  } else if (pool?.matmul(wb.dtype, a.ptr, T, K, viewAddr(w), w.stride, rp, R, o.ptr)) {
+  const [wp, ws] = matAddr(w, wb.dtype, "matmul w");
+  if (g.pool?.matmul(wb.dtype, a.ptr, T, K, wp, ws, rp, R, o.ptr)) {
     // cut across threads
+  } else if (wb.dtype === "q8") {
+    // The quantized x: T * K/32 scales (f32) + T * K int16.
+    const s = g.scratch.at(T * (K / Q8_BLOCK) * 4 + T * K * 2);
+    g.k.matmul_q8(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
   } else if (wb.dtype === "f16") {
     const s = g.scratch.at(4 * K * 4);
-    g.k.matmul_f16(a.ptr, T, K, viewAddr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK, s);
+    g.k.matmul_f16(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
   } else {
-    g.k.matmul_f32(a.ptr, T, K, viewAddr(w), w.stride, rp, R, o.ptr, TOKEN_BLOCK);
+    g.k.matmul_f32(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK);
   }
   if (bias) {
     weightsOf(g.heap, bias, "matmul bias", 1);
@@ -77,20 +79,17 @@ export function matmulTAdd(
   const R = rows ? rows.length : N;
   const rp = indicesOf(g.heap, rows, N, "matmulTAdd rows");
   const T = at.rows;
-  const pool = g.pool;
-  if (wb.dtype === "q8") {
-    const q = q8View(w, "matmulTAdd w");
-    if (!pool?.matmulTAdd("q8", at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr)) {
-      const s = g.scratch.at(Q8_TILE_ROWS * M * 4);
-      g.k.matmul_t_add_q8(at.ptr, T, R, q.ptr, q.sb, rp, M, o.ptr, s);
-    }
-  } else if (pool?.matmulTAdd(wb.dtype, at.ptr, T, R, viewAddr(w), w.stride, rp, M, o.ptr)) {
+  const [wp, ws] = matAddr(w, wb.dtype, "matmulTAdd w");
+  if (g.pool?.matmulTAdd(wb.dtype, at.ptr, T, R, wp, ws, rp, M, o.ptr)) {
     // cut across threads
+  } else if (wb.dtype === "q8") {
+    const s = g.scratch.at(Q8_TILE_ROWS * M * 4);
+    g.k.matmul_t_add_q8(at.ptr, T, R, wp, ws, rp, M, o.ptr, s);
   } else if (wb.dtype === "f16") {
     const s = g.scratch.at(4 * M * 4);
-    g.k.matmul_t_add_f16(at.ptr, T, R, viewAddr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK, s);
+    g.k.matmul_t_add_f16(at.ptr, T, R, wp, ws, rp, M, o.ptr, TOKEN_BLOCK, s);
   } else {
-    g.k.matmul_t_add_f32(at.ptr, T, R, viewAddr(w), w.stride, rp, M, o.ptr, TOKEN_BLOCK);
+    g.k.matmul_t_add_f32(at.ptr, T, R, wp, ws, rp, M, o.ptr, TOKEN_BLOCK);
   }
 }
 
@@ -119,83 +118,36 @@ export function ffn(
   const R = rows ? rows.length : N;
   const rp = indicesOf(g.heap, rows, N, "ffn rows");
   const T = xt.rows;
-  const pool = g.pool;
-  if (gb.dtype === "q8") {
-    const gq = q8View(gate, "ffn gate"), u = q8View(up, "ffn up");
-    const d = q8View(downT, "ffn downT");
-    const ap = at ? at.ptr : 0;
-    if (
-      pool?.ffn("q8", xt.ptr, T, K, gq.ptr, gq.sb, u.ptr, u.sb, d.ptr, d.sb, M, rp, R, o.ptr, ap)
-    ) {
-      return;
-    }
-    // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
-    // [2, T, tile] and one tile of dequantized down rows [tile, M].
-    let bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
-    bytes += (T > 1 ? 2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M : M) * 4;
-    const sp = g.scratch.at(bytes);
-    g.k.ffn_q8(
-      xt.ptr,
-      T,
-      K,
-      gq.ptr,
-      gq.sb,
-      u.ptr,
-      u.sb,
-      d.ptr,
-      d.sb,
-      M,
-      rp,
-      R,
-      o.ptr,
-      at ? at.ptr : 0,
-      TOKEN_BLOCK,
-      sp,
-    );
-    return;
-  }
-  if (
-    pool?.ffn(
-      gb.dtype,
-      xt.ptr,
-      T,
-      K,
-      viewAddr(gate),
-      gate.stride,
-      viewAddr(up),
-      up.stride,
-      viewAddr(downT),
-      downT.stride,
-      M,
-      rp,
-      R,
-      o.ptr,
-      at ? at.ptr : 0,
-    )
-  ) {
-    return;
-  }
+  const q8 = gb.dtype === "q8";
+  // x, T, K, gate, gs, up, us, down, ds, M, rows, R, out, act: the pool's and the kernels' order.
   const args = [
     xt.ptr,
     T,
     K,
-    viewAddr(gate),
-    gate.stride,
-    viewAddr(up),
-    up.stride,
-    viewAddr(downT),
-    downT.stride,
+    ...matAddr(gate, gb.dtype, "ffn gate"),
+    ...matAddr(up, gb.dtype, "ffn up"),
+    ...matAddr(downT, gb.dtype, "ffn downT"),
     M,
     rp,
     R,
     o.ptr,
     at ? at.ptr : 0,
-    TOKEN_BLOCK,
   ] as const;
-  // Scratch: G and U [tb, FFN_CHUNK] (T > 1), plus a converted chunk of rows for f16.
-  let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK : 0;
-  if (gb.dtype === "f16") floats += T > 1 ? FFN_CHUNK * (2 * K + M) : K + M;
-  const sp = floats > 0 ? g.scratch.at(floats * 4) : 0;
-  if (gb.dtype === "f16") g.k.ffn_f16(...args, sp);
-  else g.k.ffn_f32(...args, sp);
+  if (g.pool?.ffn(gb.dtype, ...args)) return;
+  let bytes: number;
+  if (q8) {
+    // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
+    // [2, T, tile] and one tile of dequantized down rows [tile, M].
+    bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
+    bytes += (T > 1 ? 2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M : M) * 4;
+  } else {
+    // G and U [tb, FFN_CHUNK] (T > 1), plus a converted chunk of rows for f16.
+    let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK : 0;
+    if (gb.dtype === "f16") floats += T > 1 ? FFN_CHUNK * (2 * K + M) : K + M;
+    bytes = floats * 4;
+  }
+  const sp = bytes > 0 ? g.scratch.at(bytes) : 0;
+  if (q8) g.k.ffn_q8(...args, TOKEN_BLOCK, sp);
+  else if (gb.dtype === "f16") g.k.ffn_f16(...args, TOKEN_BLOCK, sp);
+  else g.k.ffn_f32(...args, TOKEN_BLOCK, sp);
 }
