@@ -25,6 +25,7 @@ import type { Mask } from "../lib/model/mask.ts";
 import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import { Sequence } from "../lib/model/sequence.ts";
+import { argmax } from "../lib/generate/sampler.ts";
 
 /**
  * The engine's weight format for each GGUF type; null where the engine has none. q8 is Q8_0's
@@ -67,12 +68,6 @@ type Round = () => Promise<
 function cpuMs(c0: NodeJS.CpuUsage): number {
   const c = process.cpuUsage(c0);
   return (c.user + c.system) / 1000;
-}
-
-function argmax(x: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
-  return b;
 }
 
 function engineRound(model: Model, mask: PreparedMask, ids: number[], steps: number): Round {

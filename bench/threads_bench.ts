@@ -25,6 +25,7 @@ import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { seapShapedFamily, seapShapedMask, smollmShapedModel } from "./decode_bench.ts";
+import { argmax } from "../lib/generate/sampler.ts";
 
 /** GGUF type of each engine weight format (same weights on both sides). */
 const GGUF_TYPE: Record<WeightDType, GgufWeightType> = { f32: "f32", f16: "f16", q8: "q8_0" };
@@ -61,12 +62,6 @@ export interface ThreadsBenchOptions {
 }
 
 type Round = () => Promise<{ prefill: number; decode: number }>;
-
-function argmax(x: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
-  return b;
-}
 
 function engineRound(model: Model, mask: PreparedMask, ids: number[], steps: number): Round {
   return async () => {

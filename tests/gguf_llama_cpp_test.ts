@@ -22,18 +22,13 @@ import { Sequence } from "../lib/model/sequence.ts";
 import { Tokenizer } from "../lib/text/tokenizer.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { unevenMask } from "./helpers/uneven_mask.ts";
+import { argmax } from "../lib/generate/sampler.ts";
 
 const missing = await llamaCppMissing();
 if (missing) console.log(`skipping the llama.cpp GGUF round trip: ${missing}`);
 
 const TOL: Record<GgufWeightType, number> = { f32: 1e-3, f16: 3e-2, q8_0: 0.25 };
 const STEPS = 12;
-
-function argmax(x: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
-  return b;
-}
 
 /** The engine's greedy tokens (steps + 1) and its first-step log-softmax. */
 async function engine(model: Model, mask: Mask | undefined, ids: number[]) {

@@ -24,6 +24,7 @@ import { createApp } from "../lib/server/app.ts";
 import { DEFAULT_CONFIG } from "../lib/server/config.ts";
 import { loadEngine } from "../lib/server/engine_handle.ts";
 import { post, TINY_CHAT, tinyApp } from "./server_helpers.ts";
+import { argmax } from "../lib/generate/sampler.ts";
 
 const GOLDEN = new URL("./golden/answers.json", import.meta.url).pathname;
 const WRITE = Deno.env.get("SEAP_GOLDEN") === "write";
@@ -58,12 +59,6 @@ function check(key: string, actual: Json, compare: (a: Json, e: Json) => void): 
   }
   assert.ok(key in golden, `no golden entry "${key}" (regenerate with SEAP_GOLDEN=write)`);
   compare(actual, golden[key]);
-}
-
-function argmax(v: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
-  return best;
 }
 
 /** Prefill `prompt`, record the top logits, then greedy-decode {@link GREEDY_STEPS} tokens. */

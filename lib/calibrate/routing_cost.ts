@@ -11,6 +11,7 @@ import { Sequence } from "../model/sequence.ts";
 import type { Tokenizer } from "../text/tokenizer.ts";
 import { encodeSample } from "./collect_stats.ts";
 import { route, type Router } from "../masks/router.ts";
+import { argmax } from "../generate/sampler.ts";
 
 /** Routing cost over a set of prompts (seconds are totals over the prompts). */
 export interface RoutingCost {
@@ -27,12 +28,6 @@ export interface RoutingCost {
   routerShare: number;
   /** (headSeconds + routerSeconds) / requestSeconds: the cost were the head pass not reused. */
   headAndRouterShare: number;
-}
-
-function argmax(x: Float32Array): number {
-  let b = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[b]) b = i;
-  return b;
 }
 
 /** Time `prompts` (chat-rendered) as requests of `newTokens` decoded tokens, dense weights. */
