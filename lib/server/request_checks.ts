@@ -8,19 +8,16 @@ import { TokenizerError } from "../text/tokenizer.ts";
 import type { MaskRequest } from "../masks/resolve.ts";
 import { COMPLETIONS_MAX_TOKENS } from "./config.ts";
 import type { ServerEngine } from "./engine_handle.ts";
+import type { GenerationParams } from "./generation.ts";
 import { ApiError, badRequest, notFound, tooLarge } from "./errors.ts";
 import type { CompletionKind } from "./openai_responses.ts";
 import type { ChatCompletionRequest, CompletionRequest, RouteRequest } from "./schemas.ts";
 
-/** A completion request, checked and tokenized. */
-export interface CompletionJobSpec {
+/** A completion request, checked and tokenized: the generation's settings plus the answer's. */
+export interface CompletionJobSpec
+  extends
+    Pick<GenerationParams, "promptIds" | "maxTokens" | "temperature" | "topP" | "seed" | "stop"> {
   kind: CompletionKind;
-  promptIds: number[];
-  maxTokens: number;
-  temperature: number;
-  topP: number;
-  seed: number;
-  stop: string[];
   seap: MaskRequest | undefined;
   stream: boolean;
   includeUsage: boolean;
