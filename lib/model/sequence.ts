@@ -263,7 +263,7 @@ export class Sequence {
       const pm = mask.layers[l];
       await this.#attention(x, l, w, pm, obs);
       await this.#mlp(x, l, w, pm, obs);
-      await obs?.layerDone(l, x);
+      if (obs) await obs.layerDone(l, x);
     }
   }
 
@@ -286,7 +286,7 @@ export class Sequence {
     const S = pm.kvOf.length; // kept query heads
     const h = this.#tensor(T, cfg.hiddenSize); // [T, H]
     be.rmsNorm(x, w.attnNorm, cfg.rmsNormEps, h);
-    await obs?.attnIn(l, h);
+    if (obs) await obs.attnIn(l, h);
     if (S > 0) {
       const q = this.#tensor(T, S * d); // [T, S * d_h] slot s = kept head s
       const k = this.#tensor(T, pm.kvHeads.length * d); // [T, S_kv * d_h]
@@ -307,11 +307,11 @@ export class Sequence {
       be.kvWrite(vc, v, pm.kvHeads, cap, pos0);
       const att = this.#tensor(T, S * d); // [T, S * d_h]
       be.attention(q, kc, vc, pm.kvOf, cap, pos0, 1 / Math.sqrt(d), att);
-      await obs?.attnOut(l, att);
+      if (obs) await obs.attnOut(l, att);
       be.matmulTAdd(att, w.oT, pm.qRows, x);
       for (const t of [q, k, v, att]) this.#drop(t);
     } else {
-      await obs?.attnOut(l, null);
+      if (obs) await obs.attnOut(l, null);
     }
     if (pm.biasAttn) be.addRow(x, pm.biasAttn);
     this.#drop(h);
@@ -330,7 +330,7 @@ export class Sequence {
     const T = x.rows;
     const h = this.#tensor(T, cfg.hiddenSize); // [T, H]
     be.rmsNorm(x, w.mlpNorm, cfg.rmsNormEps, h);
-    await obs?.mlpIn(l, h);
+    if (obs) await obs.mlpIn(l, h);
     const n = pm.neurons.length;
     if (n > 0) {
       const act = obs ? this.#tensor(T, n) : null; // [T, n_kept], only when observed
@@ -340,7 +340,7 @@ export class Sequence {
         this.#drop(act);
       }
     } else {
-      await obs?.mlpAct(l, null, pm);
+      if (obs) await obs.mlpAct(l, null, pm);
     }
     if (pm.biasFfn) be.addRow(x, pm.biasFfn);
     this.#drop(h);
