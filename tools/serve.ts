@@ -20,6 +20,8 @@ try {
 const args = [
   "run",
   "--unstable-no-legacy-abort",
+  // WebAssembly half-precision SIMD for f16 weights (lib/backends/wasm.ts, fp16Simd).
+  "--v8-flags=--experimental-wasm-fp16",
   ...servePermissionFlags(cfg),
   `${REPO_ROOT}/main.ts`,
   ...Deno.args,
