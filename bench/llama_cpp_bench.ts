@@ -144,10 +144,12 @@ export async function runLlamaCppBench(
       const dtype = ENGINE_DTYPE[type];
       if (dtype) {
         const order = keepFrequencyOrder(m.family, cfg.numLayers, cfg.intermediateSize);
-        const model = await loadModel(m.dir, {
-          backend: await WasmBackend.create({ weightDType: dtype }),
-          neuronOrder: order,
-        });
+        const backend = await WasmBackend.create({ weightDType: dtype });
+        if (dtype === "f16") {
+          // Which f16 kernels ran (half-precision SIMD needs --v8-flags=--experimental-wasm-fp16).
+          notes.push(`${name} f16: the engine's f16 kernels are the ${backend.f16Path} path.`);
+        }
+        const model = await loadModel(m.dir, { backend, neuronOrder: order });
         const pm = prepareMask(model, m.mask);
         contenders.push(
           {
