@@ -44,7 +44,10 @@ for (const c of CASES) {
     ignore: missing.length > 0,
     fn: async () => {
       const script = new URL("../kernels/wasm/check_reproducible.sh", import.meta.url).pathname;
-      const r = await new Deno.Command("bash", { args: [script, c.target] }).output();
+      const r = await new Deno.Command("bash", {
+        args: [script, c.target],
+        env: { DENO: Deno.execPath() }, // the fp16 build's post-link step runs on deno
+      }).output();
       const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
       assert.ok(r.success, `rebuild differs from the committed ${c.file}:\n${out}`);
       console.log(`  ${out.trim()}`);

@@ -63,7 +63,8 @@ fi
   -Wl,--strip-all -Wl,-z,stack-size=65536 ${extra[@]+"${extra[@]}"} \
   -o "$link_out" matmul.c matmul_q8.c attention.c elementwise.c
 if [ "$fp16" = 1 ]; then
-  deno run --quiet --allow-read --allow-write=/tmp,"$(dirname "$out")" --allow-env \
+  # $DENO overrides the deno binary (the reproducibility test passes its own).
+  "${DENO:-deno}" run --quiet --allow-read --allow-write="$(dirname "$out")" --allow-env \
     "$here/fp16_rewrite.ts" "$link_out" "$out"
 fi
 echo "built $out ($(wc -c <"$out") bytes, $target, $("$cc" --version | head -1))"
