@@ -158,3 +158,17 @@ Deno.test({
     }
   },
 });
+
+Deno.test("wasm fp16 SIMD: /healthz reports the f16 path the backend took", async () => {
+  const { tinyApp } = await import("./server_helpers.ts");
+  for (const fp16Simd of [false, ...(HAS ? [undefined] : [])]) {
+    const backend = await WasmBackend.create({ weightDType: "f16", fp16Simd });
+    const { app } = await tinyApp({ backend });
+    const body = await (await app.request("/healthz")).json();
+    assert.equal(body.backend, "wasm");
+    assert.equal(body.f16_path, fp16Simd === false ? "bit-trick" : "fp16-simd");
+    console.log(`  fp16Simd ${fp16Simd}: /healthz f16_path ${body.f16_path}`);
+  }
+  const ref = await tinyApp();
+  assert.equal((await (await ref.app.request("/healthz")).json()).f16_path, null);
+});
