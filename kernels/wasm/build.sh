@@ -56,7 +56,16 @@ if [ "$fp16" = 1 ]; then
   trap 'rm -rf "$tmp"' EXIT
   link_out="$tmp/linked.wasm"
 fi
-"$cc" --target="$arch" -O3 -msimd128 -mrelaxed-simd -mbulk-memory -mnontrapping-fptoint \
+# clang runs any `wasm-opt` it finds on the PATH after linking (binaryen's npm package puts one in
+# node_modules/.bin, which `deno task` adds to the PATH), and clang 19's --no-wasm-opt writes no
+# output at all: so clang runs with the PATH's wasm-opt directories left out.
+clang_path=""
+IFS=: read -ra path_dirs <<<"$PATH"
+for d in "${path_dirs[@]}"; do
+  [ -x "$d/wasm-opt" ] || clang_path="${clang_path:+$clang_path:}$d"
+done
+cc="$(command -v "$cc")"
+PATH="$clang_path" "$cc" --target="$arch" -O3 -msimd128 -mrelaxed-simd -mbulk-memory -mnontrapping-fptoint \
   -ffreestanding -nostdlib -fno-ident -ffp-contract=off \
   -Wall -Wextra -Wno-unused-function ${EXTRA_CFLAGS:-} \
   -Wl,--no-entry -Wl,--import-memory -Wl,--export=__heap_base \
