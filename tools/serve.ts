@@ -8,6 +8,7 @@
 
 import { readServerConfig, ServerConfigError } from "../lib/server/config.ts";
 import { REPO_ROOT, servePermissionFlags } from "../lib/server/permissions.ts";
+import { SERVE_V8_FLAGS } from "../lib/server/runtime_flags.ts";
 
 let cfg;
 try {
@@ -20,8 +21,7 @@ try {
 const args = [
   "run",
   "--unstable-no-legacy-abort",
-  // WebAssembly half-precision SIMD for f16 weights (lib/backends/wasm.ts, fp16Simd).
-  "--v8-flags=--experimental-wasm-fp16",
+  ...SERVE_V8_FLAGS,
   ...servePermissionFlags(cfg),
   `${REPO_ROOT}/main.ts`,
   ...Deno.args,
