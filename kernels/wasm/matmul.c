@@ -419,6 +419,42 @@ static inline void axpy1_f16(float* o, int M, float c, const half* w) {
   for (; m < M; m++) o[m] += c * h2f(w[m]);
 }
 
+#if defined(SEAP_FP16)
+/*
+ * o[0..M) += c0 w0, then += c1 w1: two rows per pass over o (SEAP_FP16 decode: the native
+ * conversion left the axpy bound by o's loads and stores, one pair per 4 weights). Each lane
+ * gets exactly axpy1_f16(c0, w0) followed by axpy1_f16(c1, w1) (same operations, same order),
+ * so the result is bit-identical to two single-row calls.
+ */
+static inline void axpy2_f16(float* o, int M, float c0, const half* w0, float c1, const half* w1) {
+  v128_t k0 = wasm_f32x4_splat(c0), k1 = wasm_f32x4_splat(c1), lo, hi, lo2, hi2;
+  int m = 0;
+  for (; m + 16 <= M; m += 16) {
+    v128_t o0 = LD(o + m), o1 = LD(o + m + 4), o2 = LD(o + m + 8), o3 = LD(o + m + 12);
+    H2F8(LD(w0 + m), lo, hi);
+    H2F8(LD(w0 + m + 8), lo2, hi2);
+    FMA(o0, k0, lo);
+    FMA(o1, k0, hi);
+    FMA(o2, k0, lo2);
+    FMA(o3, k0, hi2);
+    H2F8(LD(w1 + m), lo, hi);
+    H2F8(LD(w1 + m + 8), lo2, hi2);
+    FMA(o0, k1, lo);
+    FMA(o1, k1, hi);
+    FMA(o2, k1, lo2);
+    FMA(o3, k1, hi2);
+    wasm_v128_store(o + m, o0);
+    wasm_v128_store(o + m + 4, o1);
+    wasm_v128_store(o + m + 8, o2);
+    wasm_v128_store(o + m + 12, o3);
+  }
+  if (m < M) {
+    axpy1_f16(o + m, M - m, c0, w0 + m);
+    axpy1_f16(o + m, M - m, c1, w1 + m);
+  }
+}
+#endif
+
 /*
  * op[0..M8) += c * w * 2^-112 per full group of 8, in the even/odd order of H2B8 (c is the
  * coefficient pre-multiplied by 2^112, so op holds true values); M8 = M rounded down to 8.
@@ -482,6 +518,14 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
                       const int32_t* rows, int M, float* out, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
+#if defined(SEAP_FP16)
+    int h = R / 2;
+    for (int i = 0; i < h; i++) {
+      axpy2_f16(out, M, a[i], w + ROW(i) * wstride, a[i + h], w + ROW(i + h) * wstride);
+    }
+    if (R & 1) axpy1_f16(out, M, a[R - 1], w + ROW(R - 1) * wstride);
+    return;
+#endif
     if (F16_PRESCALED) __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
     for (int i = 0; i < R; i++) axpy1_f16x(out, scratch, M, a[i], w + ROW(i) * wstride);
     if (F16_PRESCALED) f16_unsplit_add(out, M & ~7, scratch);
@@ -621,6 +665,27 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
              float* act, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
+#if defined(SEAP_FP16)
+    /* Two neurons per pass over out (axpy2_f16; same sums in the same order as one by one). */
+    int h = R / 2;
+    for (int i = 0; i < h; i++) {
+      size_t r0 = ROW(i), r1 = ROW(i + h);
+      float a0 = silu(dot1_f16n(x, gate + r0 * gs, K)) * dot1_f16n(x, up + r0 * us, K);
+      float a1 = silu(dot1_f16n(x, gate + r1 * gs, K)) * dot1_f16n(x, up + r1 * us, K);
+      if (act) {
+        act[i] = a0;
+        act[i + h] = a1;
+      }
+      axpy2_f16(out, M, a0, down + r0 * ds, a1, down + r1 * ds);
+    }
+    if (R & 1) {
+      size_t r = ROW(R - 1);
+      float a = silu(dot1_f16n(x, gate + r * gs, K)) * dot1_f16n(x, up + r * us, K);
+      if (act) act[R - 1] = a;
+      axpy1_f16(out, M, a, down + r * ds);
+    }
+    return;
+#endif
     float *xp = scratch, *op = scratch + K;
     int ok = f16_prep_x(x, K, xp);
     if (F16_PRESCALED) __builtin_memset(op, 0, (size_t)M * sizeof(float));
