@@ -287,6 +287,45 @@ static inline void dot2_f16n(const float* x, const half* w0, const half* w1, int
 }
 #endif
 
+#if defined(SEAP_FP16)
+/* Four rows' dots sharing x's loads: 8 weights per row per step into 2 accumulators per row.
+ * s[j] = x . wj. */
+static inline void dot4_f16n(const float* x, const half* w0, const half* w1, const half* w2,
+                             const half* w3, int K, float* s0, float* s1, float* s2, float* s3) {
+  v128_t a0 = wasm_f32x4_splat(0), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+  v128_t l, h;
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    v128_t x0 = LD(x + k), x1 = LD(x + k + 4);
+    H2F8(LD(w0 + k), l, h);
+    FMA(a0, x0, l);
+    FMA(b0, x1, h);
+    H2F8(LD(w1 + k), l, h);
+    FMA(a1, x0, l);
+    FMA(b1, x1, h);
+    H2F8(LD(w2 + k), l, h);
+    FMA(a2, x0, l);
+    FMA(b2, x1, h);
+    H2F8(LD(w3 + k), l, h);
+    FMA(a3, x0, l);
+    FMA(b3, x1, h);
+  }
+  float t0 = hsum(wasm_f32x4_add(a0, b0)), t1 = hsum(wasm_f32x4_add(a1, b1));
+  float t2 = hsum(wasm_f32x4_add(a2, b2)), t3 = hsum(wasm_f32x4_add(a3, b3));
+  for (; k < K; k++) {
+    float xk = x[k];
+    t0 += xk * h2f(w0[k]);
+    t1 += xk * h2f(w1[k]);
+    t2 += xk * h2f(w2[k]);
+    t3 += xk * h2f(w3[k]);
+  }
+  *s0 = t0;
+  *s1 = t1;
+  *s2 = t2;
+  *s3 = t3;
+}
+#endif
+
 /* One row of fp16 weights, x given as both the original and (when ok) the pre-scaled copy. */
 static inline float dot1_f16x(const float* x, const float* xp, int ok, const half* w, int K) {
 #if defined(SEAP_FP16)
@@ -363,12 +402,14 @@ void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const 
   if (tb < 1) tb = 1;
   if (T == 1) {
 #if defined(SEAP_FP16)
-    /* Rows i and i + R/2 together: two sequential weight streams, x loaded once for both. */
-    int h = R / 2;
-    for (int i = 0; i < h; i++) {
-      dot2_f16n(x, w + ROW(i) * wstride, w + ROW(i + h) * wstride, K, out + i, out + i + h);
+    /* Rows i + j R/4 (j = 0..3) together: four sequential weight streams, x loaded once. */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      dot4_f16n(x, w + ROW(i) * wstride, w + ROW(i + q) * wstride, w + ROW(i + 2 * q) * wstride,
+                w + ROW(i + 3 * q) * wstride, K, out + i, out + i + q, out + i + 2 * q,
+                out + i + 3 * q);
     }
-    if (R & 1) out[R - 1] = dot1_f16n(x, w + ROW(R - 1) * wstride, K);
+    for (int i = 4 * q; i < R; i++) out[i] = dot1_f16n(x, w + ROW(i) * wstride, K);
     return;
 #endif
     int ok = f16_prep_x(x, K, scratch);
