@@ -763,25 +763,32 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
   if (tb < 1) tb = 1;
   if (T == 1) {
 #if defined(SEAP_FP16)
-    /* Neurons i and i + R/2 together: their gate, up and down rows are two sequential streams,
-     * gate and up dots share x's loads (dot2_f16n), one pass over out adds both down rows. */
-    int h = R / 2;
-    for (int i = 0; i < h; i++) {
-      size_t r0 = ROW(i), r1 = ROW(i + h);
-      float g0, g1, u0, u1;
-      dot2_f16n(x, gate + r0 * gs, gate + r1 * gs, K, &g0, &g1);
-      dot2_f16n(x, up + r0 * us, up + r1 * us, K, &u0, &u1);
-      float a0 = silu(g0) * u0, a1 = silu(g1) * u1;
+    /* Neurons i + j R/4 (j = 0..3) together: their gate, up and down rows are four sequential
+     * streams, the gate and up dots of all four share x's loads (dot4_f16n), and each pass over
+     * out adds two down rows (axpy2_f16). */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      size_t r0 = ROW(i), r1 = ROW(i + q), r2 = ROW(i + 2 * q), r3 = ROW(i + 3 * q);
+      float g[4], u[4];
+      dot4_f16n(x, gate + r0 * gs, gate + r1 * gs, gate + r2 * gs, gate + r3 * gs, K, g, g + 1,
+                g + 2, g + 3);
+      dot4_f16n(x, up + r0 * us, up + r1 * us, up + r2 * us, up + r3 * us, K, u, u + 1, u + 2,
+                u + 3);
+      float a0 = silu(g[0]) * u[0], a1 = silu(g[1]) * u[1];
+      float a2 = silu(g[2]) * u[2], a3 = silu(g[3]) * u[3];
       if (act) {
         act[i] = a0;
-        act[i + h] = a1;
+        act[i + q] = a1;
+        act[i + 2 * q] = a2;
+        act[i + 3 * q] = a3;
       }
       axpy2_f16(out, M, a0, down + r0 * ds, a1, down + r1 * ds);
+      axpy2_f16(out, M, a2, down + r2 * ds, a3, down + r3 * ds);
     }
-    if (R & 1) {
-      size_t r = ROW(R - 1);
+    for (int i = 4 * q; i < R; i++) {
+      size_t r = ROW(i);
       float a = silu(dot1_f16n(x, gate + r * gs, K)) * dot1_f16n(x, up + r * us, K);
-      if (act) act[R - 1] = a;
+      if (act) act[i] = a;
       axpy1_f16(out, M, a, down + r * ds);
     }
     return;
