@@ -243,53 +243,11 @@ static inline float dot1_f16n(const float* x, const half* w, int K) {
 
 #if defined(SEAP_FP16)
 /*
- * Two rows' dots sharing x's loads (SEAP_FP16 decode GEMV, which the native conversion left
- * bound by its loads: each carries a bounds check in V8): 16 weights per row per step into 4
- * accumulators per row. *s0 = x . w0, *s1 = x . w1.
+ * Four rows' dots sharing x's loads (SEAP_FP16 decode): 8 weights per row per step into 2
+ * accumulators per row. With the native conversion the one-row dot was bound by its loads (each
+ * carries an explicit bounds check in V8): here 6 loads per 32 weights instead of 12. Callers
+ * pass rows i + j R/4, four long sequential streams. s[j] = x . wj.
  */
-static inline void dot2_f16n(const float* x, const half* w0, const half* w1, int K, float* s0,
-                             float* s1) {
-  v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, e = a, f = a, g = a, h = a;
-  v128_t l0, h0, l1, h1;
-  int k = 0;
-  for (; k + 16 <= K; k += 16) {
-    v128_t x0 = LD(x + k), x1 = LD(x + k + 4), x2 = LD(x + k + 8), x3 = LD(x + k + 12);
-    H2F8(LD(w0 + k), l0, h0);
-    H2F8(LD(w0 + k + 8), l1, h1);
-    FMA(a, x0, l0);
-    FMA(b, x1, h0);
-    FMA(c, x2, l1);
-    FMA(d, x3, h1);
-    H2F8(LD(w1 + k), l0, h0);
-    H2F8(LD(w1 + k + 8), l1, h1);
-    FMA(e, x0, l0);
-    FMA(f, x1, h0);
-    FMA(g, x2, l1);
-    FMA(h, x3, h1);
-  }
-  for (; k + 8 <= K; k += 8) {
-    v128_t x0 = LD(x + k), x1 = LD(x + k + 4);
-    H2F8(LD(w0 + k), l0, h0);
-    FMA(a, x0, l0);
-    FMA(b, x1, h0);
-    H2F8(LD(w1 + k), l0, h0);
-    FMA(e, x0, l0);
-    FMA(f, x1, h0);
-  }
-  float t0 = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(c, d)));
-  float t1 = hsum(wasm_f32x4_add(wasm_f32x4_add(e, f), wasm_f32x4_add(g, h)));
-  for (; k < K; k++) {
-    t0 += x[k] * h2f(w0[k]);
-    t1 += x[k] * h2f(w1[k]);
-  }
-  *s0 = t0;
-  *s1 = t1;
-}
-#endif
-
-#if defined(SEAP_FP16)
-/* Four rows' dots sharing x's loads: 8 weights per row per step into 2 accumulators per row.
- * s[j] = x . wj. */
 static inline void dot4_f16n(const float* x, const half* w0, const half* w1, const half* w2,
                              const half* w3, int K, float* s0, float* s1, float* s2, float* s3) {
   v128_t a0 = wasm_f32x4_splat(0), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
