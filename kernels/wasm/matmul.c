@@ -9,6 +9,9 @@
  * Decode (T == 1): one row at a time, several accumulators, so memory sees one sequential stream
  * per row. Measured on the 2-core EPYC here, this is 2.5x faster than four interleaved rows
  * sharing x loads (the hardware prefetcher tracks one stream far better), in WASM and native C.
+ * The SEAP_FP16 build's f16 decode, bound by instructions rather than DRAM, reads four rows far
+ * apart per pass instead (i + j R/4: each still one sequential stream; 1.3-1.6x, see
+ * kernels/wasm/README.md, "Several rows per pass").
  * Prefill (T > 1): rows in groups of four, tokens in blocks of `tb`, 4 rows x 2 tokens per
  * micro-kernel, so a group is read from memory once per block and then hits L1 for every token.
  * fp16 weights: decode converts in registers; T > 1 converts a group once into `scratch`
