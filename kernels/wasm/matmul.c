@@ -207,14 +207,14 @@ void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const 
     for (int i = 0; i < R; i++) out[i] = dot1_f16x(x, scratch, ok, w + ROW(i) * wstride, K);
     return;
   }
-  /* Groups of DOT_R rows converted once per token block into scratch, then the dot blocks. */
+  /* Groups of DOT_R rows converted once into scratch, then the dot blocks over every token. */
   const float* sp[DOT_R];
   for (int j = 0; j < DOT_R; j++) sp[j] = scratch + (size_t)j * K;
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int nt = t0 + tb < T ? tb : T - t0;
-    for (int i = 0; i < R; i += DOT_R) {
-      int n = i + DOT_R <= R ? DOT_R : R - i;
-      for (int j = 0; j < n; j++) cvt_f16(w + ROW(i + j) * wstride, K, scratch + (size_t)j * K);
+  for (int i = 0; i < R; i += DOT_R) {
+    int n = i + DOT_R <= R ? DOT_R : R - i;
+    for (int j = 0; j < n; j++) cvt_f16(w + ROW(i + j) * wstride, K, scratch + (size_t)j * K);
+    for (int t0 = 0; t0 < T; t0 += tb) {
+      int nt = t0 + tb < T ? tb : T - t0;
       gemm_dot(x + (size_t)t0 * K, K, nt, K, sp, n, out + (size_t)t0 * R + i, R);
     }
   }
@@ -385,7 +385,7 @@ static void ffn_chunk(const float* x, int nt, int K, const float* const* gp, con
  *   a[t] = silu(x[t] . gate_r) * (x[t] . up_r);  out[t, :] += a[t] * down_r;  act[t, i] = a[t].
  * gate/up rows have K values, down rows M; each has its own base and stride, so with the
  * bundled layout [gate | up | down^T] a neuron is one contiguous stream, read once (T == 1) or
- * once per token block (T > 1, chunks of FFN_CHUNK neurons through the blocked kernels).
+ * once per call (T > 1: chunks of FFN_CHUNK neurons, each over every token block).
  * x [T, K], out [T, M], act [T, R] or NULL. scratch: 2 * tb * FFN_CHUNK floats.
  */
 EXPORT("ffn_f32")
@@ -402,18 +402,20 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
     }
     return;
   }
+  /* Chunk outer, token blocks inner: a chunk's rows come from memory once per call, and each
+   * out[t, :] still adds the chunks in order (the same sums as token blocks outer). */
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int nt = t0 + tb < T ? tb : T - t0;
-    for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
-      int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
-      const float *gp[FFN_CHUNK], *up_[FFN_CHUNK], *dp[FFN_CHUNK];
-      for (int j = 0; j < n; j++) {
-        size_t r = ROW(c0 + j);
-        gp[j] = gate + r * gs;
-        up_[j] = up + r * us;
-        dp[j] = down + r * ds;
-      }
+  for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
+    int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
+    const float *gp[FFN_CHUNK], *up_[FFN_CHUNK], *dp[FFN_CHUNK];
+    for (int j = 0; j < n; j++) {
+      size_t r = ROW(c0 + j);
+      gp[j] = gate + r * gs;
+      up_[j] = up + r * us;
+      dp[j] = down + r * ds;
+    }
+    for (int t0 = 0; t0 < T; t0 += tb) {
+      int nt = t0 + tb < T ? tb : T - t0;
       ffn_chunk(x + (size_t)t0 * K, nt, K, gp, up_, dp, M, n, out + (size_t)t0 * M,
                 act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
     }
@@ -422,7 +424,7 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
 
 /**
  * Fused SwiGLU FFN, fp16 weights. T == 1 uses the pre-scaled path (scratch: K + M floats: xp and
- * the even/odd-ordered down accumulator); T > 1 converts each chunk's rows once per token block.
+ * the even/odd-ordered down accumulator); T > 1 converts each chunk's rows once per call.
  * scratch: 2 * tb * FFN_CHUNK + FFN_CHUNK * (2 * K + M) floats (>= K + M).
  */
 EXPORT("ffn_f16")
@@ -447,20 +449,21 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
   float* cw = U + (size_t)tb * FFN_CHUNK; /* [FFN_CHUNK, K] gate, then up, then [FFN_CHUNK, M] */
   float *cg = cw, *cu = cw + (size_t)FFN_CHUNK * K, *cd = cw + (size_t)2 * FFN_CHUNK * K;
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int nt = t0 + tb < T ? tb : T - t0;
-    for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
-      int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
-      const float *gp[FFN_CHUNK], *up_[FFN_CHUNK], *dp[FFN_CHUNK];
-      for (int j = 0; j < n; j++) {
-        size_t r = ROW(c0 + j);
-        gp[j] = cg + (size_t)j * K;
-        up_[j] = cu + (size_t)j * K;
-        dp[j] = cd + (size_t)j * M;
-        cvt_f16(gate + r * gs, K, cg + (size_t)j * K);
-        cvt_f16(up + r * us, K, cu + (size_t)j * K);
-        cvt_f16(down + r * ds, M, cd + (size_t)j * M);
-      }
+  /* Chunk outer (its rows converted once per call), token blocks inner: same sums as ffn_f32. */
+  for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
+    int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
+    const float *gp[FFN_CHUNK], *up_[FFN_CHUNK], *dp[FFN_CHUNK];
+    for (int j = 0; j < n; j++) {
+      size_t r = ROW(c0 + j);
+      gp[j] = cg + (size_t)j * K;
+      up_[j] = cu + (size_t)j * K;
+      dp[j] = cd + (size_t)j * M;
+      cvt_f16(gate + r * gs, K, cg + (size_t)j * K);
+      cvt_f16(up + r * us, K, cu + (size_t)j * K);
+      cvt_f16(down + r * ds, M, cd + (size_t)j * M);
+    }
+    for (int t0 = 0; t0 < T; t0 += tb) {
+      int nt = t0 + tb < T ? tb : T - t0;
       ffn_chunk(x + (size_t)t0 * K, nt, K, gp, up_, dp, M, n, out + (size_t)t0 * M,
                 act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
     }
