@@ -229,6 +229,9 @@ if (import.meta.main) {
   );
   const sets = mods.map((m) => makeCases(new Kern(m), fmts, kinds));
   const res: number[][][] = sets.map((s) => s.map(() => []));
+  // Each case's output, taken right after its own calls (the cases of a format share one output
+  // buffer, so reading it at the end would compare the last case's output only).
+  const outs: Float32Array[][] = sets.map((s) => s.map(() => new Float32Array(0)));
   for (let r = 0; r < rounds; r++) {
     for (let ci = 0; ci < sets[0].length; ci++) {
       for (let mi = 0; mi < sets.length; mi++) {
@@ -242,6 +245,7 @@ if (import.meta.main) {
         while (performance.now() - t0 < ms) cs.run(++n);
         const c = process.cpuUsage(c0);
         res[mi][ci].push(cs.work * n / ((c.user + c.system) / 1e6) / 1e9);
+        outs[mi][ci] = cs.out();
       }
     }
     console.error(`round ${r + 1}/${rounds}`);
@@ -253,10 +257,10 @@ if (import.meta.main) {
   );
   for (let ci = 0; ci < sets[0].length; ci++) {
     const c = sets[0][ci];
-    const ref = c.out();
+    const ref = outs[0][ci];
     const cells = res.map((r) => `${median(r[ci]).toFixed(2)} (${Math.max(...r[ci]).toFixed(2)})`);
     const cmp = sets.slice(1).map((s, j) => {
-      const o = s[ci].out();
+      const o = outs[j + 1][ci];
       let worst = 0, scale = 0;
       for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));
       for (let i = 0; i < ref.length; i++) worst = Math.max(worst, Math.abs(o[i] - ref[i]));
