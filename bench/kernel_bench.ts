@@ -229,9 +229,8 @@ if (import.meta.main) {
   );
   const sets = mods.map((m) => makeCases(new Kern(m), fmts, kinds));
   const res: number[][][] = sets.map((s) => s.map(() => []));
-  // Each case's output, taken right after its own calls (the cases of a format share one output
-  // buffer, so reading it at the end would compare the last case's output only).
-  const outs: Float32Array[][] = sets.map((s) => s.map(() => new Float32Array(0)));
+  // Each case's output right after its own runs (the cases share one output buffer).
+  const outs: Float32Array[][] = sets.map(() => []);
   for (let r = 0; r < rounds; r++) {
     for (let ci = 0; ci < sets[0].length; ci++) {
       for (let mi = 0; mi < sets.length; mi++) {
@@ -259,7 +258,7 @@ if (import.meta.main) {
     const c = sets[0][ci];
     const ref = outs[0][ci];
     const cells = res.map((r) => `${median(r[ci]).toFixed(2)} (${Math.max(...r[ci]).toFixed(2)})`);
-    const cmp = sets.slice(1).map((s, j) => {
+    const cmp = sets.slice(1).map((_, j) => {
       const o = outs[j + 1][ci];
       let worst = 0, scale = 0;
       for (let i = 0; i < ref.length; i++) scale = Math.max(scale, Math.abs(ref[i]));

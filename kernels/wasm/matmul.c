@@ -50,6 +50,13 @@ static inline float dot1_f32(const float* x, const float* w, int K) {
  * The products x * 2^112 * (w * 2^-112) are ordinary floats; x is pre-scaled only when
  * max |x| < 2^15 (no overflow); otherwise the exact path with the multiply runs.
  */
+#if defined(SEAP_FP16)
+/* The half-precision SIMD build converts exactly with f32x4.promote_low_f16x8 (common.h): no
+ * pre-scaling, x and the down/o accumulators stay in natural order. */
+#define F16_PRESCALED 0
+#else
+#define F16_PRESCALED 1
+#endif
 #define F16_XSCALE 0x1p112f
 #define F16_WSCALE 0x1p-112f
 #define F16_MASK 0x8FFFE000
@@ -73,6 +80,7 @@ static inline float h2b(half h) {
  * its order). Returns 0 (xp untouched) when some |x| >= 2^15, where x * 2^112 could overflow.
  */
 static int f16_prep_x(const float* x, int K, float* xp) {
+  if (!F16_PRESCALED) return 0;
   v128_t mx = wasm_f32x4_splat(0);
   int k = 0;
   for (; k + 4 <= K; k += 4) mx = wasm_f32x4_max(mx, wasm_f32x4_abs(LD(x + k)));
@@ -154,9 +162,51 @@ static inline float dot1_f16(const float* x, const half* w, int K) {
   return s;
 }
 
+#if defined(SEAP_FP16)
+/* Native-conversion dot (SEAP_FP16 build): 32 weights per step into 8 accumulators, 8 halves =
+ * 1 load, 1 shuffle, 2 promotes, 2 loads of x, 2 multiply-adds. */
+static inline float dot1_f16n(const float* x, const half* w, int K) {
+  v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, a2 = a, b2 = a, c2 = a, d2 = a;
+  v128_t l0, h0, l1, h1;
+  int k = 0;
+  for (; k + 32 <= K; k += 32) {
+    H2F8(LD(w + k), l0, h0);
+    H2F8(LD(w + k + 8), l1, h1);
+    FMA(a, LD(x + k), l0);
+    FMA(b, LD(x + k + 4), h0);
+    FMA(c, LD(x + k + 8), l1);
+    FMA(d, LD(x + k + 12), h1);
+    H2F8(LD(w + k + 16), l0, h0);
+    H2F8(LD(w + k + 24), l1, h1);
+    FMA(a2, LD(x + k + 16), l0);
+    FMA(b2, LD(x + k + 20), h0);
+    FMA(c2, LD(x + k + 24), l1);
+    FMA(d2, LD(x + k + 28), h1);
+  }
+  a = wasm_f32x4_add(a, a2);
+  b = wasm_f32x4_add(b, b2);
+  c = wasm_f32x4_add(c, c2);
+  d = wasm_f32x4_add(d, d2);
+  for (; k + 8 <= K; k += 8) {
+    H2F8(LD(w + k), l0, h0);
+    FMA(a, LD(x + k), l0);
+    FMA(b, LD(x + k + 4), h0);
+  }
+  float s = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(c, d)));
+  for (; k < K; k++) s += x[k] * h2f(w[k]);
+  return s;
+}
+#endif
+
 /* One row of fp16 weights, x given as both the original and (when ok) the pre-scaled copy. */
 static inline float dot1_f16x(const float* x, const float* xp, int ok, const half* w, int K) {
+#if defined(SEAP_FP16)
+  (void)xp;
+  (void)ok;
+  return dot1_f16n(x, w, K);
+#else
   return ok ? dot1_f16p(xp, w, K) : dot1_f16(x, w, K);
+#endif
 }
 
 /* fp16 -> f32 for n values. */
@@ -245,6 +295,24 @@ static inline void axpy1_f32(float* o, int M, float c, const float* w) {
 static inline void axpy1_f16(float* o, int M, float c, const half* w) {
   v128_t k = wasm_f32x4_splat(c), lo, hi;
   int m = 0;
+#if defined(SEAP_FP16)
+  /* Native conversion: 16 weights per step, one multiply-add per 4 (+11-18% on the down/o axpy
+   * in bench/kernel_bench.ts against the mul + add loop below). */
+  for (; m + 16 <= M; m += 16) {
+    v128_t lo2, hi2;
+    H2F8(LD(w + m), lo, hi);
+    H2F8(LD(w + m + 8), lo2, hi2);
+    v128_t o0 = LD(o + m), o1 = LD(o + m + 4), o2 = LD(o + m + 8), o3 = LD(o + m + 12);
+    FMA(o0, k, lo);
+    FMA(o1, k, hi);
+    FMA(o2, k, lo2);
+    FMA(o3, k, hi2);
+    wasm_v128_store(o + m, o0);
+    wasm_v128_store(o + m + 4, o1);
+    wasm_v128_store(o + m + 8, o2);
+    wasm_v128_store(o + m + 12, o3);
+  }
+#endif
   for (; m + 8 <= M; m += 8) {
     H2F8(LD(w + m), lo, hi);
     wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_mul(k, lo)));
@@ -282,7 +350,7 @@ static void f16_unsplit_add(float* out, int M8, const float* op) {
  */
 static inline void axpy1_f16x(float* out, float* op, int M, float c, const half* w) {
   float ac = c < 0 ? -c : c;
-  if (ac < 0x1p15f) {
+  if (F16_PRESCALED && ac < 0x1p15f) {
     int M8 = M & ~7;
     axpy1_f16p(op, M8, c * F16_XSCALE, w);
     for (int m = M8; m < M; m++) out[m] += c * h2f(w[m]);
@@ -338,9 +406,9 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
                       const int32_t* rows, int M, float* out, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
-    __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
+    if (F16_PRESCALED) __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
     for (int i = 0; i < R; i++) axpy1_f16x(out, scratch, M, a[i], w + ROW(i) * wstride);
-    f16_unsplit_add(out, M & ~7, scratch);
+    if (F16_PRESCALED) f16_unsplit_add(out, M & ~7, scratch);
     return;
   }
   (void)tb;
@@ -435,7 +503,7 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
   if (T == 1) {
     float *xp = scratch, *op = scratch + K;
     int ok = f16_prep_x(x, K, xp);
-    __builtin_memset(op, 0, (size_t)M * sizeof(float));
+    if (F16_PRESCALED) __builtin_memset(op, 0, (size_t)M * sizeof(float));
     for (int i = 0; i < R; i++) {
       size_t r = ROW(i);
       float a = silu(dot1_f16x(x, xp, ok, gate + r * gs, K)) *
@@ -443,7 +511,7 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
       if (act) act[i] = a;
       axpy1_f16x(out, op, M, a, down + r * ds);
     }
-    f16_unsplit_add(out, M & ~7, op);
+    if (F16_PRESCALED) f16_unsplit_add(out, M & ~7, op);
     return;
   }
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
