@@ -2,12 +2,12 @@
  * Kernel micro-bench: the WASM kernels alone (no backend, no model), on SmolLM2-135M's decode and
  * prefill shapes, weights rotated over copies larger than the last-level cache so they come from
  * DRAM. Times are the process's CPU time (the machine is shared). Reports weight GB/s (bytes of kept rows read / time) for decode (T = 1) and GFLOP/s for
- * prefill (T = 32). With several modules (`--wasm=a.wasm,b.wasm`) every case runs for each module
+ * prefill (T = 32, or `--tokens=N`). With several modules (`--wasm=a.wasm,b.wasm`) every case runs for each module
  * in interleaved rounds (median and best) and the outputs are compared with the first module's
  * (worst relative difference), so a kernel change is measured side by side with its baseline.
  *
  *   deno run -A bench/kernel_bench.ts [--wasm=kernels/wasm/seap_kernels.wasm,...] [--rounds=5]
- *     [--cases=gemv,ffn,lmhead,prefill] [--formats=f32,f16,q8] [--ms=150] [--hot]
+ *     [--cases=gemv,ffn,lmhead,prefill] [--formats=f32,f16,q8] [--ms=150] [--hot] [--tokens=32]
  */
 
 import process from "node:process";
@@ -27,7 +27,12 @@ interface Case {
   out: () => Float32Array;
 }
 
-const H = 576, I = 1536, V = 49152, TP = 32;
+const H = 576, I = 1536, V = 49152;
+/** Prompt tokens of the prefill cases. */
+const TP = Number(
+  Deno.args.find((a) => a.startsWith("--tokens="))?.slice("--tokens=".length) ?? "32",
+);
+if (!Number.isInteger(TP) || TP < 2) throw new Error(`--tokens must be an integer >= 2, got ${TP}`);
 // Working set per case: > 32 MiB L3, or with --hot one copy (what fits in L2 stays there: the
 // compute ceiling of a kernel without DRAM).
 const HOT = Deno.args.includes("--hot");
@@ -200,9 +205,9 @@ function makeCases(kr: Kern, fmts: Fmt[], kinds: Set<string>): Case[] {
     }
     if (kinds.has("lmhead")) mm("lm_head 49152x576", V, H, 1);
     if (kinds.has("prefill")) {
-      mm("prefill 1536x576 T=32", I, H, TP);
-      mmt("prefill_t 1536->576 T=32", I, H, TP);
-      ffn("prefill ffn T=32", TP, 1);
+      mm(`prefill 1536x576 T=${TP}`, I, H, TP);
+      mmt(`prefill_t 1536->576 T=${TP}`, I, H, TP);
+      ffn(`prefill ffn T=${TP}`, TP, 1);
     }
   }
   return cases;
