@@ -183,7 +183,7 @@ void matmul_q8(const float* x, int T, int K, const uint8_t* w, int wsb, const in
 /*
  * Sixteen int8 (one v128) -> four f32x4 without widening through i16: as i32 lanes, byte k of
  * lane j is (lane << (24 - 8k)) >>s 24, so vector k holds elements 4j + k (j = 0..3): a 4 x 4
- * transposed order, put back by dequant_row's shuffles (T > 1). (Widening with extend_low/high
+ * transposed order, undone once per call by q8_untranspose_add. (Widening with extend_low/high
  * and then converting is scalarised by clang 14 into 16 f32.convert_i32_s: 4x slower.)
  */
 #define I8X16_TO_F32(v, f0, f1, f2, f3)                                                   \
@@ -195,46 +195,21 @@ void matmul_q8(const float* x, int T, int K, const uint8_t* w, int wsb, const in
   } while (0)
 
 /*
- * Decode (T == 1) down/o products: int8 -> f32 by one byte shuffle per 4 weights. Shuffle k puts
- * bytes 4k..4k+3 in the top byte of the four i32 lanes, zeros below (index -1 >= 128 selects 0 in
- * i8x16.relaxed_swizzle on every platform, so the relaxed op is deterministic here), so the lane
- * holds q * 2^24 exactly and converts exactly; the 2^-24 moves into the coefficient. Natural
- * order. V8 lowers the relaxed swizzle to one pshufb (the plain swizzle adds a saturating add
- * per use), but rematerialises constant vectors inside loops (two 64-bit immediates and an
- * insert each), so the indices come in as values loaded once per call (q8_widen_indices).
+ * op[0..M) += c * row (q8, M % 32 == 0) in the transposed order of I8X16_TO_F32: per block a
+ * coefficient c * d on 32 values, one sequential stream, one fused multiply-add per 4 weights.
  */
-typedef struct {
-  v128_t i0, i1, i2, i3;
-} q8_widen;
-
-static inline q8_widen q8_widen_indices(void) {
-  /* Through a volatile stack slot: clang cannot fold them back into constants. */
-  volatile v128_t v[4] = {
-      wasm_i8x16_const(-1, -1, -1, 0, -1, -1, -1, 1, -1, -1, -1, 2, -1, -1, -1, 3),
-      wasm_i8x16_const(-1, -1, -1, 4, -1, -1, -1, 5, -1, -1, -1, 6, -1, -1, -1, 7),
-      wasm_i8x16_const(-1, -1, -1, 8, -1, -1, -1, 9, -1, -1, -1, 10, -1, -1, -1, 11),
-      wasm_i8x16_const(-1, -1, -1, 12, -1, -1, -1, 13, -1, -1, -1, 14, -1, -1, -1, 15)};
-  q8_widen r = {v[0], v[1], v[2], v[3]};
-  return r;
-}
-
-/*
- * op[0..M) += c * row (q8, M % 32 == 0): per block one coefficient c * d * 2^-24 on 32 values,
- * one sequential stream, one fused multiply-add per 4 weights.
- */
-static inline void axpy1_q8(float* op, int M, float c, const uint8_t* w, q8_widen ix) {
-  c *= 0x1p-24f;
+static inline void axpy1_q8t(float* op, int M, float c, const uint8_t* w) {
   for (int m = 0; m < M; m += QK) {
     const uint8_t* p = w + (size_t)(m / QK) * QB;
-    v128_t k = wasm_f32x4_splat(c * bscale(p));
+    v128_t k = wasm_f32x4_splat(c * bscale(p)), f0, f1, f2, f3;
     for (int h = 0; h < 2; h++) {
-      v128_t v = LD(p + 4 + 16 * h);
+      I8X16_TO_F32(LD(p + 4 + 16 * h), f0, f1, f2, f3);
       float* q = op + m + 16 * h;
       v128_t o0 = LD(q), o1 = LD(q + 4), o2 = LD(q + 8), o3 = LD(q + 12);
-      FMA(o0, k, wasm_f32x4_convert_i32x4(wasm_i8x16_relaxed_swizzle(v, ix.i0)));
-      FMA(o1, k, wasm_f32x4_convert_i32x4(wasm_i8x16_relaxed_swizzle(v, ix.i1)));
-      FMA(o2, k, wasm_f32x4_convert_i32x4(wasm_i8x16_relaxed_swizzle(v, ix.i2)));
-      FMA(o3, k, wasm_f32x4_convert_i32x4(wasm_i8x16_relaxed_swizzle(v, ix.i3)));
+      FMA(o0, k, f0);
+      FMA(o1, k, f1);
+      FMA(o2, k, f2);
+      FMA(o3, k, f3);
       wasm_v128_store(q, o0);
       wasm_v128_store(q + 4, o1);
       wasm_v128_store(q + 8, o2);
@@ -243,9 +218,19 @@ static inline void axpy1_q8(float* op, int M, float c, const uint8_t* w, q8_wide
   }
 }
 
-/* out[0..M) += op (M % 4 == 0). */
-static void add_to(float* out, int M, const float* op) {
-  for (int m = 0; m < M; m += 4) wasm_v128_store(out + m, wasm_f32x4_add(LD(out + m), LD(op + m)));
+/* out[0..M) += op undoing the 4 x 4 transposed order of each group of 16 (M % 16 == 0). */
+static void q8_untranspose_add(float* out, int M, const float* op) {
+  for (int m = 0; m < M; m += 16) {
+    v128_t a0 = LD(op + m), a1 = LD(op + m + 4), a2 = LD(op + m + 8), a3 = LD(op + m + 12);
+    v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5);
+    v128_t t2 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+    v128_t r0 = wasm_i64x2_shuffle(t0, t1, 0, 2), r1 = wasm_i64x2_shuffle(t0, t1, 1, 3);
+    v128_t r2 = wasm_i64x2_shuffle(t2, t3, 0, 2), r3 = wasm_i64x2_shuffle(t2, t3, 1, 3);
+    wasm_v128_store(out + m, wasm_f32x4_add(LD(out + m), r0));
+    wasm_v128_store(out + m + 4, wasm_f32x4_add(LD(out + m + 4), r1));
+    wasm_v128_store(out + m + 8, wasm_f32x4_add(LD(out + m + 8), r2));
+    wasm_v128_store(out + m + 12, wasm_f32x4_add(LD(out + m + 12), r3));
+  }
 }
 
 /* n values of a q8 row (n % 32 == 0) -> f32, in natural order. */
@@ -278,18 +263,17 @@ static void down_rows(const float* a, int lda, int T, const float* f, int n, int
 
 /**
  * Row-gathered transposed product, accumulated; q8 weights (M % 32 == 0). a [T, R], out [T, M].
- * scratch: TILE_ROWS * M floats (T == 1: the f32 accumulator of the rows, added to out once;
- * T > 1: a tile of rows dequantized once, reused by every token).
+ * scratch: TILE_ROWS * M floats (T == 1: the transposed-order accumulator; T > 1: a tile of rows
+ * dequantized once, reused by every token).
  */
 EXPORT("matmul_t_add_q8")
 void matmul_t_add_q8(const float* a, int T, int R, const uint8_t* w, int wsb,
                      const int32_t* rows, int M, float* out, float* scratch) {
   size_t rb = (size_t)wsb * QB;
   if (T == 1) {
-    q8_widen ix = q8_widen_indices();
     __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
-    for (int i = 0; i < R; i++) axpy1_q8(scratch, M, a[i], w + ROW(i) * rb, ix);
-    add_to(out, M, scratch);
+    for (int i = 0; i < R; i++) axpy1_q8t(scratch, M, a[i], w + ROW(i) * rb);
+    q8_untranspose_add(out, M, scratch);
     return;
   }
   for (int i0 = 0; i0 < R; i0 += TILE_ROWS) {
@@ -308,7 +292,8 @@ static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
  * gate/up/down point at block 0 of row 0 of each view; gsb/usb/dsb are row strides in blocks.
  * With the bundled [gate | up | down^T] layout a neuron is one contiguous run of blocks.
  * x [T, K], out [T, M], act [T, R] or NULL. K, M % 32 == 0.
- * scratch: T * (K/32) floats + T * K int16, then M floats (T == 1: the down accumulator) or 2 * T * TILE_ROWS + TILE_ROWS * M floats (T > 1).
+ * scratch: T * (K/32) floats + T * K int16, then M floats (T == 1: the transposed-order down
+ * accumulator) or 2 * T * TILE_ROWS + TILE_ROWS * M floats (T > 1).
  */
 EXPORT("ffn_q8")
 void ffn_q8(const float* x, int T, int K, const uint8_t* gate, int gsb, const uint8_t* up,
@@ -321,15 +306,14 @@ void ffn_q8(const float* x, int T, int K, const uint8_t* gate, int gsb, const ui
   size_t gb = (size_t)gsb * QB, ub = (size_t)usb * QB, db = (size_t)dsb * QB;
   if (T == 1) {
     float* op = (float*)(xi + K);
-    q8_widen ix = q8_widen_indices();
     __builtin_memset(op, 0, (size_t)M * sizeof(float));
     for (int i = 0; i < R; i++) {
       size_t r = ROW(i);
       float a = silu(dot_q8(gate + r * gb, xs, xi, nb)) * dot_q8(up + r * ub, xs, xi, nb);
       if (act) act[i] = a;
-      axpy1_q8(op, M, a, down + r * db, ix);
+      axpy1_q8t(op, M, a, down + r * db);
     }
-    add_to(out, M, op);
+    q8_untranspose_add(out, M, op);
     return;
   }
   (void)tb;
