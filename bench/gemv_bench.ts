@@ -6,7 +6,9 @@
  *
  * Implementations: the WASM backend (f32, f16 and q8 storage; `matmul` and the transposed
  * `matmulTAdd` used for down_proj; q8 counts 1.125 bytes per weight), the plain-TS reference backend, native C built here with
- * `gcc -O3 -march=native` (bench/gemv_native.c, when gcc exists) and onnxruntime-web's MatMul on
+ * `gcc -O3 -march=native` (bench/gemv_native.c, when gcc exists; at AVX2's 256-bit width and at
+ * the 128-bit width WASM SIMD has, so the table separates the cost of the narrower vectors from
+ * the cost of running in WASM) and onnxruntime-web's MatMul on
  * its wasm EP (single thread) over a pre-gathered dense W (ORT has no row gather: that is the
  * cost of a physically pruned copy, the best it can do).
  */
@@ -224,14 +226,18 @@ export async function timeRun(p: Prepared, minMs: number): Promise<number> {
   return ((t1 - t0) * 1e3) / n;
 }
 
-/** Build bench/gemv_native.c with gcc -O3 -march=native; null when gcc is missing. */
-async function buildNative(log: (s: string) => void): Promise<string | null> {
+/**
+ * Build bench/gemv_native.c with gcc -O3 -march=native at the vector width given in bytes (32:
+ * AVX2's 8 lanes; 16: the 128-bit width WASM SIMD has); null when gcc is missing.
+ */
+async function buildNative(log: (s: string) => void, vecBytes: 16 | 32): Promise<string | null> {
   const src = new URL("./gemv_native.c", import.meta.url).pathname;
   const dir = await Deno.makeTempDir({ prefix: "seap_bench_" });
-  const exe = `${dir}/gemv_native`;
+  const exe = `${dir}/gemv_native_${vecBytes * 8}`;
   try {
-    const r = await new Deno.Command("gcc", { args: ["-O3", "-march=native", "-o", exe, src] })
-      .output();
+    const r = await new Deno.Command("gcc", {
+      args: ["-O3", "-march=native", `-DVEC_BYTES=${vecBytes}`, "-o", exe, src],
+    }).output();
     if (!r.success) {
       log(`native C skipped: gcc failed: ${new TextDecoder().decode(r.stderr)}`);
       return null;
@@ -283,7 +289,8 @@ export async function runGemvBench(opts: GemvBenchOptions = {}): Promise<GemvRes
     backendImpl("TS reference", new ReferenceBackend(), 4),
     ortImpl(),
   ];
-  const native = await buildNative(log);
+  const native = await buildNative(log, 32);
+  const native128 = native ? await buildNative(log, 16) : null;
   const results: GemvResult[] = [];
   const r = rng(42);
   for (const shape of shapes) {
@@ -326,6 +333,9 @@ export async function runGemvBench(opts: GemvBenchOptions = {}): Promise<GemvRes
         });
       impls.forEach((im, i) => push(im.name, best[i], im.bytesPerElem));
       if (native) push("native C f32", await runNative(native, shape, rows, minMs, reps), 4);
+      if (native128) {
+        push("native C f32 128-bit", await runNative(native128, shape, rows, minMs, reps), 4);
+      }
       for (const p of prepared) p.dispose();
     }
     for (const l of loaded) l.dispose();
@@ -346,6 +356,7 @@ export function formatGemvTable(results: GemvResult[]): string {
     "pruned",
     ...impls.map((i) => `${i} GB/s`),
     "wasm f32 / native",
+    "wasm f32 / native 128-bit",
     "wasm f32 / ort",
     "f16 time gain",
     "q8 time gain",
@@ -357,6 +368,7 @@ export function formatGemvTable(results: GemvResult[]): string {
     const [shape, sp, run] = c.split("|");
     const w32 = get(c, "wasm f32"), w16 = get(c, "wasm f16"), w8 = get(c, "wasm q8");
     const nat = get(c, "native C f32"), o = get(c, "ort-web f32");
+    const nat128 = get(c, "native C f32 128-bit");
     const dense = get(`${shape}|0|1`, "wasm f32");
     const s = Number(sp);
     const kind = s === 0 ? "" : run === "1" ? " random" : ` runs of ${run}`;
@@ -364,12 +376,12 @@ export function formatGemvTable(results: GemvResult[]): string {
       `| ${shape} | ${(s * 100).toFixed(0)}%${kind} | ${
         impls.map((i) => f(get(c, i)?.gbps)).join(" | ")
       } | ${f(w32 && nat ? w32.gbps / nat.gbps : undefined, 2)} | ${
-        f(w32 && o ? w32.gbps / o.gbps : undefined, 2)
-      } | ${f(w32 && w16 ? w32.us / w16.us : undefined, 2)}x | ${
-        f(w32 && w8 ? w32.us / w8.us : undefined, 2)
-      }x | ${f(w32 && w16 ? w16.gbps / w32.gbps : undefined, 2)} | ${
-        f(dense && w32 ? dense.us / w32.us : undefined, 2)
-      }x (${f(1 / (1 - s), 2)}x) |`,
+        f(w32 && nat128 ? w32.gbps / nat128.gbps : undefined, 2)
+      } | ${f(w32 && o ? w32.gbps / o.gbps : undefined, 2)} | ${
+        f(w32 && w16 ? w32.us / w16.us : undefined, 2)
+      }x | ${f(w32 && w8 ? w32.us / w8.us : undefined, 2)}x | ${
+        f(w32 && w16 ? w16.gbps / w32.gbps : undefined, 2)
+      } | ${f(dense && w32 ? dense.us / w32.us : undefined, 2)}x (${f(1 / (1 - s), 2)}x) |`,
     );
   }
   return lines.join("\n");

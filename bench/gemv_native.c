@@ -1,8 +1,9 @@
 /*
  * Native baseline for the masked GEMV bench: out[i] = sum_k x[k] * w[rows[i], k] over the kept
  * rows of `copies` rotating copies of W [N, K] (so the weights come from DRAM, not cache).
- * Built by bench/gemv_bench.ts with `gcc -O3 -march=native`; GCC vector extensions (8-wide with
- * AVX2).
+ * Built by bench/gemv_bench.ts with `gcc -O3 -march=native`; GCC vector extensions of VEC_BYTES
+ * bytes (default 32: 8 lanes with AVX2; the bench also builds -DVEC_BYTES=16, the 128-bit width
+ * WASM SIMD has, to tell the cost of the width from the cost of WASM).
  *
  *   usage: gemv_native N K rows_file copies min_ms reps
  *   rows_file: the kept row indices, little-endian int32 (the same mask the other runs use)
@@ -13,7 +14,11 @@
 #include <stdlib.h>
 #include <time.h>
 
-typedef float v8 __attribute__((vector_size(32)));
+#ifndef VEC_BYTES
+#define VEC_BYTES 32
+#endif
+#define L (VEC_BYTES / 4)
+typedef float v8 __attribute__((vector_size(VEC_BYTES)));
 
 static double now_ms(void) {
   struct timespec ts;
@@ -29,24 +34,24 @@ static inline v8 ld(const float* p) {
 
 static inline float hs(v8 v) {
   float s = 0;
-  for (int i = 0; i < 8; i++) s += v[i];
+  for (int i = 0; i < L; i++) s += v[i];
   return s;
 }
 
-/* One row at a time, 4 x 8-wide accumulators: one sequential stream per row (measured 2.5x
+/* One row at a time, 4 accumulators of L lanes: one sequential stream per row (measured 2.5x
  * faster here than four interleaved rows sharing x loads); the same scheme as the WASM kernel. */
 static void gemv(const float* x, const float* w, int K, const int32_t* rows, int R, float* out) {
   for (int i = 0; i < R; i++) {
     const float* wr = w + (size_t)rows[i] * K;
     v8 a = {0}, b = {0}, c = {0}, d = {0};
     int k = 0;
-    for (; k + 32 <= K; k += 32) {
+    for (; k + 4 * L <= K; k += 4 * L) {
       a += ld(x + k) * ld(wr + k);
-      b += ld(x + k + 8) * ld(wr + k + 8);
-      c += ld(x + k + 16) * ld(wr + k + 16);
-      d += ld(x + k + 24) * ld(wr + k + 24);
+      b += ld(x + k + L) * ld(wr + k + L);
+      c += ld(x + k + 2 * L) * ld(wr + k + 2 * L);
+      d += ld(x + k + 3 * L) * ld(wr + k + 3 * L);
     }
-    for (; k + 8 <= K; k += 8) a += ld(x + k) * ld(wr + k);
+    for (; k + L <= K; k += L) a += ld(x + k) * ld(wr + k);
     float s = hs(a + b + c + d);
     for (; k < K; k++) s += x[k] * wr[k];
     out[i] = s;
