@@ -3,7 +3,8 @@
  *   gemv: masked GEMV GB/s (bench/gemv_bench.ts);
  *   ffn: one masked SwiGLU FFN layer, four ops vs the fused op (bench/ffn_bench.ts).
  * Flags: `--only=gemv,ffn` (comma list of parts), `--quick` (shorter timed runs),
- * `--weights=f32,f16,q8` (the WASM weight formats the decode part runs; default all three).
+ * `--weights=f32,f16,q8` (the WASM weight formats the decode and llama parts run; default all
+ * three).
  *   decode: decode/prefill tok/s, onnxruntime-web vs ours dense vs SEAP masks (decode_bench.ts);
  *   memory: resident memory with 1 and 10 masks (memory_bench.ts, fresh processes);
  *   llama: this engine vs llama.cpp on the same GGUF-exported weights, f32/f16/q8_0, dense and
@@ -158,9 +159,10 @@ async function llamaPart(quick: boolean): Promise<string> {
   const half = real?.all.find((m) => m.name === "reverse@0.5") ??
     real?.timed.find((m) => m.name.endsWith("@0.5") && !m.name.startsWith("generic"));
   if (real && half) models.push({ dir: DEFAULT_MODEL_DIR, mask: half, family: real.all });
+  const types = WEIGHTS.map((w) => (w === "q8" ? "q8_0" : w));
   const { rows, notes } = await runLlamaCppBench(
     models,
-    quick ? { rounds: 3, steps: 16 } : { rounds: 5, steps: 32 },
+    quick ? { rounds: 3, steps: 16, types } : { rounds: 5, steps: 32, types },
   );
   return title + formatLlamaCppTable(rows) + "\n\n" +
     [

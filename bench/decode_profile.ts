@@ -80,6 +80,7 @@ if (import.meta.main) {
   console.log("| --- | --- | ---: | ---: | ---: |");
   for (const w of values.weights!.split(",") as WeightDType[]) {
     const backend = await WasmBackend.create({ weightDType: w });
+    if (w === "f16") console.log(`f16 kernels: ${backend.f16Path}\n`);
     // The model's calibrated mask set when it has one (layout by keep frequency over it, as the
     // server does; --mask names one of its masks), else SEAP-shaped masks (--mask = share).
     const ident = await loadModel(dir);

@@ -2,12 +2,13 @@
  * Kernel micro-bench: the WASM kernels alone (no backend, no model), on SmolLM2-135M's decode and
  * prefill shapes, weights rotated over copies larger than the last-level cache so they come from
  * DRAM. Times are the process's CPU time (the machine is shared). Reports weight GB/s (bytes of kept rows read / time) for decode (T = 1) and GFLOP/s for
- * prefill (T = 32). With several modules (`--wasm=a.wasm,b.wasm`) every case runs for each module
+ * prefill (T = 32, or `--tokens=N`). With several modules (`--wasm=a.wasm,b.wasm`) every case runs for each module
  * in interleaved rounds (median and best) and the outputs are compared with the first module's
  * (worst relative difference), so a kernel change is measured side by side with its baseline.
  *
  *   deno run -A bench/kernel_bench.ts [--wasm=kernels/wasm/seap_kernels.wasm,...] [--rounds=5]
- *     [--cases=gemv,ffn,lmhead,prefill] [--formats=f32,f16,q8] [--ms=150] [--hot] [--burst=N]
+ *     [--cases=gemv,ffn,lmhead,prefill] [--formats=f32,f16,q8] [--ms=150] [--hot] [--tokens=32]
+ *     [--burst=N]
  *
  * `--burst=N`: each round times N calls per case and module by the wall clock instead of --ms of
  * CPU time; with many rounds (e.g. --rounds=200 --burst=4) the best column is the kernel's speed
@@ -32,7 +33,12 @@ interface Case {
   out: () => Float32Array;
 }
 
-const H = 576, I = 1536, V = 49152, TP = 32;
+const H = 576, I = 1536, V = 49152;
+/** Prompt tokens of the prefill cases. */
+const TP = Number(
+  Deno.args.find((a) => a.startsWith("--tokens="))?.slice("--tokens=".length) ?? "32",
+);
+if (!Number.isInteger(TP) || TP < 2) throw new Error(`--tokens must be an integer >= 2, got ${TP}`);
 // Working set per case: > 32 MiB L3, or with --hot one copy (what fits in L2 stays there: the
 // compute ceiling of a kernel without DRAM).
 const HOT = Deno.args.includes("--hot");
@@ -205,9 +211,9 @@ function makeCases(kr: Kern, fmts: Fmt[], kinds: Set<string>): Case[] {
     }
     if (kinds.has("lmhead")) mm("lm_head 49152x576", V, H, 1);
     if (kinds.has("prefill")) {
-      mm("prefill 1536x576 T=32", I, H, TP);
-      mmt("prefill_t 1536->576 T=32", I, H, TP);
-      ffn("prefill ffn T=32", TP, 1);
+      mm(`prefill 1536x576 T=${TP}`, I, H, TP);
+      mmt(`prefill_t 1536->576 T=${TP}`, I, H, TP);
+      ffn(`prefill ffn T=${TP}`, TP, 1);
     }
   }
   return cases;
@@ -230,8 +236,8 @@ if (import.meta.main) {
   );
   const sets = mods.map((m) => makeCases(new Kern(m), fmts, kinds));
   const res: number[][][] = sets.map((s) => s.map(() => []));
-  // Each case's output right after it ran (the cases share one output buffer).
-  const outs: Float32Array[][] = sets.map((s) => s.map(() => new Float32Array(0)));
+  // Each case's output right after its own runs (the cases share one output buffer).
+  const outs: Float32Array[][] = sets.map(() => []);
   let seq = 0;
   for (let r = 0; r < rounds; r++) {
     for (let ci = 0; ci < sets[0].length; ci++) {

@@ -126,7 +126,13 @@ async function ggufFile(
  */
 export async function runLlamaCppBench(
   models: LlamaBenchModel[],
-  opts: { rounds?: number; promptLen?: number; steps?: number } = {},
+  opts: {
+    rounds?: number;
+    promptLen?: number;
+    steps?: number;
+    /** GGUF types to run (default all three). */
+    types?: readonly ("f32" | "f16" | "q8_0")[];
+  } = {},
 ): Promise<{ rows: LlamaBenchRow[]; notes: string[] }> {
   const rounds = opts.rounds ?? 5, promptLen = opts.promptLen ?? 32, steps = opts.steps ?? 32;
   const rows: LlamaBenchRow[] = [];
@@ -138,16 +144,18 @@ export async function runLlamaCppBench(
       { length: promptLen },
       (_, i) => 2 + (i * 31) % Math.min(200, cfg.vocabSize - 2),
     );
-    for (const type of ["f32", "f16", "q8_0"] as const) {
+    for (const type of opts.types ?? (["f32", "f16", "q8_0"] as const)) {
       console.error(`bench llama: ${name} ${type}: exporting GGUF and loading ...`);
       const contenders: { who: string; round: Round; close: () => Promise<void> | void }[] = [];
       const dtype = ENGINE_DTYPE[type];
       if (dtype) {
         const order = keepFrequencyOrder(m.family, cfg.numLayers, cfg.intermediateSize);
-        const model = await loadModel(m.dir, {
-          backend: await WasmBackend.create({ weightDType: dtype }),
-          neuronOrder: order,
-        });
+        const backend = await WasmBackend.create({ weightDType: dtype });
+        if (dtype === "f16") {
+          // Which f16 kernels ran (half-precision SIMD needs --v8-flags=--experimental-wasm-fp16).
+          notes.push(`${name} f16: the engine's f16 kernels are the ${backend.f16Path} path.`);
+        }
+        const model = await loadModel(m.dir, { backend, neuronOrder: order });
         const pm = prepareMask(model, m.mask);
         contenders.push(
           {
@@ -161,6 +169,18 @@ export async function runLlamaCppBench(
             close: () => pm.release(),
           },
         );
+        if (backend.f16Path === "fp16-simd") {
+          // The portable f16 kernels side by side (same rounds): the A/B of the two f16 paths.
+          const portable = await loadModel(m.dir, {
+            backend: await WasmBackend.create({ weightDType: dtype, fp16Simd: false }),
+            neuronOrder: order,
+          });
+          contenders.push({
+            who: "engine dense, bit-trick f16",
+            round: engineRound(portable, denseFor(portable), ids, steps),
+            close: () => {},
+          });
+        }
       } else {
         notes.push(
           `${name} ${type}: this engine has no ${type} weight format yet; llama.cpp's numbers alone.`,

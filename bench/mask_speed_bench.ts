@@ -36,7 +36,11 @@ if (import.meta.main) {
   const rows: DecodeRow[] = [];
   const backends = async () => {
     const b = [];
-    for (const w of weights) b.push(await WasmBackend.create({ weightDType: w }));
+    for (const w of weights) {
+      const be = await WasmBackend.create({ weightDType: w });
+      if (w === "f16") console.error(`mask speed: f16 kernels: ${be.f16Path}`);
+      b.push(be);
+    }
     return b;
   };
   const rounds = Number(values.rounds), tokens = Number(values.tokens);

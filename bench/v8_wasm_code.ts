@@ -130,7 +130,7 @@ if (import.meta.main) {
       args: [
         "run",
         "-A",
-        "--v8-flags=--perf-prof,--no-liftoff,--no-wasm-lazy-compilation",
+        "--v8-flags=--perf-prof,--no-liftoff,--no-wasm-lazy-compilation,--experimental-wasm-fp16",
         `${dir}/child.ts`,
         file,
         String(memFlags),

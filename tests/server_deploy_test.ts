@@ -21,6 +21,7 @@ import { checkMemoryFit, estimateFootprint } from "../lib/server/memory_fit.ts";
 import { ServerMetrics } from "../lib/server/metrics.ts";
 import { Scheduler } from "../lib/server/scheduler.ts";
 import { servePermissionFlags } from "../lib/server/permissions.ts";
+import { SERVE_V8_FLAGS } from "../lib/server/runtime_flags.ts";
 
 // deno-lint-ignore no-explicit-any
 type Any = any;
@@ -46,6 +47,9 @@ async function manifests(): Promise<{ file: string; doc: Any }[]> {
   }
   return out;
 }
+
+/** How every container starts the server, before its V8 flags (lib/server/runtime_flags.ts). */
+const SERVE_START = ["deno", "run", "--unstable-no-legacy-abort"];
 
 /** The permission flags the container image layout (/app) must use. */
 const CONTAINER_FLAGS = servePermissionFlags({
@@ -83,8 +87,8 @@ Deno.test("deploy: manifests use the narrow permissions, a PDB over the pods, a 
   const deployments = docs.filter((d) => d.kind === "Deployment");
   for (const dep of deployments) {
     const c = dep.spec.template.spec.containers[0];
-    assert.deepEqual(c.command.slice(0, 3), ["deno", "run", "--unstable-no-legacy-abort"]);
-    assert.deepEqual(c.command.slice(3, -1), CONTAINER_FLAGS, dep.metadata.name);
+    assert.deepEqual(c.command.slice(0, 4), [...SERVE_START, ...SERVE_V8_FLAGS]);
+    assert.deepEqual(c.command.slice(4, -1), CONTAINER_FLAGS, dep.metadata.name);
     assert.ok(c.resources.requests.memory && c.resources.limits.memory);
     assert.equal(dep.spec.template.spec.securityContext.runAsNonRoot, true);
     const pdb = docs.find((d) =>
@@ -127,8 +131,8 @@ Deno.test("deploy: Dockerfiles run non-root with the narrow permissions and a he
   for (const file of ["Dockerfile", "Dockerfile.gpu"]) {
     const text = (await Deno.readTextFile(DEPLOY + file)).replace(/\\\n\s*/g, "");
     const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(text)![1]);
-    assert.deepEqual(cmd.slice(0, 3), ["deno", "run", "--unstable-no-legacy-abort"]);
-    assert.deepEqual(cmd.slice(3, -1), CONTAINER_FLAGS, file);
+    assert.deepEqual(cmd.slice(0, 4), [...SERVE_START, ...SERVE_V8_FLAGS], file);
+    assert.deepEqual(cmd.slice(4, -1), CONTAINER_FLAGS, file);
     assert.match(text, /^USER 10001$/m);
     assert.match(text, /^HEALTHCHECK .*\/healthz/m);
     assert.doesNotMatch(text, /--allow-all|\s-A\s/);

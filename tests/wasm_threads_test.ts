@@ -103,7 +103,8 @@ const OP_NAMES = ["matmul+bias", "matmulTAdd", "ffn out", "ffn act", "ffn (no ac
 
 for (const dt of DTYPES) {
   Deno.test(`wasm threads: every cut op equals one thread bit for bit (${dt}, 2 and 3 threads)`, async () => {
-    const one = await WasmBackend.create({ weightDType: dt });
+    // The shared-memory kernels convert f16 with bit tricks: compare with the same one-thread build.
+    const one = await WasmBackend.create({ weightDType: dt, fp16Simd: false });
     for (const threads of [2, 3]) {
       const many = await WasmBackend.create({ weightDType: dt, threads });
       const pool = many.threadPool!;
@@ -189,7 +190,8 @@ async function forward(
   const { loadModel } = await import("../lib/model/model.ts");
   const { Sequence } = await import("../lib/model/sequence.ts");
   const { prepareMask } = await import("../lib/model/prepared_mask.ts");
-  const be = await WasmBackend.create({ weightDType: dt, threads });
+  // fp16Simd off: the shared-memory build (threads > 1) has the bit-trick f16 path only.
+  const be = await WasmBackend.create({ weightDType: dt, threads, fp16Simd: false });
   try {
     if (be.threadPool && minWork !== null) be.threadPool.minWork = minWork;
     if (be.threadPool) {

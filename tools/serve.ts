@@ -8,6 +8,7 @@
 
 import { readServerConfig, ServerConfigError } from "../lib/server/config.ts";
 import { REPO_ROOT, servePermissionFlags } from "../lib/server/permissions.ts";
+import { SERVE_V8_FLAGS } from "../lib/server/runtime_flags.ts";
 
 let cfg;
 try {
@@ -20,6 +21,7 @@ try {
 const args = [
   "run",
   "--unstable-no-legacy-abort",
+  ...SERVE_V8_FLAGS,
   ...servePermissionFlags(cfg),
   `${REPO_ROOT}/main.ts`,
   ...Deno.args,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild the kernels into a temp dir and compare bytes with the committed module.
-#   check_reproducible.sh [wasm32|wasm64|wasm32-threads|wasm64-threads]
-#   (seap_kernels.wasm, seap_kernels64.wasm, seap_kernels_mt.wasm, seap_kernels64_mt.wasm)
+#   check_reproducible.sh [wasm32|wasm64|wasm32-threads|wasm64-threads|wasm32-fp16]
+#   (seap_kernels.wasm, seap_kernels64.wasm, seap_kernels_mt.wasm, seap_kernels64_mt.wasm,
+#   seap_kernels_fp16.wasm)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 target="${1:-wasm32}"
@@ -10,8 +11,9 @@ case "$target" in
   wasm64) name=seap_kernels64.wasm ;;
   wasm32-threads) name=seap_kernels_mt.wasm ;;
   wasm64-threads) name=seap_kernels64_mt.wasm ;;
+  wasm32-fp16) name=seap_kernels_fp16.wasm ;;
   *)
-    echo "check_reproducible.sh: target must be wasm32, wasm64, wasm32-threads or wasm64-threads, got $target" >&2
+    echo "check_reproducible.sh: target must be wasm32, wasm64, wasm32-threads, wasm64-threads or wasm32-fp16, got $target" >&2
     exit 2
     ;;
 esac

@@ -24,6 +24,30 @@ typedef uint16_t half;
 #define FMA(acc, a, b) acc = wasm_f32x4_add(acc, wasm_f32x4_mul(a, b))
 #endif
 
+#if defined(SEAP_FP16)
+/*
+ * Half-precision SIMD (the fp16 proposal; V8 behind --experimental-wasm-fp16): the build with
+ * -DSEAP_FP16 (build.sh wasm32-fp16 -> seap_kernels_fp16.wasm) converts with
+ * f32x4.promote_low_f16x8 (exact, inf/nan included). clang 19 has no builtin for it, so the C
+ * calls this `const` import as a placeholder and kernels/wasm/fp16_rewrite.ts turns every call
+ * into the opcode (same stack signature: v128 -> v128) and drops the import after linking.
+ */
+__attribute__((import_module("seap_fp16"), import_name("f32x4.promote_low_f16x8"), const))
+v128_t seap_promote_low_f16x8(v128_t h);
+
+/* Eight packed fp16 values -> two f32x4 (lo = halves 0..3, hi = 4..7), natural order. */
+#define H2F8(h, lo, hi)                                                  \
+  do {                                                                   \
+    v128_t h8_ = (h);                                                    \
+    (lo) = seap_promote_low_f16x8(h8_);                                  \
+    (hi) = seap_promote_low_f16x8(wasm_i64x2_shuffle(h8_, h8_, 1, 1));   \
+  } while (0)
+
+static inline v128_t h2f_lo(v128_t h) { return seap_promote_low_f16x8(h); }
+static inline v128_t h2f_hi(v128_t h) {
+  return seap_promote_low_f16x8(wasm_i64x2_shuffle(h, h, 1, 1));
+}
+#else
 /* Four fp16 values (sign-extended to i32 lanes) -> f32x4. Exact for normals, subnormals and
  * zeros; inf/nan are not preserved (weights never hold them). */
 static inline v128_t h2f_i32(v128_t s) {
@@ -46,6 +70,7 @@ static inline v128_t h2f_i32(v128_t s) {
 
 static inline v128_t h2f_lo(v128_t h) { return h2f_i32(wasm_i32x4_extend_low_i16x8(h)); }
 static inline v128_t h2f_hi(v128_t h) { return h2f_i32(wasm_i32x4_extend_high_i16x8(h)); }
+#endif
 
 /* One fp16 value -> f32 (scalar tails). */
 static inline float h2f(half h) {

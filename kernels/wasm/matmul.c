@@ -9,10 +9,10 @@
  * Decode (T == 1): one row at a time, several accumulators, so memory sees one sequential stream
  * per row. Measured on the 2-core EPYC here, this is 2.5x faster than four interleaved rows
  * sharing x loads (the hardware prefetcher tracks one stream far better), in WASM and native C.
- * Prefill (T > 1): rows in groups of four, tokens in blocks of `tb`, 4 rows x 2 tokens per
- * micro-kernel, so a group is read from memory once per block and then hits L1 for every token.
- * fp16 weights: decode converts in registers; T > 1 converts a group once into `scratch`
- * (4 * row length floats) and reuses the f32 path.
+ * Prefill (T > 1): the register-blocked kernels of gemm.h over tokens in blocks of `tb`
+ * (gemm_dot: 4 rows x 2 tokens; gemm_acc_f32: 8 outputs x 6 tokens), so rows are read from
+ * memory once per block and then hit L1 for every token. fp16 weights: decode converts in
+ * registers; T > 1 converts 4 rows (matmul) or 32 rows (matmul_t_add) once into `scratch`.
  */
 #include "common.h"
 #include "gemm.h"
@@ -20,49 +20,6 @@
 #define ROW(i) (rows ? (size_t)rows[i] : (size_t)(i))
 
 /* ---------- matmul micro-kernels ---------- */
-
-/* 4 rows x 1 token, f32 weights, 8 accumulators. */
-static inline void dot4x1_f32(const float* x, const float* w0, const float* w1, const float* w2,
-                              const float* w3, int K, float* o) {
-  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-  int k = 0;
-  for (; k + 8 <= K; k += 8) {
-    v128_t xa = LD(x + k), xb = LD(x + k + 4);
-    FMA(a0, xa, LD(w0 + k)); FMA(b0, xb, LD(w0 + k + 4));
-    FMA(a1, xa, LD(w1 + k)); FMA(b1, xb, LD(w1 + k + 4));
-    FMA(a2, xa, LD(w2 + k)); FMA(b2, xb, LD(w2 + k + 4));
-    FMA(a3, xa, LD(w3 + k)); FMA(b3, xb, LD(w3 + k + 4));
-  }
-  float s0 = hsum(wasm_f32x4_add(a0, b0)), s1 = hsum(wasm_f32x4_add(a1, b1));
-  float s2 = hsum(wasm_f32x4_add(a2, b2)), s3 = hsum(wasm_f32x4_add(a3, b3));
-  for (; k < K; k++) {
-    s0 += x[k] * w0[k]; s1 += x[k] * w1[k]; s2 += x[k] * w2[k]; s3 += x[k] * w3[k];
-  }
-  o[0] = s0; o[1] = s1; o[2] = s2; o[3] = s3;
-}
-
-/* 4 rows x 2 tokens (x, y = x + K), f32 weights, 8 accumulators. */
-static inline void dot4x2_f32(const float* x, const float* y, const float* w0, const float* w1,
-                              const float* w2, const float* w3, int K, float* ox, float* oy) {
-  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-  int k = 0;
-  for (; k + 4 <= K; k += 4) {
-    v128_t xa = LD(x + k), ya = LD(y + k);
-    v128_t v0 = LD(w0 + k), v1 = LD(w1 + k), v2 = LD(w2 + k), v3 = LD(w3 + k);
-    FMA(a0, xa, v0); FMA(b0, ya, v0);
-    FMA(a1, xa, v1); FMA(b1, ya, v1);
-    FMA(a2, xa, v2); FMA(b2, ya, v2);
-    FMA(a3, xa, v3); FMA(b3, ya, v3);
-  }
-  float s0 = hsum(a0), s1 = hsum(a1), s2 = hsum(a2), s3 = hsum(a3);
-  float t0 = hsum(b0), t1 = hsum(b1), t2 = hsum(b2), t3 = hsum(b3);
-  for (; k < K; k++) {
-    s0 += x[k] * w0[k]; s1 += x[k] * w1[k]; s2 += x[k] * w2[k]; s3 += x[k] * w3[k];
-    t0 += y[k] * w0[k]; t1 += y[k] * w1[k]; t2 += y[k] * w2[k]; t3 += y[k] * w3[k];
-  }
-  ox[0] = s0; ox[1] = s1; ox[2] = s2; ox[3] = s3;
-  oy[0] = t0; oy[1] = t1; oy[2] = t2; oy[3] = t3;
-}
 
 /* One f32 row, 4 accumulators of 4 lanes: a single sequential stream (the hardware prefetcher
  * follows one stream per row far better than four interleaved ones: measured 2.5x on EPYC). */
@@ -93,6 +50,13 @@ static inline float dot1_f32(const float* x, const float* w, int K) {
  * The products x * 2^112 * (w * 2^-112) are ordinary floats; x is pre-scaled only when
  * max |x| < 2^15 (no overflow); otherwise the exact path with the multiply runs.
  */
+#if defined(SEAP_FP16)
+/* The half-precision SIMD build converts exactly with f32x4.promote_low_f16x8 (common.h): no
+ * pre-scaling, x and the down/o accumulators stay in natural order. */
+#define F16_PRESCALED 0
+#else
+#define F16_PRESCALED 1
+#endif
 #define F16_XSCALE 0x1p112f
 #define F16_WSCALE 0x1p-112f
 #define F16_MASK 0x8FFFE000
@@ -116,6 +80,7 @@ static inline float h2b(half h) {
  * its order). Returns 0 (xp untouched) when some |x| >= 2^15, where x * 2^112 could overflow.
  */
 static int f16_prep_x(const float* x, int K, float* xp) {
+  if (!F16_PRESCALED) return 0;
   v128_t mx = wasm_f32x4_splat(0);
   int k = 0;
   for (; k + 4 <= K; k += 4) mx = wasm_f32x4_max(mx, wasm_f32x4_abs(LD(x + k)));
@@ -197,9 +162,51 @@ static inline float dot1_f16(const float* x, const half* w, int K) {
   return s;
 }
 
+#if defined(SEAP_FP16)
+/* Native-conversion dot (SEAP_FP16 build): 32 weights per step into 8 accumulators, 8 halves =
+ * 1 load, 1 shuffle, 2 promotes, 2 loads of x, 2 multiply-adds. */
+static inline float dot1_f16n(const float* x, const half* w, int K) {
+  v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, a2 = a, b2 = a, c2 = a, d2 = a;
+  v128_t l0, h0, l1, h1;
+  int k = 0;
+  for (; k + 32 <= K; k += 32) {
+    H2F8(LD(w + k), l0, h0);
+    H2F8(LD(w + k + 8), l1, h1);
+    FMA(a, LD(x + k), l0);
+    FMA(b, LD(x + k + 4), h0);
+    FMA(c, LD(x + k + 8), l1);
+    FMA(d, LD(x + k + 12), h1);
+    H2F8(LD(w + k + 16), l0, h0);
+    H2F8(LD(w + k + 24), l1, h1);
+    FMA(a2, LD(x + k + 16), l0);
+    FMA(b2, LD(x + k + 20), h0);
+    FMA(c2, LD(x + k + 24), l1);
+    FMA(d2, LD(x + k + 28), h1);
+  }
+  a = wasm_f32x4_add(a, a2);
+  b = wasm_f32x4_add(b, b2);
+  c = wasm_f32x4_add(c, c2);
+  d = wasm_f32x4_add(d, d2);
+  for (; k + 8 <= K; k += 8) {
+    H2F8(LD(w + k), l0, h0);
+    FMA(a, LD(x + k), l0);
+    FMA(b, LD(x + k + 4), h0);
+  }
+  float s = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(c, d)));
+  for (; k < K; k++) s += x[k] * h2f(w[k]);
+  return s;
+}
+#endif
+
 /* One row of fp16 weights, x given as both the original and (when ok) the pre-scaled copy. */
 static inline float dot1_f16x(const float* x, const float* xp, int ok, const half* w, int K) {
+#if defined(SEAP_FP16)
+  (void)xp;
+  (void)ok;
+  return dot1_f16n(x, w, K);
+#else
   return ok ? dot1_f16p(xp, w, K) : dot1_f16(x, w, K);
+#endif
 }
 
 /* fp16 -> f32 for n values. */
@@ -213,16 +220,19 @@ static void cvt_f16(const half* src, int n, float* dst) {
   for (; k < n; k++) dst[k] = h2f(src[k]);
 }
 
-/* Tokens [t0, t1) of one group of four f32 rows; output columns i..i+3. */
-static inline void group4_tokens(const float* x, int t0, int t1, int K, const float* w0,
-                                 const float* w1, const float* w2, const float* w3, float* out,
-                                 int R, int i) {
-  int t = t0;
-  for (; t + 2 <= t1; t += 2) {
-    dot4x2_f32(x + (size_t)t * K, x + (size_t)(t + 1) * K, w0, w1, w2, w3, K,
-               out + (size_t)t * R + i, out + (size_t)(t + 1) * R + i);
+/* T > 1 matmul, f32 rows: token blocks of tb, rows in tiles of 32 pointers through the dot
+ * blocks of gemm.h (each output summed in one order, see gemm_dot). */
+static void gemm_rows_f32(const float* x, int T, int K, const float* w, int wstride,
+                          const int32_t* rows, int R, float* out, int tb) {
+  const float* wp[32];
+  for (int t0 = 0; t0 < T; t0 += tb) {
+    int nt = t0 + tb < T ? tb : T - t0;
+    for (int i0 = 0; i0 < R; i0 += 32) {
+      int n = i0 + 32 < R ? 32 : R - i0;
+      for (int j = 0; j < n; j++) wp[j] = w + ROW(i0 + j) * wstride;
+      gemm_dot(x + (size_t)t0 * K, K, nt, K, wp, n, out + (size_t)t0 * R + i0, R);
+    }
   }
-  if (t < t1) dot4x1_f32(x + (size_t)t * K, w0, w1, w2, w3, K, out + (size_t)t * R + i);
 }
 
 /** Row-gathered matmul, f32 weights. x [T, K], out [T, R]. */
@@ -234,30 +244,7 @@ void matmul_f32(const float* x, int T, int K, const float* w, int wstride, const
     for (int i = 0; i < R; i++) out[i] = dot1_f32(x, w + ROW(i) * wstride, K);
     return;
   }
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int t1 = t0 + tb < T ? t0 + tb : T;
-    int i = 0;
-    for (; i + 4 <= R; i += 4) {
-      const float* w0 = w + ROW(i) * wstride;
-      const float* w1 = w + ROW(i + 1) * wstride;
-      const float* w2 = w + ROW(i + 2) * wstride;
-      const float* w3 = w + ROW(i + 3) * wstride;
-      if (t1 - t0 == 1) {
-        float* o = out + (size_t)t0 * R + i;
-        const float* xt = x + (size_t)t0 * K;
-        o[0] = dot1_f32(xt, w0, K);
-        o[1] = dot1_f32(xt, w1, K);
-        o[2] = dot1_f32(xt, w2, K);
-        o[3] = dot1_f32(xt, w3, K);
-      } else {
-        group4_tokens(x, t0, t1, K, w0, w1, w2, w3, out, R, i);
-      }
-    }
-    for (; i < R; i++) {
-      const float* wr = w + ROW(i) * wstride;
-      for (int t = t0; t < t1; t++) out[(size_t)t * R + i] = dot1_f32(x + (size_t)t * K, wr, K);
-    }
-  }
+  gemm_rows_f32(x, T, K, w, wstride, rows, R, out, tb);
 }
 
 /** Row-gathered matmul, fp16 weights. scratch: 4 * K floats. */
@@ -270,33 +257,15 @@ void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const 
     for (int i = 0; i < R; i++) out[i] = dot1_f16x(x, scratch, ok, w + ROW(i) * wstride, K);
     return;
   }
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int t1 = t0 + tb < T ? t0 + tb : T;
-    int i = 0;
-    for (; i + 4 <= R; i += 4) {
-      const half* w0 = w + ROW(i) * wstride;
-      const half* w1 = w + ROW(i + 1) * wstride;
-      const half* w2 = w + ROW(i + 2) * wstride;
-      const half* w3 = w + ROW(i + 3) * wstride;
-      if (t1 - t0 == 1) {
-        float* o = out + (size_t)t0 * R + i;
-        const float* xt = x + (size_t)t0 * K;
-        o[0] = dot1_f16(xt, w0, K);
-        o[1] = dot1_f16(xt, w1, K);
-        o[2] = dot1_f16(xt, w2, K);
-        o[3] = dot1_f16(xt, w3, K);
-      } else {
-        cvt_f16(w0, K, scratch);
-        cvt_f16(w1, K, scratch + K);
-        cvt_f16(w2, K, scratch + 2 * K);
-        cvt_f16(w3, K, scratch + 3 * K);
-        group4_tokens(x, t0, t1, K, scratch, scratch + K, scratch + 2 * K, scratch + 3 * K, out,
-                      R, i);
-      }
-    }
-    for (; i < R; i++) {
-      const half* wr = w + ROW(i) * wstride;
-      for (int t = t0; t < t1; t++) out[(size_t)t * R + i] = dot1_f16(x + (size_t)t * K, wr, K);
+  /* Groups of DOT_R rows converted once into scratch, then the dot blocks over every token. */
+  const float* sp[DOT_R];
+  for (int j = 0; j < DOT_R; j++) sp[j] = scratch + (size_t)j * K;
+  for (int i = 0; i < R; i += DOT_R) {
+    int n = i + DOT_R <= R ? DOT_R : R - i;
+    for (int j = 0; j < n; j++) cvt_f16(w + ROW(i + j) * wstride, K, scratch + (size_t)j * K);
+    for (int t0 = 0; t0 < T; t0 += tb) {
+      int nt = t0 + tb < T ? tb : T - t0;
+      gemm_dot(x + (size_t)t0 * K, K, nt, K, sp, n, out + (size_t)t0 * R + i, R);
     }
   }
 }
@@ -312,23 +281,6 @@ void add_bias_gather(float* out, int T, int R, const int32_t* rows, const void* 
 
 /* ---------- matmul_t_add ---------- */
 
-/* o[0..M) += c0 w0 + c1 w1 + c2 w2 + c3 w3, f32 rows. */
-static inline void axpy4_f32(float* o, int M, float c0, float c1, float c2, float c3,
-                             const float* w0, const float* w1, const float* w2, const float* w3) {
-  v128_t k0 = wasm_f32x4_splat(c0), k1 = wasm_f32x4_splat(c1);
-  v128_t k2 = wasm_f32x4_splat(c2), k3 = wasm_f32x4_splat(c3);
-  int m = 0;
-  for (; m + 8 <= M; m += 8) {
-    v128_t s = wasm_f32x4_add(wasm_f32x4_mul(k0, LD(w0 + m)), wasm_f32x4_mul(k1, LD(w1 + m)));
-    v128_t u = wasm_f32x4_add(wasm_f32x4_mul(k2, LD(w2 + m)), wasm_f32x4_mul(k3, LD(w3 + m)));
-    v128_t s2 = wasm_f32x4_add(wasm_f32x4_mul(k0, LD(w0 + m + 4)), wasm_f32x4_mul(k1, LD(w1 + m + 4)));
-    v128_t u2 = wasm_f32x4_add(wasm_f32x4_mul(k2, LD(w2 + m + 4)), wasm_f32x4_mul(k3, LD(w3 + m + 4)));
-    wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_add(s, u)));
-    wasm_v128_store(o + m + 4, wasm_f32x4_add(LD(o + m + 4), wasm_f32x4_add(s2, u2)));
-  }
-  for (; m < M; m++) o[m] += c0 * w0[m] + c1 * w1[m] + c2 * w2[m] + c3 * w3[m];
-}
-
 /* o[0..M) += c w: one row, one sequential stream (decode path, see dot1_f32). */
 static inline void axpy1_f32(float* o, int M, float c, const float* w) {
   v128_t k = wasm_f32x4_splat(c);
@@ -343,6 +295,24 @@ static inline void axpy1_f32(float* o, int M, float c, const float* w) {
 static inline void axpy1_f16(float* o, int M, float c, const half* w) {
   v128_t k = wasm_f32x4_splat(c), lo, hi;
   int m = 0;
+#if defined(SEAP_FP16)
+  /* Native conversion: 16 weights per step, one multiply-add per 4 (+11-18% on the down/o axpy
+   * in bench/kernel_bench.ts against the mul + add loop below). */
+  for (; m + 16 <= M; m += 16) {
+    v128_t lo2, hi2;
+    H2F8(LD(w + m), lo, hi);
+    H2F8(LD(w + m + 8), lo2, hi2);
+    v128_t o0 = LD(o + m), o1 = LD(o + m + 4), o2 = LD(o + m + 8), o3 = LD(o + m + 12);
+    FMA(o0, k, lo);
+    FMA(o1, k, hi);
+    FMA(o2, k, lo2);
+    FMA(o3, k, hi2);
+    wasm_v128_store(o + m, o0);
+    wasm_v128_store(o + m + 4, o1);
+    wasm_v128_store(o + m + 8, o2);
+    wasm_v128_store(o + m + 12, o3);
+  }
+#endif
   for (; m + 8 <= M; m += 8) {
     H2F8(LD(w + m), lo, hi);
     wasm_v128_store(o + m, wasm_f32x4_add(LD(o + m), wasm_f32x4_mul(k, lo)));
@@ -380,7 +350,7 @@ static void f16_unsplit_add(float* out, int M8, const float* op) {
  */
 static inline void axpy1_f16x(float* out, float* op, int M, float c, const half* w) {
   float ac = c < 0 ? -c : c;
-  if (ac < 0x1p15f) {
+  if (F16_PRESCALED && ac < 0x1p15f) {
     int M8 = M & ~7;
     axpy1_f16p(op, M8, c * F16_XSCALE, w);
     for (int m = M8; m < M; m++) out[m] += c * h2f(w[m]);
@@ -408,51 +378,13 @@ void matmul_t_add_f32(const float* a, int T, int R, const float* w, int wstride,
   }
 }
 
-/** Row-gathered transposed product, accumulated; fp16 weights. scratch: 4 * M floats. */
-EXPORT("matmul_t_add_f16")
-void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
-                      const int32_t* rows, int M, float* out, int tb, float* scratch) {
-  if (tb < 1) tb = 1;
-  if (T == 1) {
-    __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
-    for (int i = 0; i < R; i++) axpy1_f16x(out, scratch, M, a[i], w + ROW(i) * wstride);
-    f16_unsplit_add(out, M & ~7, scratch);
-    return;
-  }
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int t1 = t0 + tb < T ? t0 + tb : T;
-    int i = 0;
-    for (; i + 4 <= R; i += 4) {
-      const half* w0 = w + ROW(i) * wstride;
-      const half* w1 = w + ROW(i + 1) * wstride;
-      const half* w2 = w + ROW(i + 2) * wstride;
-      const half* w3 = w + ROW(i + 3) * wstride;
-      cvt_f16(w0, M, scratch);
-      cvt_f16(w1, M, scratch + M);
-      cvt_f16(w2, M, scratch + 2 * M);
-      cvt_f16(w3, M, scratch + 3 * M);
-      for (int t = t0; t < t1; t++) {
-        const float* c = a + (size_t)t * R + i;
-        axpy4_f32(out + (size_t)t * M, M, c[0], c[1], c[2], c[3], scratch, scratch + M,
-                  scratch + 2 * M, scratch + 3 * M);
-      }
-    }
-    for (; i < R; i++) {
-      const half* wr = w + ROW(i) * wstride;
-      for (int t = t0; t < t1; t++) axpy1_f16(out + (size_t)t * M, M, a[(size_t)t * R + i], wr);
-    }
-  }
-}
-
-/**
- * The f16 FFN's down product for T > 1 on its own: tiles of 32 rows converted to f32, then the
- * register-blocked GEMM (gemm.h), so each value is summed in ffn_f16's order (chunks of
- * FFN_CHUNK = 32 neurons). The threaded FFN's second phase calls it (lib/backends/
- * wasm_threads_cuts.ts); matmul_t_add_f16 keeps its 4-row loop, faster for o_proj's shapes.
- * a [T, R], out [T, M]. scratch: 32 * M floats.
+/*
+ * T > 1 transposed product on fp16 rows: tiles of 32 rows converted to f32 in scratch [32, M],
+ * then the register-blocked GEMM (gemm.h): each output one multiply-add chain over the rows in
+ * order, as in ffn_f16's down product. Measured 1.5x the 4-row axpy per token that it replaced
+ * (bench/kernel_bench.ts --cases=prefill --formats=f16, prefill_t).
  */
-EXPORT("matmul_t_add_f16_tiled")
-void matmul_t_add_f16_tiled(const float* a, int T, int R, const half* w, int wstride,
+static void t_add_f16_tiles(const float* a, int T, int R, const half* w, int wstride,
                             const int32_t* rows, int M, float* out, float* scratch) {
   const float* wp[32];
   for (int i0 = 0; i0 < R; i0 += 32) {
@@ -465,6 +397,34 @@ void matmul_t_add_f16_tiled(const float* a, int T, int R, const half* w, int wst
   }
 }
 
+/**
+ * Row-gathered transposed product, accumulated; fp16 weights. a [T, R], out [T, M].
+ * scratch: M floats (T == 1) or 32 * M floats (T > 1).
+ */
+EXPORT("matmul_t_add_f16")
+void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
+                      const int32_t* rows, int M, float* out, int tb, float* scratch) {
+  if (tb < 1) tb = 1;
+  if (T == 1) {
+    if (F16_PRESCALED) __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
+    for (int i = 0; i < R; i++) axpy1_f16x(out, scratch, M, a[i], w + ROW(i) * wstride);
+    if (F16_PRESCALED) f16_unsplit_add(out, M & ~7, scratch);
+    return;
+  }
+  (void)tb;
+  t_add_f16_tiles(a, T, R, w, wstride, rows, M, out, scratch);
+}
+
+/**
+ * The T > 1 fp16 transposed product with no T == 1 path and no token-block argument: the
+ * threaded FFN's second phase (lib/backends/wasm_threads_cuts.ts). scratch: 32 * M floats.
+ */
+EXPORT("matmul_t_add_f16_tiled")
+void matmul_t_add_f16_tiled(const float* a, int T, int R, const half* w, int wstride,
+                            const int32_t* rows, int M, float* out, float* scratch) {
+  t_add_f16_tiles(a, T, R, w, wstride, rows, M, out, scratch);
+}
+
 /* ---------- fused FFN over kept neurons ---------- */
 
 static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
@@ -474,39 +434,18 @@ static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
 #define FFN_CHUNK 32
 
 /*
- * T > 1 FFN over one chunk of n kept neurons (row of neuron j: rows ? rows[j] : base + j), for
- * nt tokens x [nt, K]: gate and up with the blocked 4 x 2 kernels into G, U [nt, n], a = silu(G) U
- * (copied to act [nt, act_pitch] when given), then out [nt, M] += a down with 4-row axpys.
+ * T > 1 FFN over one chunk of n kept neurons for nt tokens x [nt, K]: gate and up (n f32 row
+ * pointers each) through the dot blocks of gemm.h into G, U [nt, n], a = silu(G) U (copied to
+ * act [nt, act_pitch] when given), then out [nt, M] += a down (n f32 row pointers) with the
+ * register-blocked GEMM.
  */
-static void ffn_chunk(const float* x, int nt, int K, const float* gate, int gs, const float* up,
-                      int us, const float* down, int ds, int M, const int32_t* rows, int base,
-                      int n, float* out, float* act, int act_pitch, float* G, float* U) {
-#define CROW(j) (rows ? (size_t)rows[j] : (size_t)(base + (j)))
-  for (int pass = 0; pass < 2; pass++) {
-    const float* w = pass ? up : gate;
-    int st = pass ? us : gs;
-    float* dst = pass ? U : G;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-      group4_tokens(x, 0, nt, K, w + CROW(i) * st, w + CROW(i + 1) * st, w + CROW(i + 2) * st,
-                    w + CROW(i + 3) * st, dst, n, i);
-    }
-    for (; i < n; i++) {
-      const float* wr = w + CROW(i) * st;
-      for (int t = 0; t < nt; t++) dst[(size_t)t * n + i] = dot1_f32(x + (size_t)t * K, wr, K);
-    }
-  }
-  for (int t = 0; t < nt; t++) {
-    for (int j = 0; j < n; j++) {
-      float a = silu(G[(size_t)t * n + j]) * U[(size_t)t * n + j];
-      G[(size_t)t * n + j] = a;
-      if (act) act[(size_t)t * act_pitch + j] = a;
-    }
-  }
-  const float* dp[FFN_CHUNK];
-  for (int j = 0; j < n; j++) dp[j] = down + CROW(j) * ds;
+static void ffn_chunk(const float* x, int nt, int K, const float* const* gp, const float* const* up,
+                      const float* const* dp, int M, int n, float* out, float* act, int act_pitch,
+                      float* G, float* U) {
+  gemm_dot(x, K, nt, K, gp, n, G, n);
+  gemm_dot(x, K, nt, K, up, n, U, n);
+  silu_mul_tile(G, U, n, nt, n, act, act_pitch);
   gemm_acc_f32(G, n, nt, dp, n, M, out, M);
-#undef CROW
 }
 
 /**
@@ -514,7 +453,7 @@ static void ffn_chunk(const float* x, int nt, int K, const float* gate, int gs, 
  *   a[t] = silu(x[t] . gate_r) * (x[t] . up_r);  out[t, :] += a[t] * down_r;  act[t, i] = a[t].
  * gate/up rows have K values, down rows M; each has its own base and stride, so with the
  * bundled layout [gate | up | down^T] a neuron is one contiguous stream, read once (T == 1) or
- * once per token block (T > 1, chunks of FFN_CHUNK neurons through the blocked kernels).
+ * once per call (T > 1: chunks of FFN_CHUNK neurons, each over every token block).
  * x [T, K], out [T, M], act [T, R] or NULL. scratch: 2 * tb * FFN_CHUNK floats.
  */
 EXPORT("ffn_f32")
@@ -531,20 +470,29 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
     }
     return;
   }
+  /* Chunk outer, token blocks inner: a chunk's rows come from memory once per call, and each
+   * out[t, :] still adds the chunks in order (the same sums as token blocks outer). */
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int nt = t0 + tb < T ? tb : T - t0;
-    for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
-      int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
-      ffn_chunk(x + (size_t)t0 * K, nt, K, gate, gs, up, us, down, ds, M, rows ? rows + c0 : 0,
-                c0, n, out + (size_t)t0 * M, act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
+  for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
+    int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
+    const float *gp[FFN_CHUNK], *up_[FFN_CHUNK], *dp[FFN_CHUNK];
+    for (int j = 0; j < n; j++) {
+      size_t r = ROW(c0 + j);
+      gp[j] = gate + r * gs;
+      up_[j] = up + r * us;
+      dp[j] = down + r * ds;
+    }
+    for (int t0 = 0; t0 < T; t0 += tb) {
+      int nt = t0 + tb < T ? tb : T - t0;
+      ffn_chunk(x + (size_t)t0 * K, nt, K, gp, up_, dp, M, n, out + (size_t)t0 * M,
+                act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
     }
   }
 }
 
 /**
  * Fused SwiGLU FFN, fp16 weights. T == 1 uses the pre-scaled path (scratch: K + M floats: xp and
- * the even/odd-ordered down accumulator); T > 1 converts each chunk's rows once per token block.
+ * the even/odd-ordered down accumulator); T > 1 converts each chunk's rows once per call.
  * scratch: 2 * tb * FFN_CHUNK + FFN_CHUNK * (2 * K + M) floats (>= K + M).
  */
 EXPORT("ffn_f16")
@@ -555,7 +503,7 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
   if (T == 1) {
     float *xp = scratch, *op = scratch + K;
     int ok = f16_prep_x(x, K, xp);
-    __builtin_memset(op, 0, (size_t)M * sizeof(float));
+    if (F16_PRESCALED) __builtin_memset(op, 0, (size_t)M * sizeof(float));
     for (int i = 0; i < R; i++) {
       size_t r = ROW(i);
       float a = silu(dot1_f16x(x, xp, ok, gate + r * gs, K)) *
@@ -563,23 +511,28 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
       if (act) act[i] = a;
       axpy1_f16x(out, op, M, a, down + r * ds);
     }
-    f16_unsplit_add(out, M & ~7, op);
+    if (F16_PRESCALED) f16_unsplit_add(out, M & ~7, op);
     return;
   }
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
   float* cw = U + (size_t)tb * FFN_CHUNK; /* [FFN_CHUNK, K] gate, then up, then [FFN_CHUNK, M] */
   float *cg = cw, *cu = cw + (size_t)FFN_CHUNK * K, *cd = cw + (size_t)2 * FFN_CHUNK * K;
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int nt = t0 + tb < T ? tb : T - t0;
-    for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
-      int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
-      for (int j = 0; j < n; j++) {
-        size_t r = ROW(c0 + j);
-        cvt_f16(gate + r * gs, K, cg + (size_t)j * K);
-        cvt_f16(up + r * us, K, cu + (size_t)j * K);
-        cvt_f16(down + r * ds, M, cd + (size_t)j * M);
-      }
-      ffn_chunk(x + (size_t)t0 * K, nt, K, cg, K, cu, K, cd, M, M, 0, 0, n, out + (size_t)t0 * M,
+  /* Chunk outer (its rows converted once per call), token blocks inner: same sums as ffn_f32. */
+  for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
+    int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
+    const float *gp[FFN_CHUNK], *up_[FFN_CHUNK], *dp[FFN_CHUNK];
+    for (int j = 0; j < n; j++) {
+      size_t r = ROW(c0 + j);
+      gp[j] = cg + (size_t)j * K;
+      up_[j] = cu + (size_t)j * K;
+      dp[j] = cd + (size_t)j * M;
+      cvt_f16(gate + r * gs, K, cg + (size_t)j * K);
+      cvt_f16(up + r * us, K, cu + (size_t)j * K);
+      cvt_f16(down + r * ds, M, cd + (size_t)j * M);
+    }
+    for (int t0 = 0; t0 < T; t0 += tb) {
+      int nt = t0 + tb < T ? tb : T - t0;
+      ffn_chunk(x + (size_t)t0 * K, nt, K, gp, up_, dp, M, n, out + (size_t)t0 * M,
                 act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
     }
   }

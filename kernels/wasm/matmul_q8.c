@@ -333,13 +333,7 @@ void ffn_q8(const float* x, int T, int K, const uint8_t* gate, int gsb, const ui
     }
     tile_q8(wg, n, xs, xi, T, nb, G, TILE_ROWS);
     tile_q8(wu, n, xs, xi, T, nb, U, TILE_ROWS);
-    for (int t = 0; t < T; t++) {
-      for (int j = 0; j < n; j++) {
-        float v = silu(G[(size_t)t * TILE_ROWS + j]) * U[(size_t)t * TILE_ROWS + j];
-        G[(size_t)t * TILE_ROWS + j] = v;
-        if (act) act[(size_t)t * R + i0 + j] = v;
-      }
-    }
+    silu_mul_tile(G, U, TILE_ROWS, T, n, act ? act + i0 : 0, R);
     for (int j = 0; j < n; j++) dequant_row(down + ROW(i0 + j) * db, M, F + (size_t)j * M);
     down_rows(G, TILE_ROWS, T, F, n, M, out);
   }

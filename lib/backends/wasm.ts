@@ -33,7 +33,13 @@ import {
   WASM32_MAX_BYTES,
   WASM64_MAX_BYTES,
 } from "./wasm_memory.ts";
-import { kernelModule, type Kernels } from "./wasm_kernels.ts";
+import {
+  type F16Path,
+  fp16SimdFromEnv,
+  fp16SimdSupported,
+  kernelModule,
+  type Kernels,
+} from "./wasm_kernels.ts";
 import { ReusableBlock, WasmHeap } from "./wasm_heap.ts";
 import { tensorOf, WasmIndices, WasmTensor, WasmWeights } from "./wasm_handles.ts";
 import { allocWeights, uploadWeights, writeWeights } from "./wasm_weights.ts";
@@ -63,6 +69,43 @@ export interface WasmBackendOptions {
    * one-thread backend, no workers, no shared memory.
    */
   threads?: number;
+  /**
+   * Half-precision SIMD for f16 weights (kernels/wasm/seap_kernels_fp16.wasm: f16 converted by
+   * `f32x4.promote_low_f16x8`, which Deno's V8 validates only with
+   * `--v8-flags=--experimental-wasm-fp16`). Unset (default): used when the weights are f16, the
+   * runtime has it, the backend is wasm32 on one thread and `SEAP_FP16_SIMD` is not 0; else the
+   * portable bit-trick kernels. false: never. true: required (throws where it cannot be used).
+   */
+  fp16Simd?: boolean;
+}
+
+/**
+ * The f16 conversion of a new backend (see {@link WasmBackendOptions.fp16Simd}): the
+ * half-precision SIMD build only exists for wasm32 on one thread and only matters for f16
+ * weights; the shared-memory and memory64 builds keep the bit tricks.
+ */
+function chooseF16Path(
+  want: boolean | undefined,
+  dtype: WeightDType,
+  bits: AddressBits,
+  shared: boolean,
+): F16Path {
+  if (want === false) return "bit-trick";
+  if (want === true) {
+    if (!fp16SimdSupported()) {
+      throw new Error(
+        "wasm backend: fp16Simd needs WebAssembly half-precision SIMD (run deno with " +
+          "--v8-flags=--experimental-wasm-fp16)",
+      );
+    }
+    if (bits !== 32 || shared) {
+      throw new Error("wasm backend: fp16Simd is built for wasm32 on one thread only");
+    }
+    return "fp16-simd";
+  }
+  return dtype === "f16" && bits === 32 && !shared && fp16SimdFromEnv() && fp16SimdSupported()
+    ? "fp16-simd"
+    : "bit-trick";
 }
 
 /** WASM SIMD implementation of {@link Backend}; create it with {@link WasmBackend.create}. */
@@ -72,11 +115,23 @@ export class WasmBackend implements Backend {
 
   /** Address width of the kernel module and memory (32: wasm32, 64: memory64). */
   readonly addressBits: AddressBits;
+  /**
+   * How the kernels convert f16 weights: "fp16-simd" (the half-precision SIMD build) or
+   * "bit-trick" (the portable build; see {@link WasmBackendOptions.fp16Simd}).
+   */
+  readonly f16Path: F16Path;
   #heap: WasmHeap;
   #ops: ops.WasmOpsContext;
 
-  private constructor(lm: LinearMemory, k: Kernels, weightDType: WeightDType, limit: number) {
+  private constructor(
+    lm: LinearMemory,
+    k: Kernels,
+    weightDType: WeightDType,
+    limit: number,
+    f16Path: F16Path,
+  ) {
     this.addressBits = lm.bits;
+    this.f16Path = f16Path;
     this.weightDType = weightDType;
     this.#heap = new WasmHeap(lm, k.heapBase, limit);
     this.#ops = {
@@ -111,10 +166,11 @@ export class WasmBackend implements Backend {
     }
     const bits = addressBitsFor(limit, opts.addressBits);
     const shared = threads > 1;
-    const { module, bytes } = await kernelModule(bits, shared);
+    const f16Path = chooseF16Path(opts.fp16Simd, dtype, bits, shared);
+    const { module, bytes } = await kernelModule(bits, shared, f16Path);
     const lm = createLinearMemory({ bits, maxBytes: limit, shared });
     const inst = await WebAssembly.instantiate(module, { env: { memory: lm.memory } });
-    const be = new WasmBackend(lm, bindKernels<Kernels>(inst, bytes), dtype, limit);
+    const be = new WasmBackend(lm, bindKernels<Kernels>(inst, bytes), dtype, limit, f16Path);
     if (!shared) return be;
     const { ThreadPool } = await import("./wasm_threads.ts");
     const heap = be.#heap;

@@ -5,7 +5,7 @@
  * which build serves a memory limit: lib/backends/wasm_memory.ts).
  */
 
-import { type AddressBits, KERNEL_MT_URLS, KERNEL_URLS } from "./wasm_memory.ts";
+import { type AddressBits, KERNEL_FP16_URL, KERNEL_MT_URLS, KERNEL_URLS } from "./wasm_memory.ts";
 
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
 export const TOKEN_BLOCK = 32;
@@ -154,21 +154,75 @@ export interface Kernels {
   heapBase: number;
 }
 
+/**
+ * The smallest module that uses half-precision SIMD: `(func (param v128) (result v128)
+ * local.get 0 f32x4.promote_low_f16x8)`, the one instruction the fp16 kernels add (opcode 0xFD
+ * then LEB128 0x14B).
+ */
+// deno-fmt-ignore
+const FP16_PROBE = new Uint8Array([
+  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
+  0x01, 0x06, 0x01, 0x60, 0x01, 0x7b, 0x01, 0x7b, // type section: (v128) -> v128
+  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
+  0x0a, 0x09, 0x01, 0x07, 0x00, 0x20, 0x00, 0xfd, 0xcb, 0x02, 0x0b, // code: local.get 0, promote
+]);
+
+let fp16Probe: boolean | undefined;
+
+/**
+ * Whether this runtime runs WebAssembly's half-precision SIMD (the fp16 proposal): Deno 2.9's V8
+ * does only with `--v8-flags=--experimental-wasm-fp16`. Checked once with `WebAssembly.validate`.
+ */
+export function fp16SimdSupported(): boolean {
+  fp16Probe ??= WebAssembly.validate(FP16_PROBE);
+  return fp16Probe;
+}
+
+/**
+ * `SEAP_FP16_SIMD`: "0" (or "false", "off") turns the half-precision SIMD kernels off, anything
+ * else or unset leaves them on where the runtime has them (unreadable without --allow-env: on).
+ */
+export function fp16SimdFromEnv(): boolean {
+  let v: string | undefined;
+  try {
+    v = Deno.env.get("SEAP_FP16_SIMD");
+  } catch {
+    return true;
+  }
+  if (v === undefined || v === "") return true;
+  const s = v.trim().toLowerCase();
+  if (s === "0" || s === "false" || s === "off" || s === "no") return false;
+  if (s === "1" || s === "true" || s === "on" || s === "yes") return true;
+  throw new Error(`SEAP_FP16_SIMD must be 0 or 1, got "${v}"`);
+}
+
+/** How a kernel module converts f16 weights to f32 (see docs/design.md, Backends and kernels). */
+export type F16Path = "fp16-simd" | "bit-trick";
+
 /** The compiled kernel modules (and their bytes, for the i64 signatures), per build. */
 const modules = new Map<string, Promise<{ module: WebAssembly.Module; bytes: Uint8Array }>>();
 
 /**
  * The compiled kernels for an address width, linked for a private (`shared` false) or shared
  * memory, with the module's bytes (read once per build, then cached for every backend).
+ * `f16Path` "fp16-simd": the half-precision SIMD build (wasm32, one thread only).
  */
 export function kernelModule(
   bits: AddressBits,
   shared = false,
+  f16Path: F16Path = "bit-trick",
 ): Promise<{ module: WebAssembly.Module; bytes: Uint8Array }> {
-  const key = `${bits}${shared ? "-threads" : ""}`;
+  const fp16 = f16Path === "fp16-simd";
+  if (fp16 && (bits !== 32 || shared)) {
+    throw new Error(
+      "wasm: the half-precision SIMD kernels exist only as the wasm32 one-thread build",
+    );
+  }
+  const key = `${bits}${shared ? "-threads" : ""}${fp16 ? "-fp16" : ""}`;
   let m = modules.get(key);
   if (!m) {
-    m = Deno.readFile((shared ? KERNEL_MT_URLS : KERNEL_URLS)[bits]).then(async (bytes) => ({
+    const url = fp16 ? KERNEL_FP16_URL : (shared ? KERNEL_MT_URLS : KERNEL_URLS)[bits];
+    m = Deno.readFile(url).then(async (bytes) => ({
       module: await WebAssembly.compile(bytes),
       bytes,
     }));

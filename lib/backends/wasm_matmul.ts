@@ -86,7 +86,8 @@ export function matmulTAdd(
     const s = g.scratch.at(Q8_TILE_ROWS * M * 4);
     g.k.matmul_t_add_q8(at.ptr, T, R, wp, ws, rp, M, o.ptr, s);
   } else if (wb.dtype === "f16") {
-    const s = g.scratch.at(4 * M * 4);
+    // T == 1: the even/odd-ordered accumulator (M floats); T > 1: 32 rows converted to f32.
+    const s = g.scratch.at((T > 1 ? 32 : 1) * M * 4);
     g.k.matmul_t_add_f16(at.ptr, T, R, wp, ws, rp, M, o.ptr, TOKEN_BLOCK, s);
   } else {
     g.k.matmul_t_add_f32(at.ptr, T, R, wp, ws, rp, M, o.ptr, TOKEN_BLOCK);

@@ -29,6 +29,17 @@ export const KERNEL_URLS: Record<AddressBits, URL> = {
 };
 
 /**
+ * The wasm32 one-thread kernels built with half-precision SIMD (`build.sh "" wasm32-fp16`: f16
+ * converted by `f32x4.promote_low_f16x8`; V8 validates it only with
+ * `--v8-flags=--experimental-wasm-fp16`). Used for f16 weights when the runtime accepts it
+ * (lib/backends/wasm_kernels.ts, {@link KERNEL_URLS} otherwise).
+ */
+export const KERNEL_FP16_URL = new URL(
+  "../../kernels/wasm/seap_kernels_fp16.wasm",
+  import.meta.url,
+);
+
+/**
  * The same kernels linked for a shared memory (`SEAP_THREADS` > 1, lib/backends/wasm_threads.ts),
  * per address width.
  */

@@ -392,7 +392,7 @@ export class ThreadPool {
     this.run(
       ffnNeuronTasks(this.#cuts, dt, x, T, K, gate, gs, up, us, down, ds, rows, R, out, acts),
     );
-    this.run(matmulTAddTasks(this.#cuts, dt, acts, T, R, down, ds, rows, M, out, true));
+    this.run(matmulTAddTasks(this.#cuts, dt, acts, T, R, down, ds, rows, M, out));
     return true;
   }
 

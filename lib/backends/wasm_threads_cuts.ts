@@ -150,9 +150,9 @@ export function cutsMatmulTAdd(c: CutKnobs, T: number, R: number, M: number): bo
 
 /**
  * Tasks of `out[t, :] += sum_i a[t, i] * w[rows[i], :]` cut by out's columns (also the FFN's
- * second phase, which skips {@link cutsMatmulTAdd}). `ffnDown`: the FFN's down product, which
- * with f16 weights and T > 1 runs `matmul_t_add_f16_tiled` to keep the fused `ffn_f16`'s
- * summation order (its one-thread o_proj kernel sums in another order).
+ * second phase, which skips {@link cutsMatmulTAdd}). f16 weights with T > 1 run
+ * `matmul_t_add_f16_tiled`, the one-thread kernel's T > 1 path (and the fused `ffn_f16`'s
+ * summation order) without its token-block argument.
  */
 export function matmulTAddTasks(
   c: CutContext,
@@ -165,13 +165,12 @@ export function matmulTAddTasks(
   rows: number,
   M: number,
   out: number,
-  ffnDown = false,
 ): ThreadTask[] {
   // Columns in one range per thread: a range is a fragment of every row read, and shorter
   // fragments stream worse (bench/ffn_bench.ts).
   const parts = splitRange(M, c.threads, ALIGN_UNITS);
   const n0 = parts[0][1] - parts[0][0];
-  const tiled = ffnDown && dt === "f16" && T > 1;
+  const tiled = dt === "f16" && T > 1;
   const scratchFloats = dt === "q8" ? 32 * n0 : tiled ? 32 * n0 : dt === "f16" ? 4 * n0 : 0;
   const scratchBytes = align64(4 * scratchFloats);
   const slots = c.slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));

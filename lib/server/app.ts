@@ -146,6 +146,7 @@ export function createApp(
       model: handle.engine?.modelId ?? null,
       masks: handle.engine?.catalog.source ?? null,
       backend: handle.engine?.backendName ?? null,
+      f16_path: handle.engine?.f16Path ?? null,
       error: handle.error,
     };
     return c.json(body, handle.status === "ready" ? 200 : 503);

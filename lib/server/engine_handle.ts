@@ -37,6 +37,12 @@ export interface ServerEngine {
   /** Backend name. */
   backendName: string;
   /**
+   * How the WASM backend converts f16 weights ("fp16-simd": half-precision SIMD, Deno run with
+   * `--v8-flags=--experimental-wasm-fp16`; "bit-trick": the portable kernels); null for other
+   * backends.
+   */
+  f16Path: string | null;
+  /**
    * Prompt text longer than this (UTF-16 units) cannot fit the context whatever its tokens
    * (2 × longest vocabulary entry × context), so it is refused before tokenizing.
    */
@@ -66,6 +72,7 @@ export function makeEngine(
     defaultMaxTokens: opts.defaultMaxTokens ?? DEFAULT_CONFIG.defaultMaxTokens,
     created: Math.floor(Date.now() / 1000),
     backendName: model.backend.name,
+    f16Path: (model.backend as { f16Path?: string }).f16Path ?? null,
     maxPromptChars: 2 * longest * maxContext,
   };
 }
@@ -114,6 +121,15 @@ export async function createBackend(
       `seap: WASM memory: wasm${bits} kernels, limit ${
         (be.memoryLimitBytes / 2 ** 30).toFixed(2)
       } GiB`,
+    );
+  }
+  const f16Path = (be as { f16Path?: string }).f16Path;
+  if (f16Path !== undefined && weightDType === "f16") {
+    console.log(
+      f16Path === "fp16-simd"
+        ? "seap: f16 kernels: half-precision SIMD (f32x4.promote_low_f16x8)"
+        : "seap: f16 kernels: portable bit tricks (half-precision SIMD needs deno " +
+          "--v8-flags=--experimental-wasm-fp16; SEAP_FP16_SIMD=0 turns it off)",
     );
   }
   return be;

@@ -1,6 +1,6 @@
 /**
  * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
- * and q8 weights; the wasm32 and the memory64 kernel builds; f32 and q8 also on 2 threads,
+ * and q8 weights, f16 also on the half-precision SIMD build, "wasm-fp16simd-f16"; the wasm32 and the memory64 kernel builds; f32 and q8 also on 2 threads,
  * "wasm-t2", and f32 on memory64 threads, "wasm64-t2", with every op the pool can cut cut,
  * lib/backends/wasm_threads.ts) and webgpu (f32, f16, q8, and "chunked": f32 with a 2 KiB
  * weight-binding limit, forced split-K in matmulTAdd and 64-position attention chunks, so the
@@ -12,6 +12,7 @@
 import type { Backend, WeightDType } from "../../lib/backends/backend.ts";
 import { ReferenceBackend } from "../../lib/backends/reference.ts";
 import { WasmBackend } from "../../lib/backends/wasm.ts";
+import { fp16SimdSupported } from "../../lib/backends/wasm_kernels.ts";
 import {
   requestWebGpuAdapter,
   WebGpuBackend,
@@ -78,7 +79,20 @@ export const BACKENDS: BackendCase[] = [
     make: () => Promise.resolve(new ReferenceBackend({ weightDType: "q8" })),
   },
   { name: "wasm-f32", make: () => WasmBackend.create({ weightDType: "f32" }) },
-  { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16" }) },
+  // f16 on both f16 paths: the portable bit-trick kernels (forced, whatever the runtime) and the
+  // half-precision SIMD build (kernels/wasm/seap_kernels_fp16.wasm, which needs
+  // --v8-flags=--experimental-wasm-fp16: `deno task test` passes it).
+  { name: "wasm-f16", make: () => WasmBackend.create({ weightDType: "f16", fp16Simd: false }) },
+  {
+    name: "wasm-fp16simd-f16",
+    make: () =>
+      fp16SimdSupported()
+        ? WasmBackend.create({ weightDType: "f16", fp16Simd: true })
+        : Promise.resolve(
+          "this runtime has no WebAssembly half-precision SIMD (run deno with " +
+            "--v8-flags=--experimental-wasm-fp16)",
+        ),
+  },
   { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
   // The memory64 build (kernels/wasm/seap_kernels64.wasm), forced on: by default it serves only
   // limits past 4 GiB (docs/design.md, WASM memory past 4 GiB).
