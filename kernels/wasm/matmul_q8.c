@@ -79,6 +79,43 @@ static inline float dot_q8(const uint8_t* w, const float* xs, const int16_t* xi,
   return hsum(a);
 }
 
+/*
+ * Four q8 rows (four sequential streams) . one quantized token: s[j] = dot_q8(wj, ...) exactly
+ * (per row one f32 accumulator, blocks in order; the int32 block sums are exact in any order).
+ * The token's loads (xi, xs) are shared by the four rows: V8 bounds-checks every WASM load, so a
+ * one-row decode dot is bound by instructions, not DRAM (kernels/wasm/README.md, "Several rows
+ * per pass"). Callers pass rows i + j R/4, far apart, so each row stays one long stream.
+ */
+static inline void dot4_q8(const uint8_t* w0, const uint8_t* w1, const uint8_t* w2,
+                           const uint8_t* w3, const float* xs, const int16_t* xi, int nb,
+                           float* s) {
+  v128_t a0 = wasm_f32x4_splat(0), a1 = a0, a2 = a0, a3 = a0;
+  for (int b = 0; b < nb; b++) {
+    size_t o = (size_t)b * QB;
+    const int16_t* x = xi + b * QK;
+    v128_t x0 = LD(x), x1 = LD(x + 8), x2 = LD(x + 16), x3 = LD(x + 24);
+    float xd = xs[b];
+#define DOT4_ROW(w, a)                                                                        \
+  do {                                                                                        \
+    v128_t v0 = LD((w) + o + 4), v1 = LD((w) + o + 20);                                       \
+    v128_t t = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(v0), x0);                     \
+    t = wasm_i32x4_add(t, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(v0), x1));        \
+    t = wasm_i32x4_add(t, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(v1), x2));         \
+    t = wasm_i32x4_add(t, wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(v1), x3));        \
+    FMA(a, wasm_f32x4_convert_i32x4(t), wasm_f32x4_splat(bscale((w) + o) * xd));              \
+  } while (0)
+    DOT4_ROW(w0, a0);
+    DOT4_ROW(w1, a1);
+    DOT4_ROW(w2, a2);
+    DOT4_ROW(w3, a3);
+#undef DOT4_ROW
+  }
+  s[0] = hsum(a0);
+  s[1] = hsum(a1);
+  s[2] = hsum(a2);
+  s[3] = hsum(a3);
+}
+
 /* Two rows x two tokens (x at xs0/xi0 and xs1/xi1): o0 = row 0, o1 = row 1, two values each. */
 static inline void dot_q8_2x2(const uint8_t* w0, const uint8_t* w1, const float* xs0,
                               const int16_t* xi0, const float* xs1, const int16_t* xi1, int nb,
@@ -164,7 +201,18 @@ void matmul_q8(const float* x, int T, int K, const uint8_t* w, int wsb, const in
   quantize_x_q8(x, T, K, xs, xi);
   size_t rb = (size_t)wsb * QB;
   if (T == 1) {
-    for (int i = 0; i < R; i++) out[i] = dot_q8(w + ROW(i) * rb, xs, xi, nb);
+    /* Rows i + j R/4 (j = 0..3) together: four sequential streams, x loaded once (dot4_q8). */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      float s[4];
+      dot4_q8(w + ROW(i) * rb, w + ROW(i + q) * rb, w + ROW(i + 2 * q) * rb,
+              w + ROW(i + 3 * q) * rb, xs, xi, nb, s);
+      out[i] = s[0];
+      out[i + q] = s[1];
+      out[i + 2 * q] = s[2];
+      out[i + 3 * q] = s[3];
+    }
+    for (int i = 4 * q; i < R; i++) out[i] = dot_q8(w + ROW(i) * rb, xs, xi, nb);
     return;
   }
   if (tb < 2) tb = 2;
@@ -216,6 +264,62 @@ static inline void axpy1_q8t(float* op, int M, float c, const uint8_t* w) {
       wasm_v128_store(q + 12, o3);
     }
   }
+}
+
+/*
+ * op[0..M) += c[0] w0, then c[1] w1, c[2] w2, c[3] w3: four rows per pass over op (op loaded
+ * and stored once per four rows, not once per row). Each lane gets exactly the fused
+ * multiply-adds of axpy1_q8t(c[0], w0) ... axpy1_q8t(c[3], w3), in that order.
+ */
+static inline void axpy4_q8t(float* op, int M, const float* c, const uint8_t* w0,
+                             const uint8_t* w1, const uint8_t* w2, const uint8_t* w3) {
+  for (int m = 0; m < M; m += QK) {
+    size_t ob = (size_t)(m / QK) * QB;
+    v128_t k0 = wasm_f32x4_splat(c[0] * bscale(w0 + ob));
+    v128_t k1 = wasm_f32x4_splat(c[1] * bscale(w1 + ob));
+    v128_t k2 = wasm_f32x4_splat(c[2] * bscale(w2 + ob));
+    v128_t k3 = wasm_f32x4_splat(c[3] * bscale(w3 + ob));
+    for (int h = 0; h < 2; h++) {
+      size_t off = ob + 4 + 16 * h;
+      float* q = op + m + 16 * h;
+      v128_t o0 = LD(q), o1 = LD(q + 4), o2 = LD(q + 8), o3 = LD(q + 12), f0, f1, f2, f3;
+#define AXPY4_ROW(w, k)                      \
+  do {                                       \
+    I8X16_TO_F32(LD((w) + off), f0, f1, f2, f3); \
+    FMA(o0, k, f0);                          \
+    FMA(o1, k, f1);                          \
+    FMA(o2, k, f2);                          \
+    FMA(o3, k, f3);                          \
+  } while (0)
+      AXPY4_ROW(w0, k0);
+      AXPY4_ROW(w1, k1);
+      AXPY4_ROW(w2, k2);
+      AXPY4_ROW(w3, k3);
+#undef AXPY4_ROW
+      wasm_v128_store(q, o0);
+      wasm_v128_store(q + 4, o1);
+      wasm_v128_store(q + 8, o2);
+      wasm_v128_store(q + 12, o3);
+    }
+  }
+}
+
+/*
+ * The T == 1 down/o_proj sum, shared by matmul_t_add_q8 and ffn_q8 so that both add the rows
+ * in the same order (the threaded FFN runs its down rows through matmul_t_add_q8, see
+ * lib/backends/wasm_threads_cuts.ts): op[0..M) += a[i] * row i, rows i, i + q, i + 2q, i + 3q
+ * per pass (q = R/4; four sequential streams), then rows 4q .. R-1 one at a time. The order
+ * depends on R only, not on how a thread cuts out's columns.
+ */
+static void axpy_rows_q8t(float* op, int M, const float* a, const uint8_t* w, size_t rb,
+                          const int32_t* rows, int R) {
+  int q = R / 4;
+  for (int i = 0; i < q; i++) {
+    float c[4] = {a[i], a[i + q], a[i + 2 * q], a[i + 3 * q]};
+    axpy4_q8t(op, M, c, w + ROW(i) * rb, w + ROW(i + q) * rb, w + ROW(i + 2 * q) * rb,
+              w + ROW(i + 3 * q) * rb);
+  }
+  for (int i = 4 * q; i < R; i++) axpy1_q8t(op, M, a[i], w + ROW(i) * rb);
 }
 
 /* out[0..M) += op undoing the 4 x 4 transposed order of each group of 16 (M % 16 == 0). */
@@ -272,7 +376,7 @@ void matmul_t_add_q8(const float* a, int T, int R, const uint8_t* w, int wsb,
   size_t rb = (size_t)wsb * QB;
   if (T == 1) {
     __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
-    for (int i = 0; i < R; i++) axpy1_q8t(scratch, M, a[i], w + ROW(i) * rb);
+    axpy_rows_q8t(scratch, M, a, w, rb, rows, R);
     q8_untranspose_add(out, M, scratch);
     return;
   }
@@ -307,7 +411,25 @@ void ffn_q8(const float* x, int T, int K, const uint8_t* gate, int gsb, const ui
   if (T == 1) {
     float* op = (float*)(xi + K);
     __builtin_memset(op, 0, (size_t)M * sizeof(float));
-    for (int i = 0; i < R; i++) {
+    /* Neurons i + j R/4 (j = 0..3) together: gate and up dots share x's loads (dot4_q8), one
+     * pass over op adds the four down rows (axpy4_q8t); the rows' order is axpy_rows_q8t's, so
+     * the threaded FFN (down through matmul_t_add_q8) gives the same bits. */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      size_t r0 = ROW(i), r1 = ROW(i + q), r2 = ROW(i + 2 * q), r3 = ROW(i + 3 * q);
+      float g[4], u[4], a[4];
+      dot4_q8(gate + r0 * gb, gate + r1 * gb, gate + r2 * gb, gate + r3 * gb, xs, xi, nb, g);
+      dot4_q8(up + r0 * ub, up + r1 * ub, up + r2 * ub, up + r3 * ub, xs, xi, nb, u);
+      for (int j = 0; j < 4; j++) a[j] = silu(g[j]) * u[j];
+      if (act) {
+        act[i] = a[0];
+        act[i + q] = a[1];
+        act[i + 2 * q] = a[2];
+        act[i + 3 * q] = a[3];
+      }
+      axpy4_q8t(op, M, a, down + r0 * db, down + r1 * db, down + r2 * db, down + r3 * db);
+    }
+    for (int i = 4 * q; i < R; i++) {
       size_t r = ROW(i);
       float a = silu(dot_q8(gate + r * gb, xs, xi, nb)) * dot_q8(up + r * ub, xs, xi, nb);
       if (act) act[i] = a;
