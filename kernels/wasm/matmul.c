@@ -42,6 +42,42 @@ static inline float dot1_f32(const float* x, const float* w, int K) {
 }
 
 /*
+ * Two f32 rows (rows i and i + R/2 from the callers: two long sequential streams) sharing x's
+ * loads: s0 = dot1_f32(x, w0, K) and s1 = dot1_f32(x, w1, K) bit for bit (the same four
+ * accumulators per row, the same tails and reduction). V8 bounds-checks every WASM load
+ * (kernels/wasm/README.md, "Several rows per pass"); four rows would need 16 accumulators.
+ */
+static inline void dot2_f32(const float* x, const float* w0, const float* w1, int K, float* s0,
+                            float* s1) {
+  v128_t a0 = wasm_f32x4_splat(0), b0 = a0, c0 = a0, d0 = a0, a1 = a0, b1 = a0, c1 = a0, d1 = a0;
+  int k = 0;
+  for (; k + 16 <= K; k += 16) {
+    v128_t x0 = LD(x + k), x1 = LD(x + k + 4), x2 = LD(x + k + 8), x3 = LD(x + k + 12);
+    FMA(a0, x0, LD(w0 + k));
+    FMA(b0, x1, LD(w0 + k + 4));
+    FMA(c0, x2, LD(w0 + k + 8));
+    FMA(d0, x3, LD(w0 + k + 12));
+    FMA(a1, x0, LD(w1 + k));
+    FMA(b1, x1, LD(w1 + k + 4));
+    FMA(c1, x2, LD(w1 + k + 8));
+    FMA(d1, x3, LD(w1 + k + 12));
+  }
+  for (; k + 4 <= K; k += 4) {
+    v128_t xv = LD(x + k);
+    FMA(a0, xv, LD(w0 + k));
+    FMA(a1, xv, LD(w1 + k));
+  }
+  float t0 = hsum(wasm_f32x4_add(wasm_f32x4_add(a0, b0), wasm_f32x4_add(c0, d0)));
+  float t1 = hsum(wasm_f32x4_add(wasm_f32x4_add(a1, b1), wasm_f32x4_add(c1, d1)));
+  for (; k < K; k++) {
+    t0 += x[k] * w0[k];
+    t1 += x[k] * w1[k];
+  }
+  *s0 = t0;
+  *s1 = t1;
+}
+
+/*
  * fp16 decode without a multiply per weight. Eight halves loaded as four i32 lanes hold an even
  * half in the low 16 bits and an odd half in the high 16 bits of each lane. For the odd halves,
  * (lane >>s 3) & 0x8FFFE000 is the f32 bit pattern s << 31 | (h & 0x7fff) << 13, i.e. the half's
@@ -287,7 +323,12 @@ void matmul_f32(const float* x, int T, int K, const float* w, int wstride, const
                 int R, float* out, int tb) {
   if (tb < 1) tb = 1;
   if (T == 1) {
-    for (int i = 0; i < R; i++) out[i] = dot1_f32(x, w + ROW(i) * wstride, K);
+    /* Rows i and i + R/2 together: two sequential streams, x loaded once (dot2_f32). */
+    int h = R / 2;
+    for (int i = 0; i < h; i++) {
+      dot2_f32(x, w + ROW(i) * wstride, w + ROW(i + h) * wstride, K, out + i, out + i + h);
+    }
+    if (R & 1) out[R - 1] = dot1_f32(x, w + ROW(R - 1) * wstride, K);
     return;
   }
   gemm_rows_f32(x, T, K, w, wstride, rows, R, out, tb);
@@ -347,6 +388,54 @@ static inline void axpy1_f32(float* o, int M, float c, const float* w) {
     wasm_v128_store(o + m + 4, wasm_f32x4_add(LD(o + m + 4), wasm_f32x4_mul(k, LD(w + m + 4))));
   }
   for (; m < M; m++) o[m] += c * w[m];
+}
+
+/*
+ * o[0..M) += c[0] w0, then c[1] w1, c[2] w2, c[3] w3: four rows per pass over o (o loaded and
+ * stored once per four rows). Each lane gets exactly axpy1_f32(c[0], w0) ... axpy1_f32(c[3], w3)
+ * in that order (the same multiply, then add, per row).
+ */
+static inline void axpy4_f32(float* o, int M, const float* c, const float* w0, const float* w1,
+                             const float* w2, const float* w3) {
+  v128_t k0 = wasm_f32x4_splat(c[0]), k1 = wasm_f32x4_splat(c[1]);
+  v128_t k2 = wasm_f32x4_splat(c[2]), k3 = wasm_f32x4_splat(c[3]);
+  int m = 0;
+  for (; m + 8 <= M; m += 8) {
+    v128_t o0 = LD(o + m), o1 = LD(o + m + 4);
+    o0 = wasm_f32x4_add(o0, wasm_f32x4_mul(k0, LD(w0 + m)));
+    o1 = wasm_f32x4_add(o1, wasm_f32x4_mul(k0, LD(w0 + m + 4)));
+    o0 = wasm_f32x4_add(o0, wasm_f32x4_mul(k1, LD(w1 + m)));
+    o1 = wasm_f32x4_add(o1, wasm_f32x4_mul(k1, LD(w1 + m + 4)));
+    o0 = wasm_f32x4_add(o0, wasm_f32x4_mul(k2, LD(w2 + m)));
+    o1 = wasm_f32x4_add(o1, wasm_f32x4_mul(k2, LD(w2 + m + 4)));
+    o0 = wasm_f32x4_add(o0, wasm_f32x4_mul(k3, LD(w3 + m)));
+    o1 = wasm_f32x4_add(o1, wasm_f32x4_mul(k3, LD(w3 + m + 4)));
+    wasm_v128_store(o + m, o0);
+    wasm_v128_store(o + m + 4, o1);
+  }
+  for (; m < M; m++) {
+    o[m] += c[0] * w0[m];
+    o[m] += c[1] * w1[m];
+    o[m] += c[2] * w2[m];
+    o[m] += c[3] * w3[m];
+  }
+}
+
+/*
+ * The T == 1 down/o_proj sum of f32 rows, shared by matmul_t_add_f32 and ffn_f32 so that both
+ * add the rows in the same order (the threaded FFN runs its down rows through matmul_t_add_f32,
+ * lib/backends/wasm_threads_cuts.ts): rows i, i + q, i + 2q, i + 3q per pass (q = R/4; four
+ * sequential streams), then rows 4q .. R-1 one at a time. The order depends on R only.
+ */
+static void axpy_rows_f32(float* out, int M, const float* a, const float* w, int wstride,
+                          const int32_t* rows, int R) {
+  int q = R / 4;
+  for (int i = 0; i < q; i++) {
+    float c[4] = {a[i], a[i + q], a[i + 2 * q], a[i + 3 * q]};
+    axpy4_f32(out, M, c, w + ROW(i) * wstride, w + ROW(i + q) * wstride,
+              w + ROW(i + 2 * q) * wstride, w + ROW(i + 3 * q) * wstride);
+  }
+  for (int i = 4 * q; i < R; i++) axpy1_f32(out, M, a[i], w + ROW(i) * wstride);
 }
 
 static inline void axpy1_f16(float* o, int M, float c, const half* w) {
@@ -459,7 +548,7 @@ void matmul_t_add_f32(const float* a, int T, int R, const float* w, int wstride,
                       const int32_t* rows, int M, float* out, int tb) {
   if (tb < 1) tb = 1;
   if (T == 1) {
-    for (int i = 0; i < R; i++) axpy1_f32(out, M, a[i], w + ROW(i) * wstride);
+    axpy_rows_f32(out, M, a, w, wstride, rows, R);
     return;
   }
   /* Tiles of 32 rows through the register-blocked GEMM (gemm.h), every token per tile. */
@@ -565,7 +654,28 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
              float* act, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
-    for (int i = 0; i < R; i++) {
+    /* Neurons i + j R/4 (j = 0..3) together: gate and up dots two rows at a time sharing x's
+     * loads (dot2_f32), one pass over out adds the four down rows (axpy4_f32) in
+     * axpy_rows_f32's order, so the threaded FFN (down through matmul_t_add_f32) gives the same
+     * bits. */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      size_t r0 = ROW(i), r1 = ROW(i + q), r2 = ROW(i + 2 * q), r3 = ROW(i + 3 * q);
+      float g[4], u[4], a[4];
+      dot2_f32(x, gate + r0 * gs, gate + r1 * gs, K, g, g + 1);
+      dot2_f32(x, up + r0 * us, up + r1 * us, K, u, u + 1);
+      dot2_f32(x, gate + r2 * gs, gate + r3 * gs, K, g + 2, g + 3);
+      dot2_f32(x, up + r2 * us, up + r3 * us, K, u + 2, u + 3);
+      for (int j = 0; j < 4; j++) a[j] = silu(g[j]) * u[j];
+      if (act) {
+        act[i] = a[0];
+        act[i + q] = a[1];
+        act[i + 2 * q] = a[2];
+        act[i + 3 * q] = a[3];
+      }
+      axpy4_f32(out, M, a, down + r0 * ds, down + r1 * ds, down + r2 * ds, down + r3 * ds);
+    }
+    for (int i = 4 * q; i < R; i++) {
       size_t r = ROW(i);
       float a = silu(dot1_f32(x, gate + r * gs, K)) * dot1_f32(x, up + r * us, K);
       if (act) act[i] = a;
