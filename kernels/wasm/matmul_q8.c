@@ -63,11 +63,10 @@ static inline v128_t bdot(const int8_t* q, const int16_t* xi) {
 }
 
 /*
- * One q8 row of nb blocks (a single sequential stream) . one quantized token. One f32
- * accumulator, blocks in order: the same operations, in the same order, as each output of
- * dot_q8_2x2, so a token's result does not depend on T or on its place in a token tile (with
- * fused multiply-adds any other order rounds differently, and a rounding difference can flip the
- * next layer's activation quantization: forked and from-scratch scoring must agree).
+ * One q8 row of nb blocks (a single sequential stream) . one quantized token, the decode
+ * (T == 1) order: one f32x4 accumulator over blocks in order, lanes summed at the end. T > 1 sums
+ * each block exactly in int32 first (dot_q8_p below), so decode and prefill of one token differ
+ * only by rounding (within the 1e-5 that sequence_fork_test allows forked against from-scratch).
  */
 static inline float dot_q8(const uint8_t* w, const float* xs, const int16_t* xi, int nb) {
   v128_t a = wasm_f32x4_splat(0);
@@ -262,7 +261,7 @@ void matmul_q8(const float* x, int T, int K, const uint8_t* w, int wsb, const in
 
 /*
  * op[0..M) += c * row (q8, M % 32 == 0) in the transposed order of I8X16_TO_F32: per block a
- * coefficient c * d on 32 values, one sequential stream.
+ * coefficient c * d on 32 values, one sequential stream, one fused multiply-add per 4 weights.
  */
 static inline void axpy1_q8t(float* op, int M, float c, const uint8_t* w) {
   for (int m = 0; m < M; m += QK) {
@@ -271,10 +270,15 @@ static inline void axpy1_q8t(float* op, int M, float c, const uint8_t* w) {
     for (int h = 0; h < 2; h++) {
       I8X16_TO_F32(LD(p + 4 + 16 * h), f0, f1, f2, f3);
       float* q = op + m + 16 * h;
-      wasm_v128_store(q, wasm_f32x4_add(LD(q), wasm_f32x4_mul(k, f0)));
-      wasm_v128_store(q + 4, wasm_f32x4_add(LD(q + 4), wasm_f32x4_mul(k, f1)));
-      wasm_v128_store(q + 8, wasm_f32x4_add(LD(q + 8), wasm_f32x4_mul(k, f2)));
-      wasm_v128_store(q + 12, wasm_f32x4_add(LD(q + 12), wasm_f32x4_mul(k, f3)));
+      v128_t o0 = LD(q), o1 = LD(q + 4), o2 = LD(q + 8), o3 = LD(q + 12);
+      FMA(o0, k, f0);
+      FMA(o1, k, f1);
+      FMA(o2, k, f2);
+      FMA(o3, k, f3);
+      wasm_v128_store(q, o0);
+      wasm_v128_store(q + 4, o1);
+      wasm_v128_store(q + 8, o2);
+      wasm_v128_store(q + 12, o3);
     }
   }
 }
