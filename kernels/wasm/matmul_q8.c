@@ -147,6 +147,7 @@ static inline void put_2x2(v128_t a, float* dst, int ld, int i) {
  * block and reused by every row pair; one f32x4 accumulator per row pair.
  */
 #define Q8_ROWS 4
+#define Q8_XQ 128
 static inline void dot_q8_r4t2(const uint8_t* const* wr, const float* xs0, const int16_t* xi0,
                                const float* xs1, const int16_t* xi1, int nb, float* dst, int ld,
                                int i) {
@@ -165,6 +166,52 @@ static inline void dot_q8_r4t2(const uint8_t* const* wr, const float* xs0, const
   }
   put_2x2(a0, dst, ld, i);
   put_2x2(a1, dst, ld, i + 2);
+}
+
+/*
+ * Two rows x four tokens (int16 blocks at xi[0..4), scales interleaved in xq: per block
+ * [t0, t1, t0, t1, t2, t3, t2, t3], built once per token quad): each half block of both rows is
+ * widened once and reused by the four tokens; accumulators a0 (tokens 0, 1), a1 (tokens 2, 3).
+ * Each lane's scale d_w * d_x is the same f32 product as pair_scale's, so outputs equal the
+ * 4 x 2 kernel's bit for bit.
+ */
+static inline void dot_q8_r2t4(const uint8_t* w0, const uint8_t* w1, const float* xq,
+                               const int16_t* const* xi, int nb, float* dst, int ld, int i) {
+  v128_t a0 = wasm_f32x4_splat(0), a1 = a0;
+  for (int b = 0; b < nb; b++) {
+    size_t o = (size_t)b * QB;
+    const uint8_t *p0 = w0 + o, *p1 = w1 + o;
+    const int16_t *x0 = xi[0] + b * QK, *x1 = xi[1] + b * QK, *x2 = xi[2] + b * QK,
+                  *x3 = xi[3] + b * QK;
+    v128_t s00 = wasm_i32x4_splat(0), s01 = s00, s02 = s00, s03 = s00;
+    v128_t s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+    for (int h = 0; h < 2; h++) {
+      v128_t v0 = LD(p0 + 4 + 16 * h), v1 = LD(p1 + 4 + 16 * h);
+      v128_t l0 = wasm_i16x8_extend_low_i8x16(v0), h0 = wasm_i16x8_extend_high_i8x16(v0);
+      v128_t l1 = wasm_i16x8_extend_low_i8x16(v1), h1 = wasm_i16x8_extend_high_i8x16(v1);
+#define Q8_T(S0, S1, X)                                                                       \
+  do {                                                                                        \
+    v128_t xa = LD((X) + 16 * h), xb = LD((X) + 16 * h + 8);                                  \
+    S0 = wasm_i32x4_add(S0, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l0, xa),                      \
+                                           wasm_i32x4_dot_i16x8(h0, xb)));                    \
+    S1 = wasm_i32x4_add(S1, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l1, xa),                      \
+                                           wasm_i32x4_dot_i16x8(h1, xb)));                    \
+  } while (0)
+      Q8_T(s00, s10, x0);
+      Q8_T(s01, s11, x1);
+      Q8_T(s02, s12, x2);
+      Q8_T(s03, s13, x3);
+#undef Q8_T
+    }
+    v128_t dv = wasm_i32x4_shuffle(wasm_v128_load32_splat(p0), wasm_v128_load32_splat(p1), 0, 1,
+                                   4, 5);
+    FMA(a0, wasm_f32x4_convert_i32x4(hsum4_i32(s00, s01, s10, s11)),
+        wasm_f32x4_mul(dv, LD(xq + 8 * b)));
+    FMA(a1, wasm_f32x4_convert_i32x4(hsum4_i32(s02, s03, s12, s13)),
+        wasm_f32x4_mul(dv, LD(xq + 8 * b + 4)));
+  }
+  put_2x2(a0, dst, ld, i);
+  put_2x2(a1, dst + (size_t)2 * ld, ld, i);
 }
 
 /* Two rows x two tokens in the same order (the row tail of a tile). */
@@ -193,6 +240,29 @@ static void tile_q8(const uint8_t* const* wr, int n, const float* xs, const int1
                     int nb, float* dst, int ld) {
   int K = nb * QK;
   int t = 0;
+  /* Per block [xs t0, t1, t0, t1, t2, t3, t2, t3] of a token quad (K <= 32 * Q8_XQ; wider rows
+   * take the 4 x 2 kernel, whose outputs are the same bit for bit). */
+  float xq[8 * Q8_XQ];
+  for (; nb <= Q8_XQ && t + 4 <= nt; t += 4) {
+    const float* s4[4];
+    const int16_t* x4[4];
+    for (int k = 0; k < 4; k++) {
+      s4[k] = xs + (size_t)(t + k) * nb;
+      x4[k] = xi + (size_t)(t + k) * K;
+    }
+    for (int b = 0; b < nb; b++) {
+      xq[8 * b] = xq[8 * b + 2] = s4[0][b];
+      xq[8 * b + 1] = xq[8 * b + 3] = s4[1][b];
+      xq[8 * b + 4] = xq[8 * b + 6] = s4[2][b];
+      xq[8 * b + 5] = xq[8 * b + 7] = s4[3][b];
+    }
+    float* d = dst + (size_t)t * ld;
+    int i = 0;
+    for (; i + 2 <= n; i += 2) dot_q8_r2t4(wr[i], wr[i + 1], xq, x4, nb, d, ld, i);
+    for (; i < n; i++) {
+      for (int k = 0; k < 4; k++) d[(size_t)k * ld + i] = dot_q8_p(wr[i], s4[k], x4[k], nb);
+    }
+  }
   for (; t + 2 <= nt; t += 2) {
     const float *s0 = xs + (size_t)t * nb, *s1 = s0 + nb;
     const int16_t *x0 = xi + (size_t)t * K, *x1 = x0 + K;
