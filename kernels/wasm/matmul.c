@@ -9,6 +9,9 @@
  * Decode (T == 1): one row at a time, several accumulators, so memory sees one sequential stream
  * per row. Measured on the 2-core EPYC here, this is 2.5x faster than four interleaved rows
  * sharing x loads (the hardware prefetcher tracks one stream far better), in WASM and native C.
+ * The SEAP_FP16 build's f16 decode, bound by instructions rather than DRAM, reads four rows far
+ * apart per pass instead (i + j R/4: each still one sequential stream; 1.3-1.6x, see
+ * kernels/wasm/README.md, "Several rows per pass").
  * Prefill (T > 1): the register-blocked kernels of gemm.h over tokens in blocks of `tb`
  * (gemm_dot: 4 rows x 2 tokens; gemm_acc_f32: 8 outputs x 6 tokens), so rows are read from
  * memory once per block and then hit L1 for every token. fp16 weights: decode converts in
@@ -198,6 +201,49 @@ static inline float dot1_f16n(const float* x, const half* w, int K) {
 }
 #endif
 
+#if defined(SEAP_FP16)
+/*
+ * Four rows' dots sharing x's loads (SEAP_FP16 decode): 8 weights per row per step into 2
+ * accumulators per row. With the native conversion the one-row dot was bound by its loads (each
+ * carries an explicit bounds check in V8): here 6 loads per 32 weights instead of 12. Callers
+ * pass rows i + j R/4, four long sequential streams. s[j] = x . wj.
+ */
+static inline void dot4_f16n(const float* x, const half* w0, const half* w1, const half* w2,
+                             const half* w3, int K, float* s0, float* s1, float* s2, float* s3) {
+  v128_t a0 = wasm_f32x4_splat(0), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+  v128_t l, h;
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    v128_t x0 = LD(x + k), x1 = LD(x + k + 4);
+    H2F8(LD(w0 + k), l, h);
+    FMA(a0, x0, l);
+    FMA(b0, x1, h);
+    H2F8(LD(w1 + k), l, h);
+    FMA(a1, x0, l);
+    FMA(b1, x1, h);
+    H2F8(LD(w2 + k), l, h);
+    FMA(a2, x0, l);
+    FMA(b2, x1, h);
+    H2F8(LD(w3 + k), l, h);
+    FMA(a3, x0, l);
+    FMA(b3, x1, h);
+  }
+  float t0 = hsum(wasm_f32x4_add(a0, b0)), t1 = hsum(wasm_f32x4_add(a1, b1));
+  float t2 = hsum(wasm_f32x4_add(a2, b2)), t3 = hsum(wasm_f32x4_add(a3, b3));
+  for (; k < K; k++) {
+    float xk = x[k];
+    t0 += xk * h2f(w0[k]);
+    t1 += xk * h2f(w1[k]);
+    t2 += xk * h2f(w2[k]);
+    t3 += xk * h2f(w3[k]);
+  }
+  *s0 = t0;
+  *s1 = t1;
+  *s2 = t2;
+  *s3 = t3;
+}
+#endif
+
 /* One row of fp16 weights, x given as both the original and (when ok) the pre-scaled copy. */
 static inline float dot1_f16x(const float* x, const float* xp, int ok, const half* w, int K) {
 #if defined(SEAP_FP16)
@@ -253,6 +299,17 @@ void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const 
                 int R, float* out, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
+#if defined(SEAP_FP16)
+    /* Rows i + j R/4 (j = 0..3) together: four sequential weight streams, x loaded once. */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      dot4_f16n(x, w + ROW(i) * wstride, w + ROW(i + q) * wstride, w + ROW(i + 2 * q) * wstride,
+                w + ROW(i + 3 * q) * wstride, K, out + i, out + i + q, out + i + 2 * q,
+                out + i + 3 * q);
+    }
+    for (int i = 4 * q; i < R; i++) out[i] = dot1_f16n(x, w + ROW(i) * wstride, K);
+    return;
+#endif
     int ok = f16_prep_x(x, K, scratch);
     for (int i = 0; i < R; i++) out[i] = dot1_f16x(x, scratch, ok, w + ROW(i) * wstride, K);
     return;
@@ -320,6 +377,43 @@ static inline void axpy1_f16(float* o, int M, float c, const half* w) {
   }
   for (; m < M; m++) o[m] += c * h2f(w[m]);
 }
+
+#if defined(SEAP_FP16)
+/*
+ * o[0..M) += c0 w0, then += c1 w1: two rows per pass over o (SEAP_FP16 decode: the native
+ * conversion left the axpy bound by o's loads and stores, one pair per 4 weights). Each lane
+ * gets exactly axpy1_f16(c0, w0) followed by axpy1_f16(c1, w1) (same operations, same order).
+ * Callers pair rows i and i + R/2, not i and i + 1: two long sequential streams keep the
+ * hardware prefetcher on (adjacent pairs measured 0.78x from DRAM, see kernels/wasm/README.md).
+ */
+static inline void axpy2_f16(float* o, int M, float c0, const half* w0, float c1, const half* w1) {
+  v128_t k0 = wasm_f32x4_splat(c0), k1 = wasm_f32x4_splat(c1), lo, hi, lo2, hi2;
+  int m = 0;
+  for (; m + 16 <= M; m += 16) {
+    v128_t o0 = LD(o + m), o1 = LD(o + m + 4), o2 = LD(o + m + 8), o3 = LD(o + m + 12);
+    H2F8(LD(w0 + m), lo, hi);
+    H2F8(LD(w0 + m + 8), lo2, hi2);
+    FMA(o0, k0, lo);
+    FMA(o1, k0, hi);
+    FMA(o2, k0, lo2);
+    FMA(o3, k0, hi2);
+    H2F8(LD(w1 + m), lo, hi);
+    H2F8(LD(w1 + m + 8), lo2, hi2);
+    FMA(o0, k1, lo);
+    FMA(o1, k1, hi);
+    FMA(o2, k1, lo2);
+    FMA(o3, k1, hi2);
+    wasm_v128_store(o + m, o0);
+    wasm_v128_store(o + m + 4, o1);
+    wasm_v128_store(o + m + 8, o2);
+    wasm_v128_store(o + m + 12, o3);
+  }
+  if (m < M) {
+    axpy1_f16(o + m, M - m, c0, w0 + m);
+    axpy1_f16(o + m, M - m, c1, w1 + m);
+  }
+}
+#endif
 
 /*
  * op[0..M8) += c * w * 2^-112 per full group of 8, in the even/odd order of H2B8 (c is the
@@ -406,6 +500,15 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
                       const int32_t* rows, int M, float* out, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
+#if defined(SEAP_FP16)
+    /* Rows i and i + R/2 per pass over out: two sequential weight streams (axpy2_f16). */
+    int h = R / 2;
+    for (int i = 0; i < h; i++) {
+      axpy2_f16(out, M, a[i], w + ROW(i) * wstride, a[i + h], w + ROW(i + h) * wstride);
+    }
+    if (R & 1) axpy1_f16(out, M, a[R - 1], w + ROW(R - 1) * wstride);
+    return;
+#endif
     if (F16_PRESCALED) __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
     for (int i = 0; i < R; i++) axpy1_f16x(out, scratch, M, a[i], w + ROW(i) * wstride);
     if (F16_PRESCALED) f16_unsplit_add(out, M & ~7, scratch);
@@ -501,6 +604,37 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
              float* act, int tb, float* scratch) {
   if (tb < 1) tb = 1;
   if (T == 1) {
+#if defined(SEAP_FP16)
+    /* Neurons i + j R/4 (j = 0..3) together: their gate, up and down rows are four sequential
+     * streams, the gate and up dots of all four share x's loads (dot4_f16n), and each pass over
+     * out adds two down rows (axpy2_f16). */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      size_t r0 = ROW(i), r1 = ROW(i + q), r2 = ROW(i + 2 * q), r3 = ROW(i + 3 * q);
+      float g[4], u[4];
+      dot4_f16n(x, gate + r0 * gs, gate + r1 * gs, gate + r2 * gs, gate + r3 * gs, K, g, g + 1,
+                g + 2, g + 3);
+      dot4_f16n(x, up + r0 * us, up + r1 * us, up + r2 * us, up + r3 * us, K, u, u + 1, u + 2,
+                u + 3);
+      float a0 = silu(g[0]) * u[0], a1 = silu(g[1]) * u[1];
+      float a2 = silu(g[2]) * u[2], a3 = silu(g[3]) * u[3];
+      if (act) {
+        act[i] = a0;
+        act[i + q] = a1;
+        act[i + 2 * q] = a2;
+        act[i + 3 * q] = a3;
+      }
+      axpy2_f16(out, M, a0, down + r0 * ds, a1, down + r1 * ds);
+      axpy2_f16(out, M, a2, down + r2 * ds, a3, down + r3 * ds);
+    }
+    for (int i = 4 * q; i < R; i++) {
+      size_t r = ROW(i);
+      float a = silu(dot1_f16n(x, gate + r * gs, K)) * dot1_f16n(x, up + r * us, K);
+      if (act) act[i] = a;
+      axpy1_f16(out, M, a, down + r * ds);
+    }
+    return;
+#endif
     float *xp = scratch, *op = scratch + K;
     int ok = f16_prep_x(x, K, xp);
     if (F16_PRESCALED) __builtin_memset(op, 0, (size_t)M * sizeof(float));
