@@ -63,11 +63,10 @@ static inline v128_t bdot(const int8_t* q, const int16_t* xi) {
 }
 
 /*
- * One q8 row of nb blocks (a single sequential stream) . one quantized token. One f32
- * accumulator, blocks in order: the same operations, in the same order, as each output of
- * dot_q8_2x2, so a token's result does not depend on T or on its place in a token tile (with
- * fused multiply-adds any other order rounds differently, and a rounding difference can flip the
- * next layer's activation quantization: forked and from-scratch scoring must agree).
+ * One q8 row of nb blocks (a single sequential stream) . one quantized token, the decode
+ * (T == 1) order: one f32x4 accumulator over blocks in order, lanes summed at the end. T > 1 sums
+ * each block exactly in int32 first (dot_q8_p below), so decode and prefill of one token differ
+ * only by rounding (within the 1e-5 that sequence_fork_test allows forked against from-scratch).
  */
 static inline float dot_q8(const uint8_t* w, const float* xs, const int16_t* xi, int nb) {
   v128_t a = wasm_f32x4_splat(0);
@@ -116,70 +115,206 @@ static inline void dot4_q8(const uint8_t* w0, const uint8_t* w1, const uint8_t* 
   s[3] = hsum(a3);
 }
 
-/* Two rows x two tokens (x at xs0/xi0 and xs1/xi1): o0 = row 0, o1 = row 1, two values each. */
-static inline void dot_q8_2x2(const uint8_t* w0, const uint8_t* w1, const float* xs0,
-                              const int16_t* xi0, const float* xs1, const int16_t* xi1, int nb,
-                              float* o0, float* o1) {
-  v128_t a00 = wasm_f32x4_splat(0), a01 = a00, a10 = a00, a11 = a00;
+/*
+ * T > 1 (prefill) order, shared by every output of tile_q8 whatever its place in a tile: per
+ * block the integer dot product is summed exactly to one int32 (|sum| <= 32 * 127 * 127), converted
+ * to f32 (exact, < 2^24) and fused-multiply-added with the f32 product d_w * d_x into a
+ * per-output f32 accumulator, blocks in order (llama.cpp's order for Q8_0 x Q8_0). Four outputs
+ * (2 rows x 2 tokens) share one f32x4: lanes [r0 t0, r0 t1, r1 t0, r1 t1]; a lone output uses
+ * lane 0 of the same operations, so tile edges round exactly like tile interiors.
+ */
+
+/* [sum a, sum b, sum c, sum d] of four int32x4 (exact). */
+static inline v128_t hsum4_i32(v128_t a, v128_t b, v128_t c, v128_t d) {
+  v128_t h0 = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+  v128_t h1 = wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+  return wasm_i32x4_add(wasm_i32x4_shuffle(h0, h1, 0, 1, 4, 5), wasm_i32x4_shuffle(h0, h1, 2, 3, 6, 7));
+}
+
+/* One row . one token in the T > 1 order (lane 0 of the 2 x 2 kernel's arithmetic). */
+static inline float dot_q8_p(const uint8_t* w, const float* xs, const int16_t* xi, int nb) {
+  v128_t a = wasm_f32x4_splat(0);
   for (int b = 0; b < nb; b++) {
-    const uint8_t *p0 = w0 + (size_t)b * QB, *p1 = w1 + (size_t)b * QB;
-    const int16_t *x0 = xi0 + b * QK, *x1 = xi1 + b * QK;
-    v128_t s00 = wasm_i32x4_splat(0), s01 = s00, s10 = s00, s11 = s00;
+    const uint8_t* p = w + (size_t)b * QB;
+    v128_t s = bdot((const int8_t*)(p + 4), xi + b * QK);
+    s = wasm_i32x4_add(s, wasm_i32x4_shuffle(s, s, 2, 3, 0, 1));
+    s = wasm_i32x4_add(s, wasm_i32x4_shuffle(s, s, 1, 0, 3, 2));
+    FMA(a, wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(bscale(p) * xs[b]));
+  }
+  return wasm_f32x4_extract_lane(a, 0);
+}
+
+/* Block sums of rows p0, p1 (block pointers) x the two tokens held in x0..x3, y0..y3 (int16). */
+static inline v128_t pair_block(const uint8_t* p0, const uint8_t* p1, v128_t x0, v128_t x1,
+                                v128_t x2, v128_t x3, v128_t y0, v128_t y1, v128_t y2,
+                                v128_t y3) {
+  v128_t v0 = LD(p0 + 4), v1 = LD(p0 + 20);
+  v128_t l = wasm_i16x8_extend_low_i8x16(v0), h = wasm_i16x8_extend_high_i8x16(v0);
+  v128_t s00 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(l, x0), wasm_i32x4_dot_i16x8(h, x1));
+  v128_t s01 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(l, y0), wasm_i32x4_dot_i16x8(h, y1));
+  l = wasm_i16x8_extend_low_i8x16(v1), h = wasm_i16x8_extend_high_i8x16(v1);
+  s00 = wasm_i32x4_add(s00, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l, x2), wasm_i32x4_dot_i16x8(h, x3)));
+  s01 = wasm_i32x4_add(s01, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l, y2), wasm_i32x4_dot_i16x8(h, y3)));
+  v0 = LD(p1 + 4), v1 = LD(p1 + 20);
+  l = wasm_i16x8_extend_low_i8x16(v0), h = wasm_i16x8_extend_high_i8x16(v0);
+  v128_t s10 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(l, x0), wasm_i32x4_dot_i16x8(h, x1));
+  v128_t s11 = wasm_i32x4_add(wasm_i32x4_dot_i16x8(l, y0), wasm_i32x4_dot_i16x8(h, y1));
+  l = wasm_i16x8_extend_low_i8x16(v1), h = wasm_i16x8_extend_high_i8x16(v1);
+  s10 = wasm_i32x4_add(s10, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l, x2), wasm_i32x4_dot_i16x8(h, x3)));
+  s11 = wasm_i32x4_add(s11, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l, y2), wasm_i32x4_dot_i16x8(h, y3)));
+  return hsum4_i32(s00, s01, s10, s11);
+}
+
+/* Scales [d0 xs0, d0 xs1, d1 xs0, d1 xs1] of a 2 x 2 block. */
+static inline v128_t pair_scale(const uint8_t* p0, const uint8_t* p1, float s0, float s1) {
+  float d0 = bscale(p0), d1 = bscale(p1);
+  return wasm_f32x4_make(d0 * s0, d0 * s1, d1 * s0, d1 * s1);
+}
+
+/* Stores the four outputs of a 2 x 2 accumulator (rows i, i+1; tokens at dst, dst + ld). */
+static inline void put_2x2(v128_t a, float* dst, int ld, int i) {
+  dst[i] = wasm_f32x4_extract_lane(a, 0);
+  dst[(size_t)ld + i] = wasm_f32x4_extract_lane(a, 1);
+  dst[i + 1] = wasm_f32x4_extract_lane(a, 2);
+  dst[(size_t)ld + i + 1] = wasm_f32x4_extract_lane(a, 3);
+}
+
+/*
+ * Q8_ROWS rows (wr[0..Q8_ROWS)) x two tokens: both tokens' quantized blocks are loaded once per
+ * block and reused by every row pair; one f32x4 accumulator per row pair.
+ */
+#define Q8_ROWS 4
+#define Q8_XQ 128
+static inline void dot_q8_r4t2(const uint8_t* const* wr, const float* xs0, const int16_t* xi0,
+                               const float* xs1, const int16_t* xi1, int nb, float* dst, int ld,
+                               int i) {
+  v128_t a0 = wasm_f32x4_splat(0), a1 = a0;
+  for (int b = 0; b < nb; b++) {
+    const int16_t *x = xi0 + b * QK, *y = xi1 + b * QK;
+    v128_t x0 = LD(x), x1 = LD(x + 8), x2 = LD(x + 16), x3 = LD(x + 24);
+    v128_t y0 = LD(y), y1 = LD(y + 8), y2 = LD(y + 16), y3 = LD(y + 24);
+    float s0 = xs0[b], s1 = xs1[b];
+    size_t o = (size_t)b * QB;
+    const uint8_t *p0 = wr[0] + o, *p1 = wr[1] + o, *p2 = wr[2] + o, *p3 = wr[3] + o;
+    FMA(a0, wasm_f32x4_convert_i32x4(pair_block(p0, p1, x0, x1, x2, x3, y0, y1, y2, y3)),
+        pair_scale(p0, p1, s0, s1));
+    FMA(a1, wasm_f32x4_convert_i32x4(pair_block(p2, p3, x0, x1, x2, x3, y0, y1, y2, y3)),
+        pair_scale(p2, p3, s0, s1));
+  }
+  put_2x2(a0, dst, ld, i);
+  put_2x2(a1, dst, ld, i + 2);
+}
+
+/*
+ * Two rows x four tokens (int16 blocks at xi[0..4), scales interleaved in xq: per block
+ * [t0, t1, t0, t1, t2, t3, t2, t3], built once per token quad): each half block of both rows is
+ * widened once and reused by the four tokens; accumulators a0 (tokens 0, 1), a1 (tokens 2, 3).
+ * Each lane's scale d_w * d_x is the same f32 product as pair_scale's, so outputs equal the
+ * 4 x 2 kernel's bit for bit.
+ */
+static inline void dot_q8_r2t4(const uint8_t* w0, const uint8_t* w1, const float* xq,
+                               const int16_t* const* xi, int nb, float* dst, int ld, int i) {
+  v128_t a0 = wasm_f32x4_splat(0), a1 = a0;
+  for (int b = 0; b < nb; b++) {
+    size_t o = (size_t)b * QB;
+    const uint8_t *p0 = w0 + o, *p1 = w1 + o;
+    const int16_t *x0 = xi[0] + b * QK, *x1 = xi[1] + b * QK, *x2 = xi[2] + b * QK,
+                  *x3 = xi[3] + b * QK;
+    v128_t s00 = wasm_i32x4_splat(0), s01 = s00, s02 = s00, s03 = s00;
+    v128_t s10 = s00, s11 = s00, s12 = s00, s13 = s00;
     for (int h = 0; h < 2; h++) {
       v128_t v0 = LD(p0 + 4 + 16 * h), v1 = LD(p1 + 4 + 16 * h);
       v128_t l0 = wasm_i16x8_extend_low_i8x16(v0), h0 = wasm_i16x8_extend_high_i8x16(v0);
       v128_t l1 = wasm_i16x8_extend_low_i8x16(v1), h1 = wasm_i16x8_extend_high_i8x16(v1);
-      v128_t xa = LD(x0 + 16 * h), xb = LD(x0 + 16 * h + 8);
-      v128_t ya = LD(x1 + 16 * h), yb = LD(x1 + 16 * h + 8);
-      s00 = wasm_i32x4_add(s00, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l0, xa),
-                                               wasm_i32x4_dot_i16x8(h0, xb)));
-      s01 = wasm_i32x4_add(s01, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l0, ya),
-                                               wasm_i32x4_dot_i16x8(h0, yb)));
-      s10 = wasm_i32x4_add(s10, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l1, xa),
-                                               wasm_i32x4_dot_i16x8(h1, xb)));
-      s11 = wasm_i32x4_add(s11, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l1, ya),
-                                               wasm_i32x4_dot_i16x8(h1, yb)));
+#define Q8_T(S0, S1, X)                                                                       \
+  do {                                                                                        \
+    v128_t xa = LD((X) + 16 * h), xb = LD((X) + 16 * h + 8);                                  \
+    S0 = wasm_i32x4_add(S0, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l0, xa),                      \
+                                           wasm_i32x4_dot_i16x8(h0, xb)));                    \
+    S1 = wasm_i32x4_add(S1, wasm_i32x4_add(wasm_i32x4_dot_i16x8(l1, xa),                      \
+                                           wasm_i32x4_dot_i16x8(h1, xb)));                    \
+  } while (0)
+      Q8_T(s00, s10, x0);
+      Q8_T(s01, s11, x1);
+      Q8_T(s02, s12, x2);
+      Q8_T(s03, s13, x3);
+#undef Q8_T
     }
-    float d0 = bscale(p0), d1 = bscale(p1);
-    FMA(a00, wasm_f32x4_convert_i32x4(s00), wasm_f32x4_splat(d0 * xs0[b]));
-    FMA(a01, wasm_f32x4_convert_i32x4(s01), wasm_f32x4_splat(d0 * xs1[b]));
-    FMA(a10, wasm_f32x4_convert_i32x4(s10), wasm_f32x4_splat(d1 * xs0[b]));
-    FMA(a11, wasm_f32x4_convert_i32x4(s11), wasm_f32x4_splat(d1 * xs1[b]));
+    v128_t dv = wasm_i32x4_shuffle(wasm_v128_load32_splat(p0), wasm_v128_load32_splat(p1), 0, 1,
+                                   4, 5);
+    FMA(a0, wasm_f32x4_convert_i32x4(hsum4_i32(s00, s01, s10, s11)),
+        wasm_f32x4_mul(dv, LD(xq + 8 * b)));
+    FMA(a1, wasm_f32x4_convert_i32x4(hsum4_i32(s02, s03, s12, s13)),
+        wasm_f32x4_mul(dv, LD(xq + 8 * b + 4)));
   }
-  o0[0] = hsum(a00);
-  o0[1] = hsum(a01);
-  o1[0] = hsum(a10);
-  o1[1] = hsum(a11);
+  put_2x2(a0, dst, ld, i);
+  put_2x2(a1, dst + (size_t)2 * ld, ld, i);
+}
+
+/* Two rows x two tokens in the same order (the row tail of a tile). */
+static inline void dot_q8_r2t2(const uint8_t* w0, const uint8_t* w1, const float* xs0,
+                               const int16_t* xi0, const float* xs1, const int16_t* xi1, int nb,
+                               float* dst, int ld, int i) {
+  v128_t a0 = wasm_f32x4_splat(0);
+  for (int b = 0; b < nb; b++) {
+    const int16_t *x = xi0 + b * QK, *y = xi1 + b * QK;
+    size_t o = (size_t)b * QB;
+    const uint8_t *p0 = w0 + o, *p1 = w1 + o;
+    FMA(a0,
+        wasm_f32x4_convert_i32x4(pair_block(p0, p1, LD(x), LD(x + 8), LD(x + 16), LD(x + 24),
+                                            LD(y), LD(y + 8), LD(y + 16), LD(y + 24))),
+        pair_scale(p0, p1, xs0[b], xs1[b]));
+  }
+  put_2x2(a0, dst, ld, i);
 }
 
 /*
  * Tokens [0, nt) x rows [0, n) of a tile: dst[t * ld + i] = row_i . token t (quantized xs/xi,
- * nb blocks per token). 2 x 2 register blocks; the rows (n * nb * 36 bytes) stay in L1/L2
- * while every token of the tile passes over them.
+ * nb blocks per token). Token pairs outer, rows inner: the tile's rows (n * nb * 36 bytes) stay
+ * in L1 while every token pair passes over them. Every output in the T > 1 order above.
  */
 static void tile_q8(const uint8_t* const* wr, int n, const float* xs, const int16_t* xi, int nt,
                     int nb, float* dst, int ld) {
   int K = nb * QK;
-  int i = 0;
-  for (; i + 2 <= n; i += 2) {
-    int t = 0;
-    for (; t + 2 <= nt; t += 2) {
-      float o0[2], o1[2];
-      dot_q8_2x2(wr[i], wr[i + 1], xs + (size_t)t * nb, xi + (size_t)t * K,
-                 xs + (size_t)(t + 1) * nb, xi + (size_t)(t + 1) * K, nb, o0, o1);
-      dst[(size_t)t * ld + i] = o0[0];
-      dst[(size_t)(t + 1) * ld + i] = o0[1];
-      dst[(size_t)t * ld + i + 1] = o1[0];
-      dst[(size_t)(t + 1) * ld + i + 1] = o1[1];
+  int t = 0;
+  /* Per block [xs t0, t1, t0, t1, t2, t3, t2, t3] of a token quad (K <= 32 * Q8_XQ; wider rows
+   * take the 4 x 2 kernel, whose outputs are the same bit for bit). */
+  float xq[8 * Q8_XQ];
+  for (; nb <= Q8_XQ && t + 4 <= nt; t += 4) {
+    const float* s4[4];
+    const int16_t* x4[4];
+    for (int k = 0; k < 4; k++) {
+      s4[k] = xs + (size_t)(t + k) * nb;
+      x4[k] = xi + (size_t)(t + k) * K;
     }
-    for (; t < nt; t++) {
-      dst[(size_t)t * ld + i] = dot_q8(wr[i], xs + (size_t)t * nb, xi + (size_t)t * K, nb);
-      dst[(size_t)t * ld + i + 1] = dot_q8(wr[i + 1], xs + (size_t)t * nb, xi + (size_t)t * K, nb);
+    for (int b = 0; b < nb; b++) {
+      xq[8 * b] = xq[8 * b + 2] = s4[0][b];
+      xq[8 * b + 1] = xq[8 * b + 3] = s4[1][b];
+      xq[8 * b + 4] = xq[8 * b + 6] = s4[2][b];
+      xq[8 * b + 5] = xq[8 * b + 7] = s4[3][b];
+    }
+    float* d = dst + (size_t)t * ld;
+    int i = 0;
+    for (; i + 2 <= n; i += 2) dot_q8_r2t4(wr[i], wr[i + 1], xq, x4, nb, d, ld, i);
+    for (; i < n; i++) {
+      for (int k = 0; k < 4; k++) d[(size_t)k * ld + i] = dot_q8_p(wr[i], s4[k], x4[k], nb);
     }
   }
-  for (; i < n; i++) {
-    for (int t = 0; t < nt; t++) {
-      dst[(size_t)t * ld + i] = dot_q8(wr[i], xs + (size_t)t * nb, xi + (size_t)t * K, nb);
+  for (; t + 2 <= nt; t += 2) {
+    const float *s0 = xs + (size_t)t * nb, *s1 = s0 + nb;
+    const int16_t *x0 = xi + (size_t)t * K, *x1 = x0 + K;
+    float* d = dst + (size_t)t * ld;
+    int i = 0;
+    for (; i + Q8_ROWS <= n; i += Q8_ROWS) dot_q8_r4t2(wr + i, s0, x0, s1, x1, nb, d, ld, i);
+    for (; i + 2 <= n; i += 2) dot_q8_r2t2(wr[i], wr[i + 1], s0, x0, s1, x1, nb, d, ld, i);
+    for (; i < n; i++) {
+      d[i] = dot_q8_p(wr[i], s0, x0, nb);
+      d[(size_t)ld + i] = dot_q8_p(wr[i], s1, x1, nb);
+    }
+  }
+  for (; t < nt; t++) {
+    for (int i = 0; i < n; i++) {
+      dst[(size_t)t * ld + i] = dot_q8_p(wr[i], xs + (size_t)t * nb, xi + (size_t)t * K, nb);
     }
   }
 }
