@@ -8,9 +8,9 @@
  * own order and differs by rounding (it fails this check: the check can fail).
  */
 import assert from "node:assert/strict";
-import type { MatView } from "../lib/backends/backend.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { rng, subset } from "./helpers/seeded.ts";
+import { ffnBundle } from "./helpers/ffn_bundle.ts";
 
 /** Seeded normal-ish values (sum of uniforms), times scale. */
 function randn(n: number, r: () => number, scale = 1): Float32Array {
@@ -24,17 +24,7 @@ for (const K of [96, 4160]) {
     const be = await WasmBackend.create({ weightDType: "q8" });
     const r = rng(K);
     const T = 11, M = 64, N = 37;
-    const stride = 2 * K + M;
-    // [N, 2K + M] row n = [gate (K) | up (K) | down^T (M)] of neuron n.
-    const bundle = be.weights(randn(N * stride, r, 0.5));
-    const view = (offset: number, cols: number): MatView => ({
-      buf: bundle,
-      offset,
-      stride,
-      rows: N,
-      cols,
-    });
-    const gate = view(0, K), up = view(K, K), down = view(2 * K, M);
+    const { gate, up, down } = ffnBundle(be, randn(N * (2 * K + M), r, 0.5), N, K, M);
     const xs = randn(T * K, r); // [T, K]
     const run = async (s: number, masked: boolean) => {
       const n = T - s;

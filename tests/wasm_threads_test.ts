@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, WeightDType } from "../lib/backends/backend.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { rng, subset } from "./helpers/seeded.ts";
+import { ffnBundle } from "./helpers/ffn_bundle.ts";
 import { writeRandomModel } from "../tools/make_random_model.ts";
 
 const DTYPES: WeightDType[] = ["f32", "f16", "q8"];
@@ -56,16 +57,7 @@ async function runOps(
   const r = rng(seed);
   // Bundled FFN layout like the model's: neuron n = [gate (K) | up (K) | down^T (M)].
   const K = 96, M = dt === "q8" ? 160 : 100, N = 300;
-  const stride = 2 * K + M;
-  const bundle = be.weights(randn(N * stride, r, 0.5));
-  const view = (offset: number, cols: number): MatView => ({
-    buf: bundle,
-    offset,
-    stride,
-    rows: N,
-    cols,
-  });
-  const gate = view(0, K), up = view(K, K), down = view(2 * K, M);
+  const { gate, up, down } = ffnBundle(be, randn(N * (2 * K + M), r, 0.5), N, K, M);
   const bias = be.weights(randn(N, r), "f32");
   const biasView: MatView = { buf: bias, offset: 0, stride: N, rows: 1, cols: N };
   const rows: IndexList | null = masked ? be.indices(subset(N, 170, r)) : null;
