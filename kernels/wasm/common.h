@@ -124,4 +124,18 @@ static inline v128_t vexp(v128_t x) {
 
 static inline float sexp(float x) { return wasm_f32x4_extract_lane(vexp(wasm_f32x4_splat(x)), 0); }
 
+/* SiLU of one value (the decode FFNs; the prefill tiles do the same per lane, gemm.h). */
+static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
+
+/*
+ * The four-neuron decode step's activations a[j] = silu(g[j]) * u[j] of neurons i + j q, stored
+ * into act (when not NULL) at those positions: shared by ffn_f32, ffn_f16 and ffn_q8.
+ */
+static inline void swiglu4(const float* g, const float* u, float* a, float* act, int i, int q) {
+  for (int j = 0; j < 4; j++) a[j] = silu(g[j]) * u[j];
+  if (act) {
+    for (int j = 0; j < 4; j++) act[i + j * q] = a[j];
+  }
+}
+
 #endif

@@ -619,7 +619,6 @@ void matmul_t_add_f16_tiled(const float* a, int T, int R, const half* w, int wst
 
 /* ---------- fused FFN over kept neurons ---------- */
 
-static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
 
 /* Neurons per chunk of the T > 1 path: a chunk's bundles (32 x 6.9 KB for SmolLM2) stay in L2
  * across the gate, up and down passes. */
@@ -666,13 +665,7 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
       dot2_f32(x, up + r0 * us, up + r1 * us, K, u, u + 1);
       dot2_f32(x, gate + r2 * gs, gate + r3 * gs, K, g + 2, g + 3);
       dot2_f32(x, up + r2 * us, up + r3 * us, K, u + 2, u + 3);
-      for (int j = 0; j < 4; j++) a[j] = silu(g[j]) * u[j];
-      if (act) {
-        act[i] = a[0];
-        act[i + q] = a[1];
-        act[i + 2 * q] = a[2];
-        act[i + 3 * q] = a[3];
-      }
+      swiglu4(g, u, a, act, i, q);
       axpy4_f32(out, M, a, down + r0 * ds, down + r1 * ds, down + r2 * ds, down + r3 * ds);
     }
     for (int i = 4 * q; i < R; i++) {
@@ -721,21 +714,14 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
     int q = R / 4;
     for (int i = 0; i < q; i++) {
       size_t r0 = ROW(i), r1 = ROW(i + q), r2 = ROW(i + 2 * q), r3 = ROW(i + 3 * q);
-      float g[4], u[4];
+      float g[4], u[4], a[4];
       dot4_f16n(x, gate + r0 * gs, gate + r1 * gs, gate + r2 * gs, gate + r3 * gs, K, g, g + 1,
                 g + 2, g + 3);
       dot4_f16n(x, up + r0 * us, up + r1 * us, up + r2 * us, up + r3 * us, K, u, u + 1, u + 2,
                 u + 3);
-      float a0 = silu(g[0]) * u[0], a1 = silu(g[1]) * u[1];
-      float a2 = silu(g[2]) * u[2], a3 = silu(g[3]) * u[3];
-      if (act) {
-        act[i] = a0;
-        act[i + q] = a1;
-        act[i + 2 * q] = a2;
-        act[i + 3 * q] = a3;
-      }
-      axpy2_f16(out, M, a0, down + r0 * ds, a1, down + r1 * ds);
-      axpy2_f16(out, M, a2, down + r2 * ds, a3, down + r3 * ds);
+      swiglu4(g, u, a, act, i, q);
+      axpy2_f16(out, M, a[0], down + r0 * ds, a[1], down + r1 * ds);
+      axpy2_f16(out, M, a[2], down + r2 * ds, a[3], down + r3 * ds);
     }
     for (int i = 4 * q; i < R; i++) {
       size_t r = ROW(i);

@@ -522,7 +522,6 @@ void matmul_t_add_q8(const float* a, int T, int R, const uint8_t* w, int wsb,
   }
 }
 
-static inline float silu(float g) { return g / (1.0f + sexp(-g)); }
 
 /**
  * Fused SwiGLU FFN, q8 weights: for each kept neuron i (r = rows[i]),
@@ -555,13 +554,7 @@ void ffn_q8(const float* x, int T, int K, const uint8_t* gate, int gsb, const ui
       float g[4], u[4], a[4];
       dot4_q8(gate + r0 * gb, gate + r1 * gb, gate + r2 * gb, gate + r3 * gb, xs, xi, nb, g);
       dot4_q8(up + r0 * ub, up + r1 * ub, up + r2 * ub, up + r3 * ub, xs, xi, nb, u);
-      for (int j = 0; j < 4; j++) a[j] = silu(g[j]) * u[j];
-      if (act) {
-        act[i] = a[0];
-        act[i + q] = a[1];
-        act[i + 2 * q] = a[2];
-        act[i + 3 * q] = a[3];
-      }
+      swiglu4(g, u, a, act, i, q);
       axpy4_q8t(op, M, a, down + r0 * db, down + r1 * db, down + r2 * db, down + r3 * db);
     }
     for (int i = 4 * q; i < R; i++) {
