@@ -5,6 +5,7 @@
  * which build serves a memory limit: lib/backends/wasm_memory.ts).
  */
 
+import { parseSwitch } from "../util/parse_switch.ts";
 import { type AddressBits, KERNEL_FP16_URL, KERNEL_MT_URLS, KERNEL_URLS } from "./wasm_memory.ts";
 
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
@@ -179,8 +180,8 @@ export function fp16SimdSupported(): boolean {
 }
 
 /**
- * `SEAP_FP16_SIMD`: "0" (or "false", "off") turns the half-precision SIMD kernels off, anything
- * else or unset leaves them on where the runtime has them (unreadable without --allow-env: on).
+ * `SEAP_FP16_SIMD`: 0 (false, no) turns the half-precision SIMD kernels off; 1 or unset leaves
+ * them on where the runtime has them (unreadable without --allow-env: on).
  */
 export function fp16SimdFromEnv(): boolean {
   let v: string | undefined;
@@ -190,10 +191,11 @@ export function fp16SimdFromEnv(): boolean {
     return true;
   }
   if (v === undefined || v === "") return true;
-  const s = v.trim().toLowerCase();
-  if (s === "0" || s === "false" || s === "off" || s === "no") return false;
-  if (s === "1" || s === "true" || s === "on" || s === "yes") return true;
-  throw new Error(`SEAP_FP16_SIMD must be 0 or 1, got "${v}"`);
+  const b = parseSwitch(v);
+  if (b === undefined) {
+    throw new Error(`SEAP_FP16_SIMD: expected 1/0, true/false or yes/no, got "${v}"`);
+  }
+  return b;
 }
 
 /** How a kernel module converts f16 weights to f32 (see docs/design.md, Backends and kernels). */

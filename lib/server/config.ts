@@ -31,6 +31,7 @@
  * | SEAP_DRAIN_MS          | --drain-ms           | 25000 (SIGTERM: time for in-flight work) |
  */
 
+import { parseSwitch } from "../util/parse_switch.ts";
 import type { WeightDType } from "../backends/backend.ts";
 import { parseByteSize } from "../backends/wasm_memory.ts";
 
@@ -189,9 +190,7 @@ export function readServerConfig(
       continue;
     }
     if (type === "bool") {
-      const b = { "1": true, "true": true, "yes": true, "0": false, "false": false, "no": false }[
-        raw.toLowerCase()
-      ];
+      const b = parseSwitch(raw);
       if (b === undefined) {
         throw new ServerConfigError(`${where}: expected 1/0, true/false or yes/no, got "${raw}"`);
       }
