@@ -10,29 +10,15 @@ import assert from "node:assert/strict";
 import type { Backend } from "../lib/backends/backend.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
-import { denseMask, type Mask } from "../lib/model/mask.ts";
 import { KV_PAGE_TOKENS, KvCache } from "../lib/model/kv_cache.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 import { type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { rng } from "./helpers/seeded.ts";
+import { kvGroupMask } from "./helpers/kv_group_mask.ts";
 import { BACKENDS, destroyTestBackends } from "./helpers/test_backends.ts";
 
 const DIR = new URL("./fixtures/tiny_chat", import.meta.url).pathname;
-
-/** Prunes kv group 0 everywhere (its cache rows are never written) and odd neurons. */
-function groupMask(m: Model): Mask {
-  const d = denseMask(m.config);
-  const g = m.config.numHeads / m.config.numKvHeads;
-  return {
-    name: "paging-test",
-    layers: d.layers.map((l) => ({
-      ...l,
-      heads: l.heads.filter((h) => h >= g),
-      neurons: l.neurons.filter((j) => j % 2 === 0),
-    })),
-  };
-}
 
 /**
  * Every logits vector of one run: prefill 10 then 23 tokens, 30 greedy decodes, then a fork
@@ -73,7 +59,7 @@ for (const bc of BACKENDS) {
       for (
         const [what, mask] of [
           ["dense", null],
-          ["kv group 0 pruned", prepareMask(model, groupMask(model))],
+          ["kv group 0 pruned", prepareMask(model, kvGroupMask(model, "paging-test"))],
         ] as const
       ) {
         const paged = await run(model, mask, 4);

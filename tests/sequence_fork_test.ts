@@ -8,28 +8,14 @@
 import assert from "node:assert/strict";
 import type { Backend } from "../lib/backends/backend.ts";
 import { scoreForked, scoreFromScratch } from "../lib/eval/loglik.ts";
-import { denseMask, type Mask } from "../lib/model/mask.ts";
 import { loadModel, type Model } from "../lib/model/model.ts";
 import { type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import { ContextError, Sequence } from "../lib/model/sequence.ts";
 import { rng } from "./helpers/seeded.ts";
+import { kvGroupMask } from "./helpers/kv_group_mask.ts";
 import { BACKENDS, destroyTestBackends } from "./helpers/test_backends.ts";
 
 const DIR = new URL("./fixtures/tiny_chat", import.meta.url).pathname;
-
-/** Prunes kv group 0 (query heads 0, 1) everywhere and every other neuron in layers >= 1. */
-function groupMask(m: Model): Mask {
-  const d = denseMask(m.config);
-  const g = m.config.numHeads / m.config.numKvHeads;
-  return {
-    name: "fork-test",
-    layers: d.layers.map((l, i) => ({
-      ...l,
-      heads: l.heads.filter((h) => h >= g),
-      neurons: i === 0 ? l.neurons : l.neurons.filter((j) => j % 2 === 1),
-    })),
-  };
-}
 
 async function worstForkError(model: Model, mask: PreparedMask | null, seed: number) {
   const r = rng(seed);
@@ -72,7 +58,7 @@ for (const bc of BACKENDS) {
       for (
         const [what, mask] of [
           ["dense", null],
-          ["kv group 0 pruned", prepareMask(model, groupMask(model))],
+          ["kv group 0 pruned", prepareMask(model, kvGroupMask(model, "fork-test"))],
         ] as const
       ) {
         const { worst, at, parentErr } = await worstForkError(model, mask, 11);
