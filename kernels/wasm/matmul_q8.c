@@ -7,9 +7,7 @@
  * w + r * wsb blocks. Only the listed rows are ever read.
  *
  *   matmul_q8:       out[t, i]  = sum_b dw[r,b] * dx[t,b] * sum_{k in b} q[r,k] * qx[t,k]
- *   matmul_t_add_q8: out[t, :] += sum_i a[t, i] * (d * q)[rows[i], :]   (T == 1: a * d quantized
- *                    to int16 per 8 rows and block, summed in int32: axpy8_q8i; T > 1: rows
- *                    dequantized, a not quantized)
+ *   matmul_t_add_q8: out[t, :] += sum_i a[t, i] * (d * q)[rows[i], :]        (a not quantized)
  *   ffn_q8:          the fused SwiGLU FFN: gate/up as matmul_q8, down^T as matmul_t_add_q8
  *
  * x is quantized like llama.cpp quantizes activations for Q8_0 (quantize_x_q8): per token and
@@ -366,169 +364,10 @@ void matmul_q8(const float* x, int T, int K, const uint8_t* w, int wsb, const in
 }
 
 /*
- * The decode (T == 1) down/o products, out[0..M) += sum_i c_i * (d * q)[row i, :], in the
- * integer domain, eight rows per pass (rows i + j R/8, far apart: eight sequential streams).
- * Per pass and block of 32 outputs:
- *   e_r = c_r * d[r] (f32), m = max(max_r |e_r|, 2^-100), s = m * (1 / 32767),
- *   k_r = nearest(e_r * (32767 / m)) as int16: |k_r| <= 32767 and s k_r = e_r within s / 2 plus
- *   f32 rounding, i.e. 2^-16 of the pass's largest coefficient (the int8 weights' own error is
- *   2^-8 of their block's largest); coefficients under 2^-100 (and so an all-zero pass) get 0;
- *   acc[h] = sum_r k_r q[r, h] in int32: the bytes of rows 2p and 2p + 1 interleaved by one
- *   shuffle (punpcklbw / punpckhbw), widened to int16 and multiplied by the pair
- *   [k_2p, k_2p+1] with i32x4.dot_i16x8_s (8 multiply-adds of two rows per op).
- *   |acc| <= 8 * 32767 * 127 < 2^25: exact in int32 for any weights and coefficients;
- *   out[h] = fma(s, f32(acc[h]), out[h]) (natural order; the conversion rounds to 24 bits).
- * Two loops per group of AXG blocks: the first computes every block's k and s (the rows'
- * scales are the only loads; its division and rounding chain, ~40 cycles, would otherwise stall
- * each block of the second: 1.1x -> 1.2x on o_proj), the second does the sums. Per block and
- * pass: 4 k and 1 s loads, 16 weight loads, 16 shuffles, 32 widenings, 32 dots, 28 adds, then 8
- * converts and multiply-adds and one load and store of out per 4 outputs; the f32 axpy it
- * replaces spent 11 SIMD ops per row and 16 weights to widen them to f32 and 4 multiply-adds,
- * and loaded and stored out every 4 rows (kernels/wasm/README.md, "q8 down/o products in the
- * integer domain").
- */
-#define AXR 8
-#define AXG 64
-
-static inline void axpy8_q8i(float* out, int M, const float* c, const uint8_t* const* w) {
-  const uint8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
-  const uint8_t *w4 = w[4], *w5 = w[5], *w6 = w[6], *w7 = w[7];
-  /* Per block of the group: the four int32 [k_2p, k_2p+1] pairs, and s. */
-  int32_t K[AXG * 4];
-  float S[AXG];
-  int nbm = M / QK;
-  for (int g0 = 0; g0 < nbm; g0 += AXG) {
-    int ng = nbm - g0 < AXG ? nbm - g0 : AXG;
-    v128_t cv = LD(c), cu = LD(c + 4);
-    for (int t = 0; t < ng; t++) {
-      size_t o = (size_t)(g0 + t) * QB;
-      v128_t d = wasm_v128_load32_splat(w0 + o);
-      d = wasm_v128_load32_lane(w1 + o, d, 1);
-      d = wasm_v128_load32_lane(w2 + o, d, 2);
-      d = wasm_v128_load32_lane(w3 + o, d, 3);
-      v128_t f = wasm_v128_load32_splat(w4 + o);
-      f = wasm_v128_load32_lane(w5 + o, f, 1);
-      f = wasm_v128_load32_lane(w6 + o, f, 2);
-      f = wasm_v128_load32_lane(w7 + o, f, 3);
-      v128_t e = wasm_f32x4_mul(cv, d), g = wasm_f32x4_mul(cu, f);
-      /* m in every lane; pmax is one maxps (f32x4.max costs ~8 ops in V8 for its nan and -0
-       * rules, which cannot matter here). */
-      v128_t mx = wasm_f32x4_pmax(wasm_f32x4_pmax(wasm_f32x4_abs(e), wasm_f32x4_abs(g)),
-                                  wasm_f32x4_splat(0x1p-100f));
-      mx = wasm_f32x4_pmax(mx, wasm_i32x4_shuffle(mx, mx, 2, 3, 0, 1));
-      mx = wasm_f32x4_pmax(mx, wasm_i32x4_shuffle(mx, mx, 1, 0, 3, 2));
-      S[t] = wasm_f32x4_extract_lane(mx, 0) * (1.0f / 32767.0f);
-      /* |e * iv| <= 32767 (plus rounding, which nearest takes back to 32767): in range, so
-       * the relaxed conversion (cvttps2dq alone) is exact and the same on every CPU. */
-      v128_t iv = wasm_f32x4_div(wasm_f32x4_splat(32767.0f), mx);
-      wasm_v128_store(K + 4 * t,
-                      wasm_i16x8_narrow_i32x4(
-                          wasm_i32x4_relaxed_trunc_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(e, iv))),
-                          wasm_i32x4_relaxed_trunc_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(g, iv)))));
-    }
-    for (int t = 0; t < ng; t++) {
-      size_t o = (size_t)(g0 + t) * QB;
-      v128_t a0, a1, a2, a3, a4, a5, a6, a7;
-      /* Rows wa, wb with k pair kk, both halves of the block (first: start the sums). */
-#define AX8_PAIR(wa, wb, kk, first)                                                           \
-  do {                                                                                        \
-    v128_t k_ = (kk), va = LD((wa) + o + 4), vb = LD((wb) + o + 4);                          \
-    v128_t lo = wasm_i8x16_shuffle(va, vb, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, \
-                                   23);                                                       \
-    v128_t hi = wasm_i8x16_shuffle(va, vb, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14,  \
-                                   30, 15, 31);                                               \
-    v128_t t0 = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(lo), k_);                   \
-    v128_t t1 = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(lo), k_);                  \
-    v128_t t2 = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(hi), k_);                   \
-    v128_t t3 = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(hi), k_);                  \
-    va = LD((wa) + o + 20), vb = LD((wb) + o + 20);                                           \
-    lo = wasm_i8x16_shuffle(va, vb, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);  \
-    hi = wasm_i8x16_shuffle(va, vb, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, \
-                            31);                                                              \
-    v128_t t4 = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(lo), k_);                   \
-    v128_t t5 = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(lo), k_);                  \
-    v128_t t6 = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(hi), k_);                   \
-    v128_t t7 = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(hi), k_);                  \
-    if (first) {                                                                              \
-      a0 = t0, a1 = t1, a2 = t2, a3 = t3, a4 = t4, a5 = t5, a6 = t6, a7 = t7;                 \
-    } else {                                                                                  \
-      a0 = wasm_i32x4_add(a0, t0), a1 = wasm_i32x4_add(a1, t1);                               \
-      a2 = wasm_i32x4_add(a2, t2), a3 = wasm_i32x4_add(a3, t3);                               \
-      a4 = wasm_i32x4_add(a4, t4), a5 = wasm_i32x4_add(a5, t5);                               \
-      a6 = wasm_i32x4_add(a6, t6), a7 = wasm_i32x4_add(a7, t7);                               \
-    }                                                                                         \
-  } while (0)
-      AX8_PAIR(w0, w1, wasm_v128_load32_splat(K + 4 * t), 1);
-      AX8_PAIR(w2, w3, wasm_v128_load32_splat(K + 4 * t + 1), 0);
-      AX8_PAIR(w4, w5, wasm_v128_load32_splat(K + 4 * t + 2), 0);
-      AX8_PAIR(w6, w7, wasm_v128_load32_splat(K + 4 * t + 3), 0);
-#undef AX8_PAIR
-      v128_t sv = wasm_v128_load32_splat(S + t);
-      float* q = out + (size_t)(g0 + t) * QK;
-#define AX8_OUT(i, acc)                                \
-  do {                                                 \
-    v128_t r_ = LD(q + 4 * (i));                       \
-    FMA(r_, sv, wasm_f32x4_convert_i32x4(acc));        \
-    wasm_v128_store(q + 4 * (i), r_);                  \
-  } while (0)
-      AX8_OUT(0, a0);
-      AX8_OUT(1, a1);
-      AX8_OUT(2, a2);
-      AX8_OUT(3, a3);
-      AX8_OUT(4, a4);
-      AX8_OUT(5, a5);
-      AX8_OUT(6, a6);
-      AX8_OUT(7, a7);
-#undef AX8_OUT
-    }
-  }
-}
-
-/*
- * The last n = R mod 8 rows (1..7) as one padded pass: the missing rows repeat row 0 with
- * coefficient 0 (k = 0: an exact 0).
- */
-static void axpy_tail_q8i(float* out, int M, const float* a, const uint8_t* const* w, int n) {
-  float c[AXR];
-  const uint8_t* p[AXR];
-  for (int j = 0; j < AXR; j++) {
-    c[j] = j < n ? a[j] : 0.0f;
-    p[j] = j < n ? w[j] : w[0];
-  }
-  axpy8_q8i(out, M, c, p);
-}
-
-/*
- * The T == 1 down/o_proj sum, shared by matmul_t_add_q8 and ffn_q8 so that both add the rows
- * in the same passes (the threaded FFN runs its down rows through matmul_t_add_q8, see
- * lib/backends/wasm_threads_cuts.ts): out[0..M) += a[i] * row i, rows i + j E (j = 0..7, E =
- * R/8) per pass, then rows 8E .. R-1 as one padded pass. The passes depend on R only and each
- * block of 32 outputs on its own columns only, so neither a thread's cut of out's columns nor
- * the thread count changes a bit.
- */
-static void axpy_rows_q8i(float* out, int M, const float* a, const uint8_t* w, size_t rb,
-                          const int32_t* rows, int R) {
-  float c[AXR];
-  const uint8_t* p[AXR];
-  int E = R / AXR;
-  for (int i = 0; i < E; i++) {
-    for (int j = 0; j < AXR; j++) {
-      c[j] = a[i + j * E];
-      p[j] = w + ROW(i + j * E) * rb;
-    }
-    axpy8_q8i(out, M, c, p);
-  }
-  if (R > AXR * E) {
-    for (int i = AXR * E; i < R; i++) p[i - AXR * E] = w + ROW(i) * rb;
-    axpy_tail_q8i(out, M, a + AXR * E, p, R - AXR * E);
-  }
-}
-
-/*
  * Sixteen int8 (one v128) -> four f32x4 without widening through i16: as i32 lanes, byte k of
  * lane j is (lane << (24 - 8k)) >>s 24, so vector k holds elements 4j + k (j = 0..3): a 4 x 4
- * transposed order (dequant_row puts it back). (Widening with extend_low/high and then
- * converting is scalarised by clang 14 into 16 f32.convert_i32_s: 4x slower.)
+ * transposed order, undone once per call by q8_untranspose_add. (Widening with extend_low/high
+ * and then converting is scalarised by clang 14 into 16 f32.convert_i32_s: 4x slower.)
  */
 #define I8X16_TO_F32(v, f0, f1, f2, f3)                                                   \
   do {                                                                                    \
@@ -537,6 +376,101 @@ static void axpy_rows_q8i(float* out, int M, const float* a, const uint8_t* w, s
     (f2) = wasm_f32x4_convert_i32x4(wasm_i32x4_shr(wasm_i32x4_shl((v), 8), 24));           \
     (f3) = wasm_f32x4_convert_i32x4(wasm_i32x4_shr((v), 24));                              \
   } while (0)
+
+/*
+ * op[0..M) += c * row (q8, M % 32 == 0) in the transposed order of I8X16_TO_F32: per block a
+ * coefficient c * d on 32 values, one sequential stream, one fused multiply-add per 4 weights.
+ */
+static inline void axpy1_q8t(float* op, int M, float c, const uint8_t* w) {
+  for (int m = 0; m < M; m += QK) {
+    const uint8_t* p = w + (size_t)(m / QK) * QB;
+    v128_t k = wasm_f32x4_splat(c * bscale(p)), f0, f1, f2, f3;
+    for (int h = 0; h < 2; h++) {
+      I8X16_TO_F32(LD(p + 4 + 16 * h), f0, f1, f2, f3);
+      float* q = op + m + 16 * h;
+      v128_t o0 = LD(q), o1 = LD(q + 4), o2 = LD(q + 8), o3 = LD(q + 12);
+      FMA(o0, k, f0);
+      FMA(o1, k, f1);
+      FMA(o2, k, f2);
+      FMA(o3, k, f3);
+      wasm_v128_store(q, o0);
+      wasm_v128_store(q + 4, o1);
+      wasm_v128_store(q + 8, o2);
+      wasm_v128_store(q + 12, o3);
+    }
+  }
+}
+
+/*
+ * op[0..M) += c[0] w0, then c[1] w1, c[2] w2, c[3] w3: four rows per pass over op (op loaded
+ * and stored once per four rows, not once per row). Each lane gets exactly the fused
+ * multiply-adds of axpy1_q8t(c[0], w0) ... axpy1_q8t(c[3], w3), in that order.
+ */
+static inline void axpy4_q8t(float* op, int M, const float* c, const uint8_t* w0,
+                             const uint8_t* w1, const uint8_t* w2, const uint8_t* w3) {
+  for (int m = 0; m < M; m += QK) {
+    size_t ob = (size_t)(m / QK) * QB;
+    v128_t k0 = wasm_f32x4_splat(c[0] * bscale(w0 + ob));
+    v128_t k1 = wasm_f32x4_splat(c[1] * bscale(w1 + ob));
+    v128_t k2 = wasm_f32x4_splat(c[2] * bscale(w2 + ob));
+    v128_t k3 = wasm_f32x4_splat(c[3] * bscale(w3 + ob));
+    for (int h = 0; h < 2; h++) {
+      size_t off = ob + 4 + 16 * h;
+      float* q = op + m + 16 * h;
+      v128_t o0 = LD(q), o1 = LD(q + 4), o2 = LD(q + 8), o3 = LD(q + 12), f0, f1, f2, f3;
+#define AXPY4_ROW(w, k)                      \
+  do {                                       \
+    I8X16_TO_F32(LD((w) + off), f0, f1, f2, f3); \
+    FMA(o0, k, f0);                          \
+    FMA(o1, k, f1);                          \
+    FMA(o2, k, f2);                          \
+    FMA(o3, k, f3);                          \
+  } while (0)
+      AXPY4_ROW(w0, k0);
+      AXPY4_ROW(w1, k1);
+      AXPY4_ROW(w2, k2);
+      AXPY4_ROW(w3, k3);
+#undef AXPY4_ROW
+      wasm_v128_store(q, o0);
+      wasm_v128_store(q + 4, o1);
+      wasm_v128_store(q + 8, o2);
+      wasm_v128_store(q + 12, o3);
+    }
+  }
+}
+
+/*
+ * The T == 1 down/o_proj sum, shared by matmul_t_add_q8 and ffn_q8 so that both add the rows
+ * in the same order (the threaded FFN runs its down rows through matmul_t_add_q8, see
+ * lib/backends/wasm_threads_cuts.ts): op[0..M) += a[i] * row i, rows i, i + q, i + 2q, i + 3q
+ * per pass (q = R/4; four sequential streams), then rows 4q .. R-1 one at a time. The order
+ * depends on R only, not on how a thread cuts out's columns.
+ */
+static void axpy_rows_q8t(float* op, int M, const float* a, const uint8_t* w, size_t rb,
+                          const int32_t* rows, int R) {
+  int q = R / 4;
+  for (int i = 0; i < q; i++) {
+    float c[4] = {a[i], a[i + q], a[i + 2 * q], a[i + 3 * q]};
+    axpy4_q8t(op, M, c, w + ROW(i) * rb, w + ROW(i + q) * rb, w + ROW(i + 2 * q) * rb,
+              w + ROW(i + 3 * q) * rb);
+  }
+  for (int i = 4 * q; i < R; i++) axpy1_q8t(op, M, a[i], w + ROW(i) * rb);
+}
+
+/* out[0..M) += op undoing the 4 x 4 transposed order of each group of 16 (M % 16 == 0). */
+static void q8_untranspose_add(float* out, int M, const float* op) {
+  for (int m = 0; m < M; m += 16) {
+    v128_t a0 = LD(op + m), a1 = LD(op + m + 4), a2 = LD(op + m + 8), a3 = LD(op + m + 12);
+    v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5);
+    v128_t t2 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+    v128_t r0 = wasm_i64x2_shuffle(t0, t1, 0, 2), r1 = wasm_i64x2_shuffle(t0, t1, 1, 3);
+    v128_t r2 = wasm_i64x2_shuffle(t2, t3, 0, 2), r3 = wasm_i64x2_shuffle(t2, t3, 1, 3);
+    wasm_v128_store(out + m, wasm_f32x4_add(LD(out + m), r0));
+    wasm_v128_store(out + m + 4, wasm_f32x4_add(LD(out + m + 4), r1));
+    wasm_v128_store(out + m + 8, wasm_f32x4_add(LD(out + m + 8), r2));
+    wasm_v128_store(out + m + 12, wasm_f32x4_add(LD(out + m + 12), r3));
+  }
+}
 
 /* n values of a q8 row (n % 32 == 0) -> f32, in natural order. */
 static void dequant_row(const uint8_t* w, int n, float* dst) {
@@ -568,15 +502,17 @@ static void down_rows(const float* a, int lda, int T, const float* f, int n, int
 
 /**
  * Row-gathered transposed product, accumulated; q8 weights (M % 32 == 0). a [T, R], out [T, M].
- * scratch: T > 1: TILE_ROWS * M floats (a tile of rows dequantized once, reused by every token);
- * T == 1 uses none (axpy_rows_q8i).
+ * scratch: TILE_ROWS * M floats (T == 1: the transposed-order accumulator; T > 1: a tile of rows
+ * dequantized once, reused by every token).
  */
 EXPORT("matmul_t_add_q8")
 void matmul_t_add_q8(const float* a, int T, int R, const uint8_t* w, int wsb,
                      const int32_t* rows, int M, float* out, float* scratch) {
   size_t rb = (size_t)wsb * QB;
   if (T == 1) {
-    axpy_rows_q8i(out, M, a, w, rb, rows, R);
+    __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
+    axpy_rows_q8t(scratch, M, a, w, rb, rows, R);
+    q8_untranspose_add(out, M, scratch);
     return;
   }
   for (int i0 = 0; i0 < R; i0 += TILE_ROWS) {
@@ -590,12 +526,12 @@ void matmul_t_add_q8(const float* a, int T, int R, const uint8_t* w, int wsb,
 /**
  * Fused SwiGLU FFN, q8 weights: for each kept neuron i (r = rows[i]),
  *   a[t] = silu(x[t] . gate_r) * (x[t] . up_r)  (x quantized as in matmul_q8),
- *   out[t, :] += a[t] * down_r (as matmul_t_add_q8);  act[t, i] = a[t].
+ *   out[t, :] += a[t] * down_r (dequantized, a not quantized);  act[t, i] = a[t].
  * gate/up/down point at block 0 of row 0 of each view; gsb/usb/dsb are row strides in blocks.
  * With the bundled [gate | up | down^T] layout a neuron is one contiguous run of blocks.
  * x [T, K], out [T, M], act [T, R] or NULL. K, M % 32 == 0.
- * scratch: T * (K/32) floats + T * K int16, then for T > 1 2 * T * TILE_ROWS + TILE_ROWS * M
- * floats.
+ * scratch: T * (K/32) floats + T * K int16, then M floats (T == 1: the transposed-order down
+ * accumulator) or 2 * T * TILE_ROWS + TILE_ROWS * M floats (T > 1).
  */
 EXPORT("ffn_q8")
 void ffn_q8(const float* x, int T, int K, const uint8_t* gate, int gsb, const uint8_t* up,
@@ -607,39 +543,27 @@ void ffn_q8(const float* x, int T, int K, const uint8_t* gate, int gsb, const ui
   quantize_x_q8(x, T, K, xs, xi);
   size_t gb = (size_t)gsb * QB, ub = (size_t)usb * QB, db = (size_t)dsb * QB;
   if (T == 1) {
-    /* Neurons i + j R/8 (j = 0..7) together: gate and up dots as two dot4_q8 each (x's loads
-     * shared by four rows), then one pass adds the eight down rows (axpy8_q8i); the passes are
-     * axpy_rows_q8i's, so the threaded FFN (down through matmul_t_add_q8) gives the same bits. */
-    int E = R / AXR;
-    for (int i = 0; i < E; i++) {
-      float g[AXR], u[AXR], a[AXR];
-      const uint8_t* dn[AXR];
-      for (int h = 0; h < AXR; h += 4) {
-        size_t r0 = ROW(i + h * E), r1 = ROW(i + (h + 1) * E), r2 = ROW(i + (h + 2) * E),
-               r3 = ROW(i + (h + 3) * E);
-        dot4_q8(gate + r0 * gb, gate + r1 * gb, gate + r2 * gb, gate + r3 * gb, xs, xi, nb,
-                g + h);
-        dot4_q8(up + r0 * ub, up + r1 * ub, up + r2 * ub, up + r3 * ub, xs, xi, nb, u + h);
-        swiglu4(g + h, u + h, a + h, act, i + h * E, E);
-        dn[h] = down + r0 * db;
-        dn[h + 1] = down + r1 * db;
-        dn[h + 2] = down + r2 * db;
-        dn[h + 3] = down + r3 * db;
-      }
-      axpy8_q8i(out, M, a, dn);
+    float* op = (float*)(xi + K);
+    __builtin_memset(op, 0, (size_t)M * sizeof(float));
+    /* Neurons i + j R/4 (j = 0..3) together: gate and up dots share x's loads (dot4_q8), one
+     * pass over op adds the four down rows (axpy4_q8t); the rows' order is axpy_rows_q8t's, so
+     * the threaded FFN (down through matmul_t_add_q8) gives the same bits. */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      size_t r0 = ROW(i), r1 = ROW(i + q), r2 = ROW(i + 2 * q), r3 = ROW(i + 3 * q);
+      float g[4], u[4], a[4];
+      dot4_q8(gate + r0 * gb, gate + r1 * gb, gate + r2 * gb, gate + r3 * gb, xs, xi, nb, g);
+      dot4_q8(up + r0 * ub, up + r1 * ub, up + r2 * ub, up + r3 * ub, xs, xi, nb, u);
+      swiglu4(g, u, a, act, i, q);
+      axpy4_q8t(op, M, a, down + r0 * db, down + r1 * db, down + r2 * db, down + r3 * db);
     }
-    if (R > AXR * E) {
-      float a[AXR];
-      const uint8_t* dn[AXR];
-      for (int i = AXR * E; i < R; i++) {
-        size_t r = ROW(i);
-        a[i - AXR * E] =
-            silu(dot_q8(gate + r * gb, xs, xi, nb)) * dot_q8(up + r * ub, xs, xi, nb);
-        if (act) act[i] = a[i - AXR * E];
-        dn[i - AXR * E] = down + r * db;
-      }
-      axpy_tail_q8i(out, M, a, dn, R - AXR * E);
+    for (int i = 4 * q; i < R; i++) {
+      size_t r = ROW(i);
+      float a = silu(dot_q8(gate + r * gb, xs, xi, nb)) * dot_q8(up + r * ub, xs, xi, nb);
+      if (act) act[i] = a;
+      axpy1_q8t(op, M, a, down + r * db);
     }
+    q8_untranspose_add(out, M, op);
     return;
   }
   (void)tb;

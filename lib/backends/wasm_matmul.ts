@@ -83,8 +83,7 @@ export function matmulTAdd(
   if (g.pool?.matmulTAdd(wb.dtype, at.ptr, T, R, wp, ws, rp, M, o.ptr)) {
     // cut across threads
   } else if (wb.dtype === "q8") {
-    // T > 1: a tile of rows dequantized to f32 (T == 1 sums in int32 in registers: none).
-    const s = T > 1 ? g.scratch.at(Q8_TILE_ROWS * M * 4) : 0;
+    const s = g.scratch.at(Q8_TILE_ROWS * M * 4);
     g.k.matmul_t_add_q8(at.ptr, T, R, wp, ws, rp, M, o.ptr, s);
   } else if (wb.dtype === "f16") {
     // T == 1: the even/odd-ordered accumulator (M floats); T > 1: 32 rows converted to f32.
@@ -139,9 +138,9 @@ export function ffn(
   let bytes: number;
   if (q8) {
     // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
-    // [2, T, tile] and one tile of dequantized down rows [tile, M] (T == 1: nothing more).
+    // [2, T, tile] and one tile of dequantized down rows [tile, M].
     bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
-    if (T > 1) bytes += (2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M) * 4;
+    bytes += (T > 1 ? 2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M : M) * 4;
   } else {
     // G and U [tb, FFN_CHUNK] (T > 1), plus a converted chunk of rows for f16.
     let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK : 0;
