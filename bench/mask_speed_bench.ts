@@ -50,6 +50,7 @@ if (import.meta.main) {
     ...await runDecodeBenchMulti(await smollmShapedModel(), await backends(), {
       rounds,
       tokens: Math.max(8, tokens / 4),
+      cpu,
     }),
   );
   const model = await loadModel(DEFAULT_MODEL_DIR);
@@ -65,6 +66,7 @@ if (import.meta.main) {
       tokens,
       masks: timed,
       layoutFrom: [...set.masks.values()],
+      cpu,
     }),
   );
   console.log(formatDecodeTable(rows));
