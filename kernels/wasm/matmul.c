@@ -107,6 +107,21 @@ static inline void dot2_f32(const float* x, const float* w0, const float* w1, in
                          wasm_i32x4_splat((int32_t)F16_MASK));                                \
   } while (0)
 
+/* H2B8 with the mask given (mk = F16_MASK in every lane, from f16_mask). */
+#define H2B8M(h, ev, od, mk)                                                                  \
+  do {                                                                                        \
+    (od) = wasm_v128_and(wasm_i32x4_shr((h), 3), (mk));                                       \
+    (ev) = wasm_v128_and(wasm_i32x4_shr(wasm_i32x4_shl((h), 16), 3), (mk));                   \
+  } while (0)
+
+/* F16_MASK in every lane, read through a volatile stack slot: clang then keeps it in one register
+ * across the loop, where a v128.const used in the loop is rebuilt by V8 on every iteration
+ * (kernels/wasm/README.md, "What V8 runs"). */
+static inline v128_t f16_mask(void) {
+  volatile v128_t m = wasm_i32x4_splat((int32_t)F16_MASK);
+  return m;
+}
+
 /* One half's bit pattern scaled by 2^-112 (scalar tails of the pre-scaled path). */
 static inline float h2b(half h) {
   union { uint32_t u; float f; } v;
@@ -166,20 +181,20 @@ static inline float dot1_f16p(const float* xp, const half* w, int K) {
 static inline void dot4_f16p(const float* xp, const half* w0, const half* w1, const half* w2,
                              const half* w3, int K, float* s) {
   v128_t a0 = wasm_f32x4_splat(0), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
-  v128_t e, o;
+  v128_t e, o, mk = f16_mask();
   int k = 0;
   for (; k + 8 <= K; k += 8) {
     v128_t x0 = LD(xp + k), x1 = LD(xp + k + 4);
-    H2B8(LD(w0 + k), e, o);
+    H2B8M(LD(w0 + k), e, o, mk);
     FMA(a0, x0, e);
     FMA(b0, x1, o);
-    H2B8(LD(w1 + k), e, o);
+    H2B8M(LD(w1 + k), e, o, mk);
     FMA(a1, x0, e);
     FMA(b1, x1, o);
-    H2B8(LD(w2 + k), e, o);
+    H2B8M(LD(w2 + k), e, o, mk);
     FMA(a2, x0, e);
     FMA(b2, x1, o);
-    H2B8(LD(w3 + k), e, o);
+    H2B8M(LD(w3 + k), e, o, mk);
     FMA(a3, x0, e);
     FMA(b3, x1, o);
   }
@@ -577,19 +592,19 @@ static inline void axpy1_f16p(float* op, int M8, float c, const half* w) {
 static inline void axpy4_f16p(float* op, int M8, const float* c, const half* w0, const half* w1,
                               const half* w2, const half* w3) {
   v128_t k0 = wasm_f32x4_splat(c[0]), k1 = wasm_f32x4_splat(c[1]);
-  v128_t k2 = wasm_f32x4_splat(c[2]), k3 = wasm_f32x4_splat(c[3]), e, o;
+  v128_t k2 = wasm_f32x4_splat(c[2]), k3 = wasm_f32x4_splat(c[3]), e, o, mk = f16_mask();
   for (int m = 0; m < M8; m += 8) {
     v128_t o0 = LD(op + m), o1 = LD(op + m + 4);
-    H2B8(LD(w0 + m), e, o);
+    H2B8M(LD(w0 + m), e, o, mk);
     FMA(o0, k0, e);
     FMA(o1, k0, o);
-    H2B8(LD(w1 + m), e, o);
+    H2B8M(LD(w1 + m), e, o, mk);
     FMA(o0, k1, e);
     FMA(o1, k1, o);
-    H2B8(LD(w2 + m), e, o);
+    H2B8M(LD(w2 + m), e, o, mk);
     FMA(o0, k2, e);
     FMA(o1, k2, o);
-    H2B8(LD(w3 + m), e, o);
+    H2B8M(LD(w3 + m), e, o, mk);
     FMA(o0, k3, e);
     FMA(o1, k3, o);
     wasm_v128_store(op + m, o0);
