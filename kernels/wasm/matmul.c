@@ -6,12 +6,14 @@
  *
  * w row r starts at w + r * wstride (elements); rows == NULL means rows[i] = i. Only the listed
  * rows are ever read.
- * Decode (T == 1): one row at a time, several accumulators, so memory sees one sequential stream
- * per row. Measured on the 2-core EPYC here, this is 2.5x faster than four interleaved rows
- * sharing x loads (the hardware prefetcher tracks one stream far better), in WASM and native C.
- * The SEAP_FP16 build's f16 decode, bound by instructions rather than DRAM, reads four rows far
- * apart per pass instead (i + j R/4: each still one sequential stream; 1.3-1.6x, see
- * kernels/wasm/README.md, "Several rows per pass").
+ * Decode (T == 1): each row one sequential stream, several accumulators. Four interleaved
+ * neighbouring rows sharing x loads were 2.5x slower than one row at a time on the 2-core EPYC here
+ * (the hardware prefetcher tracks one stream far better), in WASM and native C. But V8
+ * bounds-checks every WASM load and store, so the decode kernels are bound by instructions: they
+ * read several rows far apart per pass (i + j R/4 or i + R/2: each still one sequential stream),
+ * sharing x's loads (dot) or the accumulator's (axpy): f32, f16 in both builds (the SEAP_FP16
+ * build's dot4_f16n/axpy2_f16, the portable dot4_f16p/axpy4_f16p) and q8 (matmul_q8.c); see
+ * kernels/wasm/README.md, "Several rows per pass".
  * Prefill (T > 1): the register-blocked kernels of gemm.h over tokens in blocks of `tb`
  * (gemm_dot: 4 rows x 2 tokens; gemm_acc_f32: 8 outputs x 6 tokens), so rows are read from
  * memory once per block and then hit L1 for every token. fp16 weights: decode converts in
