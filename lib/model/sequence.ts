@@ -5,8 +5,9 @@
  * goes through the model's {@link Backend}; pruned neurons and heads are never touched, and a kv
  * head whose whole query group is pruned is neither computed nor cached. Activation capture
  * (calibration) is an observer called at named points (lib/model/activation_capture.ts), the
- * fused/unfused MLP fork lives in lib/model/swiglu.ts, and the KV cache grows in pages
- * (lib/model/kv_cache.ts).
+ * fused/unfused MLP fork lives in lib/model/swiglu.ts, the KV cache grows in pages
+ * (lib/model/kv_cache.ts), and a one-token step's small temporaries are kept for the next step
+ * (lib/model/temp_pool.ts).
  */
 
 import type { Backend, Tensor } from "../backends/backend.ts";
