@@ -6,12 +6,14 @@
  *
  * w row r starts at w + r * wstride (elements); rows == NULL means rows[i] = i. Only the listed
  * rows are ever read.
- * Decode (T == 1): one row at a time, several accumulators, so memory sees one sequential stream
- * per row. Measured on the 2-core EPYC here, this is 2.5x faster than four interleaved rows
- * sharing x loads (the hardware prefetcher tracks one stream far better), in WASM and native C.
- * The SEAP_FP16 build's f16 decode, bound by instructions rather than DRAM, reads four rows far
- * apart per pass instead (i + j R/4: each still one sequential stream; 1.3-1.6x, see
- * kernels/wasm/README.md, "Several rows per pass").
+ * Decode (T == 1): each row one sequential stream, several accumulators. Four interleaved
+ * neighbouring rows sharing x loads were 2.5x slower than one row at a time on the 2-core EPYC here
+ * (the hardware prefetcher tracks one stream far better), in WASM and native C. But V8
+ * bounds-checks every WASM load and store, so the decode kernels are bound by instructions: they
+ * read several rows far apart per pass (i + j R/4 or i + R/2: each still one sequential stream),
+ * sharing x's loads (dot) or the accumulator's (axpy): f32, f16 in both builds (the SEAP_FP16
+ * build's dot4_f16n/axpy2_f16, the portable dot4_f16p/axpy4_f16p) and q8 (matmul_q8.c); see
+ * kernels/wasm/README.md, "Several rows per pass".
  * Prefill (T > 1): the register-blocked kernels of gemm.h (gemm_dott: 4 rows x 8 tokens of a
  * token-transposed x, packed once per call into `scratch`; gemm_acc_f32: 8 outputs x 6 tokens),
  * so rows are read from memory once per call (per token block in the FFN) and then hit L1 for
@@ -108,6 +110,21 @@ static inline void dot2_f32(const float* x, const float* w0, const float* w1, in
                          wasm_i32x4_splat((int32_t)F16_MASK));                                \
   } while (0)
 
+/* H2B8 with the mask given (mk = F16_MASK in every lane, from f16_mask). */
+#define H2B8M(h, ev, od, mk)                                                                  \
+  do {                                                                                        \
+    (od) = wasm_v128_and(wasm_i32x4_shr((h), 3), (mk));                                       \
+    (ev) = wasm_v128_and(wasm_i32x4_shr(wasm_i32x4_shl((h), 16), 3), (mk));                   \
+  } while (0)
+
+/* F16_MASK in every lane, read through a volatile stack slot: clang then keeps it in one register
+ * across the loop, where a v128.const used in the loop is rebuilt by V8 on every iteration
+ * (kernels/wasm/README.md, "What V8 runs"). */
+static inline v128_t f16_mask(void) {
+  volatile v128_t m = wasm_i32x4_splat((int32_t)F16_MASK);
+  return m;
+}
+
 /* One half's bit pattern scaled by 2^-112 (scalar tails of the pre-scaled path). */
 static inline float h2b(half h) {
   union { uint32_t u; float f; } v;
@@ -137,48 +154,68 @@ static int f16_prep_x(const float* x, int K, float* xp) {
   return 1;
 }
 
-/* Dot of a pre-scaled, reordered xp (f16_prep_x) with one fp16 row. */
+#if !defined(SEAP_FP16)
+/*
+ * Dot of a pre-scaled, reordered xp (f16_prep_x) with one fp16 row: two accumulators (evens,
+ * odds), 8 weights per step, then the scalar tail. This is one row of dot4_f16p, bit for bit, so
+ * a row's value does not depend on whether it was read alone or in a group of four (the thread
+ * pool cuts matmul by rows, lib/backends/wasm_threads_cuts.ts). Only rows left over by the
+ * groups of four come here.
+ */
 static inline float dot1_f16p(const float* xp, const half* w, int K) {
-  v128_t a = wasm_f32x4_splat(0), b = a, c = a, d = a, e0, o0, e1, o1;
+  v128_t a = wasm_f32x4_splat(0), b = a, e, o;
   int k = 0;
-  /* 32 weights per step into 8 accumulators: the step's 20 integer ops and 8 multiply-adds
-   * overlap better than 16 weights into 4 (measured +8-20% in bench/kernel_bench.ts). */
-  v128_t a2 = a, b2 = a, c2 = a, d2 = a;
-  for (; k + 32 <= K; k += 32) {
-    H2B8(LD(w + k), e0, o0);
-    H2B8(LD(w + k + 8), e1, o1);
-    FMA(a, LD(xp + k), e0);
-    FMA(b, LD(xp + k + 4), o0);
-    FMA(c, LD(xp + k + 8), e1);
-    FMA(d, LD(xp + k + 12), o1);
-    H2B8(LD(w + k + 16), e0, o0);
-    H2B8(LD(w + k + 24), e1, o1);
-    FMA(a2, LD(xp + k + 16), e0);
-    FMA(b2, LD(xp + k + 20), o0);
-    FMA(c2, LD(xp + k + 24), e1);
-    FMA(d2, LD(xp + k + 28), o1);
-  }
-  a = wasm_f32x4_add(a, a2);
-  b = wasm_f32x4_add(b, b2);
-  c = wasm_f32x4_add(c, c2);
-  d = wasm_f32x4_add(d, d2);
-  for (; k + 16 <= K; k += 16) {
-    H2B8(LD(w + k), e0, o0);
-    H2B8(LD(w + k + 8), e1, o1);
-    FMA(a, LD(xp + k), e0);
-    FMA(b, LD(xp + k + 4), o0);
-    FMA(c, LD(xp + k + 8), e1);
-    FMA(d, LD(xp + k + 12), o1);
-  }
   for (; k + 8 <= K; k += 8) {
-    H2B8(LD(w + k), e0, o0);
-    FMA(a, LD(xp + k), e0);
-    FMA(b, LD(xp + k + 4), o0);
+    H2B8(LD(w + k), e, o);
+    FMA(a, LD(xp + k), e);
+    FMA(b, LD(xp + k + 4), o);
   }
-  float s = hsum(wasm_f32x4_add(wasm_f32x4_add(a, b), wasm_f32x4_add(c, d)));
+  float s = hsum(wasm_f32x4_add(a, b));
   for (; k < K; k++) s += xp[k] * h2b(w[k]);
   return s;
 }
+
+/*
+ * Four fp16 rows' dots with the pre-scaled xp, its loads shared (portable decode; callers pass
+ * rows i + j R/4, four long sequential streams). V8 bounds-checks every WASM load
+ * (kernels/wasm/README.md, "Several rows per pass"): 6 loads per 32 weights here where four
+ * dot1_f16p calls take 12. s[j] = dot1_f16p(xp, wj, K) bit for bit.
+ */
+static inline void dot4_f16p(const float* xp, const half* w0, const half* w1, const half* w2,
+                             const half* w3, int K, float* s) {
+  v128_t a0 = wasm_f32x4_splat(0), b0 = a0, a1 = a0, b1 = a0, a2 = a0, b2 = a0, a3 = a0, b3 = a0;
+  v128_t e, o, mk = f16_mask();
+  int k = 0;
+  for (; k + 8 <= K; k += 8) {
+    v128_t x0 = LD(xp + k), x1 = LD(xp + k + 4);
+    H2B8M(LD(w0 + k), e, o, mk);
+    FMA(a0, x0, e);
+    FMA(b0, x1, o);
+    H2B8M(LD(w1 + k), e, o, mk);
+    FMA(a1, x0, e);
+    FMA(b1, x1, o);
+    H2B8M(LD(w2 + k), e, o, mk);
+    FMA(a2, x0, e);
+    FMA(b2, x1, o);
+    H2B8M(LD(w3 + k), e, o, mk);
+    FMA(a3, x0, e);
+    FMA(b3, x1, o);
+  }
+  float t0 = hsum(wasm_f32x4_add(a0, b0)), t1 = hsum(wasm_f32x4_add(a1, b1));
+  float t2 = hsum(wasm_f32x4_add(a2, b2)), t3 = hsum(wasm_f32x4_add(a3, b3));
+  for (; k < K; k++) {
+    float xk = xp[k];
+    t0 += xk * h2b(w0[k]);
+    t1 += xk * h2b(w1[k]);
+    t2 += xk * h2b(w2[k]);
+    t3 += xk * h2b(w3[k]);
+  }
+  s[0] = t0;
+  s[1] = t1;
+  s[2] = t2;
+  s[3] = t3;
+}
+#endif
 
 /* Exact-path dot (x not pre-scaled): unpack to true f32 with a multiply. */
 static inline float dot1_f16(const float* x, const half* w, int K) {
@@ -292,6 +329,22 @@ static inline float dot1_f16x(const float* x, const float* xp, int ok, const hal
 #endif
 }
 
+#if !defined(SEAP_FP16)
+/* Four fp16 rows' dots (portable decode): dot4_f16p when x is pre-scaled (ok), else four exact
+ * dot1_f16. s[j] = dot1_f16x(x, xp, ok, wj, K). */
+static inline void dot4_f16x(const float* x, const float* xp, int ok, const half* w0,
+                             const half* w1, const half* w2, const half* w3, int K, float* s) {
+  if (ok) {
+    dot4_f16p(xp, w0, w1, w2, w3, K, s);
+  } else {
+    s[0] = dot1_f16(x, w0, K);
+    s[1] = dot1_f16(x, w1, K);
+    s[2] = dot1_f16(x, w2, K);
+    s[3] = dot1_f16(x, w3, K);
+  }
+}
+#endif
+
 /* fp16 -> f32 for n values. */
 static void cvt_f16(const half* src, int n, float* dst) {
   int k = 0;
@@ -356,10 +409,20 @@ void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const 
     }
     for (int i = 4 * q; i < R; i++) out[i] = dot1_f16n(x, w + ROW(i) * wstride, K);
     return;
-#endif
+#else
+    /* Rows i + j R/4 (j = 0..3) together, xp's loads shared (dot4_f16x); each row's value is
+     * dot1_f16x's whatever the grouping, so cutting rows across threads changes no bit. */
     int ok = f16_prep_x(x, K, scratch);
-    for (int i = 0; i < R; i++) out[i] = dot1_f16x(x, scratch, ok, w + ROW(i) * wstride, K);
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      float s[4];
+      dot4_f16x(x, scratch, ok, w + ROW(i) * wstride, w + ROW(i + q) * wstride,
+                w + ROW(i + 2 * q) * wstride, w + ROW(i + 3 * q) * wstride, K, s);
+      for (int j = 0; j < 4; j++) out[i + j * q] = s[j];
+    }
+    for (int i = 4 * q; i < R; i++) out[i] = dot1_f16x(x, scratch, ok, w + ROW(i) * wstride, K);
     return;
+#endif
   }
   /* Groups of 4 rows converted once into scratch, then the outer-product blocks over every
    * token of the token-transposed x. */
@@ -512,16 +575,51 @@ static inline void axpy2_f16(float* o, int M, float c0, const half* w0, float c1
 
 /*
  * op[0..M8) += c * w * 2^-112 per full group of 8, in the even/odd order of H2B8 (c is the
- * coefficient pre-multiplied by 2^112, so op holds true values); M8 = M rounded down to 8.
+ * coefficient pre-multiplied by 2^112, so op holds true values); M8 = M rounded down to 8. One
+ * multiply-add per lane, as each row of axpy4_f16p.
  */
 static inline void axpy1_f16p(float* op, int M8, float c, const half* w) {
   v128_t k = wasm_f32x4_splat(c), e, o;
   for (int m = 0; m < M8; m += 8) {
     H2B8(LD(w + m), e, o);
-    wasm_v128_store(op + m, wasm_f32x4_add(LD(op + m), wasm_f32x4_mul(k, e)));
-    wasm_v128_store(op + m + 4, wasm_f32x4_add(LD(op + m + 4), wasm_f32x4_mul(k, o)));
+    v128_t o0 = LD(op + m), o1 = LD(op + m + 4);
+    FMA(o0, k, e);
+    FMA(o1, k, o);
+    wasm_v128_store(op + m, o0);
+    wasm_v128_store(op + m + 4, o1);
   }
 }
+
+#if !defined(SEAP_FP16)
+/*
+ * Four rows per pass over op (portable decode; rows i + j R/4 from the callers, four sequential
+ * streams): op loaded and stored once per four rows, where axpy1_f16p loads and stores it per
+ * row (every access bounds-checked by V8). Each lane gets exactly axpy1_f16p(c[0], w0) ...
+ * axpy1_f16p(c[3], w3) in that order (one multiply-add per row). c pre-multiplied by 2^112.
+ */
+static inline void axpy4_f16p(float* op, int M8, const float* c, const half* w0, const half* w1,
+                              const half* w2, const half* w3) {
+  v128_t k0 = wasm_f32x4_splat(c[0]), k1 = wasm_f32x4_splat(c[1]);
+  v128_t k2 = wasm_f32x4_splat(c[2]), k3 = wasm_f32x4_splat(c[3]), e, o, mk = f16_mask();
+  for (int m = 0; m < M8; m += 8) {
+    v128_t o0 = LD(op + m), o1 = LD(op + m + 4);
+    H2B8M(LD(w0 + m), e, o, mk);
+    FMA(o0, k0, e);
+    FMA(o1, k0, o);
+    H2B8M(LD(w1 + m), e, o, mk);
+    FMA(o0, k1, e);
+    FMA(o1, k1, o);
+    H2B8M(LD(w2 + m), e, o, mk);
+    FMA(o0, k2, e);
+    FMA(o1, k2, o);
+    H2B8M(LD(w3 + m), e, o, mk);
+    FMA(o0, k3, e);
+    FMA(o1, k3, o);
+    wasm_v128_store(op + m, o0);
+    wasm_v128_store(op + m + 4, o1);
+  }
+}
+#endif
 
 /* out[0..M8) += op back in natural order (undoes the even/odd split of axpy1_f16p). */
 static void f16_unsplit_add(float* out, int M8, const float* op) {
@@ -547,6 +645,53 @@ static inline void axpy1_f16x(float* out, float* op, int M, float c, const half*
     axpy1_f16(out, M, c, w);
   }
 }
+
+#if !defined(SEAP_FP16)
+/*
+ * out[0..M) += c[0] w0 + ... + c[3] w3 (portable decode, four fp16 rows): all four through
+ * axpy4_f16p into op when every |c[j]| < 2^15, else row by row through axpy1_f16x. Either way
+ * op, out and each lane get what axpy1_f16x(c[0], w0) ... axpy1_f16x(c[3], w3) give.
+ */
+static inline void axpy4_f16x(float* out, float* op, int M, const float* c, const half* w0,
+                              const half* w1, const half* w2, const half* w3) {
+  float ac[4];
+  for (int j = 0; j < 4; j++) ac[j] = c[j] < 0 ? -c[j] : c[j];
+  if (ac[0] < 0x1p15f && ac[1] < 0x1p15f && ac[2] < 0x1p15f && ac[3] < 0x1p15f) {
+    int M8 = M & ~7;
+    float cs[4] = {c[0] * F16_XSCALE, c[1] * F16_XSCALE, c[2] * F16_XSCALE, c[3] * F16_XSCALE};
+    axpy4_f16p(op, M8, cs, w0, w1, w2, w3);
+    for (int m = M8; m < M; m++) {
+      out[m] += c[0] * h2f(w0[m]);
+      out[m] += c[1] * h2f(w1[m]);
+      out[m] += c[2] * h2f(w2[m]);
+      out[m] += c[3] * h2f(w3[m]);
+    }
+  } else {
+    axpy1_f16x(out, op, M, c[0], w0);
+    axpy1_f16x(out, op, M, c[1], w1);
+    axpy1_f16x(out, op, M, c[2], w2);
+    axpy1_f16x(out, op, M, c[3], w3);
+  }
+}
+
+/*
+ * The portable T == 1 down/o_proj sum of fp16 rows, shared by matmul_t_add_f16 and ffn_f16 so
+ * that both add the rows in the same order (the threaded FFN runs its down rows through
+ * matmul_t_add_f16, lib/backends/wasm_threads_cuts.ts): rows i, i + q, i + 2q, i + 3q per pass
+ * (q = R/4, axpy4_f16x), then rows 4q .. R-1 one at a time. The order depends on R only. op: the
+ * even/odd accumulator [M & ~7], cleared by the caller and added to out with f16_unsplit_add.
+ */
+static void axpy_rows_f16(float* out, float* op, int M, const float* a, const half* w, int wstride,
+                          const int32_t* rows, int R) {
+  int q = R / 4;
+  for (int i = 0; i < q; i++) {
+    float c[4] = {a[i], a[i + q], a[i + 2 * q], a[i + 3 * q]};
+    axpy4_f16x(out, op, M, c, w + ROW(i) * wstride, w + ROW(i + q) * wstride,
+               w + ROW(i + 2 * q) * wstride, w + ROW(i + 3 * q) * wstride);
+  }
+  for (int i = 4 * q; i < R; i++) axpy1_f16x(out, op, M, a[i], w + ROW(i) * wstride);
+}
+#endif
 
 /** Row-gathered transposed product, accumulated; f32 weights. a [T, R], out [T, M]. */
 EXPORT("matmul_t_add_f32")
@@ -603,11 +748,13 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
     }
     if (R & 1) axpy1_f16(out, M, a[R - 1], w + ROW(R - 1) * wstride);
     return;
-#endif
-    if (F16_PRESCALED) __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
-    for (int i = 0; i < R; i++) axpy1_f16x(out, scratch, M, a[i], w + ROW(i) * wstride);
-    if (F16_PRESCALED) f16_unsplit_add(out, M & ~7, scratch);
+#else
+    /* Four rows per pass over the even/odd accumulator, in axpy_rows_f16's order. */
+    __builtin_memset(scratch, 0, (size_t)M * sizeof(float));
+    axpy_rows_f16(out, scratch, M, a, w, wstride, rows, R);
+    f16_unsplit_add(out, M & ~7, scratch);
     return;
+#endif
   }
   (void)tb;
   t_add_f16_tiles(a, T, R, w, wstride, rows, M, out, scratch);
@@ -746,19 +893,33 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
       axpy1_f16(out, M, a, down + r * ds);
     }
     return;
-#endif
+#else
+    /* Neurons i + j R/4 (j = 0..3) together: the gate and up dots of all four share xp's loads
+     * (dot4_f16x), one pass over the even/odd accumulator adds the four down rows (axpy4_f16x) in
+     * axpy_rows_f16's order, so the threaded FFN (down through matmul_t_add_f16) gives the same
+     * bits. */
     float *xp = scratch, *op = scratch + K;
     int ok = f16_prep_x(x, K, xp);
-    if (F16_PRESCALED) __builtin_memset(op, 0, (size_t)M * sizeof(float));
-    for (int i = 0; i < R; i++) {
+    __builtin_memset(op, 0, (size_t)M * sizeof(float));
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      size_t r0 = ROW(i), r1 = ROW(i + q), r2 = ROW(i + 2 * q), r3 = ROW(i + 3 * q);
+      float g[4], u[4], a[4];
+      dot4_f16x(x, xp, ok, gate + r0 * gs, gate + r1 * gs, gate + r2 * gs, gate + r3 * gs, K, g);
+      dot4_f16x(x, xp, ok, up + r0 * us, up + r1 * us, up + r2 * us, up + r3 * us, K, u);
+      swiglu4(g, u, a, act, i, q);
+      axpy4_f16x(out, op, M, a, down + r0 * ds, down + r1 * ds, down + r2 * ds, down + r3 * ds);
+    }
+    for (int i = 4 * q; i < R; i++) {
       size_t r = ROW(i);
       float a = silu(dot1_f16x(x, xp, ok, gate + r * gs, K)) *
                 dot1_f16x(x, xp, ok, up + r * us, K);
       if (act) act[i] = a;
       axpy1_f16x(out, op, M, a, down + r * ds);
     }
-    if (F16_PRESCALED) f16_unsplit_add(out, M & ~7, op);
+    f16_unsplit_add(out, M & ~7, op);
     return;
+#endif
   }
   tb = FFN_TB(tb);
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
