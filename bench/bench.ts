@@ -9,7 +9,8 @@
  *   memory: resident memory with 1 and 10 masks (memory_bench.ts, fresh processes);
  *   llama: this engine vs llama.cpp on the same GGUF-exported weights, f32/f16/q8_0, dense and
  *          a SEAP 50% mask, interleaved rounds (llama_cpp_bench.ts; needs
- *          `deno task llama-cpp:install`, skipped with a line otherwise);
+ *          `deno task llama-cpp:install`, skipped with a line otherwise; `--prompt=N` sets the
+ *          prompt length, default 32);
  *   threads: the WASM backend on 1 vs 2 threads (SEAP_THREADS), every weight format, dense and
  *          a SEAP 50% mask, and llama.cpp at 1 and 2 threads when installed, interleaved rounds,
  *          with the load average around it (threads_bench.ts);
@@ -160,14 +161,20 @@ async function llamaPart(quick: boolean): Promise<string> {
     real?.timed.find((m) => m.name.endsWith("@0.5") && !m.name.startsWith("generic"));
   if (real && half) models.push({ dir: DEFAULT_MODEL_DIR, mask: half, family: real.all });
   const types = WEIGHTS.map((w) => (w === "q8" ? "q8_0" : w));
+  const promptArg = Deno.args.find((a) => a.startsWith("--prompt="))?.slice(9) ?? "32";
+  const promptLen = Number(promptArg);
+  if (!Number.isInteger(promptLen) || promptLen < 1) {
+    throw new Error(`bench: --prompt must be a positive integer, got "${promptArg}"`);
+  }
   const { rows, notes } = await runLlamaCppBench(
     models,
-    quick ? { rounds: 3, steps: 16, types } : { rounds: 5, steps: 32, types },
+    quick ? { rounds: 3, steps: 16, types, promptLen } : { rounds: 5, steps: 32, types, promptLen },
   );
   return title + formatLlamaCppTable(rows) + "\n\n" +
     [
       ...notes,
-      "Prompt of 32 tokens, then greedy decode; the engine on the WASM backend (f32/f16/q8 weights), " +
+      `Prompt of ${promptLen} tokens, then greedy decode; the engine on the WASM backend ` +
+      "(f32/f16/q8 weights), " +
       "llama.cpp through node-llama-cpp 3.21.1 (its per-token overhead included) with 1 thread. " +
       "The masked rows: this engine with the mask on shared weights; llama.cpp with the " +
       "physically pruned deci export of the same mask. Ratios are medians (bests) of the rounds.",

@@ -130,8 +130,7 @@ function makeCases(kr: Kern, fmts: Fmt[], kinds: Set<string>): Case[] {
         unit: T === 1 ? "GB/s" : "GFLOP/s",
         run: (c) => {
           const f = kr.k[`matmul_${fmt}`];
-          if (fmt === "f32") f(x, T, K, w.at(c % nc), stride(K), 0, N, outP, 32);
-          else f(x, T, K, w.at(c % nc), stride(K), 0, N, outP, 32, scratch);
+          f(x, T, K, w.at(c % nc), stride(K), 0, N, outP, 32, scratch);
         },
         out: () => kr.f32(outP, T * N).slice(),
       });

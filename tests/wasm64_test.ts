@@ -102,10 +102,10 @@ Deno.test("wasm64: the build follows the memory limit; wasm32 refuses more than 
 Deno.test("wasm64: the module's i64 parameters are read from its bytes", async () => {
   const sig64 = i64Params(await Deno.readFile(KERNEL_URLS[64]));
   const sig32 = i64Params(await Deno.readFile(KERNEL_URLS[32]));
-  // matmul_f32(x*, T, K, w*, wstride, rows*, R, out*, tb): pointers and size_t are i64.
+  // matmul_f32(x*, T, K, w*, wstride, rows*, R, out*, tb, scratch*): pointers and size_t are i64.
   const mm = sig64.get("matmul_f32")!;
-  assert.equal(mm.length, 9);
-  assert.deepEqual([0, 3, 5, 7].map((i) => mm[i]), [true, true, true, true]);
+  assert.equal(mm.length, 10);
+  assert.deepEqual([0, 3, 5, 7, 9].map((i) => mm[i]), [true, true, true, true, true]);
   assert.equal(mm[1], false, "T is an int");
   assert.ok([...sig32.values()].every((s) => s.every((x) => !x)), "wasm32 has no i64 params");
   assert.deepEqual([...sig32.keys()].sort(), [...sig64.keys()].sort());

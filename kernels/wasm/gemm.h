@@ -9,12 +9,13 @@
  * 32 bytes at m stay in L1 while every token passes over them. Each output is one multiply-add
  * chain over i in order, whatever the token block: the block size does not change a bit.
  *
- * gemm_dot, the products against gathered rows (q/k/v, lm_head, FFN gate and up):
- *   out[t, i] = sum_{k < K} x[t * ldx + k] * w_i[k]        t < T, i < n; out row pitch ldo
- * with w_i given as n f32 row pointers: DOT_R rows x DOT_N tokens per register block, one
- * f32x4 accumulator per output over k. Larger blocks (4 x 3, 3 x 3, 3 x 4, 5 x 2) and a packed
- * 8-row panel with an outer-product kernel (8 x 4 .. 8 x 6) measured slower in V8 (see
- * kernels/wasm/README.md), so the block stays 4 x 2; it is written once for any block shape.
+ * gemm_dott, the products against gathered rows (q/k/v, lm_head, FFN gate and up):
+ *   out[t, i] = sum_{k < K} x[t, k] * w_i[k]                t < T, i < n; out row pitch ldo
+ * with w_i given as n f32 row pointers and x token-transposed once per call (pack_xt): an outer
+ * product of 4 rows x 8 tokens per register block, each output one multiply-add chain over k
+ * in order (see below). It replaced a dot block of 4 rows x 2 tokens (one accumulator per
+ * output, horizontal sums; larger dot blocks and a packed 8-row panel with splat loads of x
+ * measured slower in V8, see kernels/wasm/README.md).
  */
 #ifndef SEAP_GEMM_H
 #define SEAP_GEMM_H
@@ -83,67 +84,156 @@ static void gemm_acc_f32(const float* a, int lda, int T, const float* const* w, 
   }
 }
 
-/* Rows and tokens per dot block of gemm_dot: 8 accumulators. */
-#define DOT_R 4
-#define DOT_N 2
+/*
+ * The dot products of the prefill paths on a token-transposed x ("xt"): x [T, K] repacked once
+ * per call into groups of XT_G tokens, xt[g][k][j] = x[XT_G g + j, k] (zero for tokens past T),
+ * so one vector load holds 4 tokens' value at k. A register block of 4 rows x 8 tokens is then
+ * an outer product: per 2 k, one 8-byte load of w_r[k], w_r[k + 1] per row and 4 loads of xt;
+ * each w_r lane is splatted by a shuffle (no memory access, so no bounds check in V8) and
+ * multiply-added into 8 accumulators of 4 tokens each: 8 loads + 8 shuffles per 16
+ * multiply-adds, where the 4 x 2 dot block paid 6 loads per 8 (each load costs V8 a cmp + jae
+ * bounds check, kernels/wasm/README.md); no horizontal sums.
+ * Order of every output: one multiply-add chain over k = 0, 1, ..., K - 1 in a lane, from 0;
+ * the same whatever the block, the token's place in its group, T or a thread's cut.
+ */
+#define XT_G 8
+
+/* Floats of the token-transposed copy of T tokens of K values. */
+#define XT_FLOATS(T, K) ((size_t)(((T) + XT_G - 1) / XT_G) * XT_G * (size_t)(K))
+
+/* xt[g][k][j] = x[(XT_G g + j) * ldx + k] for j < XT_G, zero past T (the layout above). */
+static void pack_xt(const float* x, int ldx, int T, int K, float* xt) {
+  for (int t0 = 0; t0 < T; t0 += XT_G) {
+    float* d = xt + (size_t)t0 * K;
+    if (t0 + XT_G <= T) {
+      int k = 0;
+      for (; k + 4 <= K; k += 4) {
+#pragma clang loop unroll(full)
+        for (int h = 0; h < 2; h++) {
+          const float* s = x + (size_t)(t0 + 4 * h) * ldx + k;
+          v128_t a0 = LD(s), a1 = LD(s + ldx), a2 = LD(s + 2 * (size_t)ldx),
+                 a3 = LD(s + 3 * (size_t)ldx);
+          v128_t u0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5);
+          v128_t u1 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5);
+          v128_t u2 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7);
+          v128_t u3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+          float* o = d + (size_t)k * XT_G + 4 * h;
+          wasm_v128_store(o, wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5));
+          wasm_v128_store(o + XT_G, wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+          wasm_v128_store(o + 2 * XT_G, wasm_i32x4_shuffle(u2, u3, 0, 1, 4, 5));
+          wasm_v128_store(o + 3 * XT_G, wasm_i32x4_shuffle(u2, u3, 2, 3, 6, 7));
+        }
+      }
+      for (; k < K; k++) {
+        for (int j = 0; j < XT_G; j++) d[(size_t)k * XT_G + j] = x[(size_t)(t0 + j) * ldx + k];
+      }
+    } else {
+      for (int k = 0; k < K; k++) {
+        for (int j = 0; j < XT_G; j++) {
+          d[(size_t)k * XT_G + j] = t0 + j < T ? x[(size_t)(t0 + j) * ldx + k] : 0.0f;
+        }
+      }
+    }
+  }
+}
+
+/* Row vector lane L splatted (one shuffle). */
+#define LANE(v, L) wasm_i32x4_shuffle((v), (v), L, L, L, L)
 
 /*
- * o[j * ldo + r] = x_j . w_r for r < NR rows, j < NT tokens (x_j = x + j * ldx, K values). One
- * f32x4 accumulator per output over k in steps of 4, then ((l0 + l1) + l2) + l3, then the K % 4
- * tail in order: the order of every dot product of these kernels, whatever NR and NT.
+ * o[j * ldo + r] = sum_k xt[k][j] w_r[k] for r < NR rows, j < nt tokens of one group (xt: the
+ * group's [K][XT_G] block; NV = 1 computes tokens 0..3 only, nt <= 4).
  */
-static ALWAYS_INLINE void dot_blk(const float* x, int ldx, const float* const* w, int K, float* o,
-                                  int ldo, const int NR, const int NT) {
-  v128_t acc[DOT_R][DOT_N];
+static ALWAYS_INLINE void dott_blk(const float* xt, const float* const* w, int K, float* o,
+                                   int ldo, int nt, const int NR, const int NV) {
+  v128_t acc[4][2];
+  const float* wr[4];
 #pragma clang loop unroll(full)
   for (int r = 0; r < NR; r++) {
+    wr[r] = w[r];
 #pragma clang loop unroll(full)
-    for (int j = 0; j < NT; j++) acc[r][j] = wasm_f32x4_splat(0);
+    for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_splat(0);
   }
   int k = 0;
-  for (; k + 4 <= K; k += 4) {
-    v128_t xv[DOT_N];
-#pragma clang loop unroll(full)
-    for (int j = 0; j < NT; j++) xv[j] = LD(x + (size_t)j * ldx + k);
+  for (; k + 2 <= K; k += 2) {
+    /* Two k per step: rows' pairs w_r[k], w_r[k + 1] in one 8-byte load each, xt of both k (4
+     * vectors) live with the 8 accumulators, a row pair and a splat: 14 registers. clang orders
+     * the step rows outer whatever the source order; with four k per step that order needed 8
+     * xt vectors live and V8 spilled accumulators every step. */
+    const float* xp = xt + (size_t)k * XT_G;
+    v128_t x00 = LD(xp), x01 = x00, x10 = LD(xp + XT_G), x11 = x10;
+    if (NV > 1) {
+      x01 = LD(xp + 4);
+      x11 = LD(xp + XT_G + 4);
+    }
 #pragma clang loop unroll(full)
     for (int r = 0; r < NR; r++) {
-      v128_t v = LD(w[r] + k);
+      v128_t wv = wasm_v128_load64_zero(wr[r] + k);
+      v128_t s0 = LANE(wv, 0), s1 = LANE(wv, 1);
+      FMA(acc[r][0], s0, x00);
+      if (NV > 1) FMA(acc[r][1], s0, x01);
+      FMA(acc[r][0], s1, x10);
+      if (NV > 1) FMA(acc[r][1], s1, x11);
+    }
+  }
+  for (; k < K; k++) {
+    const float* xp = xt + (size_t)k * XT_G;
+    v128_t x0 = LD(xp), x1 = x0;
+    if (NV > 1) x1 = LD(xp + 4);
 #pragma clang loop unroll(full)
-      for (int j = 0; j < NT; j++) FMA(acc[r][j], xv[j], v);
+    for (int r = 0; r < NR; r++) {
+      v128_t s = SPLAT_LD(wr[r] + k);
+      FMA(acc[r][0], s, x0);
+      if (NV > 1) FMA(acc[r][1], s, x1);
     }
   }
 #pragma clang loop unroll(full)
-  for (int r = 0; r < NR; r++) {
+  for (int v = 0; v < NV; v++) {
+    int j0 = 4 * v, nj = nt - j0 < 4 ? nt - j0 : 4;
+    if (NR == 4 && nj == 4) {
+      /* 4 x 4 transpose: vector j = the four rows' outputs of token j0 + j. */
+      v128_t u0 = wasm_i32x4_shuffle(acc[0][v], acc[1][v], 0, 4, 1, 5);
+      v128_t u1 = wasm_i32x4_shuffle(acc[2][v], acc[3][v], 0, 4, 1, 5);
+      v128_t u2 = wasm_i32x4_shuffle(acc[0][v], acc[1][v], 2, 6, 3, 7);
+      v128_t u3 = wasm_i32x4_shuffle(acc[2][v], acc[3][v], 2, 6, 3, 7);
+      float* p = o + (size_t)j0 * ldo;
+      wasm_v128_store(p, wasm_i32x4_shuffle(u0, u1, 0, 1, 4, 5));
+      wasm_v128_store(p + ldo, wasm_i32x4_shuffle(u0, u1, 2, 3, 6, 7));
+      wasm_v128_store(p + 2 * (size_t)ldo, wasm_i32x4_shuffle(u2, u3, 0, 1, 4, 5));
+      wasm_v128_store(p + 3 * (size_t)ldo, wasm_i32x4_shuffle(u2, u3, 2, 3, 6, 7));
+    } else {
 #pragma clang loop unroll(full)
-    for (int j = 0; j < NT; j++) {
-      float s = hsum(acc[r][j]);
-      for (int kk = k; kk < K; kk++) s += x[(size_t)j * ldx + kk] * w[r][kk];
-      o[(size_t)j * ldo + r] = s;
+      for (int r = 0; r < NR; r++) {
+        float l[4];
+        wasm_v128_store(l, acc[r][v]);
+        for (int j = 0; j < nj; j++) o[(size_t)(j0 + j) * ldo + r] = l[j];
+      }
     }
   }
 }
 
-/* Tokens [0, T) against NR rows: blocks of DOT_N tokens, then the remainder. */
-static ALWAYS_INLINE void dot_rows(const float* x, int ldx, int T, const float* const* w, int K,
-                                   float* o, int ldo, const int NR) {
-  int t = 0;
-  for (; t + DOT_N <= T; t += DOT_N) {
-    dot_blk(x + (size_t)t * ldx, ldx, w, K, o + (size_t)t * ldo, ldo, NR, DOT_N);
+/* NR rows against tokens [0, T) of xt (groups of XT_G, the last one possibly partial). */
+static ALWAYS_INLINE void dott_rows(const float* xt, int T, const float* const* w, int K, float* o,
+                                    int ldo, const int NR) {
+  for (int t0 = 0; t0 < T; t0 += XT_G) {
+    int nt = T - t0 < XT_G ? T - t0 : XT_G;
+    const float* g = xt + (size_t)t0 * K;
+    float* p = o + (size_t)t0 * ldo;
+    if (nt > 4) dott_blk(g, w, K, p, ldo, nt, NR, 2);
+    else dott_blk(g, w, K, p, ldo, nt, NR, 1);
   }
-  for (; t < T; t++) dot_blk(x + (size_t)t * ldx, ldx, w, K, o + (size_t)t * ldo, ldo, NR, 1);
 }
 
 /*
- * out[t * ldo + i] = x[t] . w_i for t < T, i < n (f32 row pointers), x [T, ldx] with K values
- * per token: DOT_R rows x DOT_N tokens per register block, the DOT_R rows (DOT_R * K floats)
- * staying in L1 while every token passes over them. Each output's order is that of dot_blk, so
- * it depends neither on T, nor on its place in a block, nor on a thread's cut.
+ * out[t * ldo + i] = x[t] . w_i for t < T, i < n (f32 row pointers), from xt = pack_xt(x) (T
+ * tokens; a token block starting at a multiple of XT_G is xt + t0 * K). Rows outer, 4 at a time:
+ * their 4 K floats stay in L1 while every token group passes over them.
  */
-static void gemm_dot(const float* x, int ldx, int T, int K, const float* const* w, int n,
-                     float* out, int ldo) {
+static void gemm_dott(const float* xt, int T, int K, const float* const* w, int n, float* out,
+                      int ldo) {
   int i = 0;
-  for (; i + DOT_R <= n; i += DOT_R) dot_rows(x, ldx, T, w + i, K, out + i, ldo, DOT_R);
-  for (; i < n; i++) dot_rows(x, ldx, T, w + i, K, out + i, ldo, 1);
+  for (; i + 4 <= n; i += 4) dott_rows(xt, T, w + i, K, out + i, ldo, 4);
+  for (; i < n; i++) dott_rows(xt, T, w + i, K, out + i, ldo, 1);
 }
 
 /*

@@ -14,10 +14,11 @@
  * sharing x's loads (dot) or the accumulator's (axpy): f32, f16 in both builds (the SEAP_FP16
  * build's dot4_f16n/axpy2_f16, the portable dot4_f16p/axpy4_f16p) and q8 (matmul_q8.c); see
  * kernels/wasm/README.md, "Several rows per pass".
- * Prefill (T > 1): the register-blocked kernels of gemm.h over tokens in blocks of `tb`
- * (gemm_dot: 4 rows x 2 tokens; gemm_acc_f32: 8 outputs x 6 tokens), so rows are read from
- * memory once per block and then hit L1 for every token. fp16 weights: decode converts in
- * registers; T > 1 converts 4 rows (matmul) or 32 rows (matmul_t_add) once into `scratch`.
+ * Prefill (T > 1): the register-blocked kernels of gemm.h (gemm_dott: 4 rows x 8 tokens of a
+ * token-transposed x, packed once per call into `scratch`; gemm_acc_f32: 8 outputs x 6 tokens),
+ * so rows are read from memory once per call (per token block in the FFN) and then hit L1 for
+ * every token. fp16 weights: decode converts in registers; T > 1 converts 4 rows (matmul) or 32
+ * rows (matmul_t_add) once into `scratch`.
  */
 #include "common.h"
 #include "gemm.h"
@@ -355,26 +356,28 @@ static void cvt_f16(const half* src, int n, float* dst) {
   for (; k < n; k++) dst[k] = h2f(src[k]);
 }
 
-/* T > 1 matmul, f32 rows: token blocks of tb, rows in tiles of 32 pointers through the dot
- * blocks of gemm.h (each output summed in one order, see gemm_dot). */
+/* T > 1 matmul, f32 rows: x token-transposed once into xt (pack_xt), then rows in tiles of 32
+ * pointers through the outer-product blocks of gemm.h (each output summed in one order, see
+ * gemm_dott). */
 static void gemm_rows_f32(const float* x, int T, int K, const float* w, int wstride,
-                          const int32_t* rows, int R, float* out, int tb) {
+                          const int32_t* rows, int R, float* out, float* xt) {
   const float* wp[32];
-  for (int t0 = 0; t0 < T; t0 += tb) {
-    int nt = t0 + tb < T ? tb : T - t0;
-    for (int i0 = 0; i0 < R; i0 += 32) {
-      int n = i0 + 32 < R ? 32 : R - i0;
-      for (int j = 0; j < n; j++) wp[j] = w + ROW(i0 + j) * wstride;
-      gemm_dot(x + (size_t)t0 * K, K, nt, K, wp, n, out + (size_t)t0 * R + i0, R);
-    }
+  pack_xt(x, K, T, K, xt);
+  for (int i0 = 0; i0 < R; i0 += 32) {
+    int n = i0 + 32 < R ? 32 : R - i0;
+    for (int j = 0; j < n; j++) wp[j] = w + ROW(i0 + j) * wstride;
+    gemm_dott(xt, T, K, wp, n, out + i0, R);
   }
 }
 
-/** Row-gathered matmul, f32 weights. x [T, K], out [T, R]. */
+/**
+ * Row-gathered matmul, f32 weights. x [T, K], out [T, R]. scratch (T > 1): XT_FLOATS(T, K)
+ * floats (x token-transposed); unused at T == 1. tb: unused (kept for the callers' signature).
+ */
 EXPORT("matmul_f32")
 void matmul_f32(const float* x, int T, int K, const float* w, int wstride, const int32_t* rows,
-                int R, float* out, int tb) {
-  if (tb < 1) tb = 1;
+                int R, float* out, int tb, float* scratch) {
+  (void)tb;
   if (T == 1) {
     /* Rows i and i + R/2 together: two sequential streams, x loaded once (dot2_f32). */
     int h = R / 2;
@@ -384,14 +387,17 @@ void matmul_f32(const float* x, int T, int K, const float* w, int wstride, const
     if (R & 1) out[R - 1] = dot1_f32(x, w + ROW(R - 1) * wstride, K);
     return;
   }
-  gemm_rows_f32(x, T, K, w, wstride, rows, R, out, tb);
+  gemm_rows_f32(x, T, K, w, wstride, rows, R, out, scratch);
 }
 
-/** Row-gathered matmul, fp16 weights. scratch: 4 * K floats. */
+/**
+ * Row-gathered matmul, fp16 weights. scratch: 4 * K floats (T == 1), 4 * K + XT_FLOATS(T, K)
+ * (T > 1: four converted rows, then x token-transposed). tb: unused.
+ */
 EXPORT("matmul_f16")
 void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const int32_t* rows,
                 int R, float* out, int tb, float* scratch) {
-  if (tb < 1) tb = 1;
+  (void)tb;
   if (T == 1) {
 #if defined(SEAP_FP16)
     /* Rows i + j R/4 (j = 0..3) together: four sequential weight streams, x loaded once. */
@@ -418,16 +424,16 @@ void matmul_f16(const float* x, int T, int K, const half* w, int wstride, const 
     return;
 #endif
   }
-  /* Groups of DOT_R rows converted once into scratch, then the dot blocks over every token. */
-  const float* sp[DOT_R];
-  for (int j = 0; j < DOT_R; j++) sp[j] = scratch + (size_t)j * K;
-  for (int i = 0; i < R; i += DOT_R) {
-    int n = i + DOT_R <= R ? DOT_R : R - i;
+  /* Groups of 4 rows converted once into scratch, then the outer-product blocks over every
+   * token of the token-transposed x. */
+  const float* sp[4];
+  float* xt = scratch + (size_t)4 * K;
+  pack_xt(x, K, T, K, xt);
+  for (int j = 0; j < 4; j++) sp[j] = scratch + (size_t)j * K;
+  for (int i = 0; i < R; i += 4) {
+    int n = i + 4 <= R ? 4 : R - i;
     for (int j = 0; j < n; j++) cvt_f16(w + ROW(i + j) * wstride, K, scratch + (size_t)j * K);
-    for (int t0 = 0; t0 < T; t0 += tb) {
-      int nt = t0 + tb < T ? tb : T - t0;
-      gemm_dot(x + (size_t)t0 * K, K, nt, K, sp, n, out + (size_t)t0 * R + i, R);
-    }
+    gemm_dott(xt, T, K, sp, n, out + i, R);
   }
 }
 
@@ -771,17 +777,21 @@ void matmul_t_add_f16_tiled(const float* a, int T, int R, const half* w, int wst
  * across the gate, up and down passes. */
 #define FFN_CHUNK 32
 
+/* Tokens per block of the T > 1 FFN: tb rounded down to a multiple of XT_G (at least XT_G), so
+ * blocks start on the token groups of pack_xt. */
+#define FFN_TB(tb) ((tb) < XT_G ? XT_G : (tb) / XT_G * XT_G)
+
 /*
- * T > 1 FFN over one chunk of n kept neurons for nt tokens x [nt, K]: gate and up (n f32 row
- * pointers each) through the dot blocks of gemm.h into G, U [nt, n], a = silu(G) U (copied to
- * act [nt, act_pitch] when given), then out [nt, M] += a down (n f32 row pointers) with the
- * register-blocked GEMM.
+ * T > 1 FFN over one chunk of n kept neurons for nt tokens (xt: their token-transposed x,
+ * pack_xt): gate and up (n f32 row pointers each) through the outer-product blocks of gemm.h
+ * (gemm_dott) into G, U [nt, n], a = silu(G) U (copied to act [nt, act_pitch] when given), then
+ * out [nt, M] += a down (n f32 row pointers) with the register-blocked GEMM.
  */
-static void ffn_chunk(const float* x, int nt, int K, const float* const* gp, const float* const* up,
-                      const float* const* dp, int M, int n, float* out, float* act, int act_pitch,
-                      float* G, float* U) {
-  gemm_dot(x, K, nt, K, gp, n, G, n);
-  gemm_dot(x, K, nt, K, up, n, U, n);
+static void ffn_chunk(const float* xt, int nt, int K, const float* const* gp,
+                      const float* const* up, const float* const* dp, int M, int n, float* out,
+                      float* act, int act_pitch, float* G, float* U) {
+  gemm_dott(xt, nt, K, gp, n, G, n);
+  gemm_dott(xt, nt, K, up, n, U, n);
   silu_mul_tile(G, U, n, nt, n, act, act_pitch);
   gemm_acc_f32(G, n, nt, dp, n, M, out, M);
 }
@@ -792,7 +802,8 @@ static void ffn_chunk(const float* x, int nt, int K, const float* const* gp, con
  * gate/up rows have K values, down rows M; each has its own base and stride, so with the
  * bundled layout [gate | up | down^T] a neuron is one contiguous stream, read once (T == 1) or
  * once per call (T > 1: chunks of FFN_CHUNK neurons, each over every token block).
- * x [T, K], out [T, M], act [T, R] or NULL. scratch: 2 * tb * FFN_CHUNK floats.
+ * x [T, K], out [T, M], act [T, R] or NULL. scratch (T > 1): 2 * FFN_TB(tb) * FFN_CHUNK +
+ * XT_FLOATS(T, K) floats (G, U, then x token-transposed).
  */
 EXPORT("ffn_f32")
 void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const float* up, int us,
@@ -824,8 +835,12 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
     return;
   }
   /* Chunk outer, token blocks inner: a chunk's rows come from memory once per call, and each
-   * out[t, :] still adds the chunks in order (the same sums as token blocks outer). */
+   * out[t, :] still adds the chunks in order (the same sums as token blocks outer). x is
+   * token-transposed once per call (pack_xt); token blocks start at multiples of XT_G. */
+  tb = FFN_TB(tb);
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
+  float* xt = U + (size_t)tb * FFN_CHUNK;
+  pack_xt(x, K, T, K, xt);
   for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
     int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
     const float *gp[FFN_CHUNK], *up_[FFN_CHUNK], *dp[FFN_CHUNK];
@@ -837,7 +852,7 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
     }
     for (int t0 = 0; t0 < T; t0 += tb) {
       int nt = t0 + tb < T ? tb : T - t0;
-      ffn_chunk(x + (size_t)t0 * K, nt, K, gp, up_, dp, M, n, out + (size_t)t0 * M,
+      ffn_chunk(xt + (size_t)t0 * K, nt, K, gp, up_, dp, M, n, out + (size_t)t0 * M,
                 act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
     }
   }
@@ -846,7 +861,8 @@ void ffn_f32(const float* x, int T, int K, const float* gate, int gs, const floa
 /**
  * Fused SwiGLU FFN, fp16 weights. T == 1 uses the pre-scaled path (scratch: K + M floats: xp and
  * the even/odd-ordered down accumulator); T > 1 converts each chunk's rows once per call.
- * scratch: 2 * tb * FFN_CHUNK + FFN_CHUNK * (2 * K + M) floats (>= K + M).
+ * scratch (T > 1): 2 * FFN_TB(tb) * FFN_CHUNK + FFN_CHUNK * (2 * K + M) + XT_FLOATS(T, K)
+ * floats; (T == 1) K + M floats.
  */
 EXPORT("ffn_f16")
 void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half* up, int us,
@@ -905,9 +921,12 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
     return;
 #endif
   }
+  tb = FFN_TB(tb);
   float *G = scratch, *U = scratch + (size_t)tb * FFN_CHUNK;
   float* cw = U + (size_t)tb * FFN_CHUNK; /* [FFN_CHUNK, K] gate, then up, then [FFN_CHUNK, M] */
   float *cg = cw, *cu = cw + (size_t)FFN_CHUNK * K, *cd = cw + (size_t)2 * FFN_CHUNK * K;
+  float* xt = cd + (size_t)FFN_CHUNK * M; /* x token-transposed, XT_FLOATS(T, K) */
+  pack_xt(x, K, T, K, xt);
   /* Chunk outer (its rows converted once per call), token blocks inner: same sums as ffn_f32. */
   for (int c0 = 0; c0 < R; c0 += FFN_CHUNK) {
     int n = c0 + FFN_CHUNK < R ? FFN_CHUNK : R - c0;
@@ -923,7 +942,7 @@ void ffn_f16(const float* x, int T, int K, const half* gate, int gs, const half*
     }
     for (int t0 = 0; t0 < T; t0 += tb) {
       int nt = t0 + tb < T ? tb : T - t0;
-      ffn_chunk(x + (size_t)t0 * K, nt, K, gp, up_, dp, M, n, out + (size_t)t0 * M,
+      ffn_chunk(xt + (size_t)t0 * K, nt, K, gp, up_, dp, M, n, out + (size_t)t0 * M,
                 act ? act + (size_t)t0 * R + c0 : 0, R, G, U);
     }
   }

@@ -14,6 +14,16 @@ export const TOKEN_BLOCK = 32;
 export const FFN_CHUNK = 32;
 /** Rows per tile of the q8 T > 1 paths (TILE_ROWS in kernels/wasm/matmul_q8.c). */
 export const Q8_TILE_ROWS = 32;
+/** Tokens per group of the token-transposed x of the f32/f16 T > 1 products (XT_G, gemm.h). */
+export const XT_GROUP = 8;
+
+/**
+ * Floats of the token-transposed copy of x that the f32/f16 kernels build in their scratch for
+ * T > 1 (XT_FLOATS in kernels/wasm/gemm.h): T rounded up to a group, times K; 0 for T == 1.
+ */
+export function xtFloats(T: number, K: number): number {
+  return T > 1 ? Math.ceil(T / XT_GROUP) * XT_GROUP * K : 0;
+}
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */
 export type FfnKernel = (
@@ -50,6 +60,7 @@ export interface Kernels {
     R: number,
     out: number,
     tb: number,
+    scratch: number,
   ): void;
   matmul_f16(
     x: number,

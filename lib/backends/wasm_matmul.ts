@@ -8,7 +8,7 @@
 import type { IndexList, MatView, Tensor, WeightDType } from "./backend.ts";
 import { Q8_BLOCK } from "../formats/q8.ts";
 import * as check from "./arg_checks.ts";
-import { FFN_CHUNK, Q8_TILE_ROWS, TOKEN_BLOCK } from "./wasm_kernels.ts";
+import { FFN_CHUNK, Q8_TILE_ROWS, TOKEN_BLOCK, xtFloats } from "./wasm_kernels.ts";
 import { indicesOf, q8View, tensorOf, viewAddr, weightsOf } from "./wasm_handles.ts";
 import { vec, type WasmOpsContext } from "./wasm_ops.ts";
 
@@ -48,10 +48,13 @@ export function matmul(
     const s = g.scratch.at(T * (K / Q8_BLOCK) * 4 + T * K * 2);
     g.k.matmul_q8(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
   } else if (wb.dtype === "f16") {
-    const s = g.scratch.at(4 * K * 4);
+    // Four converted rows, then (T > 1) x token-transposed.
+    const s = g.scratch.at((4 * K + xtFloats(T, K)) * 4);
     g.k.matmul_f16(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
   } else {
-    g.k.matmul_f32(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK);
+    const n = xtFloats(T, K);
+    const s = n > 0 ? g.scratch.at(n * 4) : 0;
+    g.k.matmul_f32(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
   }
   if (bias) {
     weightsOf(g.heap, bias, "matmul bias", 1);
@@ -142,8 +145,8 @@ export function ffn(
     bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
     bytes += (T > 1 ? 2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M : M) * 4;
   } else {
-    // G and U [tb, FFN_CHUNK] (T > 1), plus a converted chunk of rows for f16.
-    let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK : 0;
+    // G and U [tb, FFN_CHUNK] (T > 1), a converted chunk of rows for f16, x token-transposed.
+    let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK + xtFloats(T, K) : 0;
     if (gb.dtype === "f16") floats += T > 1 ? FFN_CHUNK * (2 * K + M) : K + M;
     bytes = floats * 4;
   }

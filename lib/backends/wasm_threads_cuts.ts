@@ -23,6 +23,7 @@
 
 import type { WeightDType } from "./backend.ts";
 import type { ThreadKernel, ThreadTask } from "./wasm_threads_control.ts";
+import { xtFloats } from "./wasm_kernels.ts";
 
 /**
  * Threads only cut ops with at least this many multiply-adds (smaller ones run on one): 2^18 is
@@ -124,7 +125,9 @@ export function matmulTasks(
 ): ThreadTask[] {
   const parts = splitRange(R, c.maxTasks, ALIGN_UNITS);
   const n0 = parts[0][1] - parts[0][0];
-  const kBytes = dt === "q8" ? T * (K / Q8_BLOCK) * 4 + T * K * 2 : dt === "f16" ? 16 * K : 0;
+  const kBytes = dt === "q8"
+    ? T * (K / Q8_BLOCK) * 4 + T * K * 2
+    : (dt === "f16" ? 16 * K : 0) + 4 * xtFloats(T, K);
   const scratchBytes = align64(kBytes);
   const slots = c.slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));
   const rb = rowBytes(dt, ws);
@@ -133,8 +136,7 @@ export function matmulTasks(
     const n = hi - lo;
     const wp = rows ? w : w + lo * rb, rp = rows ? rows + 4 * lo : 0;
     const dst = T === 1 ? out + 4 * lo : slots[i] + scratchBytes;
-    const args = [x, T, K, wp, ws, rp, n, dst, TB];
-    if (dt !== "f32") args.push(slots[i]);
+    const args = [x, T, K, wp, ws, rp, n, dst, TB, slots[i]];
     const copyOut = T === 1
       ? undefined
       : { src: dst, dst: out + 4 * lo, rows: T, cols: n, srcPitch: n, dstPitch: R };
@@ -227,8 +229,8 @@ export function ffnNeuronTasks(
   // The FFN kernels' scratch with M = 0 (wasm.ts sizes the one-thread call the same way).
   let kBytes: number;
   if (dt === "q8") kBytes = T * (K / Q8_BLOCK) * 4 + T * K * 2 + (T > 1 ? 2 * T * 32 * 4 : 0);
-  else if (dt === "f16") kBytes = (T > 1 ? 2 * TB * 32 + 32 * 2 * K : K) * 4;
-  else kBytes = T > 1 ? 2 * TB * 32 * 4 : 0;
+  else if (dt === "f16") kBytes = (T > 1 ? 2 * TB * 32 + 32 * 2 * K + xtFloats(T, K) : K) * 4;
+  else kBytes = T > 1 ? (2 * TB * 32 + xtFloats(T, K)) * 4 : 0;
   const scratchBytes = align64(kBytes);
   const slots = c.slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));
   const kernel: ThreadKernel = `ffn_${dt}`;
