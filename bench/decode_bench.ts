@@ -20,7 +20,7 @@ import {
 } from "../lib/backends/select_backend.ts";
 import { loadModel, type Model, readConfig } from "../lib/model/model.ts";
 import type { ModelConfig } from "../lib/model/config.ts";
-import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
+import { type NeuronOrderKind, neuronOrderOf } from "../lib/model/neuron_order.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import type { Mask } from "../lib/model/mask.ts";
@@ -140,10 +140,15 @@ export interface DecodeBenchOptions {
   /** Masks to time (default: SEAP-shaped task-0 masks at 20% and 50%). */
   masks?: Mask[];
   /**
-   * Lay the FFN out by keep frequency over this mask family (what the server does with its
-   * mask set); identity layout when null. Default: the SEAP-shaped family.
+   * Lay the FFN out over this mask family (what the server does with its mask set); identity
+   * layout when null. Default: the SEAP-shaped family.
    */
   layoutFrom?: Mask[] | null;
+  /**
+   * How to lay it out (lib/model/neuron_order.ts; default ["overlap"], the server's). With
+   * several, each backend loads the model once per layout and all are timed in the same rounds.
+   */
+  layouts?: NeuronOrderKind[];
   /** Time with the process's CPU time instead of the wall clock (default false). */
   cpu?: boolean;
 }
@@ -172,15 +177,22 @@ export async function runDecodeBenchMulti(
   const family = opts.layoutFrom === undefined
     ? seapShapedFamily(cfg, [0.2, 0.5])
     : opts.layoutFrom;
-  const neuronOrder = family
-    ? keepFrequencyOrder(family, cfg.numLayers, cfg.intermediateSize)
-    : null;
-  const pairs: { model: Model; mask: PreparedMask; dense: PreparedMask }[] = [];
+  const layouts: NeuronOrderKind[] = family ? opts.layouts ?? ["overlap"] : ["identity"];
+  const pairs: { model: Model; mask: PreparedMask; dense: PreparedMask; layout: string }[] = [];
   for (const backend of backends) {
-    const model = await loadModel(modelDir, { backend, neuronOrder });
-    const dense = denseFor(model);
-    for (const mask of [dense, ...chosen.map((m) => prepareMask(model, m))]) {
-      pairs.push({ model, mask, dense });
+    for (const layout of layouts) {
+      const neuronOrder = neuronOrderOf(
+        layout,
+        family ?? [],
+        cfg.numLayers,
+        cfg.intermediateSize,
+      );
+      const model = await loadModel(modelDir, { backend, neuronOrder });
+      // A fresh object per layout: denseFor caches on the model.
+      const dense = denseFor(model);
+      for (const mask of [dense, ...chosen.map((m) => prepareMask(model, m))]) {
+        pairs.push({ model, mask, dense, layout });
+      }
     }
   }
   const times = await timeMasks(
@@ -191,7 +203,7 @@ export async function runDecodeBenchMulti(
     opts.cpu ?? false,
   );
   const rows: DecodeRow[] = [];
-  for (const [k, { model, mask: pm, dense }] of pairs.entries()) {
+  for (const [k, { model, mask: pm, dense, layout }] of pairs.entries()) {
     const r = times[k];
     const be = model.backend;
     // The dense pair of the same model (same backend) timed in the same rounds.
@@ -201,7 +213,7 @@ export async function runDecodeBenchMulti(
     );
     rows.push({
       model: model.name,
-      backend: `${be.name}-${be.weightDType}${family ? "" : " (no reorder)"}`,
+      backend: `${be.name}-${be.weightDType}${layout === "overlap" ? "" : ` (${layout} layout)`}`,
       mask: pm === dense ? "dense" : pm.name,
       decodeTokS: r.decode,
       prefillTokS: r.prefill,

@@ -15,7 +15,7 @@ import { WasmBackend } from "../lib/backends/wasm.ts";
 import type { WeightDType } from "../lib/backends/backend.ts";
 import { loadModel, readConfig } from "../lib/model/model.ts";
 import { denseFor, prepareMask } from "../lib/model/prepared_mask.ts";
-import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
+import { maskOverlapOrder } from "../lib/model/neuron_order.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { seapShapedFamily, seapShapedMask, smollmShapedModel } from "./decode_bench.ts";
 import { loadMaskSet } from "../lib/masks/mask_io.ts";
@@ -103,7 +103,7 @@ if (import.meta.main) {
   for (const w of values.weights!.split(",") as WeightDType[]) {
     const backend = await WasmBackend.create({ weightDType: w });
     if (w === "f16") console.log(`f16 kernels: ${backend.f16Path}\n`);
-    // The model's calibrated mask set when it has one (layout by keep frequency over it, as the
+    // The model's calibrated mask set when it has one (laid out by mask overlap over it, as the
     // server does; --mask names one of its masks), else SEAP-shaped masks (--mask = share).
     const ident = await loadModel(dir);
     const set = await loadMaskSet(
@@ -113,7 +113,7 @@ if (import.meta.main) {
     const family = set ? [...set.masks.values()] : seapShapedFamily(cfg, [0.2, 0.5]);
     const model = await loadModel(dir, {
       backend,
-      neuronOrder: keepFrequencyOrder(family, cfg.numLayers, cfg.intermediateSize),
+      neuronOrder: maskOverlapOrder(family, cfg.numLayers, cfg.intermediateSize),
     });
     const chosen = !values.mask
       ? null

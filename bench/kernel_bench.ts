@@ -8,8 +8,11 @@
  *
  *   deno run -A bench/kernel_bench.ts [--wasm=kernels/wasm/seap_kernels.wasm,...] [--rounds=5]
  *     [--cases=gemv,ffn,lmhead,prefill] [--formats=f32,f16,q8] [--ms=150] [--hot] [--tokens=32]
- *     [--burst=N]
+ *     [--burst=N] [--seap-layer=15]
  *
+ * The "SEAP 0.5" cases read the rows a SEAP-shaped 0.5 mask keeps in one layer (`--seap-layer`)
+ * under each FFN layout of lib/model/neuron_order.ts (their run lengths are printed first), and
+ * "random" as many rows drawn uniformly: scattered rows against the dense and runs-of-64 cases.
  * `--burst=N`: each round times N calls per case and module by the wall clock instead of --ms of
  * CPU time; with many rounds (e.g. --rounds=200 --burst=4) the best column is the kernel's speed
  * when nothing else ran during a burst, which on a busy shared box resolves differences of ~1%
@@ -18,6 +21,13 @@
 
 import process from "node:process";
 import { rng } from "../lib/util/seeded_rng.ts";
+import { seapShapedFamily, seapShapedMask } from "./decode_bench.ts";
+import {
+  inversePermutation,
+  keepFrequencyOrder,
+  maskOverlapOrder,
+} from "../lib/model/neuron_order.ts";
+import type { ModelConfig } from "../lib/model/config.ts";
 
 type Fmt = "f32" | "f16" | "q8";
 
@@ -46,6 +56,62 @@ const COPY_BYTES = HOT ? 1 : 40 << 20;
 
 function arg(name: string, def: string): string {
   return Deno.args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3) ?? def;
+}
+
+/** Layer of SmolLM2-135M whose SEAP-shaped 0.5 mask the "SEAP rows" cases keep (638 of 1536). */
+const SEAP_LAYER = Number(arg("seap-layer", "15"));
+
+/**
+ * Bundle rows (sorted) that the SEAP-shaped task-0 mask at 0.5 keeps in layer `layer` of the
+ * SmolLM2-135M shape, with the FFN laid out over the SEAP-shaped family of 8 + 8 task masks at
+ * 0.2 and 0.5 by `layout` (lib/model/neuron_order.ts): the rows the engine's decode reads
+ * (bench/decode_bench.ts).
+ */
+export function seapRows(layer: number, layout: "overlap" | "keep-frequency"): Int32Array {
+  const cfg = { numLayers: 30, intermediateSize: I, numHeads: 9, numKvHeads: 3 } as ModelConfig;
+  const orderOf = layout === "overlap" ? maskOverlapOrder : keepFrequencyOrder;
+  const order = orderOf(seapShapedFamily(cfg, [0.2, 0.5]), cfg.numLayers, I)[layer];
+  const pos = inversePermutation(order);
+  const kept = seapShapedMask(cfg, 0.5, 0).layers[layer].neurons;
+  return Int32Array.from(kept, (j) => pos[j]).sort();
+}
+
+/** Lengths of the runs of consecutive values in sorted `rows`. */
+export function runLengths(rows: Int32Array): number[] {
+  const runs: number[] = [];
+  let len = 1;
+  for (let i = 1; i <= rows.length; i++) {
+    if (i < rows.length && rows[i] === rows[i - 1] + 1) len++;
+    else {
+      runs.push(len);
+      len = 1;
+    }
+  }
+  return runs;
+}
+
+/** One line: how many runs and rows fall in each run-length bucket. */
+export function runHistogram(rows: Int32Array): string {
+  const runs = runLengths(rows);
+  const edges = [1, 2, 4, 8, 16, 64, Infinity];
+  const cells = edges.map((hi, k) => {
+    const lo = k ? edges[k - 1] + 1 : 1;
+    const inB = runs.filter((r) => r >= lo && r <= hi);
+    const label = hi === Infinity ? `>${edges[k - 1]}` : lo === hi ? `${hi}` : `${lo}-${hi}`;
+    return `${label}: ${inB.length} runs / ${inB.reduce((a, b) => a + b, 0)} rows`;
+  });
+  return `${rows.length} rows in ${runs.length} runs (${cells.join(", ")})`;
+}
+
+/** R rows out of I drawn uniformly at random (seeded), sorted: the worst scatter. */
+function randomRows(R: number, seed: number): Int32Array {
+  const r = rng(seed);
+  const all = Int32Array.from({ length: I }, (_, i) => i);
+  for (let i = I - 1; i > 0; i--) {
+    const j = Math.floor(r() * (i + 1));
+    [all[i], all[j]] = [all[j], all[i]];
+  }
+  return all.slice(0, R).sort();
 }
 
 /** A module instance with a bump allocator over its own memory. */
@@ -114,25 +180,30 @@ function bpw(fmt: Fmt): number {
 /** The cases of one module (same seeds in every module, so outputs compare). */
 function makeCases(kr: Kern, fmts: Fmt[], kinds: Set<string>): Case[] {
   const cases: Case[] = [];
+  const seapKf = seapRows(SEAP_LAYER, "keep-frequency");
+  const seapOv = seapRows(SEAP_LAYER, "overlap");
   const scratch = kr.alloc(16 << 20);
   for (const fmt of fmts) {
     const stride = (cols: number) => (fmt === "q8" ? cols / 32 : cols);
     const x = vec(kr, TP * I, 7);
     const outP = kr.alloc(TP * V * 4);
     const copies = (bytes: number) => Math.max(1, Math.ceil(COPY_BYTES / bytes));
-    const mm = (name: string, N: number, K: number, T: number) => {
+    const mm = (name: string, N: number, K: number, T: number, rows?: Int32Array) => {
       const w = fillWeights(kr, fmt, N, K, copies(N * K * bpw(fmt)), N + K);
       const nc = copies(N * K * bpw(fmt));
+      const R = rows ? rows.length : N;
+      const rowsP = rows ? kr.alloc(R * 4) : 0;
+      if (rows) new Int32Array(kr.mem.buffer, rowsP, R).set(rows);
       cases.push({
         name,
         fmt,
-        work: T === 1 ? N * K * bpw(fmt) : 2 * N * K * T,
+        work: T === 1 ? R * K * bpw(fmt) : 2 * R * K * T,
         unit: T === 1 ? "GB/s" : "GFLOP/s",
         run: (c) => {
           const f = kr.k[`matmul_${fmt}`];
-          f(x, T, K, w.at(c % nc), stride(K), 0, N, outP, 32, scratch);
+          f(x, T, K, w.at(c % nc), stride(K), rowsP, R, outP, 32, scratch);
         },
-        out: () => kr.f32(outP, T * N).slice(),
+        out: () => kr.f32(outP, T * R).slice(),
       });
     };
     const mmt = (name: string, R: number, M: number, T: number) => {
@@ -153,12 +224,13 @@ function makeCases(kr: Kern, fmts: Fmt[], kinds: Set<string>): Case[] {
         out: () => kr.f32(outP, T * M).slice(),
       });
     };
-    const ffn = (name: string, T: number, keep: number) => {
+    const ffn = (name: string, T: number, keep: number | Int32Array) => {
       const w = fillWeights(kr, fmt, I, 3 * H, copies(I * 3 * H * bpw(fmt)), 99);
       const nc = copies(I * 3 * H * bpw(fmt));
-      const R = Math.round(I * keep);
-      const rowsP = keep < 1 ? kr.alloc(R * 4) : 0;
-      if (rowsP) {
+      const R = typeof keep === "number" ? Math.round(I * keep) : keep.length;
+      const rowsP = typeof keep !== "number" || keep < 1 ? kr.alloc(R * 4) : 0;
+      if (typeof keep !== "number") new Int32Array(kr.mem.buffer, rowsP, R).set(keep);
+      else if (rowsP) {
         // SEAP-like: kept neurons in runs of 64 (the keep-frequency layout clusters them).
         const rows = new Int32Array(kr.mem.buffer, rowsP, R);
         let j = 0;
@@ -207,6 +279,14 @@ function makeCases(kr: Kern, fmts: Fmt[], kinds: Set<string>): Case[] {
     if (kinds.has("ffn")) {
       ffn("ffn dense", 1, 1);
       ffn("ffn 50% (runs of 64)", 1, 0.5);
+      ffn(`ffn SEAP 0.5 L${SEAP_LAYER}, keep-frequency layout`, 1, seapKf);
+      ffn(`ffn SEAP 0.5 L${SEAP_LAYER}, overlap layout`, 1, seapOv);
+      ffn(`ffn random ${seapKf.length} rows`, 1, randomRows(seapKf.length, 5));
+    }
+    if (kinds.has("gemv")) {
+      mm(`gemv SEAP 0.5 L${SEAP_LAYER}, keep-frequency layout`, I, H, 1, seapKf);
+      mm(`gemv SEAP 0.5 L${SEAP_LAYER}, overlap layout`, I, H, 1, seapOv);
+      mm(`gemv random ${seapKf.length} of 1536x576 rows`, I, H, 1, randomRows(seapKf.length, 5));
     }
     if (kinds.has("lmhead")) mm("lm_head 49152x576", V, H, 1);
     if (kinds.has("prefill")) {
@@ -233,6 +313,10 @@ if (import.meta.main) {
   const mods = await Promise.all(
     files.map(async (f) => WebAssembly.compile(await Deno.readFile(f))),
   );
+  for (const layout of ["keep-frequency", "overlap"] as const) {
+    const rows = seapRows(SEAP_LAYER, layout);
+    console.error(`SEAP 0.5 rows, layer ${SEAP_LAYER}, ${layout} layout: ${runHistogram(rows)}`);
+  }
   const sets = mods.map((m) => makeCases(new Kern(m), fmts, kinds));
   const res: number[][][] = sets.map((s) => s.map(() => []));
   // Each case's output right after its own runs (the cases share one output buffer).

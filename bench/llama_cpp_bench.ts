@@ -22,7 +22,7 @@ import { writeGgufFile } from "../lib/export/gguf_writer.ts";
 import { LlamaCpp, llamaCppMissing } from "../lib/export/llama_cpp.ts";
 import { loadModel, type Model, readConfig } from "../lib/model/model.ts";
 import type { Mask } from "../lib/model/mask.ts";
-import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
+import { maskOverlapOrder } from "../lib/model/neuron_order.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { argmax } from "../lib/generate/sampler.ts";
@@ -149,7 +149,7 @@ export async function runLlamaCppBench(
       const contenders: { who: string; round: Round; close: () => Promise<void> | void }[] = [];
       const dtype = ENGINE_DTYPE[type];
       if (dtype) {
-        const order = keepFrequencyOrder(m.family, cfg.numLayers, cfg.intermediateSize);
+        const order = maskOverlapOrder(m.family, cfg.numLayers, cfg.intermediateSize);
         const backend = await WasmBackend.create({ weightDType: dtype });
         if (dtype === "f16") {
           // Which f16 kernels ran (half-precision SIMD needs --v8-flags=--experimental-wasm-fp16).

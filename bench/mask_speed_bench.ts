@@ -2,12 +2,15 @@
  * Masks turned into time, per WASM weight format: decode tok/s dense vs SEAP masks and the share
  * of each mask's bytes ideal reached, on the SmolLM2-135M shape (SEAP-shaped masks at 20% and 50%)
  * and on the default model (its calibrated generic and task masks, the server's route, laid out
- * by keep frequency over the whole mask set as the server does). The WASM rows of
+ * over the whole mask set as the server does: by mask overlap, or `--layout keep-frequency`). The WASM rows of
  * `deno task bench --only=decode` without the ONNX, reference and WebGPU rows, so a kernel change
  * is checked against "every mask >= 90% of its ideal, never slower than dense" in minutes.
  *
  *   deno run -A bench/mask_speed_bench.ts [--weights f32,f16,q8] [--rounds 5] [--tokens 64]
  *     [--clock cpu|wall]   (default cpu: this process's CPU time; the machine is shared)
+ *     [--layout overlap|keep-frequency|both|keep-frequency,overlap]   (FFN layouts,
+ *     lib/model/neuron_order.ts; several: each timed in the same rounds, in the order given;
+ *     both = overlap,keep-frequency)
  * Prints the decode table (best round of each pair) and each mask's share of its ideal both as
  * best over best and as the median of per-round paired ratios (less moved by a burst of load).
  */
@@ -18,6 +21,7 @@ import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { loadModel } from "../lib/model/model.ts";
 import { loadMaskSet } from "../lib/masks/mask_io.ts";
+import type { NeuronOrderKind } from "../lib/model/neuron_order.ts";
 import {
   type DecodeRow,
   formatDecodeTable,
@@ -32,6 +36,7 @@ if (import.meta.main) {
       rounds: { type: "string", default: "5" },
       tokens: { type: "string", default: "64" },
       clock: { type: "string", default: "cpu" },
+      layout: { type: "string", default: "overlap" },
     },
   });
   const weights = values.weights!.split(",").map((w) => parseWeightDType(w));
@@ -47,12 +52,20 @@ if (import.meta.main) {
   };
   const rounds = Number(values.rounds), tokens = Number(values.tokens);
   const cpu = values.clock === "cpu";
+  const layouts = (values.layout === "both" ? "overlap,keep-frequency" : values.layout!).split(",")
+    .map((l) => {
+      if (l !== "overlap" && l !== "keep-frequency") {
+        throw new Error(`--layout: expected overlap, keep-frequency, both or a list, got "${l}"`);
+      }
+      return l as NeuronOrderKind;
+    });
   console.error("mask speed: SmolLM2-135M shape");
   rows.push(
     ...await runDecodeBenchMulti(await smollmShapedModel(), await backends(), {
       rounds,
       tokens: Math.max(8, tokens / 4),
       cpu,
+      layouts,
     }),
   );
   const model = await loadModel(DEFAULT_MODEL_DIR);
@@ -69,6 +82,7 @@ if (import.meta.main) {
       masks: timed,
       layoutFrom: [...set.masks.values()],
       cpu,
+      layouts,
     }),
   );
   console.log(formatDecodeTable(rows));

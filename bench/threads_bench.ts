@@ -21,7 +21,7 @@ import { writeGgufFile } from "../lib/export/gguf_writer.ts";
 import { LlamaCpp, llamaCppMissing } from "../lib/export/llama_cpp.ts";
 import type { Mask } from "../lib/model/mask.ts";
 import { loadModel, type Model, readConfig } from "../lib/model/model.ts";
-import { keepFrequencyOrder } from "../lib/model/neuron_order.ts";
+import { maskOverlapOrder } from "../lib/model/neuron_order.ts";
 import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_mask.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { seapShapedFamily, seapShapedMask, smollmShapedModel } from "./decode_bench.ts";
@@ -103,7 +103,7 @@ export async function runThreadsBench(
     ? `not run on ${name} (llama: false)`
     : await llamaCppMissing();
   if (llamaMissing) notes.push(`llama.cpp not timed: ${llamaMissing}`);
-  const order = keepFrequencyOrder(masks.family, cfg.numLayers, cfg.intermediateSize);
+  const order = maskOverlapOrder(masks.family, cfg.numLayers, cfg.intermediateSize);
   const before = load1();
   const rows: ThreadsBenchRow[] = [];
   for (const format of formats) {

@@ -271,7 +271,7 @@ Deno.test("golden: default model, dense and masked, and its server answers", asy
     const key = `model default chat ${i}`;
     check(key, await runModel(plain, ids), (a, e) => compareModelRun(a, e, key));
   }
-  // As served: keep-frequency neuron order, the committed masks and router.
+  // As served: mask-overlap neuron order, the committed masks and router.
   const engine = await loadEngine({ ...DEFAULT_CONFIG, backend: "reference" });
   try {
     const ids = tok.encodeChat([{ role: "user", content: DEFAULT_PROMPTS[0] }], {

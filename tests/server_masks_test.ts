@@ -100,8 +100,8 @@ Deno.test("calibrated mask set: manifest masks, router and default sparsity reac
     assert.ok(j.seap.mask.endsWith("@0.4"));
     if (j.seap.selection === "auto") assert.equal(j.seap.mask, `${j.seap.task}@0.4`);
     else assert.equal(j.seap.mask, "generic@0.4");
-    // The keep-frequency FFN layout (default) serves the same answers as the identity layout.
-    assert.ok(engine.model.neuronOrder, "keep-frequency order not applied");
+    // The mask-overlap FFN layout (default) serves the same answers as the identity layout.
+    assert.ok(engine.model.neuronOrder, "mask-overlap order not applied");
     const plain = await loadEngine({
       ...DEFAULT_CONFIG,
       modelDir: TINY_CHAT,

@@ -17,7 +17,7 @@
  * | SEAP_MAX_TOKENS        | --max-tokens         | 256 (default completion budget for chat) |
  * | SEAP_SPARSITY          | --sparsity           | the mask set's default                   |
  * | SEAP_PREFILL_CHUNK     | --prefill-chunk      | 64 (longer prompts prefill in chunks)    |
- * | SEAP_NEURON_ORDER      | --neuron-order       | keep-frequency (or identity)             |
+ * | SEAP_NEURON_ORDER      | --neuron-order       | overlap (or keep-frequency, identity)    |
  * | SEAP_WEIGHTS           | --weights            | f32 (or f16 / q8: 1/2 / ~1/3.6 the bytes)|
  * | SEAP_MAX_MEMORY        | --max-memory         | WASM memory limit, e.g. 12G: 4 GiB when  |
  * |                        |                      | the weights leave 1 GiB of it, else 3/4  |
@@ -34,6 +34,7 @@
 import { parseSwitch } from "../util/parse_switch.ts";
 import type { WeightDType } from "../backends/backend.ts";
 import { parseByteSize } from "../backends/wasm_memory.ts";
+import type { NeuronOrderKind } from "../model/neuron_order.ts";
 
 /** Error for a setting that does not parse; the message names the variable. */
 export class ServerConfigError extends Error {
@@ -61,8 +62,11 @@ export interface ServerConfig {
   sparsity: number | null;
   /** Prompts longer than this prefill in chunks of this size, between other steps (0 = off). */
   prefillChunk: number;
-  /** FFN layout: "keep-frequency" (neurons the masks keep most, first) or "identity". */
-  neuronOrder: "keep-frequency" | "identity";
+  /**
+   * FFN layout (lib/model/neuron_order.ts): "overlap" (neurons kept by the same masks side by
+   * side), "keep-frequency" (neurons the masks keep most, first) or "identity".
+   */
+  neuronOrder: NeuronOrderKind;
   /** Weight storage of every backend: f32, f16 or q8 (lib/formats/q8.ts). */
   weights: WeightDType;
   /**
@@ -106,7 +110,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   defaultMaxTokens: 256,
   sparsity: null,
   prefillChunk: 64,
-  neuronOrder: "keep-frequency",
+  neuronOrder: "overlap",
   weights: "f32",
   maxMemory: null,
   threads: 1,
@@ -223,9 +227,9 @@ export function readServerConfig(
       `SEAP_BACKEND: unknown backend "${cfg.backend}" (auto, reference, wasm, webgpu)`,
     );
   }
-  if (cfg.neuronOrder !== "keep-frequency" && cfg.neuronOrder !== "identity") {
+  if (!["overlap", "keep-frequency", "identity"].includes(cfg.neuronOrder)) {
     throw new ServerConfigError(
-      `SEAP_NEURON_ORDER: expected keep-frequency or identity, got "${cfg.neuronOrder}"`,
+      `SEAP_NEURON_ORDER: expected overlap, keep-frequency or identity, got "${cfg.neuronOrder}"`,
     );
   }
   if (!/^[A-Za-z0-9.:\[\]-]+$/.test(cfg.host)) {

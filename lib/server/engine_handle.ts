@@ -10,7 +10,7 @@ import { type BackendChoice, selectBackend } from "../backends/select_backend.ts
 import { catalogFromSet, MaskCatalog } from "../masks/catalog.ts";
 import { loadMaskSet, type MaskSet } from "../masks/mask_io.ts";
 import { fingerprintFolder, readCheckpoint } from "../model/checkpoint.ts";
-import { keepFrequencyOrder } from "../model/neuron_order.ts";
+import { neuronOrderOf } from "../model/neuron_order.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
 import { Tokenizer } from "../text/tokenizer.ts";
 import { DEFAULT_CONFIG, type ServerConfig } from "./config.ts";
@@ -137,9 +137,9 @@ export async function createBackend(
 
 /**
  * Load model, tokenizer and masks as configured. The mask set is read first (checked against
- * the model's fingerprint) so the FFN can be laid out with the neurons the SEAP masks keep
- * most often first (`SEAP_NEURON_ORDER=keep-frequency`, the default): each mask then reads a
- * few long runs of weights instead of many scattered rows.
+ * the model's fingerprint) so the FFN can be laid out with the neurons the same SEAP masks keep
+ * side by side (`SEAP_NEURON_ORDER=overlap`, the default; lib/model/neuron_order.ts): each mask
+ * then reads a few long runs of weights instead of many scattered rows.
  */
 export async function loadEngine(cfg: ServerConfig): Promise<ServerEngine> {
   const dir = cfg.modelDir ?? await defaultModelDir();
@@ -185,13 +185,13 @@ async function loadOnto(backend: Backend, dir: string, cfg: ServerConfig): Promi
     console.warn(`seap: no mask set at ${masksDir}; serving dense only`);
   }
   let neuronOrder: Int32Array[] | null = null;
-  if (set && cfg.neuronOrder === "keep-frequency") {
+  if (set && cfg.neuronOrder !== "identity") {
     const served = set.manifest.masks
       .filter((e) => e.method === "seap" || e.method === "seap-generic")
       .map((e) => set!.masks.get(e.name)!);
     const c = (await readConfig(dir)).config;
     if (served.length > 0) {
-      neuronOrder = keepFrequencyOrder(served, c.numLayers, c.intermediateSize);
+      neuronOrder = neuronOrderOf(cfg.neuronOrder, served, c.numLayers, c.intermediateSize);
     }
   }
   const used0 = backend.usedBytes ?? 0;
