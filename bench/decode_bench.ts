@@ -38,6 +38,11 @@ export interface DecodeRow {
   idealSpeedup: number;
   /** Weight bytes read per decoded token in this backend's storage format (when known). */
   weightBytes?: number;
+  /**
+   * Median over rounds of (dense decode time / this mask's) in the same round: the speedup with
+   * each round's load shared by the pair (masked rows only).
+   */
+  pairedSpeedup?: number;
 }
 
 /** Bytes per weight of a storage format (q8: 36-byte blocks of 32). */
@@ -94,9 +99,9 @@ async function timeMasks(
   tokens: number,
   rounds = 3,
   cpu = false,
-): Promise<{ decode: number; prefill: number }[]> {
+): Promise<{ decode: number; prefill: number; decodeMs: number[] }[]> {
   const ids = Int32Array.from({ length: promptLen }, (_, i) => 2 + (i * 31) % 200);
-  const out = pairs.map(() => ({ decode: 0, prefill: 0 }));
+  const out = pairs.map(() => ({ decode: 0, prefill: 0, decodeMs: [] as number[] }));
   // Milliseconds: the wall clock, or this process's CPU time (every thread), which leaves out
   // the time slices other processes take on a shared machine.
   const now = cpu
@@ -117,6 +122,7 @@ async function timeMasks(
     if (!timed) return;
     out[k].prefill = Math.max(out[k].prefill, promptLen / ((t1 - t0) / 1000));
     out[k].decode = Math.max(out[k].decode, tokens / ((t2 - t1) / 1000));
+    out[k].decodeMs.push(t2 - t1);
   };
   for (let k = 0; k < pairs.length; k++) await once(k, 0, false);
   for (let r = 0; r < rounds; r++) {
@@ -188,6 +194,11 @@ export async function runDecodeBenchMulti(
   for (const [k, { model, mask: pm, dense }] of pairs.entries()) {
     const r = times[k];
     const be = model.backend;
+    // The dense pair of the same model (same backend) timed in the same rounds.
+    const d = pairs.findIndex((p) => p.model === model && p.mask === dense);
+    const paired = pm === dense ? undefined : median(
+      r.decodeMs.map((ms, round) => times[d].decodeMs[round] / ms),
+    );
     rows.push({
       model: model.name,
       backend: `${be.name}-${be.weightDType}${family ? "" : " (no reorder)"}`,
@@ -196,10 +207,18 @@ export async function runDecodeBenchMulti(
       prefillTokS: r.prefill,
       idealSpeedup: dense.weightBytesPerToken / pm.weightBytesPerToken,
       weightBytes: pm.weightBytesPerToken / 4 * bytesPerWeight(be.weightDType),
+      pairedSpeedup: paired,
     });
     if (pm !== dense) pm.release();
   }
   return rows;
+}
+
+/** Median of a non-empty list. */
+function median(x: number[]): number {
+  const s = [...x].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**

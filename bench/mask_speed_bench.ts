@@ -8,6 +8,8 @@
  *
  *   deno run -A bench/mask_speed_bench.ts [--weights f32,f16,q8] [--rounds 5] [--tokens 64]
  *     [--clock cpu|wall]   (default cpu: this process's CPU time; the machine is shared)
+ * Prints the decode table (best round of each pair) and each mask's share of its ideal both as
+ * best over best and as the median of per-round paired ratios (less moved by a burst of load).
  */
 
 import { parseArgs } from "node:util";
@@ -50,6 +52,7 @@ if (import.meta.main) {
     ...await runDecodeBenchMulti(await smollmShapedModel(), await backends(), {
       rounds,
       tokens: Math.max(8, tokens / 4),
+      cpu,
     }),
   );
   const model = await loadModel(DEFAULT_MODEL_DIR);
@@ -65,10 +68,28 @@ if (import.meta.main) {
       tokens,
       masks: timed,
       layoutFrom: [...set.masks.values()],
+      cpu,
     }),
   );
   console.log(formatDecodeTable(rows));
   console.log(
     `\nTimes: ${cpu ? "process CPU time" : "wall clock"}, best of ${rounds} interleaved rounds.`,
   );
+  // The same masks as shares of their ideal measured two ways: best over best (the table's), and
+  // the median over rounds of each round's dense/mask time ratio (the pair shares the round's load).
+  console.log(
+    "\n| model | backend | mask | ideal | of ideal, best / best | of ideal, paired median |",
+  );
+  console.log("| --- | --- | --- | ---: | ---: | ---: |");
+  for (const r of rows) {
+    if (r.pairedSpeedup === undefined) continue;
+    const dense = rows.find((x) =>
+      x.model === r.model && x.backend === r.backend && x.mask === "dense"
+    )!;
+    const best = r.decodeTokS / dense.decodeTokS / r.idealSpeedup;
+    console.log(
+      `| ${r.model} | ${r.backend} | ${r.mask} | ${r.idealSpeedup.toFixed(2)}x | ` +
+        `${(100 * best).toFixed(0)}% | ${(100 * r.pairedSpeedup / r.idealSpeedup).toFixed(0)}% |`,
+    );
+  }
 }

@@ -24,17 +24,11 @@
 import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer } from "../lib/backends/backend.ts";
 import { BACKENDS, destroyTestBackends, LANES64 } from "./helpers/test_backends.ts";
-import { rng, subset } from "./helpers/seeded.ts";
+import { rng, subset, uniform } from "./helpers/seeded.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
 import { assertClose, ATOL, RTOL } from "./helpers/assert_close.ts";
 
 // ---------- helpers ----------
-
-function randn(n: number, r: () => number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
-  return a;
-}
 
 /** Round half to even (the q8 format's rounding). */
 function roundEven(v: number): number {
@@ -126,7 +120,7 @@ function padded(
   dtype?: "f32",
 ): { view: MatView; buf: WeightBuffer; vals: Float32Array } {
   const len = offset + Math.max(0, rows - 1) * stride + cols + 3;
-  const all = randn(len, r, 1e3);
+  const all = uniform(len, r, 1e3);
   for (let i = 0; i < rows; i++) all.set(m.subarray(i * cols, (i + 1) * cols), offset + i * stride);
   const buf = be.weights(all, dtype);
   // Stored values of the whole buffer (q8 blocks run over it), then the view's part.
@@ -190,12 +184,12 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
   "tensor is zero-filled; read returns a copy; copyRows": async (be, r) => {
     const t = be.tensor(5, 7);
     assertClose("zero tensor", await be.read(t), new Float32Array(35), 0, 0);
-    const d = randn(35, r);
+    const d = uniform(35, r);
     be.write(t, d);
     const a = await be.read(t);
     a.fill(42);
     assertClose("read after mutating a copy", await be.read(t), d, 0, 0);
-    const dst = put(be, 6, 7, randn(42, r));
+    const dst = put(be, 6, 7, uniform(42, r));
     const want = await be.read(dst);
     want.set(d.subarray(7, 7 + 3 * 7), 2 * 7);
     be.copyRows(t, 1, 3, dst, 2);
@@ -209,7 +203,7 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
 
   "embed (strided table, repeated ids, T=1 and T=6)": async (be, r) => {
     const V = 23, H = 19;
-    const tab = randn(V * H, r);
+    const tab = uniform(V * H, r);
     const p = padded(be, tab, V, H, 5, H + 3, r);
     for (const T of [1, 6]) {
       const ids = Int32Array.from({ length: T }, () => Math.floor(r() * V));
@@ -233,8 +227,8 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
         undefined,
       ]] as const
     ) {
-      const x = randn(T * G * c, r, 3);
-      const w = randn(c, r);
+      const x = uniform(T * G * c, r, 3);
+      const w = uniform(c, r);
       const p = padded(be, w, 1, c, 7, c, r, dt);
       const eps = 1e-5;
       const want = new Float64Array(T * G * c);
@@ -285,16 +279,16 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
           mode === "half" ? Math.max(1, N >> 1) : mode === "one" ? 1 : N,
           r,
         );
-        const w = randn(N * K, r);
+        const w = uniform(N * K, r);
         const stride = K + (mode === "half" ? 2 * K : isQ8 ? 32 : 5); // bundled layouts
         const p = padded(be, w, N, K, off ?? (isQ8 ? 64 : 11), stride, r);
-        const bias = mode === "half" || mode === "one" ? randn(N, r) : null;
+        const bias = mode === "half" || mode === "one" ? uniform(N, r) : null;
         const pb = bias ? padded(be, bias, 1, N, 3, N, r, "f32") : null;
-        const x = randn(T * K, r, 2);
+        const x = uniform(T * K, r, 2);
         const R = rows ? rows.length : N;
         const il: IndexList | null = rows ? be.indices(rows) : null;
         const xt = put(be, T, K, x);
-        const out = put(be, T, R, randn(T * R, r, 9)); // overwritten, not accumulated
+        const out = put(be, T, R, uniform(T * R, r, 9)); // overwritten, not accumulated
         be.matmul(xt, p.view, il, pb ? pb.view : null, out);
         const want = isQ8
           ? refMatmulQ8(x, T, K, w, rows, N, bias)
@@ -325,13 +319,13 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
     for (const [T, N, M, off, stride] of shapes) {
       for (const mode of ["dense", "half", "one"] as const) {
         const rows = mode === "dense" ? null : subset(N, mode === "half" ? N >> 1 : 1, r);
-        const w = randn(N * M, r);
+        const w = uniform(N * M, r);
         const p = isQ8
           ? padded(be, w, N, M, 32, M * 3 + 32, r)
           : padded(be, w, N, M, off ?? 13, stride ?? M * 3 + 1, r);
         const R = rows ? rows.length : N;
-        const a = randn(T * R, r, 2);
-        const out0 = randn(T * M, r);
+        const a = uniform(T * R, r, 2);
+        const out0 = uniform(T * M, r);
         const il = rows ? be.indices(rows) : null;
         const at = put(be, T, R, a);
         const out = put(be, T, M, out0);
@@ -351,9 +345,9 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
     r,
   ) => {
     const K = 64, N = 24;
-    const w = randn(N * K, r);
+    const w = uniform(N * K, r);
     const p = padded(be, w, N, K, 0, K, r);
-    const x = randn(K, r, 2);
+    const x = uniform(K, r, 2);
     x[5] = 1e5; // x * 2^112 overflows f32: the pre-scaled f16 path must not be taken
     const xt = put(be, 1, K, x), out = be.tensor(1, N);
     be.matmul(xt, p.view, null, null, out);
@@ -361,7 +355,7 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
       ? refMatmulQ8(x, 1, K, w, null, N, null)
       : refMatmul(x, 1, K, p.vals, null, N, null);
     assertClose("matmul with |x| = 1e5", await be.read(out), want);
-    const a = randn(N, r, 2);
+    const a = uniform(N, r, 2);
     a[3] = -2e5;
     const at = put(be, 1, N, a), o2 = put(be, 1, K, new Float32Array(K));
     be.matmulTAdd(at, p.view, null, o2);
@@ -376,11 +370,11 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
 
   "siluMul (wide range, aliasing)": async (be, r) => {
     const n = 3 * 37;
-    const g = randn(n, r, 30);
+    const g = uniform(n, r, 30);
     g[0] = -100;
     g[1] = 100;
     g[2] = 0;
-    const u = randn(n, r, 2);
+    const u = uniform(n, r, 2);
     const want = Array.from(g, (v, i) => v / (1 + Math.exp(-v)) * u[i]);
     const gt = put(be, 3, 37, g), ut = put(be, 3, 37, u), out = be.tensor(3, 37);
     be.siluMul(gt, ut, out);
@@ -394,7 +388,7 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
     for (const [T, nh, d, pos0] of [[1, 3, 8, 0], [5, 2, 64, 1000], [1, 4, 64, 4095]]) {
       const inv = Float32Array.from({ length: d / 2 }, (_, i) => Math.pow(10000, (-2 * i) / d));
       const p = padded(be, inv, 1, d / 2, 9, d / 2, r, "f32");
-      const x = randn(T * nh * d, r);
+      const x = uniform(T * nh * d, r);
       const want = new Float64Array(x.length);
       for (let t = 0; t < T; t++) {
         for (let h = 0; h < nh; h++) {
@@ -426,7 +420,7 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
     const all = new Float32Array(off + half);
     for (let i = 0; i < half; i++) all[off + i] = Math.pow(10000, (-2 * i) / d);
     const buf = be.weights(all, "f32");
-    const x = randn(T * nh * d, r);
+    const x = uniform(T * nh * d, r);
     const want = new Float64Array(x.length);
     for (let t = 0; t < T; t++) {
       for (let h = 0; h < nh; h++) {
@@ -464,7 +458,7 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
 
   "addRow and add": async (be, r) => {
     const T = 4, c = 21;
-    const x = randn(T * c, r), y = randn(T * c, r), b = randn(c, r);
+    const x = uniform(T * c, r), y = uniform(T * c, r), b = uniform(c, r);
     const p = padded(be, b, 1, c, 2, c, r);
     const xt = put(be, T, c, x), yt = put(be, T, c, y);
     be.addRow(xt, p.view);
@@ -479,8 +473,8 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
   "kvWrite (subset of kv heads, pos0 > 0)": async (be, r) => {
     const nKv = 3, maxT = 16, d = 8;
     for (const [T, pos0, heads] of [[3, 4, [0, 2]], [1, 15, [1]], [16, 0, [0, 1, 2]]] as const) {
-      const c0 = randn(nKv * maxT * d, r);
-      const kv = randn(T * heads.length * d, r);
+      const c0 = uniform(nKv * maxT * d, r);
+      const kv = uniform(T * heads.length * d, r);
       const cache = put(be, nKv * maxT, d, c0);
       const kvt = put(be, T, heads.length * d, kv);
       const hl = be.indices(Int32Array.from(heads));
@@ -517,8 +511,8 @@ const CHECKS: Record<string, (be: Backend, r: () => number) => Promise<void>> = 
       ] as [number, number, number, number[], number?][]
     ) {
       const S = kvOf.length;
-      const kc = randn(nKv * maxT * d, r, 2), vc = randn(nKv * maxT * d, r);
-      const q = randn(T * S * d, r, 2);
+      const kc = uniform(nKv * maxT * d, r, 2), vc = uniform(nKv * maxT * d, r);
+      const q = uniform(T * S * d, r, 2);
       const scale = 1 / Math.sqrt(d);
       const want = new Float64Array(T * S * d);
       for (let t = 0; t < T; t++) {
@@ -585,7 +579,7 @@ const OPTIONAL_CHECKS: Record<
         ]; // K = 30: unaligned rows
       for (const [T, K, N, keep] of shapes) {
         const M = K;
-        const bundle = randn(N * 3 * K, r, 0.5); // [N, 3K] row j = gate_j | up_j | down^T_j
+        const bundle = uniform(N * 3 * K, r, 0.5); // [N, 3K] row j = gate_j | up_j | down^T_j
         const buf = be.weights(bundle);
         const vals = stored(be, bundle);
         const v = (off: number, cols: number): MatView => ({
@@ -597,8 +591,8 @@ const OPTIONAL_CHECKS: Record<
         });
         const rows = keep === N ? null : subset(N, keep, r);
         const R = rows ? rows.length : N;
-        const x = randn(T * K, r, 2);
-        const out0 = randn(T * M, r);
+        const x = uniform(T * K, r, 2);
+        const out0 = uniform(T * M, r);
         const wantAct = new Float64Array(T * R);
         const want = Float64Array.from(out0);
         // q8: gate and up products quantize x (as matmul does); down uses the stored values.
@@ -863,7 +857,7 @@ export async function checkMaskedForward(
         : l === 0 && cfg.numKvHeads > 1
         ? Int32Array.from(all.filter((h) => h >= group))
         : subset(cfg.numHeads, 1 + Math.floor(r() * cfg.numHeads), r);
-      const bias = () => randn(cfg.hiddenSize, r, 0.1);
+      const bias = () => uniform(cfg.hiddenSize, r, 0.1);
       const keep = Math.floor(cfg.intermediateSize * (0.2 + 0.6 * r()));
       return {
         neurons: subset(cfg.intermediateSize, keep, r),
@@ -938,7 +932,7 @@ for (const bc of [...BACKENDS, LANES64]) {
         made2.push(x);
         return x;
       };
-      const buf = be.weights(randn(512, rng(5)));
+      const buf = be.weights(uniform(512, rng(5)));
       const w: MatView = { buf, offset: 0, stride: 64, rows: 8, cols: 64 };
       let ran = 0;
       for (const c of BAD_ARGS) {

@@ -13,14 +13,8 @@
 import assert from "node:assert/strict";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import type { MatView, Tensor } from "../lib/backends/backend.ts";
-import { rng, subset } from "./helpers/seeded.ts";
+import { rng, subset, uniform } from "./helpers/seeded.ts";
 import { ATOL, RTOL } from "./helpers/assert_close.ts";
-
-function randn(n: number, r: () => number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
-  return a;
-}
 
 /** Compare with the conformance tolerance, printing the worst error and its index either way. */
 function check(what: string, got: Float32Array, want: ArrayLike<number>): void {
@@ -61,7 +55,7 @@ for (const addressBits of [32, 64] as const) {
     assert.equal(be.f16Path, "bit-trick");
     const r = rng(1101 + addressBits);
     for (const [K, N] of [[67, 39], [64, 50], [5, 7], [16, 3]]) {
-      const w = randn(N * K, r);
+      const w = uniform(N * K, r);
       const buf = be.weights(w);
       const wv = f16(w);
       const view: MatView = { buf, offset: 0, stride: K, rows: N, cols: K };
@@ -70,7 +64,7 @@ for (const addressBits of [32, 64] as const) {
         const R = rows ? rows.length : N;
         const il = rows ? be.indices(rows) : null;
         for (const big of [false, true]) {
-          const x = randn(K, r, 2);
+          const x = uniform(K, r, 2);
           if (big) x[K >> 1] = -1e5; // x * 2^112 would overflow: the exact dot
           const want = new Float64Array(R);
           for (let i = 0; i < R; i++) {
@@ -106,7 +100,7 @@ for (const addressBits of [32, 64] as const) {
     const be = await WasmBackend.create({ weightDType: "f16", fp16Simd: false, addressBits });
     const r = rng(2202 + addressBits);
     for (const [N, M] of [[31, 45], [23, 64], [6, 13], [9, 7]]) {
-      const w = randn(N * M, r);
+      const w = uniform(N * M, r);
       const buf = be.weights(w);
       const wv = f16(w);
       const view: MatView = { buf, offset: 0, stride: M, rows: N, cols: M };
@@ -117,11 +111,11 @@ for (const addressBits of [32, 64] as const) {
         // Coefficients: all small; one >= 2^15 in the first group (its last row); one in the last (tail) row;
         // all large.
         for (const mode of ["small", "group", "tail", "all"] as const) {
-          const a = randn(R, r, 2);
+          const a = uniform(R, r, 2);
           if (mode === "group" && R >= 4) a[3 * (R >> 2)] = 7e4; // row 0 + 3 R/4 of group 0
           if (mode === "tail") a[R - 1] = -2e5;
           if (mode === "all") a.forEach((_, i) => a[i] = (i % 2 ? -1 : 1) * (4e4 + 1e3 * i));
-          const out0 = randn(M, r);
+          const out0 = uniform(M, r);
           const want = Float64Array.from(out0);
           for (let i = 0; i < R; i++) {
             const j = rows ? rows[i] : i;
@@ -147,7 +141,7 @@ for (const addressBits of [32, 64] as const) {
       // [N, 3K] row j = gate_j | up_j | down^T_j; every third neuron's gate and up are scaled
       // so that its activation silu(g) u passes 2^15 (the down row then skips the pre-scaled
       // accumulator), in groups of four and in the tail alike.
-      const bundle = randn(N * 3 * K, r, 0.5);
+      const bundle = uniform(N * 3 * K, r, 0.5);
       for (let j = 0; j < N; j += 3) {
         for (let k = 0; k < 2 * K; k++) bundle[j * 3 * K + k] *= 400;
       }
@@ -165,9 +159,9 @@ for (const addressBits of [32, 64] as const) {
         const R = rows ? rows.length : N;
         const il = rows ? be.indices(rows) : null;
         for (const big of [false, true]) {
-          const x = randn(K, r, 2);
+          const x = uniform(K, r, 2);
           if (big) x[1] = 5e4;
-          const out0 = randn(M, r);
+          const out0 = uniform(M, r);
           const want = Float64Array.from(out0), wantAct = new Float64Array(R);
           let large = 0;
           for (let i = 0; i < R; i++) {

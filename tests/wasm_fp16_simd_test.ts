@@ -14,7 +14,7 @@ import { WasmBackend } from "../lib/backends/wasm.ts";
 import { fp16SimdSupported } from "../lib/backends/wasm_kernels.ts";
 import { KERNEL_FP16_URL } from "../lib/backends/wasm_memory.ts";
 import type { MatView } from "../lib/backends/backend.ts";
-import { rng } from "./helpers/seeded.ts";
+import { rng, uniform } from "./helpers/seeded.ts";
 import { assertClose } from "./helpers/assert_close.ts";
 
 const HAS = fp16SimdSupported();
@@ -78,10 +78,6 @@ function f16(a: Float32Array): Float32Array {
   return new Float32Array(Float16Array.from(a));
 }
 
-function randn(n: number, r: () => number, scale: number): Float32Array {
-  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
-}
-
 Deno.test({
   name:
     `wasm fp16 SIMD: f16 matmul and matmulTAdd equal a float64 reference and the portable kernels${WHY}`,
@@ -94,7 +90,7 @@ Deno.test({
     const r = rng(1607);
     // K = 203: full 32-weight steps, an 8-weight step and a scalar tail; rows gathered.
     const N = 37, K = 203, stride = 211;
-    const wHost = randn(N * stride, r, 0.5);
+    const wHost = uniform(N * stride, r, 0.5);
     // Include subnormal and large halves: the native conversion is exact for both.
     wHost[3] = 3e-6;
     wHost[stride + 5] = -6e-8;
@@ -102,8 +98,8 @@ Deno.test({
     const wRef = f16(wHost);
     const rows = Int32Array.from([36, 0, 5, 5, 17, 2, 30, 11, 8]);
     for (const T of [1, 5]) {
-      const x = randn(T * K, r, 1);
-      const a = randn(T * rows.length, r, 1);
+      const x = uniform(T * K, r, 1);
+      const a = uniform(T * rows.length, r, 1);
       // matmul: out[t, i] = x[t] . w[rows[i]]
       const want = new Float64Array(T * rows.length);
       for (let t = 0; t < T; t++) {

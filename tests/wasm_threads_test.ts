@@ -12,15 +12,11 @@
 import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, WeightDType } from "../lib/backends/backend.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
-import { rng, subset } from "./helpers/seeded.ts";
+import { rng, subset, uniform } from "./helpers/seeded.ts";
 import { ffnBundle } from "./helpers/ffn_bundle.ts";
 import { writeRandomModel } from "../tools/make_random_model.ts";
 
 const DTYPES: WeightDType[] = ["f32", "f16", "q8"];
-
-function randn(n: number, r: () => number, scale = 1): Float32Array {
-  return Float32Array.from({ length: n }, () => (r() * 2 - 1) * scale);
-}
 
 /** Worst |a - b| and its index (NaN counts as worst); a and b must be equally long. */
 function worstDiff(a: Float32Array, b: Float32Array): { err: number; at: number } {
@@ -57,23 +53,23 @@ async function runOps(
   const r = rng(seed);
   // Bundled FFN layout like the model's: neuron n = [gate (K) | up (K) | down^T (M)].
   const K = 96, M = dt === "q8" ? 160 : 100, N = 300;
-  const { gate, up, down } = ffnBundle(be, randn(N * (2 * K + M), r, 0.5), N, K, M);
-  const bias = be.weights(randn(N, r), "f32");
+  const { gate, up, down } = ffnBundle(be, uniform(N * (2 * K + M), r, 0.5), N, K, M);
+  const bias = be.weights(uniform(N, r), "f32");
   const biasView: MatView = { buf: bias, offset: 0, stride: N, rows: 1, cols: N };
   const rows: IndexList | null = masked ? be.indices(subset(N, 170, r)) : null;
   const R = rows ? rows.length : N;
   const x = be.tensor(T, K);
-  be.write(x, randn(T * K, r));
+  be.write(x, uniform(T * K, r));
   const out: Float32Array[] = [];
   const mm = be.tensor(T, R);
   be.matmul(x, gate, rows, biasView, mm);
   out.push(await be.read(mm));
   const acc = be.tensor(T, M);
-  be.write(acc, randn(T * M, r));
+  be.write(acc, uniform(T * M, r));
   be.matmulTAdd(mm, down, rows, acc);
   out.push(await be.read(acc));
   const f = be.tensor(T, M), act = be.tensor(T, R);
-  be.write(f, randn(T * M, r));
+  be.write(f, uniform(T * M, r));
   be.ffn!(x, gate, up, down, rows, f, act);
   out.push(await be.read(f), await be.read(act));
   const f2 = be.tensor(T, M);
@@ -82,10 +78,10 @@ async function runOps(
   // Attention: 6 query slots over 2 kv heads (GQA), d = 64, T new tokens after 9 cached ones.
   const d = 64, S = 6, nKv = 2, maxT = 64, pos0 = 9;
   const kc = be.tensor(nKv * maxT, d), vc = be.tensor(nKv * maxT, d);
-  be.write(kc, randn(nKv * maxT * d, r));
-  be.write(vc, randn(nKv * maxT * d, r));
+  be.write(kc, uniform(nKv * maxT * d, r));
+  be.write(vc, uniform(nKv * maxT * d, r));
   const q = be.tensor(T, S * d), att = be.tensor(T, S * d);
-  be.write(q, randn(T * S * d, r));
+  be.write(q, uniform(T * S * d, r));
   be.attention(q, kc, vc, be.indices(Int32Array.of(0, 0, 0, 1, 1, 1)), maxT, pos0, 0.125, att);
   out.push(await be.read(att));
   return out;
@@ -165,8 +161,8 @@ function randomMask(
         Math.floor(cfg.intermediateSize * (0.3 + 0.5 * r())),
         r,
       ),
-      biasAttn: randn(cfg.hiddenSize, r, 0.1),
-      biasFfn: randn(cfg.hiddenSize, r, 0.1),
+      biasAttn: uniform(cfg.hiddenSize, r, 0.1),
+      biasFfn: uniform(cfg.hiddenSize, r, 0.1),
     })),
   };
 }

@@ -141,7 +141,7 @@ export class WasmBackend implements Backend {
       scratch: new ReusableBlock(this.#heap),
       vec: new ReusableBlock(this.#heap),
       rope: new ReusableBlock(this.#heap),
-      ropeKey: "",
+      ropeKey: [-1, -1, -1, -1, -1],
     };
   }
 

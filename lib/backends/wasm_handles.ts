@@ -59,6 +59,19 @@ export class WasmIndices implements IndexList {
   }
 }
 
+/** "op name" strings split once: the ops pass the same few literals on every call. */
+const splitWhat = new Map<string, readonly [string, string]>();
+
+/** `what` ("op name") as [op, name], from a cache filled on first use. */
+function opAndName(what: string): readonly [string, string] {
+  let r = splitWhat.get(what);
+  if (!r) {
+    const [op, name] = what.split(" ");
+    splitWhat.set(what, r = [op, name]);
+  }
+  return r;
+}
+
 /** `x` as a live tensor of `owner`; `what` ("op name") names it in the error. */
 export function tensorOf(owner: WasmHeap, x: Tensor, what: string): WasmTensor {
   if (!(x instanceof WasmTensor) || x.owner !== owner) {
@@ -83,7 +96,7 @@ export function weightsOf(
     throw new TypeError(`wasm backend: ${what} is not a weight buffer of this backend`);
   }
   if (b.released) throw new Error(`wasm backend: ${what} used after release`);
-  const [op, name] = what.split(" ");
+  const [op, name] = opAndName(what);
   check.checkView(op, name ?? "view", v, needRows);
   return b;
 }
@@ -98,7 +111,7 @@ export function indicesOf(owner: WasmHeap, l: IndexList | null, n: number, what:
     throw new TypeError(`wasm backend: ${what} is not an index list of this backend`);
   }
   if (l.released) throw new Error(`wasm backend: ${what} used after release`);
-  const [op, name] = what.split(" ");
+  const [op, name] = opAndName(what);
   check.checkIndices(op, name, l, n);
   return l.ptr;
 }
@@ -115,7 +128,7 @@ export function viewAddr(v: MatView): number {
  */
 export function q8View(v: MatView, what: string): { ptr: number; sb: number } {
   const b = v.buf as WasmWeights;
-  const [op, name] = what.split(" ");
+  const [op, name] = opAndName(what);
   const { block0, sb } = check.checkQ8View(op, name, v);
   return { ptr: b.ptr + block0 * Q8_BLOCK_BYTES, sb };
 }

@@ -28,6 +28,7 @@ export class WasmHeap {
   #buf: ArrayBufferLike | null = null;
   #f32: Float32Array = new Float32Array(0);
   #i32: Int32Array = new Int32Array(0);
+  #u8: Uint8Array = new Uint8Array(0);
 
   /** A heap over `lm` from `heapBase` (the module's `__heap_base`) up to `limit` bytes. */
   constructor(lm: LinearMemory, heapBase: number, limit: number) {
@@ -43,6 +44,7 @@ export class WasmHeap {
       this.#buf = buf;
       this.#f32 = new Float32Array(buf);
       this.#i32 = new Int32Array(buf);
+      this.#u8 = new Uint8Array(buf);
     }
   }
 
@@ -88,7 +90,7 @@ export class WasmHeap {
       const ptr = b.ptr;
       if (b.size === size) this.#free.splice(best, 1);
       else this.#free[best] = { ptr: b.ptr + size, size: b.size - size };
-      new Uint8Array(this.memory.buffer, ptr, size).fill(0);
+      this.#zero(ptr, ptr + size);
       return { ptr, size };
     }
     // No block fits: bump the top (a free block never touches it: dealloc lowers the top).
@@ -119,11 +121,17 @@ export class WasmHeap {
     }
     // Memory below the high-water mark held blocks since freed off the top: zero it.
     if (this.#highWater > ptr) {
-      new Uint8Array(this.memory.buffer, ptr, Math.min(end, this.#highWater) - ptr).fill(0);
+      this.#zero(ptr, Math.min(end, this.#highWater));
     }
     this.#top = end;
     if (end > this.#highWater) this.#highWater = end;
     return { ptr, size };
+  }
+
+  /** Zero bytes `[from, to)` through the cached whole-memory view (no view made per call). */
+  #zero(from: number, to: number): void {
+    this.#views();
+    this.#u8.fill(0, from, to);
   }
 
   /** Return a block: merged with free neighbours; a block reaching the top lowers the top. */

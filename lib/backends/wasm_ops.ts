@@ -28,8 +28,11 @@ export interface WasmOpsContext {
   readonly vec: ReusableBlock;
   /** The rope cos/sin table `[T, d]`, cached under {@link WasmOpsContext.ropeKey}. */
   readonly rope: ReusableBlock;
-  /** Which table {@link WasmOpsContext.rope} holds: invFreq view, head size, positions. */
-  ropeKey: string;
+  /**
+   * Which table {@link WasmOpsContext.rope} holds: invFreq buffer address and view offset, head
+   * size, first position, tokens (numbers compared in place: no key string built per call).
+   */
+  readonly ropeKey: [number, number, number, number, number];
 }
 
 /**
@@ -130,14 +133,17 @@ export function rope(
   const T = a.rows;
   // cos/sin table [T, d] (d/2 cosines then d/2 sines), built in float64 on the host and
   // cached: q and k of every layer of one step share it.
-  const key = `${fb.ptr}:${invFreq.offset}:${headDim}:${pos0}:${T}`;
-  if (key !== g.ropeKey) {
+  const key = g.ropeKey;
+  if (
+    key[0] !== fb.ptr || key[1] !== invFreq.offset || key[2] !== headDim || key[3] !== pos0 ||
+    key[4] !== T
+  ) {
     const bytes = T * headDim * 4;
     g.rope.at(bytes);
     const f = hostView(g, invFreq, h2);
     const base = g.rope.ptr / 4;
     fillRopeTable(g.heap.f32.subarray(base, base + T * headDim), f, pos0, T, "halves");
-    g.ropeKey = key;
+    key[0] = fb.ptr, key[1] = invFreq.offset, key[2] = headDim, key[3] = pos0, key[4] = T;
   }
   g.k.rope(a.ptr, T, a.cols / headDim, headDim, g.rope.ptr);
 }

@@ -5,8 +5,9 @@
  * goes through the model's {@link Backend}; pruned neurons and heads are never touched, and a kv
  * head whose whole query group is pruned is neither computed nor cached. Activation capture
  * (calibration) is an observer called at named points (lib/model/activation_capture.ts), the
- * fused/unfused MLP fork lives in lib/model/swiglu.ts, and the KV cache grows in pages
- * (lib/model/kv_cache.ts).
+ * fused/unfused MLP fork lives in lib/model/swiglu.ts, the KV cache grows in pages
+ * (lib/model/kv_cache.ts), and a one-token step's small temporaries are kept for the next step
+ * (lib/model/temp_pool.ts).
  */
 
 import type { Backend, Tensor } from "../backends/backend.ts";
@@ -19,6 +20,7 @@ import { KvCache } from "./kv_cache.ts";
 import type { LayerWeights, Model } from "./model.ts";
 import { denseFor, type PreparedLayer, type PreparedMask } from "./prepared_mask.ts";
 import { swigluAdd } from "./swiglu.ts";
+import { idleTempBudgetBytes, TempPool } from "./temp_pool.ts";
 
 export type { ActivationCapture, LayerActivations } from "./activation_capture.ts";
 
@@ -57,8 +59,13 @@ export class Sequence {
   #length = 0;
   #pending: { x: Tensor; ids: Int32Array; m: number; mask: PreparedMask } | null = null;
   #freed = false;
-  /** Temporaries of the forward pass in flight; freed with the sequence if a step fails. */
-  #live = new Set<Tensor>();
+  /**
+   * Temporaries of the forward pass: those in flight are freed with the sequence if a step
+   * fails; a one-token step's small ones are kept for the next (lib/model/temp_pool.ts).
+   */
+  #temps: TempPool;
+  /** The step in flight feeds one token: its temporaries are kept for the next step. */
+  #oneToken = false;
   /** Temporaries for the MLP step's unfused path, tracked like the others. */
   #scratch = {
     tensor: (rows: number, cols: number) => this.#tensor(rows, cols),
@@ -73,7 +80,12 @@ export class Sequence {
       model.config.maxPositionEmbeddings,
     );
     this.#mask = opts.mask ?? denseFor(model);
-    const { numKvHeads, headDim, numLayers } = model.config;
+    const { numKvHeads, headDim, numLayers, hiddenSize, numHeads } = model.config;
+    this.#temps = new TempPool(
+      this.#be,
+      idleTempBudgetBytes(model.config),
+      Math.max(hiddenSize, numHeads * headDim),
+    );
     this.#kv = new KvCache(
       this.#be,
       { layers: numLayers, nKv: numKvHeads, headDim },
@@ -199,22 +211,22 @@ export class Sequence {
     if (this.#freed) return;
     this.#freed = true;
     this.#kv.free();
-    for (const t of this.#live) this.#be.free(t); // a failed step's temporaries (incl. pending x)
-    this.#live.clear();
+    this.#temps.freeAll(); // kept ones and a failed step's (incl. a pending x)
     this.#pending = null;
   }
 
-  /** A temporary `[rows, cols]` of the forward pass, released by {@link free} if a step fails. */
+  /**
+   * A temporary `[rows, cols]` of the forward pass, released by {@link free} if a step fails.
+   * In a one-token step it may be one kept from the last step, holding stale values: every
+   * caller writes all of it before reading it.
+   */
   #tensor(rows: number, cols: number): Tensor {
-    const t = this.#be.tensor(rows, cols);
-    this.#live.add(t);
-    return t;
+    return this.#temps.take(rows, cols, this.#oneToken);
   }
 
-  /** Free a temporary. */
+  /** Give a temporary back (kept for the next step in a one-token step, else freed). */
   #drop(t: Tensor): void {
-    this.#live.delete(t);
-    this.#be.free(t);
+    this.#temps.give(t, this.#oneToken);
   }
 
   /** Room in the cache and the embedded tokens `[T, H]`; the tokens count as cached from now. */
@@ -227,6 +239,7 @@ export class Sequence {
       );
     }
     this.#kv.reserve(this.#length + ids.length, this.#length);
+    this.#oneToken = ids.length === 1;
     const x = this.#tensor(ids.length, this.#model.config.hiddenSize); // [T, H]
     this.#be.embed(this.#model.embed, ids, x);
     this.#length += ids.length;

@@ -11,6 +11,7 @@
 import type { WeightDType } from "../backends/backend.ts";
 import { defaultMemoryLimit } from "../backends/wasm_memory.ts";
 import type { ModelConfig } from "../model/config.ts";
+import { idleTempBudgetBytes } from "../model/temp_pool.ts";
 import { readConfig } from "../model/model.ts";
 
 /** Bytes of the runtime besides the model (V8, Hono, tokenizer, WASM code, load buffers). */
@@ -110,14 +111,17 @@ function pow2(bytes: number): number {
  * request's prompt + max_tokens, the `maxTokens` of its lib/model/sequence.ts `Sequence`): per
  * layer a K and a V tensor `[n_kv * cap, d_h]` f32 with `cap <= tokens`, plus, while the paged
  * cache grows (lib/model/kv_cache.ts), one layer's old K and V, each rounded up to a power of
- * two as the WASM allocator does (an upper bound for any backend). A sequence that stays short
- * holds only its pages; this is what admission charges for the longest it may get.
+ * two as the WASM allocator does (an upper bound for any backend), plus the one-token step's
+ * temporaries the sequence keeps between steps (lib/model/temp_pool.ts; twice its budget for
+ * the same rounding). A sequence that stays short holds only its pages; this is what admission
+ * charges for the longest it may get.
  */
 export function sequenceKvBytes(
-  cfg: Pick<ModelConfig, "numLayers" | "numKvHeads" | "headDim">,
+  cfg: Pick<ModelConfig, "numLayers" | "numKvHeads" | "headDim" | "hiddenSize" | "numHeads">,
   tokens: number,
 ): number {
-  return (cfg.numLayers + 1) * 2 * pow2(cfg.numKvHeads * tokens * cfg.headDim * 4);
+  return (cfg.numLayers + 1) * 2 * pow2(cfg.numKvHeads * tokens * cfg.headDim * 4) +
+    2 * idleTempBudgetBytes(cfg);
 }
 
 /**

@@ -11,3 +11,17 @@ export function subset(n: number, keep: number, r: () => number): Int32Array {
   }
   return Int32Array.from(all.slice(0, keep).sort((a, b) => a - b));
 }
+
+/** `n` seeded values uniform in [-scale, scale). */
+export function uniform(n: number, r: () => number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * scale;
+  return a;
+}
+
+/** `n` seeded bell-shaped values (a sum of three uniforms, centred) times `scale`. */
+export function bell(n: number, r: () => number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = (r() + r() + r() - 1.5) * scale;
+  return a;
+}
