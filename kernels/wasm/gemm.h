@@ -4,10 +4,12 @@
  * gemm_acc_f32, the transposed products (o_proj, FFN down):
  *   out[t, m] += sum_{i < n} a[t * lda + i] * w_i[m]      t < T, m < M; out row pitch ldo
  * with w_i given as n row pointers (f32; gathered rows, or a tile dequantized into scratch).
- * Micro-kernel: 8 outputs x GEMM_NT tokens; per row i two loads of w_i and GEMM_NT splatted
- * coefficients feed 2 * GEMM_NT multiply-adds. Loop order m-block, token block, row: the n rows'
- * 32 bytes at m stay in L1 while every token passes over them. Each output is one multiply-add
- * chain over i in order, whatever the token block: the block size does not change a bit.
+ * The coefficients are packed once per call (pk: per block of GACC_NT tokens, row-major with the
+ * tokens contiguous). Micro-kernel: 8 outputs x 5 tokens; per row i two loads of w_i, one vector
+ * of 4 tokens' coefficients splatted lane by lane with shuffles and one splat load feed 10
+ * multiply-adds. Loop order m-block, token block, row: the n rows' 32 bytes at m stay in L1
+ * while every token passes over them. Each output is one multiply-add chain over i in order
+ * from its value in out, whatever the token block: the block size does not change a bit.
  *
  * gemm_dott, the products against gathered rows (q/k/v, lm_head, FFN gate and up):
  *   out[t, i] = sum_{k < K} x[t, k] * w_i[k]                t < T, i < n; out row pitch ldo
@@ -24,17 +26,39 @@
 
 #define SPLAT_LD(p) wasm_v128_load32_splat(p)
 
-/* Tokens per register block of gemm_acc_f32: 12 accumulators + 2 weight vectors + 1 splat = 15
- * of the 16 xmm registers of x64 (6 measured 1.1-1.15x the 4 of before on prefill_t, best of
- * rounds, bench/kernel_bench.ts --cases=prefill). */
-#define GEMM_NT 6
+/* Tokens per register block of gemm_acc_f32: 10 accumulators (8 outputs x 5 tokens) + 2 weight
+ * vectors + the coefficient vector + its splat = 14 of the 15 xmm registers V8 allocates on x64.
+ * 6 tokens need 16 with shuffled coefficients (V8 then spills an accumulator, whose store/reload
+ * joins its multiply-add chain: 0.75x). */
+#define GACC_NT 5
+/* Floats per row of a packed coefficient block (GACC_NT rounded up to a vector). */
+#define GACC_GP 8
+/* Token blocks per packed super-block (its coefficients on the stack: 8 x 32 x 8 floats). */
+#define GACC_NB 8
+/* Rows per packed super-block (the callers pass tiles of at most 32). */
+#define GACC_ROWS 32
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
 
-/* out block [NT tokens, 8 outputs at m] += a [NT, n] w[., m..m+8). */
-static ALWAYS_INLINE void gacc_8xN(const float* c, int lda, const float* const* w, int n, int m,
-                                   float* o, int ldo, const int NT) {
-  v128_t p[GEMM_NT], q[GEMM_NT];
+/* Lane l (a constant after unrolling) of v splatted by one shuffle. */
+static ALWAYS_INLINE v128_t lane_splat(v128_t v, int l) {
+  switch (l) {
+    case 0: return wasm_i32x4_shuffle(v, v, 0, 0, 0, 0);
+    case 1: return wasm_i32x4_shuffle(v, v, 1, 1, 1, 1);
+    case 2: return wasm_i32x4_shuffle(v, v, 2, 2, 2, 2);
+    default: return wasm_i32x4_shuffle(v, v, 3, 3, 3, 3);
+  }
+}
+
+/*
+ * out block [NT tokens, 8 outputs at m] += pk [n rows][GACC_GP] w[., m..m + 8), NT <= GACC_NT:
+ * per row, two weight loads, one vector load of tokens 0..3's coefficients (lanes splatted by
+ * shuffles: no memory access, so no V8 bounds check) and a splat load for token 4: 5 loads and 4
+ * shuffles per 10 multiply-adds, where the 8 x 6 block of splat loads paid 9 loads per 12.
+ */
+static ALWAYS_INLINE void gacc_blk(const float* pk, const float* const* w, int n, int m, float* o,
+                                   int ldo, const int NT) {
+  v128_t p[GACC_NT], q[GACC_NT];
 #pragma clang loop unroll(full)
   for (int j = 0; j < NT; j++) {
     p[j] = LD(o + (size_t)j * ldo);
@@ -42,9 +66,19 @@ static ALWAYS_INLINE void gacc_8xN(const float* c, int lda, const float* const* 
   }
   for (int i = 0; i < n; i++) {
     v128_t v = LD(w[i] + m), u = LD(w[i] + m + 4);
+    const float* c = pk + (size_t)i * GACC_GP;
+    if (NT >= 4) {
+      v128_t cv = LD(c);
 #pragma clang loop unroll(full)
-    for (int j = 0; j < NT; j++) {
-      v128_t s = SPLAT_LD(c + (size_t)j * lda + i);
+      for (int j = 0; j < 4; j++) {
+        v128_t s = lane_splat(cv, j);
+        FMA(p[j], s, v);
+        FMA(q[j], s, u);
+      }
+    }
+#pragma clang loop unroll(full)
+    for (int j = NT >= 4 ? 4 : 0; j < NT; j++) {
+      v128_t s = SPLAT_LD(c + j);
       FMA(p[j], s, v);
       FMA(q[j], s, u);
     }
@@ -58,24 +92,41 @@ static ALWAYS_INLINE void gacc_8xN(const float* c, int lda, const float* const* 
 
 static void gemm_acc_f32(const float* a, int lda, int T, const float* const* w, int n, int M,
                          float* out, int ldo) {
-  int m = 0;
-  for (; m + 8 <= M; m += 8) {
-    int t = 0;
-    for (; t + GEMM_NT <= T; t += GEMM_NT) {
-      gacc_8xN(a + (size_t)t * lda, lda, w, n, m, out + (size_t)t * ldo + m, ldo, GEMM_NT);
-    }
-    const float* c = a + (size_t)t * lda;
-    float* o = out + (size_t)t * ldo + m;
-    switch (T - t) {
-      case 5: gacc_8xN(c, lda, w, n, m, o, ldo, 5); break;
-      case 4: gacc_8xN(c, lda, w, n, m, o, ldo, 4); break;
-      case 3: gacc_8xN(c, lda, w, n, m, o, ldo, 3); break;
-      case 2: gacc_8xN(c, lda, w, n, m, o, ldo, 2); break;
-      case 1: gacc_8xN(c, lda, w, n, m, o, ldo, 1); break;
-      default: break;
+  /* pk[b][i][j] = a[t0 + GACC_NT b + j, i0 + i] for j < GACC_NT (zero past T): the coefficients
+   * of a token block row-major with its tokens contiguous, packed once per call (per 40 tokens and
+   * 32 rows) and read by every 8-output block. */
+  float pk[GACC_NB * GACC_ROWS * GACC_GP];
+  const int TS = GACC_NB * GACC_NT;
+  for (int i0 = 0; i0 < n; i0 += GACC_ROWS) {
+    int nn = n - i0 < GACC_ROWS ? n - i0 : GACC_ROWS;
+    for (int t0 = 0; t0 < T; t0 += TS) {
+      int ts = T - t0 < TS ? T - t0 : TS, nb = (ts + GACC_NT - 1) / GACC_NT;
+      for (int b = 0; b < nb; b++) {
+        float* d = pk + (size_t)b * GACC_ROWS * GACC_GP;
+        for (int i = 0; i < nn; i++) {
+          for (int j = 0; j < GACC_NT; j++) {
+            int t = t0 + GACC_NT * b + j;
+            d[i * GACC_GP + j] = t < T ? a[(size_t)t * lda + i0 + i] : 0.0f;
+          }
+        }
+      }
+      for (int m = 0; m + 8 <= M; m += 8) {
+        for (int b = 0; b < nb; b++) {
+          const float* p = pk + (size_t)b * GACC_ROWS * GACC_GP;
+          int t = t0 + GACC_NT * b, nt = ts - GACC_NT * b < GACC_NT ? ts - GACC_NT * b : GACC_NT;
+          float* o = out + (size_t)t * ldo + m;
+          switch (nt) {
+            case 5: gacc_blk(p, w + i0, nn, m, o, ldo, 5); break;
+            case 4: gacc_blk(p, w + i0, nn, m, o, ldo, 4); break;
+            case 3: gacc_blk(p, w + i0, nn, m, o, ldo, 3); break;
+            case 2: gacc_blk(p, w + i0, nn, m, o, ldo, 2); break;
+            default: gacc_blk(p, w + i0, nn, m, o, ldo, 1); break;
+          }
+        }
+      }
     }
   }
-  for (; m < M; m++) {
+  for (int m = M / 8 * 8; m < M; m++) {
     for (int t = 0; t < T; t++) {
       float s = out[(size_t)t * ldo + m];
       for (int i = 0; i < n; i++) s += a[(size_t)t * lda + i] * w[i][m];
