@@ -56,12 +56,12 @@ import { WasmBackend } from "../lib/backends/wasm.ts";
 import { isFallbackAdapter, requestWebGpuAdapter, WebGpuBackend } from "../lib/backends/webgpu.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { loadModel } from "../lib/model/model.ts";
-import { loadMaskSet } from "../lib/masks/mask_io.ts";
+import { layoutMasks, loadMaskSet } from "../lib/masks/mask_io.ts";
 import type { Mask } from "../lib/model/mask.ts";
 
 /**
- * The default model's real masks, if calibrated: all of them (the server lays the FFN out by
- * keep frequency over the whole set) and those to time (generic and one task per sparsity).
+ * The default model's real masks, if calibrated: those the server lays the FFN out by
+ * (`layoutMasks`) and those to time (generic and one task per sparsity).
  */
 async function defaultModelMasks(): Promise<{ timed: Mask[]; all: Mask[] } | undefined> {
   try {
@@ -73,7 +73,7 @@ async function defaultModelMasks(): Promise<{ timed: Mask[]; all: Mask[] } | und
             (x) => x.method === "seap",
           )?.task)
     );
-    return { timed: pick.map((m) => set.masks.get(m.name)!), all: [...set.masks.values()] };
+    return { timed: pick.map((m) => set.masks.get(m.name)!), all: layoutMasks(set) };
   } catch (e) {
     console.error(`bench: default model masks unavailable (${(e as Error).message})`);
     return undefined;

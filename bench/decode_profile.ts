@@ -18,7 +18,7 @@ import { denseFor, prepareMask } from "../lib/model/prepared_mask.ts";
 import { maskOverlapOrder } from "../lib/model/neuron_order.ts";
 import { Sequence } from "../lib/model/sequence.ts";
 import { seapShapedFamily, seapShapedMask, smollmShapedModel } from "./decode_bench.ts";
-import { loadMaskSet } from "../lib/masks/mask_io.ts";
+import { layoutMasks, loadMaskSet } from "../lib/masks/mask_io.ts";
 
 const OPS = [
   "embed",
@@ -110,7 +110,7 @@ if (import.meta.main) {
       new URL(`../masks/${ident.name}`, import.meta.url).pathname,
       ident,
     ).catch(() => null);
-    const family = set ? [...set.masks.values()] : seapShapedFamily(cfg, [0.2, 0.5]);
+    const family = set ? layoutMasks(set) : seapShapedFamily(cfg, [0.2, 0.5]);
     const model = await loadModel(dir, {
       backend,
       neuronOrder: maskOverlapOrder(family, cfg.numLayers, cfg.intermediateSize),

@@ -20,7 +20,7 @@ import { WasmBackend } from "../lib/backends/wasm.ts";
 import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { loadModel } from "../lib/model/model.ts";
-import { loadMaskSet } from "../lib/masks/mask_io.ts";
+import { layoutMasks, loadMaskSet } from "../lib/masks/mask_io.ts";
 import type { NeuronOrderKind } from "../lib/model/neuron_order.ts";
 import {
   type DecodeRow,
@@ -80,7 +80,7 @@ if (import.meta.main) {
       rounds,
       tokens,
       masks: timed,
-      layoutFrom: [...set.masks.values()],
+      layoutFrom: layoutMasks(set),
       cpu,
       layouts,
     }),

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { WasmBackend } from "../lib/backends/wasm.ts";
-import { loadMaskSet } from "../lib/masks/mask_io.ts";
+import { layoutMasks, loadMaskSet } from "../lib/masks/mask_io.ts";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 import { evaluateRows } from "../lib/eval/task_eval.ts";
 import { maskCost } from "../lib/model/mask.ts";
@@ -44,6 +44,20 @@ Deno.test("committed masks were calibrated on the committed weights (fingerprint
   }
   const d = set.manifest.params.defaultSparsity as number;
   assert.ok(set.manifest.masks.some((e) => e.name === `generic@${d}`), `default ${d}`);
+});
+
+Deno.test("the FFN layout follows the served SEAP masks only (layoutMasks)", async () => {
+  const model = await loadModel(DEFAULT_MODEL_DIR);
+  const set = await loadMaskSet(MASK_DIR, model);
+  const names = new Set(layoutMasks(set).map((m) => m.name));
+  // every task's validated mask and the generic mask at both shares ...
+  for (const n of [...TASKS.map((t) => t.name), "generic"]) {
+    for (const s of ["0.2", "0.5"]) assert.ok(names.has(`${n}@${s}`), `${n}@${s} missing`);
+  }
+  // ... and no baseline or unvalidated mask, though the set holds them
+  for (const n of names) assert.ok(!/\.raw@|^flap@|^wanda-sp@/.test(n), `${n} in the layout`);
+  const all = [...set.masks.keys()];
+  assert.ok(all.some((n) => n.startsWith("flap@")) && all.some((n) => n.includes(".raw@")));
 });
 
 Deno.test("engine answers every training-phrased eval row of a sample correctly", async () => {

@@ -273,6 +273,17 @@ export interface MaskSet {
   router: Router | null;
 }
 
+/**
+ * The masks of a set the server lays the FFN neurons out by (lib/model/neuron_order.ts): the SEAP
+ * task and generic masks it serves by default, not the baselines (Wanda-sp, FLAP) or the
+ * unvalidated `.raw` task masks. Benches use it too, so that they time the server's layout.
+ */
+export function layoutMasks(set: MaskSet): Mask[] {
+  return set.manifest.masks
+    .filter((e) => e.method === "seap" || e.method === "seap-generic")
+    .map((e) => set.masks.get(e.name)!);
+}
+
 /** Check the manifest's model block against the loaded model ({@link MaskModelMismatchError}). */
 export function checkModel(dir: string, mb: Manifest["model"], model: ModelIdentity): void {
   const c = model.config;

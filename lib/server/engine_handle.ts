@@ -8,7 +8,7 @@ import type { Backend, WeightDType } from "../backends/backend.ts";
 import { DEFAULT_MODEL_DIR } from "../default_model.ts";
 import { type BackendChoice, selectBackend } from "../backends/select_backend.ts";
 import { catalogFromSet, MaskCatalog } from "../masks/catalog.ts";
-import { loadMaskSet, type MaskSet } from "../masks/mask_io.ts";
+import { layoutMasks, loadMaskSet, type MaskSet } from "../masks/mask_io.ts";
 import { fingerprintFolder, readCheckpoint } from "../model/checkpoint.ts";
 import { neuronOrderOf } from "../model/neuron_order.ts";
 import { loadModel, type Model, readConfig } from "../model/model.ts";
@@ -186,9 +186,7 @@ async function loadOnto(backend: Backend, dir: string, cfg: ServerConfig): Promi
   }
   let neuronOrder: Int32Array[] | null = null;
   if (set && cfg.neuronOrder !== "identity") {
-    const served = set.manifest.masks
-      .filter((e) => e.method === "seap" || e.method === "seap-generic")
-      .map((e) => set!.masks.get(e.name)!);
+    const served = layoutMasks(set);
     const c = (await readConfig(dir)).config;
     if (served.length > 0) {
       neuronOrder = neuronOrderOf(cfg.neuronOrder, served, c.numLayers, c.intermediateSize);
