@@ -2,7 +2,8 @@
  * Masks turned into time, per WASM weight format: decode tok/s dense vs SEAP masks and the share
  * of each mask's bytes ideal reached, on the SmolLM2-135M shape (SEAP-shaped masks at 20% and 50%)
  * and on the default model (its calibrated generic and task masks, the server's route, laid out
- * over the whole mask set as the server does: by mask overlap, or `--layout keep-frequency`). The WASM rows of
+ * over the set's served SEAP masks as the server does (`layoutMasks`): by mask overlap, or
+ * `--layout keep-frequency`). The WASM rows of
  * `deno task bench --only=decode` without the ONNX, reference and WebGPU rows, so a kernel change
  * is checked against "every mask >= 90% of its ideal, never slower than dense" in minutes.
  *
