@@ -25,6 +25,7 @@ import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, Tensor, WeightBuffer } from "../lib/backends/backend.ts";
 import { BACKENDS, destroyTestBackends, LANES64 } from "./helpers/test_backends.ts";
 import { rng, subset, uniform } from "./helpers/seeded.ts";
+import { ffnBundle } from "./helpers/ffn_bundle.ts";
 import { ReferenceBackend } from "../lib/backends/reference.ts";
 import { assertClose, ATOL, RTOL } from "./helpers/assert_close.ts";
 
@@ -580,15 +581,8 @@ const OPTIONAL_CHECKS: Record<
       for (const [T, K, N, keep] of shapes) {
         const M = K;
         const bundle = uniform(N * 3 * K, r, 0.5); // [N, 3K] row j = gate_j | up_j | down^T_j
-        const buf = be.weights(bundle);
+        const { bundle: buf, gate: gv, up: uv, down: dv } = ffnBundle(be, bundle, N, K, M);
         const vals = stored(be, bundle);
-        const v = (off: number, cols: number): MatView => ({
-          buf,
-          offset: off,
-          stride: 3 * K,
-          rows: N,
-          cols,
-        });
         const rows = keep === N ? null : subset(N, keep, r);
         const R = rows ? rows.length : N;
         const x = uniform(T * K, r, 2);
@@ -623,7 +617,7 @@ const OPTIONAL_CHECKS: Record<
         }
         const il = rows ? be.indices(rows) : null;
         const xt = put(be, T, K, x), out = put(be, T, M, out0), act = be.tensor(T, R);
-        be.ffn!(xt, v(0, K), v(K, K), v(2 * K, M), il, out, act);
+        be.ffn!(xt, gv, uv, dv, il, out, act);
         assertClose(`ffn out T=${T} K=${K} N=${N} keep=${keep}`, await be.read(out), want);
         assertClose(`ffn act T=${T} K=${K} N=${N} keep=${keep}`, await be.read(act), wantAct);
         for (const t of [xt, out, act]) be.free(t);

@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import type { MatView, Tensor } from "../lib/backends/backend.ts";
 import { rng, subset, uniform } from "./helpers/seeded.ts";
+import { ffnBundle } from "./helpers/ffn_bundle.ts";
 import { ATOL, RTOL } from "./helpers/assert_close.ts";
 
 /** Compare with the conformance tolerance, printing the worst error and its index either way. */
@@ -145,15 +146,8 @@ for (const addressBits of [32, 64] as const) {
       for (let j = 0; j < N; j += 3) {
         for (let k = 0; k < 2 * K; k++) bundle[j * 3 * K + k] *= 400;
       }
-      const buf = be.weights(bundle);
+      const { bundle: buf, gate: gv, up: uv, down: dv } = ffnBundle(be, bundle, N, K, M);
       const vals = f16(bundle);
-      const v = (off: number, cols: number): MatView => ({
-        buf,
-        offset: off,
-        stride: 3 * K,
-        rows: N,
-        cols,
-      });
       for (const keep of [N, N - 1, 5, 2]) {
         const rows = keep === N ? null : subset(N, keep, r);
         const R = rows ? rows.length : N;
@@ -177,7 +171,7 @@ for (const addressBits of [32, 64] as const) {
             for (let m = 0; m < M; m++) want[m] += a * vals[j * 3 * K + 2 * K + m];
           }
           const xt = put(be, 1, K, x), out = put(be, 1, M, out0), act = be.tensor(1, R);
-          be.ffn!(xt, v(0, K), v(K, K), v(2 * K, M), il, out, act);
+          be.ffn!(xt, gv, uv, dv, il, out, act);
           const what = `ffn K=${K} N=${N} R=${R}${big ? " |x|=5e4" : ""} (${large} |a| >= 2^15)`;
           check(`${what} out`, await be.read(out), want);
           check(`${what} act`, await be.read(act), wantAct);
