@@ -6,6 +6,8 @@
  */
 
 import { parseSwitch } from "../util/parse_switch.ts";
+import type { WeightDType } from "./backend.ts";
+import { Q8_BLOCK } from "../formats/q8.ts";
 import { type AddressBits, KERNEL_FP16_URL, KERNEL_MT_URLS, KERNEL_URLS } from "./wasm_memory.ts";
 
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
@@ -23,6 +25,34 @@ export const XT_GROUP = 8;
  */
 export function xtFloats(T: number, K: number): number {
   return T > 1 ? Math.ceil(T / XT_GROUP) * XT_GROUP * K : 0;
+}
+
+/**
+ * Scratch bytes the matmul kernels need for `T` tokens of width `K`: q8 quantizes x (T * K/32
+ * f32 scales + T * K int16); f16 converts four rows (4 * K floats); f32 and f16 with T > 1 add
+ * the token-transposed x. Shared by the one-thread call and the thread tasks.
+ */
+export function matmulScratchBytes(dt: WeightDType, T: number, K: number): number {
+  if (dt === "q8") return T * (K / Q8_BLOCK) * 4 + T * K * 2;
+  return ((dt === "f16" ? 4 * K : 0) + xtFloats(T, K)) * 4;
+}
+
+/**
+ * Scratch bytes the fused FFN kernels need for `T` tokens, width `K` and down width `M` (the
+ * thread tasks pass M = 0: their down products run separately). q8: the quantized x, then for
+ * T > 1 the gate/up tile values `[2, T, tile]` and one tile of dequantized down rows
+ * `[tile, M]` (T == 1: an M-float accumulator); f32/f16 with T > 1: G and U `[tb, FFN_CHUNK]`
+ * and the token-transposed x; f16 also a converted chunk of rows (T == 1: x pre-scaled and the
+ * even/odd down accumulator, K + M floats).
+ */
+export function ffnScratchBytes(dt: WeightDType, T: number, K: number, M: number): number {
+  if (dt === "q8") {
+    return T * (K / Q8_BLOCK) * 4 + T * K * 2 +
+      (T > 1 ? 2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M : M) * 4;
+  }
+  let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK + xtFloats(T, K) : 0;
+  if (dt === "f16") floats += T > 1 ? FFN_CHUNK * (2 * K + M) : K + M;
+  return floats * 4;
 }
 
 /** The fused SwiGLU FFN export; `ffn_f32` and `ffn_f16` differ only in the weights' type. */

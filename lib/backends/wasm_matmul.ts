@@ -6,9 +6,8 @@
  */
 
 import type { IndexList, MatView, Tensor, WeightDType } from "./backend.ts";
-import { Q8_BLOCK } from "../formats/q8.ts";
 import * as check from "./arg_checks.ts";
-import { FFN_CHUNK, Q8_TILE_ROWS, TOKEN_BLOCK, xtFloats } from "./wasm_kernels.ts";
+import { ffnScratchBytes, matmulScratchBytes, Q8_TILE_ROWS, TOKEN_BLOCK } from "./wasm_kernels.ts";
 import { indicesOf, q8View, tensorOf, viewAddr, weightsOf } from "./wasm_handles.ts";
 import { vec, type WasmOpsContext } from "./wasm_ops.ts";
 
@@ -43,18 +42,12 @@ export function matmul(
   const [wp, ws] = matAddr(w, wb.dtype, "matmul w");
   if (g.pool?.matmul(wb.dtype, a.ptr, T, K, wp, ws, rp, R, o.ptr)) {
     // cut across threads
-  } else if (wb.dtype === "q8") {
-    // The quantized x: T * K/32 scales (f32) + T * K int16.
-    const s = g.scratch.at(T * (K / Q8_BLOCK) * 4 + T * K * 2);
-    g.k.matmul_q8(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
-  } else if (wb.dtype === "f16") {
-    // Four converted rows, then (T > 1) x token-transposed.
-    const s = g.scratch.at((4 * K + xtFloats(T, K)) * 4);
-    g.k.matmul_f16(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
   } else {
-    const n = xtFloats(T, K);
-    const s = n > 0 ? g.scratch.at(n * 4) : 0;
-    g.k.matmul_f32(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
+    const bytes = matmulScratchBytes(wb.dtype, T, K);
+    const s = bytes > 0 ? g.scratch.at(bytes) : 0;
+    if (wb.dtype === "q8") g.k.matmul_q8(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
+    else if (wb.dtype === "f16") g.k.matmul_f16(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
+    else g.k.matmul_f32(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
   }
   if (bias) {
     weightsOf(g.heap, bias, "matmul bias", 1);
@@ -138,18 +131,7 @@ export function ffn(
     at ? at.ptr : 0,
   ] as const;
   if (g.pool?.ffn(gb.dtype, ...args)) return;
-  let bytes: number;
-  if (q8) {
-    // Quantized x (T * K/32 scales + T * K int16), then for T > 1 the gate/up tile values
-    // [2, T, tile] and one tile of dequantized down rows [tile, M].
-    bytes = T * (K / Q8_BLOCK) * 4 + T * K * 2;
-    bytes += (T > 1 ? 2 * T * Q8_TILE_ROWS + Q8_TILE_ROWS * M : M) * 4;
-  } else {
-    // G and U [tb, FFN_CHUNK] (T > 1), a converted chunk of rows for f16, x token-transposed.
-    let floats = T > 1 ? 2 * TOKEN_BLOCK * FFN_CHUNK + xtFloats(T, K) : 0;
-    if (gb.dtype === "f16") floats += T > 1 ? FFN_CHUNK * (2 * K + M) : K + M;
-    bytes = floats * 4;
-  }
+  const bytes = ffnScratchBytes(gb.dtype, T, K, M);
   const sp = bytes > 0 ? g.scratch.at(bytes) : 0;
   if (q8) g.k.ffn_q8(...args, TOKEN_BLOCK, sp);
   else if (gb.dtype === "f16") g.k.ffn_f16(...args, TOKEN_BLOCK, sp);

@@ -23,7 +23,7 @@
 
 import type { WeightDType } from "./backend.ts";
 import type { ThreadKernel, ThreadTask } from "./wasm_threads_control.ts";
-import { xtFloats } from "./wasm_kernels.ts";
+import { ffnScratchBytes, matmulScratchBytes } from "./wasm_kernels.ts";
 
 /**
  * Threads only cut ops with at least this many multiply-adds (smaller ones run on one): 2^18 is
@@ -125,10 +125,7 @@ export function matmulTasks(
 ): ThreadTask[] {
   const parts = splitRange(R, c.maxTasks, ALIGN_UNITS);
   const n0 = parts[0][1] - parts[0][0];
-  const kBytes = dt === "q8"
-    ? T * (K / Q8_BLOCK) * 4 + T * K * 2
-    : (dt === "f16" ? 16 * K : 0) + 4 * xtFloats(T, K);
-  const scratchBytes = align64(kBytes);
+  const scratchBytes = align64(matmulScratchBytes(dt, T, K));
   const slots = c.slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));
   const rb = rowBytes(dt, ws);
   const kernel: ThreadKernel = `matmul_${dt}`;
@@ -226,12 +223,8 @@ export function ffnNeuronTasks(
 ): ThreadTask[] {
   const parts = splitRange(R, c.maxTasks, ALIGN_UNITS);
   const n0 = parts[0][1] - parts[0][0];
-  // The FFN kernels' scratch with M = 0 (wasm.ts sizes the one-thread call the same way).
-  let kBytes: number;
-  if (dt === "q8") kBytes = T * (K / Q8_BLOCK) * 4 + T * K * 2 + (T > 1 ? 2 * T * 32 * 4 : 0);
-  else if (dt === "f16") kBytes = (T > 1 ? 2 * TB * 32 + 32 * 2 * K + xtFloats(T, K) : K) * 4;
-  else kBytes = T > 1 ? (2 * TB * 32 + xtFloats(T, K)) * 4 : 0;
-  const scratchBytes = align64(kBytes);
+  // The FFN kernels' scratch with M = 0: each task's down product runs in the second phase.
+  const scratchBytes = align64(ffnScratchBytes(dt, T, K, 0));
   const slots = c.slots(scratchBytes + (T > 1 ? T * n0 * 4 : 0));
   const kernel: ThreadKernel = `ffn_${dt}`;
   const grb = rowBytes(dt, gs), urb = rowBytes(dt, us);
