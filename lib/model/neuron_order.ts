@@ -95,7 +95,10 @@ function popcount(x: number): number {
 }
 
 /** The FFN layouts a model can be loaded with (`SEAP_NEURON_ORDER`). */
-export type NeuronOrderKind = "overlap" | "keep-frequency" | "identity";
+export const NEURON_ORDER_KINDS = ["overlap", "keep-frequency", "identity"] as const;
+
+/** One of {@link NEURON_ORDER_KINDS}. */
+export type NeuronOrderKind = typeof NEURON_ORDER_KINDS[number];
 
 /** Each layer's order of kind `kind` over `masks`; null for "identity" (no reordering). */
 export function neuronOrderOf(

@@ -34,7 +34,7 @@
 import { parseSwitch } from "../util/parse_switch.ts";
 import type { WeightDType } from "../backends/backend.ts";
 import { parseByteSize } from "../backends/wasm_memory.ts";
-import type { NeuronOrderKind } from "../model/neuron_order.ts";
+import { NEURON_ORDER_KINDS, type NeuronOrderKind } from "../model/neuron_order.ts";
 
 /** Error for a setting that does not parse; the message names the variable. */
 export class ServerConfigError extends Error {
@@ -227,9 +227,9 @@ export function readServerConfig(
       `SEAP_BACKEND: unknown backend "${cfg.backend}" (auto, reference, wasm, webgpu)`,
     );
   }
-  if (!["overlap", "keep-frequency", "identity"].includes(cfg.neuronOrder)) {
+  if (!(NEURON_ORDER_KINDS as readonly string[]).includes(cfg.neuronOrder)) {
     throw new ServerConfigError(
-      `SEAP_NEURON_ORDER: expected overlap, keep-frequency or identity, got "${cfg.neuronOrder}"`,
+      `SEAP_NEURON_ORDER: expected ${NEURON_ORDER_KINDS.join(", ")}, got "${cfg.neuronOrder}"`,
     );
   }
   if (!/^[A-Za-z0-9.:\[\]-]+$/.test(cfg.host)) {
