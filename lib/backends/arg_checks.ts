@@ -35,15 +35,33 @@ const viewText = (v: MatView) => `(offset ${v.offset}, stride ${v.stride}, [${v.
 const isCount = (n: number) => Number.isInteger(n) && n >= 0;
 
 /**
+ * True when every index of `l` lies in `[0, n)` (what {@link checkIndices} checks, without
+ * building its message: a backend's per-call handle check asks this first).
+ */
+export function indicesFit(l: IndexList, n: number): boolean {
+  if (l.length === 0) return true;
+  const r = rangeOf(l);
+  return r.ints && r.min >= 0 && r.max < n;
+}
+
+/**
  * Every index of `l` lies in `[0, n)`.
  * @throws RangeError naming the first index outside, its position and `what`.
  */
 export function checkIndices(op: string, what: string, l: IndexList, n: number): void {
-  if (l.length === 0) return;
-  const r = rangeOf(l);
-  if (r.ints && r.min >= 0 && r.max < n) return;
+  if (indicesFit(l, n)) return;
   const i = l.host.findIndex((v) => !(v >= 0 && v < n));
   throw new RangeError(`${op}: ${what} index ${l.host[i]} at ${i} outside [0, ${n})`);
+}
+
+/**
+ * True when a view lies inside its buffer with at least `minRows` rows (what
+ * {@link checkView} checks, without building its message).
+ */
+export function viewFits(v: MatView, minRows = 0): boolean {
+  const ok = isCount(v.offset) && isCount(v.rows) && isCount(v.cols) && v.rows >= minRows &&
+    (v.rows <= 1 || (Number.isInteger(v.stride) && v.stride >= v.cols));
+  return ok && !(v.rows > 0 && v.offset + (v.rows - 1) * v.stride + v.cols > v.buf.length);
 }
 
 /**
@@ -52,9 +70,7 @@ export function checkIndices(op: string, what: string, l: IndexList, n: number):
  * element within `buf.length`.
  */
 export function checkView(op: string, what: string, v: MatView, minRows = 0): void {
-  const ok = isCount(v.offset) && isCount(v.rows) && isCount(v.cols) && v.rows >= minRows &&
-    (v.rows <= 1 || (Number.isInteger(v.stride) && v.stride >= v.cols));
-  if (!ok || (v.rows > 0 && v.offset + (v.rows - 1) * v.stride + v.cols > v.buf.length)) {
+  if (!viewFits(v, minRows)) {
     throw new RangeError(
       `${op}: ${what} view ${viewText(v)} does not fit a buffer of ${v.buf.length}` +
         (minRows > 0 ? ` with at least ${minRows} row` : ""),
@@ -63,12 +79,21 @@ export function checkView(op: string, what: string, v: MatView, minRows = 0): vo
 }
 
 /**
+ * True when a q8 view starts on a block and its rows are whole blocks (what
+ * {@link checkQ8View} checks, without building its message).
+ */
+export function q8ViewFits(v: MatView): boolean {
+  const stride = v.rows > 1 ? v.stride : v.cols;
+  return v.offset % Q8_BLOCK === 0 && stride % Q8_BLOCK === 0 && v.cols % Q8_BLOCK === 0;
+}
+
+/**
  * A q8 view starts on a block and its rows are whole blocks (offset, row stride and cols are
  * multiples of 32), as the q8 kernels need. Returns its first block and row stride in blocks.
  */
 export function checkQ8View(op: string, what: string, v: MatView): { block0: number; sb: number } {
   const stride = v.rows > 1 ? v.stride : v.cols;
-  if (v.offset % Q8_BLOCK !== 0 || stride % Q8_BLOCK !== 0 || v.cols % Q8_BLOCK !== 0) {
+  if (!q8ViewFits(v)) {
     throw new RangeError(
       `${op}: q8 ${what} needs offset, stride and cols that are multiples of ${Q8_BLOCK} ` +
         viewText(v),

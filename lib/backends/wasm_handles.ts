@@ -6,7 +6,7 @@
  */
 
 import type { IndexList, MatView, Tensor, WeightBuffer, WeightDType } from "./backend.ts";
-import { Q8_BLOCK_BYTES } from "../formats/q8.ts";
+import { Q8_BLOCK, Q8_BLOCK_BYTES } from "../formats/q8.ts";
 import * as check from "./arg_checks.ts";
 import type { WasmHeap } from "./wasm_heap.ts";
 
@@ -59,17 +59,13 @@ export class WasmIndices implements IndexList {
   }
 }
 
-/** "op name" strings split once: the ops pass the same few literals on every call. */
-const splitWhat = new Map<string, readonly [string, string]>();
-
-/** `what` ("op name") as [op, name], from a cache filled on first use. */
+/**
+ * `what` ("op name") as [op, name] for an error message: the handle checks test first and split
+ * only when a check fails, so a call that passes builds nothing.
+ */
 function opAndName(what: string): readonly [string, string] {
-  let r = splitWhat.get(what);
-  if (!r) {
-    const [op, name] = what.split(" ");
-    splitWhat.set(what, r = [op, name]);
-  }
-  return r;
+  const [op, name] = what.split(" ");
+  return [op, name];
 }
 
 /** `x` as a live tensor of `owner`; `what` ("op name") names it in the error. */
@@ -96,8 +92,10 @@ export function weightsOf(
     throw new TypeError(`wasm backend: ${what} is not a weight buffer of this backend`);
   }
   if (b.released) throw new Error(`wasm backend: ${what} used after release`);
-  const [op, name] = opAndName(what);
-  check.checkView(op, name ?? "view", v, needRows);
+  if (!check.viewFits(v, needRows)) {
+    const [op, name] = opAndName(what);
+    check.checkView(op, name ?? "view", v, needRows);
+  }
   return b;
 }
 
@@ -111,8 +109,10 @@ export function indicesOf(owner: WasmHeap, l: IndexList | null, n: number, what:
     throw new TypeError(`wasm backend: ${what} is not an index list of this backend`);
   }
   if (l.released) throw new Error(`wasm backend: ${what} used after release`);
-  const [op, name] = opAndName(what);
-  check.checkIndices(op, name, l, n);
+  if (!check.indicesFit(l, n)) {
+    const [op, name] = opAndName(what);
+    check.checkIndices(op, name, l, n);
+  }
   return l.ptr;
 }
 
@@ -123,12 +123,19 @@ export function viewAddr(v: MatView): number {
 }
 
 /**
- * Block address of row 0 of a q8 view and its row stride in blocks; the q8 kernels need the
- * view to start on a block (offset, stride and cols multiples of 32).
+ * Block address of row 0 of a q8 view; the q8 kernels need the view to start on a block
+ * (offset, stride and cols multiples of 32), checked here (`what` names the view in the error).
+ * Its row stride in blocks is {@link q8RowBlocks}.
  */
-export function q8View(v: MatView, what: string): { ptr: number; sb: number } {
-  const b = v.buf as WasmWeights;
-  const [op, name] = opAndName(what);
-  const { block0, sb } = check.checkQ8View(op, name, v);
-  return { ptr: b.ptr + block0 * Q8_BLOCK_BYTES, sb };
+export function q8Addr(v: MatView, what: string): number {
+  if (!check.q8ViewFits(v)) {
+    const [op, name] = opAndName(what);
+    check.checkQ8View(op, name, v);
+  }
+  return (v.buf as WasmWeights).ptr + (v.offset / Q8_BLOCK) * Q8_BLOCK_BYTES;
+}
+
+/** Row stride in q8 blocks of a view {@link q8Addr} accepted. */
+export function q8RowBlocks(v: MatView): number {
+  return (v.rows > 1 ? v.stride : v.cols) / Q8_BLOCK;
 }

@@ -8,14 +8,17 @@
 import type { IndexList, MatView, Tensor, WeightDType } from "./backend.ts";
 import * as check from "./arg_checks.ts";
 import { ffnScratchBytes, matmulScratchBytes, Q8_TILE_ROWS, TOKEN_BLOCK } from "./wasm_kernels.ts";
-import { indicesOf, q8View, tensorOf, viewAddr, weightsOf } from "./wasm_handles.ts";
+import { indicesOf, q8Addr, q8RowBlocks, tensorOf, viewAddr, weightsOf } from "./wasm_handles.ts";
 import { vec, type WasmOpsContext } from "./wasm_ops.ts";
 
-/** A weight view as the kernels take it: (address, row stride in elements, or in q8 blocks). */
-function matAddr(v: MatView, dtype: WeightDType, what: string): [number, number] {
-  if (dtype !== "q8") return [viewAddr(v), v.stride];
-  const q = q8View(v, what);
-  return [q.ptr, q.sb];
+/** Address of a weight view as the kernels take it: row 0, or its first q8 block (checked). */
+function matPtr(v: MatView, dtype: WeightDType, what: string): number {
+  return dtype === "q8" ? q8Addr(v, what) : viewAddr(v);
+}
+
+/** Row stride of a weight view as the kernels take it: elements, or q8 blocks. */
+function matStride(v: MatView, dtype: WeightDType): number {
+  return dtype === "q8" ? q8RowBlocks(v) : v.stride;
 }
 
 /**
@@ -39,7 +42,7 @@ export function matmul(
   const R = rows ? rows.length : N;
   const rp = indicesOf(g.heap, rows, N, "matmul rows");
   const T = a.rows;
-  const [wp, ws] = matAddr(w, wb.dtype, "matmul w");
+  const wp = matPtr(w, wb.dtype, "matmul w"), ws = matStride(w, wb.dtype);
   if (g.pool?.matmul(wb.dtype, a.ptr, T, K, wp, ws, rp, R, o.ptr)) {
     // cut across threads
   } else {
@@ -75,7 +78,7 @@ export function matmulTAdd(
   const R = rows ? rows.length : N;
   const rp = indicesOf(g.heap, rows, N, "matmulTAdd rows");
   const T = at.rows;
-  const [wp, ws] = matAddr(w, wb.dtype, "matmulTAdd w");
+  const wp = matPtr(w, wb.dtype, "matmulTAdd w"), ws = matStride(w, wb.dtype);
   if (g.pool?.matmulTAdd(wb.dtype, at.ptr, T, R, wp, ws, rp, M, o.ptr)) {
     // cut across threads
   } else if (wb.dtype === "q8") {
@@ -115,25 +118,15 @@ export function ffn(
   const R = rows ? rows.length : N;
   const rp = indicesOf(g.heap, rows, N, "ffn rows");
   const T = xt.rows;
-  const q8 = gb.dtype === "q8";
-  // x, T, K, gate, gs, up, us, down, ds, M, rows, R, out, act: the pool's and the kernels' order.
-  const args = [
-    xt.ptr,
-    T,
-    K,
-    ...matAddr(gate, gb.dtype, "ffn gate"),
-    ...matAddr(up, gb.dtype, "ffn up"),
-    ...matAddr(downT, gb.dtype, "ffn downT"),
-    M,
-    rp,
-    R,
-    o.ptr,
-    at ? at.ptr : 0,
-  ] as const;
-  if (g.pool?.ffn(gb.dtype, ...args)) return;
-  const bytes = ffnScratchBytes(gb.dtype, T, K, M);
+  const dt = gb.dtype;
+  // The pool's and the kernels' order: x, T, K, gate, gs, up, us, down, ds, M, rows, R, out, act.
+  const gp = matPtr(gate, dt, "ffn gate"), gs = matStride(gate, dt);
+  const upp = matPtr(up, dt, "ffn up"), us = matStride(up, dt);
+  const dp = matPtr(downT, dt, "ffn downT"), ds = matStride(downT, dt);
+  const ap = at ? at.ptr : 0;
+  if (g.pool?.ffn(dt, xt.ptr, T, K, gp, gs, upp, us, dp, ds, M, rp, R, o.ptr, ap)) return;
+  const bytes = ffnScratchBytes(dt, T, K, M);
   const sp = bytes > 0 ? g.scratch.at(bytes) : 0;
-  if (q8) g.k.ffn_q8(...args, TOKEN_BLOCK, sp);
-  else if (gb.dtype === "f16") g.k.ffn_f16(...args, TOKEN_BLOCK, sp);
-  else g.k.ffn_f32(...args, TOKEN_BLOCK, sp);
+  const kernel = dt === "q8" ? g.k.ffn_q8 : dt === "f16" ? g.k.ffn_f16 : g.k.ffn_f32;
+  kernel(xt.ptr, T, K, gp, gs, upp, us, dp, ds, M, rp, R, o.ptr, ap, TOKEN_BLOCK, sp);
 }
