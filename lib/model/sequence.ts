@@ -263,7 +263,12 @@ export class Sequence {
     return out;
   }
 
-  /** Run layers [from, to) on the residual stream x `[T, H]` in place. */
+  /**
+   * Run layers [from, to) on the residual stream x `[T, H]` in place. Without an observer the
+   * whole run is synchronous (no promise per layer: a decode step of a small model takes well
+   * under a millisecond, docs/design.md, Per-token fixed costs); with one, each named point is
+   * awaited between the same steps.
+   */
   async #layers(
     x: Tensor,
     from: number,
@@ -271,12 +276,18 @@ export class Sequence {
     mask: PreparedMask,
     obs?: ForwardObserver,
   ): Promise<void> {
+    const layers = this.#model.layers;
     for (let l = from; l < to; l++) {
-      const w = this.#model.layers[l];
+      const w = layers[l];
       const pm = mask.layers[l];
-      await this.#attention(x, l, w, pm, obs);
-      await this.#mlp(x, l, w, pm, obs);
-      if (obs) await obs.layerDone(l, x);
+      if (!obs) {
+        this.#attention(x, l, w, pm);
+        this.#mlp(x, w, pm);
+        continue;
+      }
+      await this.#attentionObserved(x, l, w, pm, obs);
+      await this.#mlpObserved(x, l, w, pm, obs);
+      await obs.layerDone(l, x);
     }
   }
 
@@ -284,78 +295,111 @@ export class Sequence {
    * x += o_proj(attention(rmsNorm(x))) over the kept heads (plus the mask's attention bias);
    * the new tokens' keys and values go into the cache at positions `length - T ..`.
    */
-  async #attention(
-    x: Tensor,
-    l: number,
-    w: LayerWeights,
-    pm: PreparedLayer,
-    obs?: ForwardObserver,
-  ): Promise<void> {
-    const be = this.#be;
-    const cfg = this.#model.config;
-    const T = x.rows;
-    const pos0 = this.#length - T;
-    const d = cfg.headDim;
-    const S = pm.kvOf.length; // kept query heads
-    const h = this.#tensor(T, cfg.hiddenSize); // [T, H]
-    be.rmsNorm(x, w.attnNorm, cfg.rmsNormEps, h);
-    if (obs) await obs.attnIn(l, h);
-    if (S > 0) {
-      const q = this.#tensor(T, S * d); // [T, S * d_h] slot s = kept head s
-      const k = this.#tensor(T, pm.kvHeads.length * d); // [T, S_kv * d_h]
-      const v = this.#tensor(T, pm.kvHeads.length * d);
-      be.matmul(h, w.q, pm.qRows, w.qBias, q);
-      be.matmul(h, w.k, pm.kvRows, w.kBias, k);
-      be.matmul(h, w.v, pm.kvRows, w.vBias, v);
-      if (w.qNorm && w.kNorm) {
-        be.rmsNorm(q, w.qNorm, cfg.rmsNormEps, q);
-        be.rmsNorm(k, w.kNorm, cfg.rmsNormEps, k);
-      }
-      be.rope(q, d, pos0, this.#model.invFreq);
-      be.rope(k, d, pos0, this.#model.invFreq);
-      const kc = this.#kv.k(l); // [n_kv * cap, d_h]
-      const vc = this.#kv.v(l);
-      const cap = this.#kv.capacity(l);
-      be.kvWrite(kc, k, pm.kvHeads, cap, pos0);
-      be.kvWrite(vc, v, pm.kvHeads, cap, pos0);
-      const att = this.#tensor(T, S * d); // [T, S * d_h]
-      be.attention(q, kc, vc, pm.kvOf, cap, pos0, 1 / Math.sqrt(d), att);
-      if (obs) await obs.attnOut(l, att);
-      be.matmulTAdd(att, w.oT, pm.qRows, x);
-      for (const t of [q, k, v, att]) this.#drop(t);
-    } else {
-      if (obs) await obs.attnOut(l, null);
-    }
-    if (pm.biasAttn) be.addRow(x, pm.biasAttn);
+  #attention(x: Tensor, l: number, w: LayerWeights, pm: PreparedLayer): void {
+    const h = this.#norm(x, w.attnNorm); // [T, H]
+    if (pm.kvOf.length > 0) this.#attnAdd(x, this.#heads(h, l, w, pm), w, pm);
+    if (pm.biasAttn) this.#be.addRow(x, pm.biasAttn);
     this.#drop(h);
   }
 
-  /** x += down(silu(gate(h)) * up(h)) over the kept neurons, h = rmsNorm(x) (plus the bias). */
-  async #mlp(
+  /** {@link #attention} with the observer called on its input and its heads' output. */
+  async #attentionObserved(
     x: Tensor,
     l: number,
     w: LayerWeights,
     pm: PreparedLayer,
-    obs?: ForwardObserver,
+    obs: ForwardObserver,
   ): Promise<void> {
+    const h = this.#norm(x, w.attnNorm); // [T, H]
+    await obs.attnIn(l, h);
+    if (pm.kvOf.length > 0) {
+      const att = this.#heads(h, l, w, pm); // [T, S * d_h]
+      await obs.attnOut(l, att);
+      this.#attnAdd(x, att, w, pm);
+    } else {
+      await obs.attnOut(l, null);
+    }
+    if (pm.biasAttn) this.#be.addRow(x, pm.biasAttn);
+    this.#drop(h);
+  }
+
+  /** A temporary `[T, H]` holding rmsNorm(x) with `weight`. */
+  #norm(x: Tensor, weight: LayerWeights["attnNorm"]): Tensor {
+    const h = this.#tensor(x.rows, this.#model.config.hiddenSize); // [T, H]
+    this.#be.rmsNorm(x, weight, this.#model.config.rmsNormEps, h);
+    return h;
+  }
+
+  /**
+   * The kept heads' attention output `[T, S * d_h]` (slot s = kept head s, S > 0) for the
+   * normed input h `[T, H]`, its keys and values written to the cache on the way.
+   */
+  #heads(h: Tensor, l: number, w: LayerWeights, pm: PreparedLayer): Tensor {
     const be = this.#be;
     const cfg = this.#model.config;
-    const T = x.rows;
-    const h = this.#tensor(T, cfg.hiddenSize); // [T, H]
-    be.rmsNorm(x, w.mlpNorm, cfg.rmsNormEps, h);
-    if (obs) await obs.mlpIn(l, h);
+    const T = h.rows;
+    const pos0 = this.#length - T;
+    const d = cfg.headDim;
+    const S = pm.kvOf.length; // kept query heads
+    const q = this.#tensor(T, S * d); // [T, S * d_h] slot s = kept head s
+    const k = this.#tensor(T, pm.kvHeads.length * d); // [T, S_kv * d_h]
+    const v = this.#tensor(T, pm.kvHeads.length * d);
+    be.matmul(h, w.q, pm.qRows, w.qBias, q);
+    be.matmul(h, w.k, pm.kvRows, w.kBias, k);
+    be.matmul(h, w.v, pm.kvRows, w.vBias, v);
+    if (w.qNorm && w.kNorm) {
+      be.rmsNorm(q, w.qNorm, cfg.rmsNormEps, q);
+      be.rmsNorm(k, w.kNorm, cfg.rmsNormEps, k);
+    }
+    be.rope(q, d, pos0, this.#model.invFreq);
+    be.rope(k, d, pos0, this.#model.invFreq);
+    const kc = this.#kv.k(l); // [n_kv * cap, d_h]
+    const vc = this.#kv.v(l);
+    const cap = this.#kv.capacity(l);
+    be.kvWrite(kc, k, pm.kvHeads, cap, pos0);
+    be.kvWrite(vc, v, pm.kvHeads, cap, pos0);
+    const att = this.#tensor(T, S * d); // [T, S * d_h]
+    be.attention(q, kc, vc, pm.kvOf, cap, pos0, 1 / Math.sqrt(d), att);
+    this.#drop(q);
+    this.#drop(k);
+    this.#drop(v);
+    return att;
+  }
+
+  /** x += o_proj(att) over the kept heads' rows; gives att `[T, S * d_h]` back. */
+  #attnAdd(x: Tensor, att: Tensor, w: LayerWeights, pm: PreparedLayer): void {
+    this.#be.matmulTAdd(att, w.oT, pm.qRows, x);
+    this.#drop(att);
+  }
+
+  /** x += down(silu(gate(h)) * up(h)) over the kept neurons, h = rmsNorm(x) (plus the bias). */
+  #mlp(x: Tensor, w: LayerWeights, pm: PreparedLayer): void {
+    const h = this.#norm(x, w.mlpNorm); // [T, H]
+    if (pm.neurons.length > 0) swigluAdd(this.#be, h, w, pm.neurons, x, null, this.#scratch);
+    if (pm.biasFfn) this.#be.addRow(x, pm.biasFfn);
+    this.#drop(h);
+  }
+
+  /** {@link #mlp} with the observer called on its input and its activations. */
+  async #mlpObserved(
+    x: Tensor,
+    l: number,
+    w: LayerWeights,
+    pm: PreparedLayer,
+    obs: ForwardObserver,
+  ): Promise<void> {
+    const h = this.#norm(x, w.mlpNorm); // [T, H]
+    await obs.mlpIn(l, h);
     const n = pm.neurons.length;
     if (n > 0) {
-      const act = obs ? this.#tensor(T, n) : null; // [T, n_kept], only when observed
-      swigluAdd(be, h, w, pm.neurons, x, act, this.#scratch);
-      if (act) {
-        await obs!.mlpAct(l, act, pm);
-        this.#drop(act);
-      }
+      const act = this.#tensor(x.rows, n); // [T, n_kept]
+      swigluAdd(this.#be, h, w, pm.neurons, x, act, this.#scratch);
+      await obs.mlpAct(l, act, pm);
+      this.#drop(act);
     } else {
-      if (obs) await obs.mlpAct(l, null, pm);
+      await obs.mlpAct(l, null, pm);
     }
-    if (pm.biasFfn) be.addRow(x, pm.biasFfn);
+    if (pm.biasFfn) this.#be.addRow(x, pm.biasFfn);
     this.#drop(h);
   }
 }
