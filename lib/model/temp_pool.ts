@@ -35,10 +35,13 @@ export class TempPool {
   #be: Backend;
   #budget: number;
   #maxCols: number;
-  /** Handed out and not yet given back. */
-  #live = new Set<Tensor>();
-  /** Given back and kept: `cols` -> idle `[1, cols]` tensors (never also in #live). */
-  #idle = new Map<number, Tensor[]>();
+  /**
+   * Handed out and not yet given back: a plain list, as a step holds only a few at once (the
+   * last taken is searched first and usually the one given back).
+   */
+  #live: Tensor[] = [];
+  /** Given back and kept: index `cols` -> idle `[1, cols]` tensors (never also in #live). */
+  #idle: (Tensor[] | undefined)[];
   #idleBytes = 0;
 
   /**
@@ -49,11 +52,12 @@ export class TempPool {
     this.#be = be;
     this.#budget = budgetBytes;
     this.#maxCols = maxCols;
+    this.#idle = new Array(maxCols + 1);
   }
 
   /** Tensors handed out and not given back (a failed step's, until {@link freeAll}). */
   get liveCount(): number {
-    return this.#live.size;
+    return this.#live.length;
   }
 
   /** Bytes (f32 values x 4) of idle tensors kept for the next one-token step. */
@@ -67,12 +71,12 @@ export class TempPool {
    */
   take(rows: number, cols: number, reuse: boolean): Tensor {
     let t: Tensor | undefined;
-    if (reuse && rows === 1) {
-      t = this.#idle.get(cols)?.pop();
+    if (reuse && rows === 1 && cols <= this.#maxCols) {
+      t = this.#idle[cols]?.pop();
       if (t) this.#idleBytes -= cols * 4;
     }
     t ??= this.#be.tensor(rows, cols);
-    this.#live.add(t);
+    this.#live.push(t);
     return t;
   }
 
@@ -82,14 +86,16 @@ export class TempPool {
    * a tensor is never kept twice).
    */
   give(t: Tensor, keep: boolean): void {
-    if (!this.#live.delete(t)) throw new Error("TempPool: tensor given back twice or not taken");
+    const live = this.#live;
+    const i = live.lastIndexOf(t);
+    if (i < 0) throw new Error("TempPool: tensor given back twice or not taken");
+    live[i] = live[live.length - 1];
+    live.pop();
     const bytes = t.cols * 4;
     if (
       keep && t.rows === 1 && t.cols <= this.#maxCols && this.#idleBytes + bytes <= this.#budget
     ) {
-      let list = this.#idle.get(t.cols);
-      if (!list) this.#idle.set(t.cols, list = []);
-      list.push(t);
+      (this.#idle[t.cols] ??= []).push(t);
       this.#idleBytes += bytes;
       return;
     }
@@ -99,9 +105,9 @@ export class TempPool {
   /** Free every tensor, live or idle (the pool stays usable). */
   freeAll(): void {
     for (const t of this.#live) this.#be.free(t);
-    this.#live.clear();
-    for (const list of this.#idle.values()) for (const t of list) this.#be.free(t);
-    this.#idle.clear();
+    this.#live.length = 0;
+    for (const list of this.#idle) for (const t of list ?? []) this.#be.free(t);
+    this.#idle = new Array(this.#maxCols + 1);
     this.#idleBytes = 0;
   }
 }
