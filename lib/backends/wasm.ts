@@ -142,6 +142,7 @@ export class WasmBackend implements Backend {
       vec: new ReusableBlock(this.#heap),
       rope: new ReusableBlock(this.#heap),
       ropeKey: [-1, -1, -1, -1, -1],
+      ropeFreq: { buf: null, f: new Float32Array(0) },
     };
   }
 

@@ -33,6 +33,12 @@ export interface WasmOpsContext {
    * size, first position, tokens (numbers compared in place: no key string built per call).
    */
   readonly ropeKey: [number, number, number, number, number];
+  /**
+   * Host copy of the inverse frequencies the table was last built from, and the buffer they
+   * were read from (the same object, offset and head size as {@link WasmOpsContext.ropeKey}
+   * reuse it: a decode step's new position rebuilds one row without reading them again).
+   */
+  ropeFreq: { buf: WasmWeights | null; f: Float32Array };
 }
 
 /**
@@ -140,7 +146,14 @@ export function rope(
   ) {
     const bytes = T * headDim * 4;
     g.rope.at(bytes);
-    const f = hostView(g, invFreq, h2);
+    const rf = g.ropeFreq;
+    if (
+      rf.buf !== fb || key[0] !== fb.ptr || key[1] !== invFreq.offset || key[2] !== headDim
+    ) {
+      rf.buf = fb;
+      rf.f = hostView(g, invFreq, h2);
+    }
+    const f = rf.f;
     const base = g.rope.ptr / 4;
     fillRopeTable(g.heap.f32.subarray(base, base + T * headDim), f, pos0, T, "halves");
     key[0] = fb.ptr, key[1] = invFreq.offset, key[2] = headDim, key[3] = pos0, key[4] = T;
