@@ -127,7 +127,9 @@ export class Sequence {
     const observer = opts.capture
       ? captureObserver(this.#model, opts.capture, ids.length)
       : undefined;
-    await this.#layers(x, 0, this.#model.config.numLayers, this.#mask, observer);
+    const L = this.#model.config.numLayers;
+    if (observer) await this.#layersObserved(x, 0, L, this.#mask, observer);
+    else this.#layers(x, 0, L, this.#mask);
     return this.#finish(x, ids.length, opts.allLogits ?? false);
   }
 
@@ -138,7 +140,7 @@ export class Sequence {
    */
   async prefillHead(ids: Int32Array, m: number): Promise<Float32Array> {
     const x = this.#start(ids);
-    await this.#layers(x, 0, m, this.#mask);
+    this.#layers(x, 0, m, this.#mask);
     this.#pending = { x, ids, m, mask: this.#mask };
     const h = await this.#be.read(x); // [T, H]
     const H = this.#model.config.hiddenSize;
@@ -166,8 +168,8 @@ export class Sequence {
       x = this.#start(p.ids);
       from = 0;
     }
-    await this.#layers(x, from, this.#model.config.numLayers, this.#mask);
-    return this.#finish(x, p.ids.length, false);
+    this.#layers(x, from, this.#model.config.numLayers, this.#mask);
+    return await this.#finish(x, p.ids.length, false);
   }
 
   /** Feed one token; returns the next-token logits `[V]`. */
@@ -252,9 +254,13 @@ export class Sequence {
     const m = this.#model;
     const rows = all ? T : 1;
     const last = this.#tensor(rows, m.config.hiddenSize); // [rows, H]
-    be.copyRows(x, T - rows, rows, last, 0);
+    if (rows === T) {
+      be.rmsNorm(x, m.finalNorm, m.config.rmsNormEps, last); // every row: no copy first
+    } else {
+      be.copyRows(x, T - rows, rows, last, 0);
+      be.rmsNorm(last, m.finalNorm, m.config.rmsNormEps, last);
+    }
     this.#drop(x);
-    be.rmsNorm(last, m.finalNorm, m.config.rmsNormEps, last);
     const logits = this.#tensor(rows, m.config.vocabSize); // [rows, V]
     be.matmul(last, m.lmHead, null, null, logits);
     const out = await be.read(logits);
@@ -264,27 +270,31 @@ export class Sequence {
   }
 
   /**
-   * Run layers [from, to) on the residual stream x `[T, H]` in place. Without an observer the
-   * whole run is synchronous (no promise per layer: a decode step of a small model takes well
-   * under a millisecond, docs/design.md, Per-token fixed costs); with one, each named point is
-   * awaited between the same steps.
+   * Run layers [from, to) on the residual stream x `[T, H]` in place, synchronously: no promise
+   * per layer (a decode step of a small model takes well under a millisecond, docs/design.md,
+   * Per-token fixed costs).
    */
-  async #layers(
-    x: Tensor,
-    from: number,
-    to: number,
-    mask: PreparedMask,
-    obs?: ForwardObserver,
-  ): Promise<void> {
+  #layers(x: Tensor, from: number, to: number, mask: PreparedMask): void {
     const layers = this.#model.layers;
     for (let l = from; l < to; l++) {
       const w = layers[l];
       const pm = mask.layers[l];
-      if (!obs) {
-        this.#attention(x, l, w, pm);
-        this.#mlp(x, w, pm);
-        continue;
-      }
+      this.#attention(x, l, w, pm);
+      this.#mlp(x, w, pm);
+    }
+  }
+
+  /** {@link #layers} with the observer's named points awaited between the same steps. */
+  async #layersObserved(
+    x: Tensor,
+    from: number,
+    to: number,
+    mask: PreparedMask,
+    obs: ForwardObserver,
+  ): Promise<void> {
+    for (let l = from; l < to; l++) {
+      const w = this.#model.layers[l];
+      const pm = mask.layers[l];
       await this.#attentionObserved(x, l, w, pm, obs);
       await this.#mlpObserved(x, l, w, pm, obs);
       await obs.layerDone(l, x);
