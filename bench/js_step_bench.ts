@@ -1,0 +1,123 @@
+/**
+ * The JS of a decode step alone: every export of the WASM kernels is replaced by a function that
+ * returns at once, so what a greedy-free decode loop then costs per token is the forward pass's
+ * and the backend's JS (handle and argument checks, temporaries, the cache, promises, the logits
+ * copy) without the kernels' time or their noise. The numbers the model computes are meaningless
+ * here (nothing is checked); `bench/tree_ab_bench.ts` times the real step and checks the tokens.
+ * Two engine trees (an old checkout and this one) are loaded in one process and alternate, so a
+ * change to the per-token JS is measured side by side (docs/design.md, Per-token fixed costs).
+ *
+ *   deno run -A bench/js_step_bench.ts --old /tmp/main [--new .] [--model DIR] [--weights f32]
+ *     [--mask NAME] [--tokens 128] [--rounds 40]
+ *
+ * `--mask` names a mask of the model's calibrated set (masks/<model name>); default dense. For a
+ * CPU profile of the JS alone, run it under `deno run --cpu-prof` with `--old` and `--new` the
+ * same tree.
+ */
+
+import process from "node:process";
+import { parseArgs } from "node:util";
+import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
+
+/** One tree's decode of `steps` tokens; returns CPU ms per token. */
+type Run = () => Promise<number>;
+
+/** This process's CPU time (ms): the box is shared, and a time slice lost to another process
+ * would count on the wall clock. */
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** Kernel exports replaced by no-ops in every module instantiated from here on. */
+function stubKernels(): void {
+  const instantiate = WebAssembly.instantiate as (
+    ...a: unknown[]
+  ) => Promise<WebAssembly.Instance | WebAssembly.WebAssemblyInstantiatedSource>;
+  const stubbed = async (...a: unknown[]) => {
+    const r = await instantiate(...a);
+    const inst = r instanceof WebAssembly.Instance ? r : r.instance;
+    const exports: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(inst.exports)) {
+      exports[k] = typeof v === "function" ? () => 0 : v;
+    }
+    const fake = { exports } as unknown as WebAssembly.Instance;
+    return r instanceof WebAssembly.Instance ? fake : { module: r.module, instance: fake };
+  };
+  (WebAssembly as { instantiate: unknown }).instantiate = stubbed;
+}
+
+/** Load `root`'s engine, the model and the mask; returns a function that decodes once. */
+async function setup(
+  root: string,
+  dir: string,
+  weights: string,
+  maskName: string | undefined,
+  steps: number,
+): Promise<Run> {
+  const url = (p: string) => new URL(p, `file://${Deno.realPathSync(root)}/`).href;
+  const { WasmBackend } = await import(url("lib/backends/wasm.ts"));
+  const { loadModel } = await import(url("lib/model/model.ts"));
+  const { denseFor, prepareMask } = await import(url("lib/model/prepared_mask.ts"));
+  const { Sequence } = await import(url("lib/model/sequence.ts"));
+  const { loadMaskSet } = await import(url("lib/masks/mask_io.ts"));
+  const backend = await WasmBackend.create({ weightDType: weights });
+  const model = await loadModel(dir, { backend });
+  let mask = denseFor(model);
+  if (maskName) {
+    const set = await loadMaskSet(url(`masks/${model.name}`).slice(7), model);
+    const m = set.masks.get(maskName);
+    if (!m) throw new Error(`--mask ${maskName}: not in masks/${model.name}`);
+    mask = prepareMask(model, m);
+  }
+  const ids = Int32Array.from({ length: 16 }, (_, i) => 2 + (i * 31) % 200);
+  const V = model.config.vocabSize;
+  return async () => {
+    const seq = new Sequence(model, { mask, maxTokens: ids.length + steps + 1 });
+    await seq.prefill(ids);
+    const t0 = cpuMs();
+    for (let i = 0; i < steps; i++) await seq.decode((i * 7) % V);
+    const ms = (cpuMs() - t0) / steps;
+    seq.free();
+    return ms;
+  };
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      old: { type: "string" },
+      new: { type: "string", default: "." },
+      model: { type: "string" },
+      weights: { type: "string", default: "f32" },
+      mask: { type: "string" },
+      tokens: { type: "string", default: "128" },
+      rounds: { type: "string", default: "40" },
+    },
+  });
+  if (!values.old) throw new Error("--old DIR (the tree to compare against) is required");
+  const dir = values.model ?? DEFAULT_MODEL_DIR;
+  const steps = Number(values.tokens), rounds = Number(values.rounds);
+  stubKernels();
+  const old = await setup(values.old, dir, values.weights!, values.mask, steps);
+  const neu = await setup(values.new!, dir, values.weights!, values.mask, steps);
+  for (let i = 0; i < 5; i++) await old(), await neu(); // warm up both (JIT tiers)
+  const O: number[] = [], N: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    // Alternate which tree goes first so that neither always runs after the other.
+    if (r % 2 === 0) O.push(await old()), N.push(await neu());
+    else N.push(await neu()), O.push(await old());
+  }
+  const med = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
+  const us = (ms: number) => (1000 * ms).toFixed(1);
+  console.log(
+    `JS per decode step (kernels stubbed, CPU time), ${dir}, ${values.weights}, mask ` +
+      `${values.mask ?? "dense"}, ${steps} tokens x ${rounds} rounds (load average ` +
+      `${Deno.loadavg().map((v) => v.toFixed(2)).join(" ")})`,
+  );
+  console.log(
+    `old best ${us(Math.min(...O))} median ${us(med(O))} µs | new best ${us(Math.min(...N))} ` +
+      `median ${us(med(N))} µs | new/old: best ${(Math.min(...N) / Math.min(...O)).toFixed(3)}, ` +
+      `median of paired ratios ${med(N.map((v, i) => v / O[i])).toFixed(3)}`,
+  );
+}
