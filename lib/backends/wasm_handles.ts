@@ -78,8 +78,22 @@ export function tensorOf(owner: WasmHeap, x: Tensor, what: string): WasmTensor {
 }
 
 /**
+ * The live weight buffer of `owner` under view `v`. The view's bounds are not checked here: every
+ * op checks them in its shared check first (./arg_checks.ts), so the handle check does not repeat
+ * them; {@link weightsOf} checks both.
+ */
+export function ownWeights(owner: WasmHeap, v: MatView, what: string): WasmWeights {
+  const b = v.buf;
+  if (!(b instanceof WasmWeights) || b.owner !== owner) {
+    throw new TypeError(`wasm backend: ${what} is not a weight buffer of this backend`);
+  }
+  if (b.released) throw new Error(`wasm backend: ${what} used after release`);
+  return b;
+}
+
+/**
  * The live weight buffer of `owner` under view `v`, after checking the view lies inside it with
- * at least `needRows` rows (0: any).
+ * at least `needRows` rows (0: any): for a caller without a shared check of the view.
  */
 export function weightsOf(
   owner: WasmHeap,
@@ -87,11 +101,7 @@ export function weightsOf(
   what: string,
   needRows: number,
 ): WasmWeights {
-  const b = v.buf;
-  if (!(b instanceof WasmWeights) || b.owner !== owner) {
-    throw new TypeError(`wasm backend: ${what} is not a weight buffer of this backend`);
-  }
-  if (b.released) throw new Error(`wasm backend: ${what} used after release`);
+  const b = ownWeights(owner, v, what);
   if (!check.viewFits(v, needRows)) {
     const [op, name] = opAndName(what);
     check.checkView(op, name ?? "view", v, needRows);
@@ -100,19 +110,16 @@ export function weightsOf(
 }
 
 /**
- * Byte offset of a live index list of `owner` whose entries lie in `[0, n)`; 0 for `null` (all
- * rows, as the kernels read a null pointer).
+ * Byte offset of a live index list of `owner`; 0 for `null` (all rows, as the kernels read a
+ * null pointer). Its range is not checked here: every op that takes one checks it against the
+ * op's row count in its shared check first (./arg_checks.ts, `checkIndices`).
  */
-export function indicesOf(owner: WasmHeap, l: IndexList | null, n: number, what: string): number {
+export function ownIndices(owner: WasmHeap, l: IndexList | null, what: string): number {
   if (l === null) return 0;
   if (!(l instanceof WasmIndices) || l.owner !== owner) {
     throw new TypeError(`wasm backend: ${what} is not an index list of this backend`);
   }
   if (l.released) throw new Error(`wasm backend: ${what} used after release`);
-  if (!check.indicesFit(l, n)) {
-    const [op, name] = opAndName(what);
-    check.checkIndices(op, name, l, n);
-  }
   return l.ptr;
 }
 

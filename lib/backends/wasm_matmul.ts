@@ -8,7 +8,7 @@
 import type { IndexList, MatView, Tensor, WeightDType } from "./backend.ts";
 import * as check from "./arg_checks.ts";
 import { ffnScratchBytes, matmulScratchBytes, Q8_TILE_ROWS, TOKEN_BLOCK } from "./wasm_kernels.ts";
-import { indicesOf, q8Addr, q8RowBlocks, tensorOf, viewAddr, weightsOf } from "./wasm_handles.ts";
+import { ownIndices, ownWeights, q8Addr, q8RowBlocks, tensorOf, viewAddr } from "./wasm_handles.ts";
 import { vec, type WasmOpsContext } from "./wasm_ops.ts";
 
 /** Address of a weight view as the kernels take it: row 0, or its first q8 block (checked). */
@@ -37,10 +37,10 @@ export function matmul(
   const a = tensorOf(g.heap, x, "matmul x");
   const o = tensorOf(g.heap, out, "matmul out");
   check.checkMatmul(a, w, rows, bias, o);
-  const wb = weightsOf(g.heap, w, "matmul w", 0);
+  const wb = ownWeights(g.heap, w, "matmul w");
   const N = w.rows, K = w.cols;
   const R = rows ? rows.length : N;
-  const rp = indicesOf(g.heap, rows, N, "matmul rows");
+  const rp = ownIndices(g.heap, rows, "matmul rows");
   const T = a.rows;
   const wp = matPtr(w, wb.dtype, "matmul w"), ws = matStride(w, wb.dtype);
   if (g.pool?.matmul(wb.dtype, a.ptr, T, K, wp, ws, rp, R, o.ptr)) {
@@ -53,7 +53,7 @@ export function matmul(
     else g.k.matmul_f32(a.ptr, T, K, wp, ws, rp, R, o.ptr, TOKEN_BLOCK, s);
   }
   if (bias) {
-    weightsOf(g.heap, bias, "matmul bias", 1);
+    ownWeights(g.heap, bias, "matmul bias");
     const bv = vec(g, bias, N);
     g.k.add_bias_gather(o.ptr, T, R, rp, bv.ptr, bv.f16);
   }
@@ -73,10 +73,10 @@ export function matmulTAdd(
   const at = tensorOf(g.heap, a, "matmulTAdd a");
   const o = tensorOf(g.heap, out, "matmulTAdd out");
   check.checkMatmulTAdd(at, w, rows, o);
-  const wb = weightsOf(g.heap, w, "matmulTAdd w", 0);
+  const wb = ownWeights(g.heap, w, "matmulTAdd w");
   const N = w.rows, M = w.cols;
   const R = rows ? rows.length : N;
-  const rp = indicesOf(g.heap, rows, N, "matmulTAdd rows");
+  const rp = ownIndices(g.heap, rows, "matmulTAdd rows");
   const T = at.rows;
   const wp = matPtr(w, wb.dtype, "matmulTAdd w"), ws = matStride(w, wb.dtype);
   if (g.pool?.matmulTAdd(wb.dtype, at.ptr, T, R, wp, ws, rp, M, o.ptr)) {
@@ -111,12 +111,12 @@ export function ffn(
   const xt = tensorOf(g.heap, x, "ffn x"), o = tensorOf(g.heap, out, "ffn out");
   const at = act ? tensorOf(g.heap, act, "ffn act") : null;
   check.checkFfn(xt, gate, up, downT, rows, o, at);
-  const gb = weightsOf(g.heap, gate, "ffn gate", 0);
-  weightsOf(g.heap, up, "ffn up", 0);
-  weightsOf(g.heap, downT, "ffn downT", 0);
+  const gb = ownWeights(g.heap, gate, "ffn gate");
+  ownWeights(g.heap, up, "ffn up");
+  ownWeights(g.heap, downT, "ffn downT");
   const N = gate.rows, K = gate.cols, M = downT.cols;
   const R = rows ? rows.length : N;
-  const rp = indicesOf(g.heap, rows, N, "ffn rows");
+  const rp = ownIndices(g.heap, rows, "ffn rows");
   const T = xt.rows;
   const dt = gb.dtype;
   // The pool's and the kernels' order: x, T, K, gate, gs, up, us, down, ds, M, rows, R, out, act.

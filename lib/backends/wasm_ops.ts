@@ -11,7 +11,14 @@ import * as check from "./arg_checks.ts";
 import { fillRopeTable } from "./rope_table.ts";
 import type { Kernels } from "./wasm_kernels.ts";
 import type { ReusableBlock, WasmHeap } from "./wasm_heap.ts";
-import { indicesOf, tensorOf, viewAddr, type WasmWeights, weightsOf } from "./wasm_handles.ts";
+import {
+  ownIndices,
+  ownWeights,
+  tensorOf,
+  viewAddr,
+  type WasmWeights,
+  weightsOf,
+} from "./wasm_handles.ts";
 import type { ThreadPool } from "./wasm_threads.ts";
 
 /** What every op runs with: the heap, the kernels, the worker pool and the reused blocks. */
@@ -72,7 +79,7 @@ export function hostView(g: WasmOpsContext, v: MatView, n: number): Float32Array
 export function embed(g: WasmOpsContext, table: MatView, ids: Int32Array, out: Tensor): void {
   const o = tensorOf(g.heap, out, "embed out");
   check.checkEmbed(table, ids, out);
-  const w = weightsOf(g.heap, table, "embed table", 0);
+  const w = ownWeights(g.heap, table, "embed table");
   const T = ids.length;
   if (w.dtype === "q8") {
     for (let i = 0; i < T; i++) {
@@ -105,7 +112,7 @@ export function rmsNorm(
   const a = tensorOf(g.heap, x, "rmsNorm x");
   const o = tensorOf(g.heap, out, "rmsNorm out");
   check.checkRmsNorm(a, weight, o);
-  weightsOf(g.heap, weight, "rmsNorm weight", 1);
+  ownWeights(g.heap, weight, "rmsNorm weight");
   const c = weight.cols;
   const groups = a.rows * (a.cols / c);
   const wv = vec(g, weight, c);
@@ -134,7 +141,7 @@ export function rope(
 ): void {
   const a = tensorOf(g.heap, x, "rope x");
   check.checkRope(a, headDim, pos0, invFreq);
-  const fb = weightsOf(g.heap, invFreq, "rope invFreq", 1);
+  const fb = ownWeights(g.heap, invFreq, "rope invFreq");
   const h2 = headDim / 2;
   const T = a.rows;
   // cos/sin table [T, d] (d/2 cosines then d/2 sines), built in float64 on the host and
@@ -165,7 +172,7 @@ export function rope(
 export function addRow(g: WasmOpsContext, x: Tensor, bias: MatView): void {
   const a = tensorOf(g.heap, x, "addRow x");
   check.checkAddRow(a, bias);
-  weightsOf(g.heap, bias, "addRow bias", 1);
+  ownWeights(g.heap, bias, "addRow bias");
   const bv = vec(g, bias, a.cols);
   g.k.add_row(a.ptr, a.rows, a.cols, bv.ptr, bv.f16);
 }
@@ -192,7 +199,7 @@ export function kvWrite(
   const c = tensorOf(g.heap, cache, "kvWrite cache"), s = tensorOf(g.heap, kv, "kvWrite kv");
   check.checkKvWrite(c, s, heads, maxT, pos0);
   const d = c.cols;
-  indicesOf(g.heap, heads, c.rows / maxT, "kvWrite heads");
+  ownIndices(g.heap, heads, "kvWrite heads");
   const H = heads.length, T = s.rows;
   const F = g.heap.f32;
   const hs = heads.host;
@@ -225,7 +232,7 @@ export function attention(
     vc = tensorOf(g.heap, vCache, "attention vCache");
   check.checkAttention(qt, kc, vc, kvOf, maxT, pos0, o);
   const d = kc.cols, S = kvOf.length, T = qt.rows;
-  const kp = indicesOf(g.heap, kvOf, kc.rows / maxT, "attention kvOf");
+  const kp = ownIndices(g.heap, kvOf, "attention kvOf");
   if (g.pool?.attention(qt.ptr, T, S, d, kc.ptr, vc.ptr, kp, maxT, pos0, scale, o.ptr)) {
     return;
   }

@@ -87,7 +87,8 @@ export class TempPool {
    */
   give(t: Tensor, keep: boolean): void {
     const live = this.#live;
-    const i = live.lastIndexOf(t);
+    let i = live.length - 1;
+    while (i >= 0 && live[i] !== t) i--;
     if (i < 0) throw new Error("TempPool: tensor given back twice or not taken");
     live[i] = live[live.length - 1];
     live.pop();
