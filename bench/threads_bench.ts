@@ -7,6 +7,12 @@
  *
  *   deno task bench --only=threads [--quick] [--weights=f32,f16,q8]
  *   deno run -A bench/threads_bench.ts [--model DIR] [--threads 1,2] [--rounds 5] [--tokens 32]
+ *     [--f16-paths fp16-simd,bit-trick]
+ *
+ * f16 runs on the conversion the backend picks (half-precision SIMD where Deno runs with
+ * `--v8-flags=--experimental-wasm-fp16`, as `deno task bench` does; else the bit tricks);
+ * `--f16-paths fp16-simd,bit-trick` runs the engine's f16 on each at every thread count, in the
+ * same rounds, and adds their ratio.
  *
  * The load average (1 minute) is read before and after: on a shared machine the second core is
  * often busy, which caps what a second thread can add; the report says so with the numbers.
@@ -16,6 +22,7 @@ import { parseArgs } from "node:util";
 import type { WeightDType } from "../lib/backends/backend.ts";
 import { parseWeightDType } from "../lib/backends/select_backend.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
+import type { F16Path } from "../lib/backends/wasm_kernels.ts";
 import { exportGguf, type GgufWeightType } from "../lib/export/gguf_export.ts";
 import { writeGgufFile } from "../lib/export/gguf_writer.ts";
 import { LlamaCpp, llamaCppMissing } from "../lib/export/llama_cpp.ts";
@@ -26,6 +33,7 @@ import { denseFor, type PreparedMask, prepareMask } from "../lib/model/prepared_
 import { Sequence } from "../lib/model/sequence.ts";
 import { seapShapedFamily, seapShapedMask, smollmShapedModel } from "./decode_bench.ts";
 import { argmax } from "../lib/generate/sampler.ts";
+import { parseF16Paths } from "./wasm64_bench.ts";
 
 /** GGUF type of each engine weight format (same weights on both sides). */
 const GGUF_TYPE: Record<WeightDType, GgufWeightType> = { f32: "f32", f16: "f16", q8: "q8_0" };
@@ -38,6 +46,8 @@ export interface ThreadsBenchRow {
   engine: string;
   mask: string;
   threads: number;
+  /** The engine's f16 conversion (f16 engine rows only). */
+  f16Path?: F16Path;
   prefillTokS: number[];
   decodeTokS: number[];
 }
@@ -59,6 +69,8 @@ export interface ThreadsBenchOptions {
   steps?: number;
   /** Also time llama.cpp at the same thread counts, when node-llama-cpp is installed. */
   llama?: boolean;
+  /** The engine's f16 on each of these conversions (default: the one the backend picks). */
+  f16Paths?: F16Path[];
 }
 
 type Round = () => Promise<{ prefill: number; decode: number }>;
@@ -109,31 +121,47 @@ export async function runThreadsBench(
   for (const format of formats) {
     console.error(`bench threads: ${name} ${format}: loading ...`);
     const contenders: { row: ThreadsBenchRow; round: Round; close: () => Promise<void> }[] = [];
-    const row = (engine: string, mask: string, threads: number): ThreadsBenchRow => ({
+    const row = (
+      engine: string,
+      mask: string,
+      threads: number,
+      f16Path?: F16Path,
+    ): ThreadsBenchRow => ({
       model: name,
       format,
       engine,
       mask,
       threads,
+      ...(f16Path ? { f16Path } : {}),
       prefillTokS: [],
       decodeTokS: [],
     });
+    const paths: (F16Path | undefined)[] = format === "f16" && opts.f16Paths
+      ? opts.f16Paths
+      : [undefined];
     for (const threads of threadCounts) {
-      const backend = await WasmBackend.create({ weightDType: format, threads });
-      const model = await loadModel(dir, { backend, neuronOrder: order });
-      const pm = prepareMask(model, masks.mask);
-      contenders.push({
-        row: row("engine", "dense", threads),
-        round: engineRound(model, denseFor(model), ids, steps),
-        close: () => Promise.resolve(),
-      }, {
-        row: row("engine", masks.mask.name, threads),
-        round: engineRound(model, pm, ids, steps),
-        close: async () => {
-          pm.release();
-          await backend.close();
-        },
-      });
+      for (const p of paths) {
+        const backend = await WasmBackend.create({
+          weightDType: format,
+          threads,
+          ...(p ? { fp16Simd: p === "fp16-simd" } : {}),
+        });
+        const f16Path = format === "f16" ? backend.f16Path : undefined;
+        const model = await loadModel(dir, { backend, neuronOrder: order });
+        const pm = prepareMask(model, masks.mask);
+        contenders.push({
+          row: row("engine", "dense", threads, f16Path),
+          round: engineRound(model, denseFor(model), ids, steps),
+          close: () => Promise.resolve(),
+        }, {
+          row: row("engine", masks.mask.name, threads, f16Path),
+          round: engineRound(model, pm, ids, steps),
+          close: async () => {
+            pm.release();
+            await backend.close();
+          },
+        });
+      }
     }
     if (!llamaMissing) {
       const path = await Deno.makeTempFile({ suffix: `.${GGUF_TYPE[format]}.gguf` });
@@ -198,16 +226,33 @@ export function formatThreadsTable(res: ThreadsBenchResult): string {
   for (const r of rows) {
     const one = rows.find((x) =>
       x.model === r.model && x.format === r.format && x.engine === r.engine &&
-      x.mask === r.mask && x.threads === 1
+      x.mask === r.mask && x.f16Path === r.f16Path && x.threads === 1
     );
     const same = r === one || !one;
+    const engine = r.f16Path ? `${r.engine} (${r.f16Path})` : r.engine;
     out.push(
-      `| ${r.model} | ${r.format} | ${r.engine} | ${r.mask} | ${r.threads} | ` +
+      `| ${r.model} | ${r.format} | ${engine} | ${r.mask} | ${r.threads} | ` +
         `${median(r.decodeTokS).toFixed(1)} (${best(r.decodeTokS).toFixed(1)}) | ` +
         `${median(r.prefillTokS).toFixed(1)} (${best(r.prefillTokS).toFixed(1)}) | ` +
         `${same ? "1.00x" : ratio(r.decodeTokS, one.decodeTokS)} | ` +
         `${same ? "1.00x" : ratio(r.prefillTokS, one.prefillTokS)} |`,
     );
+  }
+  // f16 on both conversions: half-precision SIMD over bit tricks at equal threads and mask.
+  const vsBitTrick: string[] = [];
+  for (const r of rows.filter((x) => x.f16Path === "fp16-simd")) {
+    const b = rows.find((x) =>
+      x.model === r.model && x.f16Path === "bit-trick" && x.mask === r.mask &&
+      x.threads === r.threads
+    );
+    if (b) {
+      vsBitTrick.push(
+        `${r.model} f16 ${r.mask} ${r.threads} thread${r.threads > 1 ? "s" : ""}: fp16-simd / ` +
+          `bit-trick decode ${ratio(r.decodeTokS, b.decodeTokS)}, prefill ${
+            ratio(r.prefillTokS, b.prefillTokS)
+          }`,
+      );
+    }
   }
   const vsLlama: string[] = [];
   for (const r of rows.filter((x) => x.engine === "engine" && x.mask === "dense")) {
@@ -217,7 +262,9 @@ export function formatThreadsTable(res: ThreadsBenchResult): string {
     );
     if (l) {
       vsLlama.push(
-        `${r.model} ${r.format} ${r.threads} thread${r.threads > 1 ? "s" : ""}: engine dense / ` +
+        `${r.model} ${r.format}${r.f16Path ? ` (${r.f16Path})` : ""} ${r.threads} thread${
+          r.threads > 1 ? "s" : ""
+        }: engine dense / ` +
           `llama.cpp dense decode ${ratio(r.decodeTokS, l.decodeTokS)}, prefill ${
             ratio(r.prefillTokS, l.prefillTokS)
           }`,
@@ -227,6 +274,7 @@ export function formatThreadsTable(res: ThreadsBenchResult): string {
   const { before, after, cpus } = res.load;
   return [
     out.join("\n"),
+    ...(vsBitTrick.length ? ["", ...vsBitTrick.map((s) => `- ${s}`)] : []),
     ...(vsLlama.length ? ["", ...vsLlama.map((s) => `- ${s}`)] : []),
     "",
     `Load average (1 min) ${before.toFixed(2)} before, ${after.toFixed(2)} after, on ${cpus} ` +
@@ -258,6 +306,7 @@ if (import.meta.main) {
       tokens: { type: "string", default: "32" },
       prompt: { type: "string", default: "32" },
       "no-llama": { type: "boolean", default: false },
+      "f16-paths": { type: "string" },
     },
   });
   const c = await smollmThreadsCase();
@@ -274,6 +323,7 @@ if (import.meta.main) {
     steps: Number(values.tokens),
     promptLen: Number(values.prompt),
     llama: !values["no-llama"],
+    f16Paths: parseF16Paths(values["f16-paths"]),
   });
   console.log(formatThreadsTable(res));
 }

@@ -3,13 +3,16 @@
  * lib/backends/wasm_memory.ts): the same model gives the same logits on the wasm32 and the wasm64
  * build, also when every tensor and weight lies above the 4 GiB line (a 4 GiB block allocated
  * first and never touched, so it costs address space, not resident memory); the build is chosen
- * by the memory limit; the i64 signatures are read from the module's bytes; SEAP_MAX_MEMORY
+ * by the memory limit; f16 on both conversions (the portable bit tricks and, with
+ * `--v8-flags=--experimental-wasm-fp16`, the half-precision SIMD builds seap_kernels_fp16.wasm
+ * and seap_kernels64_fp16.wasm, which a model past 4 GiB in f16 runs on); the i64 signatures are read from the module's bytes; SEAP_MAX_MEMORY
  * parses; the default limit follows the model's size. The server's side (settings, admission):
  * tests/server_max_memory_test.ts.
  */
 
 import assert from "node:assert/strict";
 import { WasmBackend } from "../lib/backends/wasm.ts";
+import { fp16SimdSupported } from "../lib/backends/wasm_kernels.ts";
 import {
   addressBitsFor,
   defaultMemoryLimit,
@@ -62,22 +65,40 @@ function worst(a: Float32Array, b: Float32Array): { err: number; at: number } {
   return { err, at };
 }
 
-for (const dtype of ["f32", "f16", "q8"] as WeightDType[]) {
-  Deno.test(`wasm64 ${dtype}: dense and masked logits equal wasm32's, also above 4 GiB`, async () => {
-    const w32 = await WasmBackend.create({ weightDType: dtype });
-    const w64 = await WasmBackend.create({ weightDType: dtype, addressBits: 64 });
+const HAS_FP16 = fp16SimdSupported();
+const CASES: { dtype: WeightDType; fp16Simd: boolean }[] = [
+  { dtype: "f32", fp16Simd: false },
+  { dtype: "f16", fp16Simd: false },
+  { dtype: "f16", fp16Simd: true },
+  { dtype: "q8", fp16Simd: false },
+];
+
+for (const { dtype, fp16Simd } of CASES) {
+  const label = fp16Simd ? `${dtype} fp16-simd` : dtype;
+  const skip = fp16Simd && !HAS_FP16;
+  Deno.test({
+    name: `wasm64 ${label}: dense and masked logits equal wasm32's, also above 4 GiB${
+      skip ? " (skipped: run deno with --v8-flags=--experimental-wasm-fp16)" : ""
+    }`,
+    ignore: skip,
+  }, async () => {
+    const opts = { weightDType: dtype, fp16Simd };
+    const w32 = await WasmBackend.create(opts);
+    const w64 = await WasmBackend.create({ ...opts, addressBits: 64 });
     assert.equal(w32.addressBits, 32);
     assert.equal(w64.addressBits, 64);
     const want = await logitsOn(w32);
     const low = worst(want, await logitsOn(w64));
     // Above 4 GiB: a never-written 4 GiB weight block first, so everything after lies past it.
-    const high = await WasmBackend.create({ weightDType: dtype, maxBytes: 5 * GiB });
+    const high = await WasmBackend.create({ ...opts, maxBytes: 5 * GiB });
     assert.equal(high.addressBits, 64);
+    const path = dtype === "f16" && fp16Simd ? "fp16-simd" : "bit-trick";
+    for (const be of [w32, w64, high]) assert.equal(be.f16Path, path);
     high.allocWeights(WASM32_MAX_BYTES / 4, "f32");
     assert.ok(high.usedBytes >= WASM32_MAX_BYTES);
     const above = worst(want, await logitsOn(high));
     console.log(
-      `  ${dtype}: worst |wasm64 - wasm32| ${low.err.toExponential(3)} at ${low.at}; ` +
+      `  ${label}: worst |wasm64 - wasm32| ${low.err.toExponential(3)} at ${low.at}; ` +
         `above 4 GiB ${above.err.toExponential(3)} at ${above.at} (${want.length} logits)`,
     );
     // Same C sources, clang 14 vs clang 19 (-ffp-contract=off): equal up to f32 rounding.

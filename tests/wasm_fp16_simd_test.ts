@@ -1,10 +1,13 @@
 /**
- * The half-precision SIMD f16 path of the WASM backend (kernels/wasm/seap_kernels_fp16.wasm,
- * lib/backends/wasm.ts `fp16Simd`): the committed module really uses `f32x4.promote_low_f16x8`
- * (no placeholder import left), its f16 products match a float64 reference on f16-rounded
- * weights (the conversion is exact: only the f32 summation order differs from the portable
- * kernels), and the choice falls back to the portable bit-trick kernels in a runtime without the
- * V8 flag or with `SEAP_FP16_SIMD=0` (checked in child processes started without the flag).
+ * The half-precision SIMD f16 path of the WASM backend (kernels/wasm/seap_kernels*_fp16.wasm, one
+ * per address width and memory; lib/backends/wasm.ts `fp16Simd`): the four committed modules
+ * really use `f32x4.promote_low_f16x8` (no placeholder import left), the f16 products match a
+ * float64 reference on f16-rounded weights (the conversion is exact: only the f32 summation order
+ * differs from the portable kernels), the backend takes the fp16 build on wasm32 and wasm64, one
+ * thread and two, and the kernels that run really are the fp16 ones there (an f16 infinity stays
+ * infinite through them, where the portable bit tricks turn it into 65536), and the choice falls
+ * back to the portable bit-trick kernels in a runtime without the V8 flag or with
+ * `SEAP_FP16_SIMD=0` (checked in child processes started without the flag).
  * The in-process checks need `--v8-flags=--experimental-wasm-fp16` (`deno task test` passes it)
  * and are skipped, saying so, without it.
  */
@@ -12,7 +15,7 @@
 import assert from "node:assert/strict";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { fp16SimdSupported } from "../lib/backends/wasm_kernels.ts";
-import { KERNEL_FP16_URL } from "../lib/backends/wasm_memory.ts";
+import { KERNEL_FP16_URLS, KERNEL_MT_FP16_URLS } from "../lib/backends/wasm_memory.ts";
 import type { MatView } from "../lib/backends/backend.ts";
 import { rng, uniform } from "./helpers/seeded.ts";
 import { assertClose } from "./helpers/assert_close.ts";
@@ -35,42 +38,127 @@ async function child(code: string, flags: string[], env: Record<string, string> 
 }
 
 const WASM_TS = new URL("../lib/backends/wasm.ts", import.meta.url).href;
+/** The four kernel builds: address width and threads (2: the shared-memory build). */
+const BUILDS = [
+  { addressBits: 32, threads: 1 },
+  { addressBits: 64, threads: 1 },
+  { addressBits: 32, threads: 2 },
+  { addressBits: 64, threads: 2 },
+] as const;
+
+/** "wasm32, 1 thread" etc. */
+function buildName(b: { addressBits: number; threads: number }): string {
+  return `wasm${b.addressBits}, ${b.threads} thread${b.threads > 1 ? "s" : ""}`;
+}
+
+// Each build: the default path, and what `fp16Simd: true` does (closing the threaded backends).
 const PROBE = `import { WasmBackend } from "${WASM_TS}";
-const b = await WasmBackend.create({ weightDType: "f16" });
-let forced = "accepted";
-try { await WasmBackend.create({ weightDType: "f16", fp16Simd: true }); }
-catch (e) { forced = e.message; }
-console.log(JSON.stringify({ path: b.f16Path, forced }));`;
+const out = [];
+for (const o of ${JSON.stringify(BUILDS)}) {
+  const b = await WasmBackend.create({ weightDType: "f16", ...o });
+  await b.close();
+  let forced = "accepted";
+  try { await (await WasmBackend.create({ weightDType: "f16", fp16Simd: true, ...o })).close(); }
+  catch (e) { forced = e.message; }
+  out.push({ path: b.f16Path, forced });
+}
+console.log(JSON.stringify(out));`;
 
-Deno.test("wasm fp16 SIMD: without the V8 flag the backend takes the portable path and says why fp16Simd: true fails", async () => {
-  const r = JSON.parse(await child(PROBE, []));
-  assert.equal(r.path, "bit-trick");
-  assert.match(r.forced, /--v8-flags=--experimental-wasm-fp16/);
-  console.log(`  no flag: ${r.path}; forced: "${r.forced}"`);
+type ProbeResult = { path: string; forced: string }[];
+
+Deno.test("wasm fp16 SIMD: without the V8 flag every build takes the portable path and says why fp16Simd: true fails", async () => {
+  const r: ProbeResult = JSON.parse(await child(PROBE, []));
+  r.forEach((x, i) => {
+    assert.equal(x.path, "bit-trick", buildName(BUILDS[i]));
+    assert.match(x.forced, /--v8-flags=--experimental-wasm-fp16/, buildName(BUILDS[i]));
+    console.log(`  no flag, ${buildName(BUILDS[i])}: ${x.path}; forced: "${x.forced}"`);
+  });
 });
 
-Deno.test("wasm fp16 SIMD: with the flag a child takes it, and SEAP_FP16_SIMD=0 turns it off", async () => {
-  const on = JSON.parse(await child(PROBE, [FLAG]));
-  assert.equal(on.path, "fp16-simd");
-  assert.equal(on.forced, "accepted");
-  const off = JSON.parse(await child(PROBE, [FLAG], { SEAP_FP16_SIMD: "0" }));
-  assert.equal(off.path, "bit-trick");
-  console.log(`  flag: ${on.path}; flag + SEAP_FP16_SIMD=0: ${off.path}`);
+Deno.test("wasm fp16 SIMD: with the flag a child takes it on wasm32 and wasm64, one thread and two; SEAP_FP16_SIMD=0 turns it off", async () => {
+  const on: ProbeResult = JSON.parse(await child(PROBE, [FLAG]));
+  const off: ProbeResult = JSON.parse(await child(PROBE, [FLAG], { SEAP_FP16_SIMD: "0" }));
+  BUILDS.forEach((b, i) => {
+    assert.equal(on[i].path, "fp16-simd", buildName(b));
+    assert.equal(on[i].forced, "accepted", buildName(b));
+    // The switch turns off the default only: an explicit fp16Simd: true still gets it.
+    assert.equal(off[i].path, "bit-trick", buildName(b));
+    assert.equal(off[i].forced, "accepted", buildName(b));
+    console.log(`  ${buildName(b)}: flag ${on[i].path}; flag + SEAP_FP16_SIMD=0 ${off[i].path}`);
+  });
 });
 
-Deno.test("wasm fp16 SIMD: the committed module has the opcode and no placeholder import", async () => {
-  const bytes = await Deno.readFile(KERNEL_FP16_URL);
-  let n = 0;
-  for (let i = 0; i + 2 < bytes.length; i++) {
-    if (bytes[i] === 0xfd && bytes[i + 1] === 0xcb && bytes[i + 2] === 0x02) n++;
-  }
-  // f32x4.promote_low_f16x8 = 0xFD, LEB128(0x14B) = CB 02 (may also match inside immediates,
-  // but the placeholder's name must be gone and the opcode must occur).
-  assert.ok(n > 0, "no f32x4.promote_low_f16x8 in seap_kernels_fp16.wasm");
-  const text = new TextDecoder("latin1").decode(bytes);
-  assert.ok(!text.includes("seap_fp16"), "the placeholder import is still in the module");
-  assert.equal(WebAssembly.validate(bytes), HAS);
-  console.log(`  ${n} promote opcodes, validates here: ${HAS}`);
+const MODULES = [
+  ...Object.entries(KERNEL_FP16_URLS).map(([bits, url]) => ({ what: `wasm${bits}`, url })),
+  ...Object.entries(KERNEL_MT_FP16_URLS).map(([bits, url]) => ({
+    what: `wasm${bits}, shared memory`,
+    url,
+  })),
+];
+for (const { what, url } of MODULES) {
+  const file = url.pathname.split("/").pop();
+  Deno.test(`wasm fp16 SIMD: the committed ${file} (${what}) has the opcode and no placeholder import`, async () => {
+    const bytes = await Deno.readFile(url);
+    let n = 0;
+    for (let i = 0; i + 2 < bytes.length; i++) {
+      if (bytes[i] === 0xfd && bytes[i + 1] === 0xcb && bytes[i + 2] === 0x02) n++;
+    }
+    // f32x4.promote_low_f16x8 = 0xFD, LEB128(0x14B) = CB 02 (may also match inside immediates,
+    // but the placeholder's name must be gone and the opcode must occur).
+    assert.ok(n > 0, `no f32x4.promote_low_f16x8 in ${file}`);
+    const text = new TextDecoder("latin1").decode(bytes);
+    assert.ok(!text.includes("seap_fp16"), "the placeholder import is still in the module");
+    assert.equal(WebAssembly.validate(bytes), HAS);
+    console.log(`  ${n} promote opcodes, validates here: ${HAS}`);
+  });
+}
+
+Deno.test({
+  name:
+    `wasm fp16 SIMD: on every build the kernels that run are the fp16 ones (an f16 infinity stays infinite), the portable ones without it${WHY}`,
+  ignore: !HAS,
+  fn: async () => {
+    // [N, K] rows with one +inf weight each (a different column per row), x all ones: every
+    // product is +inf through the exact native conversion; the bit tricks read the f16 infinity
+    // as 2^16 (exponent 31 - 15 with a zero mantissa), so their sums stay finite.
+    const N = 64, K = 96;
+    const w = new Float32Array(N * K).fill(0.25);
+    for (let n = 0; n < N; n++) w[n * K + ((n * 7) % K)] = Infinity;
+    for (const b of BUILDS) {
+      for (const fp16Simd of [true, false, undefined]) {
+        const be = await WasmBackend.create({ weightDType: "f16", fp16Simd, ...b });
+        try {
+          const simd = fp16Simd !== false;
+          assert.equal(be.f16Path, simd ? "fp16-simd" : "bit-trick", buildName(b));
+          assert.equal(be.addressBits, b.addressBits);
+          assert.equal(be.threads, b.threads);
+          const pool = be.threadPool;
+          if (pool) {
+            pool.minWork = 0;
+            pool.waitForWorkers = true; // the worker runs its rows too
+            pool.decodeColumnCuts = true;
+          }
+          const shared0 = pool?.sharedJobs ?? 0;
+          const buf = be.weights(w);
+          const x = be.tensor(1, K), out = be.tensor(1, N);
+          be.write(x, new Float32Array(K).fill(1));
+          be.matmul(x, { buf, offset: 0, stride: K, rows: N, cols: K }, null, null, out);
+          const got = await be.read(out);
+          if (pool) assert.equal(pool.sharedJobs - shared0, 1, "the worker did not run rows");
+          const inf = got.filter((v) => v === Infinity).length;
+          const tag = `${buildName(b)} fp16Simd ${fp16Simd}: ${be.f16Path}`;
+          console.log(`  ${tag}: ${inf} of ${N} outputs +inf (first ${got[0]})`);
+          if (simd) assert.equal(inf, N, `${tag}: a row did not run the native conversion`);
+          else {
+            // 65536 + 95 * 0.25 for every row.
+            got.forEach((v, i) => assert.equal(v, 65536 + 95 * 0.25, `${tag}: row ${i}`));
+          }
+        } finally {
+          await be.close();
+        }
+      }
+    }
+  },
 });
 
 /** f16-rounded copy of a (what the weights hold after upload as f16). */

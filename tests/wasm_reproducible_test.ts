@@ -1,9 +1,11 @@
 /**
  * The committed kernel modules are what their sources build to: a fresh build must be
- * byte-identical. All five (kernels/wasm/seap_kernels.wasm, its memory64 build
+ * byte-identical. All eight (kernels/wasm/seap_kernels.wasm, its memory64 build
  * seap_kernels64.wasm, and their shared-memory builds for SEAP_THREADS, seap_kernels_mt.wasm and
- * seap_kernels64_mt.wasm, and the half-precision SIMD build seap_kernels_fp16.wasm) are built with clang-19 + wasm-ld (Debian `clang-19 lld-19`, installed
- * by .ci/run; relaxed SIMD needs clang >= 16, and clang 14 crashes on wasm64 SIMD). Skipped,
+ * seap_kernels64_mt.wasm, and the half-precision SIMD build of each of the four,
+ * seap_kernels_fp16.wasm, seap_kernels64_fp16.wasm, seap_kernels_mt_fp16.wasm and
+ * seap_kernels64_mt_fp16.wasm) are built with clang-19 + wasm-ld (Debian `clang-19 lld-19`,
+ * installed by .ci/run; relaxed SIMD needs clang >= 16, and clang 14 crashes on wasm64 SIMD). Skipped,
  * saying why, only on a machine without those tools.
  */
 
@@ -29,9 +31,12 @@ const CASES = [
   { target: "wasm64", file: "seap_kernels64.wasm" },
   { target: "wasm32-threads", file: "seap_kernels_mt.wasm" },
   { target: "wasm64-threads", file: "seap_kernels64_mt.wasm" },
-  // The half-precision SIMD build: clang-19 + wasm-ld, then kernels/wasm/fp16_rewrite.ts (deno,
+  // The half-precision SIMD builds: clang-19 + wasm-ld, then kernels/wasm/fp16_rewrite.ts (deno,
   // binaryen from npm at the version deno.json pins) puts the opcode in place.
   { target: "wasm32-fp16", file: "seap_kernels_fp16.wasm" },
+  { target: "wasm64-fp16", file: "seap_kernels64_fp16.wasm" },
+  { target: "wasm32-threads-fp16", file: "seap_kernels_mt_fp16.wasm" },
+  { target: "wasm64-threads-fp16", file: "seap_kernels64_mt_fp16.wasm" },
 ];
 
 for (const c of CASES) {

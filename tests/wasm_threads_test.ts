@@ -3,7 +3,11 @@
  * bit for bit: every op the pool cuts (matmul, matmulTAdd, the fused FFN, attention), for f32,
  * f16 and q8 weights, dense and row-gathered, T = 1 and T > 1, on 2 and 3 threads; then whole
  * prefill + decode runs of a random Llama-shaped model and of a fixture model, dense and under a
- * random SEAP mask. Every comparison prints the worst difference and its index (all must be 0)
+ * random SEAP mask. f16 runs on both f16 conversions, each against one thread of the same kind:
+ * the portable bit tricks and, where the runtime has half-precision SIMD
+ * (`--v8-flags=--experimental-wasm-fp16`, which `deno task test` passes), the fp16 builds
+ * (seap_kernels_mt_fp16.wasm, seap_kernels64_mt_fp16.wasm against their one-thread builds).
+ * Every comparison prints the worst difference and its index (all must be 0)
  * and checks that the pool really ran the op on several threads. Last, the pool stops cleanly:
  * its workers leave their loops, its memory is returned, and a process that closes its backend
  * exits by itself. The server with SEAP_THREADS: tests/server_threads_test.ts.
@@ -12,11 +16,38 @@
 import assert from "node:assert/strict";
 import type { Backend, IndexList, MatView, WeightDType } from "../lib/backends/backend.ts";
 import { WasmBackend } from "../lib/backends/wasm.ts";
+import { fp16SimdSupported } from "../lib/backends/wasm_kernels.ts";
 import { rng, subset, uniform } from "./helpers/seeded.ts";
 import { ffnBundle } from "./helpers/ffn_bundle.ts";
 import { writeRandomModel } from "../tools/make_random_model.ts";
 
-const DTYPES: WeightDType[] = ["f32", "f16", "q8"];
+/** A weight format and, for f16, which conversion (false: bit tricks; true: half-precision SIMD). */
+interface Kind {
+  dt: WeightDType;
+  fp16Simd: boolean;
+}
+
+const HAS_FP16 = fp16SimdSupported();
+const NO_FP16 = " (skipped: run deno with --v8-flags=--experimental-wasm-fp16)";
+/** Every weight format, f16 on both conversions. */
+const ALL_KINDS: Kind[] = [
+  { dt: "f32", fp16Simd: false },
+  { dt: "f16", fp16Simd: false },
+  { dt: "f16", fp16Simd: true },
+  { dt: "q8", fp16Simd: false },
+];
+/** The kinds this runtime runs (half-precision SIMD only with the V8 flag). */
+const KINDS = ALL_KINDS.filter((k) => HAS_FP16 || !k.fp16Simd);
+
+/** A short label: the format, and "fp16-simd" for the half-precision SIMD f16 kind. */
+function kindName(k: Kind): string {
+  return k.fp16Simd ? `${k.dt} fp16-simd` : k.dt;
+}
+
+/** The f16 path a backend of this kind must report. */
+function wantPath(k: Kind): string {
+  return k.dt === "f16" && k.fp16Simd ? "fp16-simd" : "bit-trick";
+}
 
 /** Worst |a - b| and its index (NaN counts as worst); a and b must be equally long. */
 function worstDiff(a: Float32Array, b: Float32Array): { err: number; at: number } {
@@ -89,12 +120,21 @@ async function runOps(
 
 const OP_NAMES = ["matmul+bias", "matmulTAdd", "ffn out", "ffn act", "ffn (no act)", "attention"];
 
-for (const dt of DTYPES) {
-  Deno.test(`wasm threads: every cut op equals one thread bit for bit (${dt}, 2 and 3 threads)`, async () => {
-    // The shared-memory kernels convert f16 with bit tricks: compare with the same one-thread build.
-    const one = await WasmBackend.create({ weightDType: dt, fp16Simd: false });
+for (const kind of ALL_KINDS) {
+  const { dt, fp16Simd } = kind;
+  const skip = fp16Simd && !HAS_FP16;
+  Deno.test({
+    name: `wasm threads: every cut op equals one thread bit for bit (${
+      kindName(kind)
+    }, 2 and 3 threads)${skip ? NO_FP16 : ""}`,
+    ignore: skip,
+  }, async () => {
+    // Both sides on the same f16 conversion: the one-thread and shared-memory builds of it.
+    const one = await WasmBackend.create({ weightDType: dt, fp16Simd });
+    assert.equal(one.f16Path, wantPath(kind));
     for (const threads of [2, 3]) {
-      const many = await WasmBackend.create({ weightDType: dt, threads });
+      const many = await WasmBackend.create({ weightDType: dt, threads, fp16Simd });
+      assert.equal(many.f16Path, wantPath(kind));
       const pool = many.threadPool!;
       pool.minWork = 0; // cut every op, however small
       pool.waitForWorkers = true; // and let the workers run part of every one
@@ -110,9 +150,9 @@ for (const dt of DTYPES) {
             assert.equal(pool.sharedJobs - shared0, 7, "a worker did not run part of every op");
             const want = await runOps(one, dt, T, masked, seed);
             got.forEach((g, i) => {
-              const what = `${dt} ${threads} threads T=${T} ${masked ? "masked" : "dense"} ${
-                OP_NAMES[i]
-              }`;
+              const what = `${kindName(kind)} ${threads} threads T=${T} ${
+                masked ? "masked" : "dense"
+              } ${OP_NAMES[i]}`;
               assertSame(g, want[i], what);
             });
           }
@@ -124,28 +164,44 @@ for (const dt of DTYPES) {
   });
 }
 
-Deno.test("wasm threads on the memory64 build (shared 64-bit memory): every cut op equals one thread", async () => {
-  for (const dt of ["f32", "q8"] as const) {
-    const one = await WasmBackend.create({ weightDType: dt, addressBits: 64 });
-    const many = await WasmBackend.create({ weightDType: dt, addressBits: 64, threads: 2 });
-    assert.equal(many.addressBits, 64);
-    const pool = many.threadPool!;
-    pool.minWork = 0;
-    pool.waitForWorkers = true;
-    pool.decodeColumnCuts = true;
-    try {
-      for (const T of [1, 40]) {
-        const shared0 = pool.sharedJobs;
-        const got = await runOps(many, dt, T, true, T + 7);
-        assert.equal(pool.sharedJobs - shared0, 7, "a worker did not run part of every op");
-        const want = await runOps(one, dt, T, true, T + 7);
-        got.forEach((g, i) => assertSame(g, want[i], `wasm64 ${dt} T=${T} masked ${OP_NAMES[i]}`));
+Deno.test(
+  `wasm threads on the memory64 build (shared 64-bit memory): every cut op equals one thread (f32, f16 fp16-simd, q8)${
+    HAS_FP16 ? "" : NO_FP16.replace("skipped", "f16 skipped")
+  }`,
+  async () => {
+    const kinds = KINDS.filter((k) => k.dt !== "f16" || k.fp16Simd);
+    for (const kind of kinds) {
+      const { dt, fp16Simd } = kind;
+      const one = await WasmBackend.create({ weightDType: dt, addressBits: 64, fp16Simd });
+      const many = await WasmBackend.create({
+        weightDType: dt,
+        addressBits: 64,
+        threads: 2,
+        fp16Simd,
+      });
+      assert.equal(many.addressBits, 64);
+      assert.equal(one.f16Path, wantPath(kind));
+      assert.equal(many.f16Path, wantPath(kind));
+      const pool = many.threadPool!;
+      pool.minWork = 0;
+      pool.waitForWorkers = true;
+      pool.decodeColumnCuts = true;
+      try {
+        for (const T of [1, 40]) {
+          const shared0 = pool.sharedJobs;
+          const got = await runOps(many, dt, T, true, T + 7);
+          assert.equal(pool.sharedJobs - shared0, 7, "a worker did not run part of every op");
+          const want = await runOps(one, dt, T, true, T + 7);
+          got.forEach((g, i) =>
+            assertSame(g, want[i], `wasm64 ${kindName(kind)} T=${T} masked ${OP_NAMES[i]}`)
+          );
+        }
+      } finally {
+        await many.close();
       }
-    } finally {
-      await many.close();
     }
-  }
-});
+  },
+);
 
 /** A random SEAP-style mask over `cfg` (kept heads, neurons, bias compensation). */
 function randomMask(
@@ -170,7 +226,7 @@ function randomMask(
 /** Prefill logits of every prompt token, then `steps` decode steps, on `threads` threads. */
 async function forward(
   dir: string,
-  dt: WeightDType,
+  kind: Kind,
   threads: number,
   masked: boolean,
   minWork: number | null,
@@ -178,9 +234,9 @@ async function forward(
   const { loadModel } = await import("../lib/model/model.ts");
   const { Sequence } = await import("../lib/model/sequence.ts");
   const { prepareMask } = await import("../lib/model/prepared_mask.ts");
-  // fp16Simd off: the shared-memory build (threads > 1) has the bit-trick f16 path only.
-  const be = await WasmBackend.create({ weightDType: dt, threads, fp16Simd: false });
+  const be = await WasmBackend.create({ weightDType: kind.dt, threads, fp16Simd: kind.fp16Simd });
   try {
+    assert.equal(be.f16Path, wantPath(kind));
     if (be.threadPool && minWork !== null) be.threadPool.minWork = minWork;
     if (be.threadPool) {
       be.threadPool.waitForWorkers = true;
@@ -202,37 +258,43 @@ async function forward(
 }
 
 async function checkModel(dir: string, label: string, minWork: number | null): Promise<void> {
-  for (const dt of DTYPES) {
+  for (const kind of KINDS) {
     for (const masked of [false, true]) {
-      const want = await forward(dir, dt, 1, masked, null);
-      const got = await forward(dir, dt, 2, masked, minWork);
+      const want = await forward(dir, kind, 1, masked, null);
+      const got = await forward(dir, kind, 2, masked, minWork);
       assert.ok(got.jobs > 0, "the 2-thread run never used its worker");
       got.rows.forEach((g, i) => {
         const step = i === 0 ? "prefill (40 tokens, all logits)" : `decode step ${i}`;
-        assertSame(g, want.rows[i], `${label} ${dt} ${masked ? "masked" : "dense"} ${step}`);
+        const what = `${label} ${kindName(kind)} ${masked ? "masked" : "dense"} ${step}`;
+        assertSame(g, want.rows[i], what);
       });
       console.log(`  (${got.jobs} jobs on 2 threads)`);
     }
   }
 }
 
-Deno.test("wasm threads: prefill and decode of a random Llama-shaped model equal one thread (f32, f16, q8; dense and masked)", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "seap_threads_" });
-  try {
-    await writeRandomModel(dir, {
-      hidden: 256,
-      intermediate: 704,
-      layers: 2,
-      heads: 4,
-      kvHeads: 2,
-      vocab: 2048, // a [2048, 256] LM head: decode cuts it at the pool's own threshold
-      tied: false,
-    }, 5);
-    await checkModel(dir, "random 256x704", null); // the pool's own thresholds
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+Deno.test(
+  `wasm threads: prefill and decode of a random Llama-shaped model equal one thread (f32, f16 on both conversions, q8; dense and masked)${
+    HAS_FP16 ? "" : NO_FP16.replace("skipped", "fp16-simd skipped")
+  }`,
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "seap_threads_" });
+    try {
+      await writeRandomModel(dir, {
+        hidden: 256,
+        intermediate: 704,
+        layers: 2,
+        heads: 4,
+        kvHeads: 2,
+        vocab: 2048, // a [2048, 256] LM head: decode cuts it at the pool's own threshold
+        tied: false,
+      }, 5);
+      await checkModel(dir, "random 256x704", null); // the pool's own thresholds
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);
 
 Deno.test("wasm threads: the tiny_chat fixture with every op cut equals one thread", async () => {
   const dir = new URL("./fixtures/tiny_chat", import.meta.url).pathname;

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Build the WASM SIMD kernels into one module.
-#   build.sh [out] [wasm32|wasm64|wasm32-threads|wasm64-threads|wasm32-fp16]
+#   build.sh [out] [wasm32|wasm64|wasm32-threads|wasm64-threads][-fp16]
 # wasm32 (default): kernels/wasm/seap_kernels.wasm.
 # wasm64: kernels/wasm/seap_kernels64.wasm (memory64: pointers and size_t are i64; clang 14
 # also crashes selecting SIMD lane extracts for wasm64).
 # *-threads: seap_kernels_mt.wasm / seap_kernels64_mt.wasm, the same sources linked for a
 # shared imported memory (atomics; SEAP_THREADS > 1, lib/backends/wasm_threads.ts): every
 # instance gets its own stack, so __stack_pointer is exported for the host to point at one.
-# wasm32-fp16: seap_kernels_fp16.wasm, the wasm32 build with -DSEAP_FP16 (f16 converted by the
-# half-precision SIMD instruction f32x4.promote_low_f16x8; V8: --experimental-wasm-fp16): clang
-# emits calls to a placeholder import and kernels/wasm/fp16_rewrite.ts (deno + binaryen from npm,
-# pinned in deno.json) turns them into the opcode after linking.
+# *-fp16 (a modifier of any of the four): the same build with -DSEAP_FP16 (f16 converted by the
+# half-precision SIMD instruction f32x4.promote_low_f16x8; V8: --experimental-wasm-fp16), written
+# as <name>_fp16.wasm: seap_kernels_fp16.wasm, seap_kernels64_fp16.wasm, seap_kernels_mt_fp16.wasm,
+# seap_kernels64_mt_fp16.wasm. clang emits calls to a placeholder import and
+# kernels/wasm/fp16_rewrite.ts (deno + binaryen from npm, pinned in deno.json) turns them into the
+# opcode after linking.
 # Reproducible: no debug info, no paths, custom sections stripped; same clang -> same bytes.
 # Needs clang >= 16 for relaxed SIMD (f32x4.relaxed_madd, i32x4.relaxed_dot_i8x16_i7x16_add):
 # Debian's clang-19 + lld-19 (the committed module is built with Debian clang 19). $CLANG
@@ -20,27 +22,33 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 target="${2:-wasm32}"
 threads=(-matomics -mmutable-globals -Wl,--shared-memory -Wl,--export=__stack_pointer)
 extra=()
+base="$target"
 fp16=0
-case "$target" in
-  wasm32) arch=wasm32; default_out="$here/seap_kernels.wasm" ;;
-  wasm64) arch=wasm64; default_out="$here/seap_kernels64.wasm" ;;
-  wasm32-fp16)
-    arch=wasm32; default_out="$here/seap_kernels_fp16.wasm"; fp16=1
-    extra=(-DSEAP_FP16)
-    ;;
+if [ "${target%-fp16}" != "$target" ]; then
+  base="${target%-fp16}"
+  fp16=1
+fi
+case "$base" in
+  wasm32) arch=wasm32; name=seap_kernels ;;
+  wasm64) arch=wasm64; name=seap_kernels64 ;;
   wasm32-threads)
-    arch=wasm32; default_out="$here/seap_kernels_mt.wasm"
+    arch=wasm32; name=seap_kernels_mt
     extra=("${threads[@]}" -Wl,--max-memory=4294967296)
     ;;
   wasm64-threads)
-    arch=wasm64; default_out="$here/seap_kernels64_mt.wasm"
+    arch=wasm64; name=seap_kernels64_mt
     extra=("${threads[@]}" -Wl,--max-memory=17179869184)
     ;;
   *)
-    echo "build.sh: target must be wasm32, wasm64, wasm32-threads, wasm64-threads or wasm32-fp16, got $target" >&2
+    echo "build.sh: target must be wasm32, wasm64, wasm32-threads or wasm64-threads, each optionally with -fp16, got $target" >&2
     exit 2
     ;;
 esac
+if [ "$fp16" = 1 ]; then
+  name="${name}_fp16"
+  extra+=(-DSEAP_FP16)
+fi
+default_out="$here/$name.wasm"
 out="${1:-$default_out}"
 [ -n "$out" ] || out="$default_out"
 cc="${CLANG:-$(command -v clang-19 || echo clang)}"

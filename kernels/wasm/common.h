@@ -27,7 +27,7 @@ typedef uint16_t half;
 #if defined(SEAP_FP16)
 /*
  * Half-precision SIMD (the fp16 proposal; V8 behind --experimental-wasm-fp16): the build with
- * -DSEAP_FP16 (build.sh wasm32-fp16 -> seap_kernels_fp16.wasm) converts with
+ * -DSEAP_FP16 (build.sh <target>-fp16 -> seap_kernels*_fp16.wasm, every target) converts with
  * f32x4.promote_low_f16x8 (exact, inf/nan included). clang 19 has no builtin for it, so the C
  * calls this `const` import as a placeholder and kernels/wasm/fp16_rewrite.ts turns every call
  * into the opcode (same stack signature: v128 -> v128) and drops the import after linking.

@@ -1,12 +1,16 @@
 /**
- * Post-link step of the half-precision SIMD kernels (`build.sh "" wasm32-fp16` ->
- * kernels/wasm/seap_kernels_fp16.wasm). clang 19 has no builtin for the fp16 proposal's
+ * Post-link step of the half-precision SIMD kernels (`build.sh "" <target>-fp16` for each of
+ * wasm32, wasm64, wasm32-threads and wasm64-threads -> kernels/wasm/seap_kernels_fp16.wasm,
+ * seap_kernels64_fp16.wasm, seap_kernels_mt_fp16.wasm, seap_kernels64_mt_fp16.wasm). clang 19 has no builtin for the fp16 proposal's
  * `f32x4.promote_low_f16x8`, so kernels/wasm/common.h (built with -DSEAP_FP16) calls a `const`
  * imported function `seap_fp16.f32x4.promote_low_f16x8 : (v128) -> v128` in its place. This step
  * replaces every call to that import with the opcode (the same stack signature, so the
  * replacement is one instruction for one) and drops the import, through binaryen (npm, pinned in
- * deno.json): read, print as text, rewrite the calls, parse, validate, write. Deterministic: the
- * same input bytes give the same output bytes.
+ * deno.json): read, print as text, rewrite the calls, parse, validate, write. The memory64
+ * (i64 addresses) and shared-memory (imported `shared` memory, atomics, exported mutable
+ * `__stack_pointer`) builds go through the same text unchanged but for the calls: binaryen reads
+ * and prints both with the Memory64 and Atomics features on. Deterministic: the same input bytes
+ * give the same output bytes.
  *
  *   deno run --allow-read --allow-write kernels/wasm/fp16_rewrite.ts IN.wasm OUT.wasm
  */

@@ -541,8 +541,9 @@ static inline void axpy1_f16(float* o, int M, float c, const half* w) {
  * o[0..M) += c0 w0, then += c1 w1: two rows per pass over o (SEAP_FP16 decode: the native
  * conversion left the axpy bound by o's loads and stores, one pair per 4 weights). Each lane
  * gets exactly axpy1_f16(c0, w0) followed by axpy1_f16(c1, w1) (same operations, same order).
- * Callers pair rows i and i + R/2, not i and i + 1: two long sequential streams keep the
- * hardware prefetcher on (adjacent pairs measured 0.78x from DRAM, see kernels/wasm/README.md).
+ * Callers pair rows i and i + R/4 (then i + R/2 and i + 3R/4), not i and i + 1: long sequential
+ * streams keep the hardware prefetcher on (adjacent pairs measured 0.78x from DRAM, see
+ * kernels/wasm/README.md).
  */
 static inline void axpy2_f16(float* o, int M, float c0, const half* w0, float c1, const half* w1) {
   v128_t k0 = wasm_f32x4_splat(c0), k1 = wasm_f32x4_splat(c1), lo, hi, lo2, hi2;
@@ -741,12 +742,16 @@ void matmul_t_add_f16(const float* a, int T, int R, const half* w, int wstride,
   if (tb < 1) tb = 1;
   if (T == 1) {
 #if defined(SEAP_FP16)
-    /* Rows i and i + R/2 per pass over out: two sequential weight streams (axpy2_f16). */
-    int h = R / 2;
-    for (int i = 0; i < h; i++) {
-      axpy2_f16(out, M, a[i], w + ROW(i) * wstride, a[i + h], w + ROW(i + h) * wstride);
+    /* Rows i, i + R/4, i + R/2, i + 3R/4 in two passes over out, two sequential weight streams
+     * each (axpy2_f16), then the rest one by one: ffn_f16's T == 1 order, so the threaded FFN
+     * (down through this kernel, cut by out's columns) gives the one-thread bits. */
+    int q = R / 4;
+    for (int i = 0; i < q; i++) {
+      axpy2_f16(out, M, a[i], w + ROW(i) * wstride, a[i + q], w + ROW(i + q) * wstride);
+      axpy2_f16(out, M, a[i + 2 * q], w + ROW(i + 2 * q) * wstride, a[i + 3 * q],
+                w + ROW(i + 3 * q) * wstride);
     }
-    if (R & 1) axpy1_f16(out, M, a[R - 1], w + ROW(R - 1) * wstride);
+    for (int i = 4 * q; i < R; i++) axpy1_f16(out, M, a[i], w + ROW(i) * wstride);
     return;
 #else
     /* Four rows per pass over the even/odd accumulator, in axpy_rows_f16's order. */

@@ -70,26 +70,22 @@ export interface WasmBackendOptions {
    */
   threads?: number;
   /**
-   * Half-precision SIMD for f16 weights (kernels/wasm/seap_kernels_fp16.wasm: f16 converted by
-   * `f32x4.promote_low_f16x8`, which Deno's V8 validates only with
-   * `--v8-flags=--experimental-wasm-fp16`). Unset (default): used when the weights are f16, the
-   * runtime has it, the backend is wasm32 on one thread and `SEAP_FP16_SIMD` is not 0; else the
-   * portable bit-trick kernels. false: never. true: required (throws where it cannot be used).
+   * Half-precision SIMD for f16 weights (kernels/wasm/seap_kernels*_fp16.wasm, one per address
+   * width and memory: f16 converted by `f32x4.promote_low_f16x8`, which Deno's V8 validates only
+   * with `--v8-flags=--experimental-wasm-fp16`). Unset (default): used when the weights are f16,
+   * the runtime has it and `SEAP_FP16_SIMD` is not 0, on wasm32 and wasm64, one thread or
+   * several; else the portable bit-trick kernels. false: never. true: required (throws where the
+   * runtime lacks it).
    */
   fp16Simd?: boolean;
 }
 
 /**
  * The f16 conversion of a new backend (see {@link WasmBackendOptions.fp16Simd}): the
- * half-precision SIMD build only exists for wasm32 on one thread and only matters for f16
- * weights; the shared-memory and memory64 builds keep the bit tricks.
+ * half-precision SIMD builds exist for every address width and memory (one thread or shared) and
+ * only matter for f16 weights.
  */
-function chooseF16Path(
-  want: boolean | undefined,
-  dtype: WeightDType,
-  bits: AddressBits,
-  shared: boolean,
-): F16Path {
+function chooseF16Path(want: boolean | undefined, dtype: WeightDType): F16Path {
   if (want === false) return "bit-trick";
   if (want === true) {
     if (!fp16SimdSupported()) {
@@ -98,14 +94,9 @@ function chooseF16Path(
           "--v8-flags=--experimental-wasm-fp16)",
       );
     }
-    if (bits !== 32 || shared) {
-      throw new Error("wasm backend: fp16Simd is built for wasm32 on one thread only");
-    }
     return "fp16-simd";
   }
-  return dtype === "f16" && bits === 32 && !shared && fp16SimdFromEnv() && fp16SimdSupported()
-    ? "fp16-simd"
-    : "bit-trick";
+  return dtype === "f16" && fp16SimdFromEnv() && fp16SimdSupported() ? "fp16-simd" : "bit-trick";
 }
 
 /** WASM SIMD implementation of {@link Backend}; create it with {@link WasmBackend.create}. */
@@ -167,7 +158,7 @@ export class WasmBackend implements Backend {
     }
     const bits = addressBitsFor(limit, opts.addressBits);
     const shared = threads > 1;
-    const f16Path = chooseF16Path(opts.fp16Simd, dtype, bits, shared);
+    const f16Path = chooseF16Path(opts.fp16Simd, dtype);
     const { module, bytes } = await kernelModule(bits, shared, f16Path);
     const lm = createLinearMemory({ bits, maxBytes: limit, shared });
     const inst = await WebAssembly.instantiate(module, { env: { memory: lm.memory } });

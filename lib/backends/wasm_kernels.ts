@@ -8,7 +8,7 @@
 import { parseSwitch } from "../util/parse_switch.ts";
 import type { WeightDType } from "./backend.ts";
 import { Q8_BLOCK } from "../formats/q8.ts";
-import { type AddressBits, KERNEL_FP16_URL, KERNEL_MT_URLS, KERNEL_URLS } from "./wasm_memory.ts";
+import { type AddressBits, kernelUrl } from "./wasm_memory.ts";
 
 /** Tokens per block in the T > 1 matmuls (a row group is read from memory once per block). */
 export const TOKEN_BLOCK = 32;
@@ -248,7 +248,8 @@ const modules = new Map<string, Promise<{ module: WebAssembly.Module; bytes: Uin
 /**
  * The compiled kernels for an address width, linked for a private (`shared` false) or shared
  * memory, with the module's bytes (read once per build, then cached for every backend).
- * `f16Path` "fp16-simd": the half-precision SIMD build (wasm32, one thread only).
+ * `f16Path` "fp16-simd": the half-precision SIMD build of that width and memory (every one of the
+ * four has one: lib/backends/wasm_memory.ts `kernelUrl`).
  */
 export function kernelModule(
   bits: AddressBits,
@@ -256,15 +257,10 @@ export function kernelModule(
   f16Path: F16Path = "bit-trick",
 ): Promise<{ module: WebAssembly.Module; bytes: Uint8Array }> {
   const fp16 = f16Path === "fp16-simd";
-  if (fp16 && (bits !== 32 || shared)) {
-    throw new Error(
-      "wasm: the half-precision SIMD kernels exist only as the wasm32 one-thread build",
-    );
-  }
   const key = `${bits}${shared ? "-threads" : ""}${fp16 ? "-fp16" : ""}`;
   let m = modules.get(key);
   if (!m) {
-    const url = fp16 ? KERNEL_FP16_URL : (shared ? KERNEL_MT_URLS : KERNEL_URLS)[bits];
+    const url = kernelUrl(bits, shared, fp16);
     m = Deno.readFile(url).then(async (bytes) => ({
       module: await WebAssembly.compile(bytes),
       bytes,

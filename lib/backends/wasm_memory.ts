@@ -29,17 +29,6 @@ export const KERNEL_URLS: Record<AddressBits, URL> = {
 };
 
 /**
- * The wasm32 one-thread kernels built with half-precision SIMD (`build.sh "" wasm32-fp16`: f16
- * converted by `f32x4.promote_low_f16x8`; V8 validates it only with
- * `--v8-flags=--experimental-wasm-fp16`). Used for f16 weights when the runtime accepts it
- * (lib/backends/wasm_kernels.ts, {@link KERNEL_URLS} otherwise).
- */
-export const KERNEL_FP16_URL = new URL(
-  "../../kernels/wasm/seap_kernels_fp16.wasm",
-  import.meta.url,
-);
-
-/**
  * The same kernels linked for a shared memory (`SEAP_THREADS` > 1, lib/backends/wasm_threads.ts),
  * per address width.
  */
@@ -47,6 +36,40 @@ export const KERNEL_MT_URLS: Record<AddressBits, URL> = {
   32: new URL("../../kernels/wasm/seap_kernels_mt.wasm", import.meta.url),
   64: new URL("../../kernels/wasm/seap_kernels64_mt.wasm", import.meta.url),
 };
+
+/**
+ * The one-thread kernels built with half-precision SIMD (`build.sh "" wasm32-fp16` /
+ * `wasm64-fp16`: f16 converted by `f32x4.promote_low_f16x8`; V8 validates them only with
+ * `--v8-flags=--experimental-wasm-fp16`), per address width. Used for f16 weights when the
+ * runtime accepts them (lib/backends/wasm_kernels.ts, {@link KERNEL_URLS} otherwise).
+ */
+export const KERNEL_FP16_URLS: Record<AddressBits, URL> = {
+  32: new URL("../../kernels/wasm/seap_kernels_fp16.wasm", import.meta.url),
+  64: new URL("../../kernels/wasm/seap_kernels64_fp16.wasm", import.meta.url),
+};
+
+/**
+ * The half-precision SIMD kernels linked for a shared memory (`build.sh "" wasm32-threads-fp16`
+ * / `wasm64-threads-fp16`), per address width: f16 weights on `SEAP_THREADS` > 1.
+ */
+export const KERNEL_MT_FP16_URLS: Record<AddressBits, URL> = {
+  32: new URL("../../kernels/wasm/seap_kernels_mt_fp16.wasm", import.meta.url),
+  64: new URL("../../kernels/wasm/seap_kernels64_mt_fp16.wasm", import.meta.url),
+};
+
+/**
+ * The kernel module for an address width, a private (`shared` false) or shared memory, and the
+ * portable (`fp16` false) or half-precision SIMD f16 conversion: one of the eight builds of
+ * kernels/wasm/build.sh.
+ */
+export function kernelUrl(bits: AddressBits, shared: boolean, fp16: boolean): URL {
+  const urls = fp16
+    ? (shared ? KERNEL_MT_FP16_URLS : KERNEL_FP16_URLS)
+    : (shared ? KERNEL_MT_URLS : KERNEL_URLS);
+  const url = urls[bits];
+  if (url === undefined) throw new RangeError(`wasm: address bits ${bits}`);
+  return url;
+}
 
 /**
  * The address width for a memory limit: wasm32 while the limit fits 4 GiB, wasm64 beyond

@@ -1,7 +1,9 @@
 /**
  * The backends every cross-backend test runs on: reference (f32 and q8 weights), wasm (f32, f16
- * and q8 weights, f16 also on the half-precision SIMD build, "wasm-fp16simd-f16"; the wasm32 and the memory64 kernel builds; f32 and q8 also on 2 threads,
- * "wasm-t2", and f32 on memory64 threads, "wasm64-t2", with every op the pool can cut cut,
+ * and q8 weights, f16 also on the half-precision SIMD builds, "wasm-fp16simd-f16" and
+ * "wasm64-fp16simd-f16"; the wasm32 and the memory64 kernel builds; f32 and q8 also on 2 threads,
+ * "wasm-t2", f16 on 2 threads on half-precision SIMD, "wasm-t2-fp16simd-f16", and f32 on
+ * memory64 threads, "wasm64-t2", with every op the pool can cut cut,
  * lib/backends/wasm_threads.ts) and webgpu (f32, f16, q8, and "chunked": f32 with a 2 KiB
  * weight-binding limit, forced split-K in matmulTAdd and 64-position attention chunks, so the
  * row-chunked binding, split-K reduction and chunk-combining attention paths run; skipped, with
@@ -30,8 +32,12 @@ const madeWebGpu: WebGpuBackend[] = [];
 /** Threaded WASM backends made for tests, closed by `destroyTestBackends`. */
 const madeThreaded: WasmBackend[] = [];
 
-async function makeThreaded(weightDType: WeightDType, addressBits: 32 | 64 = 32): Promise<Backend> {
-  const b = await WasmBackend.create({ weightDType, threads: 2, addressBits });
+async function makeThreaded(
+  weightDType: WeightDType,
+  addressBits: 32 | 64 = 32,
+  fp16Simd?: boolean,
+): Promise<Backend> {
+  const b = await WasmBackend.create({ weightDType, threads: 2, addressBits, fp16Simd });
   const pool = b.threadPool!;
   pool.minWork = 0; // cut every op the pool can, however small
   pool.decodeColumnCuts = true;
@@ -71,6 +77,10 @@ export const LANES64: BackendCase = {
   make: () => makeWebGpu({ weightDType: "f16", matmulLanes: 64 }),
 };
 
+/** Why a half-precision SIMD case is skipped in this runtime. */
+const NO_FP16 = "this runtime has no WebAssembly half-precision SIMD (run deno with " +
+  "--v8-flags=--experimental-wasm-fp16)";
+
 /** Every backend the suites run on. */
 export const BACKENDS: BackendCase[] = [
   { name: "reference", make: () => Promise.resolve(new ReferenceBackend()) },
@@ -88,19 +98,32 @@ export const BACKENDS: BackendCase[] = [
     make: () =>
       fp16SimdSupported()
         ? WasmBackend.create({ weightDType: "f16", fp16Simd: true })
-        : Promise.resolve(
-          "this runtime has no WebAssembly half-precision SIMD (run deno with " +
-            "--v8-flags=--experimental-wasm-fp16)",
-        ),
+        : Promise.resolve(NO_FP16),
   },
   { name: "wasm-q8", make: () => WasmBackend.create({ weightDType: "q8" }) },
   // The memory64 build (kernels/wasm/seap_kernels64.wasm), forced on: by default it serves only
   // limits past 4 GiB (docs/design.md, WASM memory past 4 GiB).
   { name: "wasm64-f32", make: () => WasmBackend.create({ weightDType: "f32", addressBits: 64 }) },
-  { name: "wasm64-f16", make: () => WasmBackend.create({ weightDType: "f16", addressBits: 64 }) },
+  // memory64 f16 on both paths too (seap_kernels64.wasm and seap_kernels64_fp16.wasm).
+  {
+    name: "wasm64-f16",
+    make: () => WasmBackend.create({ weightDType: "f16", addressBits: 64, fp16Simd: false }),
+  },
+  {
+    name: "wasm64-fp16simd-f16",
+    make: () =>
+      fp16SimdSupported()
+        ? WasmBackend.create({ weightDType: "f16", addressBits: 64, fp16Simd: true })
+        : Promise.resolve(NO_FP16),
+  },
   { name: "wasm64-q8", make: () => WasmBackend.create({ weightDType: "q8", addressBits: 64 }) },
   { name: "wasm-t2", make: () => makeThreaded("f32") },
   { name: "wasm-t2-q8", make: () => makeThreaded("q8") },
+  // f16 on 2 threads on the shared-memory half-precision SIMD build (seap_kernels_mt_fp16.wasm).
+  {
+    name: "wasm-t2-fp16simd-f16",
+    make: () => fp16SimdSupported() ? makeThreaded("f16", 32, true) : Promise.resolve(NO_FP16),
+  },
   { name: "wasm64-t2", make: () => makeThreaded("f32", 64) },
   { name: "webgpu", make: () => makeWebGpu() },
   { name: "webgpu-f16", make: () => makeWebGpu({ weightDType: "f16" }) },
