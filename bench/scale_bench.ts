@@ -49,6 +49,8 @@ export interface ScaleRow {
   context4?: number;
   /** The config's context (max_position_embeddings), which caps the two above. */
   configContext?: number;
+  /** How the kernels converted f16 weights (f16 rows only). */
+  f16Path?: string;
 }
 
 /** Options of {@link runScaleBench}. */
@@ -114,6 +116,7 @@ async function measureHere(
     context1: ctx(1),
     context4: ctx(4),
     configContext: cfg.maxPositionEmbeddings,
+    ...(format === "f16" && "f16Path" in be ? { f16Path: String(be.f16Path) } : {}),
   };
   // Prefill and decode: a warm-up token, then one timed prompt and `tokens` decode steps.
   const ids = Int32Array.from({ length: opts.prompt }, (_, i) => 2 + (i * 31) % 200);
@@ -253,7 +256,9 @@ export function formatScaleTable(rows: ScaleRow[]): string {
     }
     const l = r.load!;
     out.push(
-      `| ${r.shape} | ${r.format} | ${(l.weightBytes / 2 ** 20).toFixed(0)} | ` +
+      `| ${r.shape} | ${r.format}${r.f16Path ? ` (${r.f16Path})` : ""} | ${
+        (l.weightBytes / 2 ** 20).toFixed(0)
+      } | ` +
         `${(l.loadMs / 1000).toFixed(1)} | ${(l.peakRss / 2 ** 20).toFixed(0)} | ` +
         `${f1(r.prefillTokS)} | ${f1(r.decodeTokS)} | ${f1(r.calibTokS)} | ` +
         `${admitted(r.context1, r.configContext)} | ${admitted(r.context4, r.configContext)} |` +
