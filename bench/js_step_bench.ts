@@ -15,20 +15,15 @@
  * same tree.
  */
 
-import process from "node:process";
 import { parseArgs } from "node:util";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
+import { cpuMs, loadTreeEngine } from "./tree_engine.ts";
 
 /** One tree's decode of `steps` tokens; returns CPU ms per token. */
 type Run = () => Promise<number>;
 
 /** This process's CPU time (ms): the box is shared, and a time slice lost to another process
  * would count on the wall clock. */
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
 /** Kernel exports replaced by no-ops in every module instantiated from here on. */
 function stubKernels(): void {
   const instantiate = WebAssembly.instantiate as (
@@ -55,22 +50,7 @@ async function setup(
   maskName: string | undefined,
   steps: number,
 ): Promise<Run> {
-  const url = (p: string) => new URL(p, `file://${Deno.realPathSync(root)}/`).href;
-  const { WasmBackend } = await import(url("lib/backends/wasm.ts"));
-  const { loadModel } = await import(url("lib/model/model.ts"));
-  const { denseFor, prepareMask } = await import(url("lib/model/prepared_mask.ts"));
-  const { Sequence } = await import(url("lib/model/sequence.ts"));
-  const { loadMaskSet } = await import(url("lib/masks/mask_io.ts"));
-  const backend = await WasmBackend.create({ weightDType: weights });
-  const model = await loadModel(dir, { backend });
-  let mask = denseFor(model);
-  if (maskName) {
-    const set = await loadMaskSet(url(`masks/${model.name}`).slice(7), model);
-    const m = set.masks.get(maskName);
-    if (!m) throw new Error(`--mask ${maskName}: not in masks/${model.name}`);
-    mask = prepareMask(model, m);
-  }
-  const ids = Int32Array.from({ length: 16 }, (_, i) => 2 + (i * 31) % 200);
+  const { model, mask, Sequence, prompt: ids } = await loadTreeEngine(root, dir, weights, maskName);
   const V = model.config.vocabSize;
   return async () => {
     const seq = new Sequence(model, { mask, maxTokens: ids.length + steps + 1 });

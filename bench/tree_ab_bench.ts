@@ -12,17 +12,12 @@
  * `--mask` names a mask of the model's calibrated set (masks/<model name>); default dense.
  */
 
-import process from "node:process";
 import { parseArgs } from "node:util";
 import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
+import { cpuMs, loadTreeEngine } from "./tree_engine.ts";
 
 /** One tree's decode run: per-token wall and CPU ms, and the greedy tokens. */
 type Run = () => Promise<{ wall: number; cpu: number; tokens: string }>;
-
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 /** Load `root`'s engine, the model and the mask; returns a function that decodes once. */
 async function setup(
@@ -32,22 +27,7 @@ async function setup(
   maskName: string | undefined,
   steps: number,
 ): Promise<Run> {
-  const url = (p: string) => new URL(p, `file://${Deno.realPathSync(root)}/`).href;
-  const { WasmBackend } = await import(url("lib/backends/wasm.ts"));
-  const { loadModel } = await import(url("lib/model/model.ts"));
-  const { denseFor, prepareMask } = await import(url("lib/model/prepared_mask.ts"));
-  const { Sequence } = await import(url("lib/model/sequence.ts"));
-  const { loadMaskSet } = await import(url("lib/masks/mask_io.ts"));
-  const backend = await WasmBackend.create({ weightDType: weights });
-  const model = await loadModel(dir, { backend });
-  let mask = denseFor(model);
-  if (maskName) {
-    const set = await loadMaskSet(url(`masks/${model.name}`).slice(7), model);
-    const m = set.masks.get(maskName);
-    if (!m) throw new Error(`--mask ${maskName}: not in masks/${model.name}`);
-    mask = prepareMask(model, m);
-  }
-  const ids = Int32Array.from({ length: 16 }, (_, i) => 2 + (i * 31) % 200);
+  const { model, mask, Sequence, prompt: ids } = await loadTreeEngine(root, dir, weights, maskName);
   return async () => {
     const seq = new Sequence(model, { mask, maxTokens: ids.length + steps + 1 });
     let logits: Float32Array = await seq.prefill(ids);

@@ -17,7 +17,7 @@ import {
   addressBitsFor,
   defaultMemoryLimit,
   i64Params,
-  KERNEL_URLS,
+  kernelUrl,
   parseByteSize,
   WASM32_MAX_BYTES,
 } from "../lib/backends/wasm_memory.ts";
@@ -121,8 +121,8 @@ Deno.test("wasm64: the build follows the memory limit; wasm32 refuses more than 
 });
 
 Deno.test("wasm64: the module's i64 parameters are read from its bytes", async () => {
-  const sig64 = i64Params(await Deno.readFile(KERNEL_URLS[64]));
-  const sig32 = i64Params(await Deno.readFile(KERNEL_URLS[32]));
+  const sig64 = i64Params(await Deno.readFile(kernelUrl(64, false, false)));
+  const sig32 = i64Params(await Deno.readFile(kernelUrl(32, false, false)));
   // matmul_f32(x*, T, K, w*, wstride, rows*, R, out*, tb, scratch*): pointers and size_t are i64.
   const mm = sig64.get("matmul_f32")!;
   assert.equal(mm.length, 10);

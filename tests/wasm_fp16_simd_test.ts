@@ -15,7 +15,7 @@
 import assert from "node:assert/strict";
 import { WasmBackend } from "../lib/backends/wasm.ts";
 import { fp16SimdSupported } from "../lib/backends/wasm_kernels.ts";
-import { KERNEL_FP16_URLS, KERNEL_MT_FP16_URLS } from "../lib/backends/wasm_memory.ts";
+import { kernelUrl } from "../lib/backends/wasm_memory.ts";
 import type { MatView } from "../lib/backends/backend.ts";
 import { rng, uniform } from "./helpers/seeded.ts";
 import { assertClose } from "./helpers/assert_close.ts";
@@ -88,13 +88,12 @@ Deno.test("wasm fp16 SIMD: with the flag a child takes it on wasm32 and wasm64, 
   });
 });
 
-const MODULES = [
-  ...Object.entries(KERNEL_FP16_URLS).map(([bits, url]) => ({ what: `wasm${bits}`, url })),
-  ...Object.entries(KERNEL_MT_FP16_URLS).map(([bits, url]) => ({
-    what: `wasm${bits}, shared memory`,
-    url,
-  })),
-];
+const MODULES = ([false, true] as const).flatMap((shared) =>
+  ([32, 64] as const).map((bits) => ({
+    what: `wasm${bits}${shared ? ", shared memory" : ""}`,
+    url: kernelUrl(bits, shared, true),
+  }))
+);
 for (const { what, url } of MODULES) {
   const file = url.pathname.split("/").pop();
   Deno.test(`wasm fp16 SIMD: the committed ${file} (${what}) has the opcode and no placeholder import`, async () => {

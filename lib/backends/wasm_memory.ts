@@ -22,53 +22,19 @@ export const WASM64_MAX_BYTES = 16 * 2 ** 30;
 /** Address width of a kernel module and its memory. */
 export type AddressBits = 32 | 64;
 
-/** Where the compiled kernels live (next to their C sources), per address width. */
-export const KERNEL_URLS: Record<AddressBits, URL> = {
-  32: new URL("../../kernels/wasm/seap_kernels.wasm", import.meta.url),
-  64: new URL("../../kernels/wasm/seap_kernels64.wasm", import.meta.url),
-};
-
-/**
- * The same kernels linked for a shared memory (`SEAP_THREADS` > 1, lib/backends/wasm_threads.ts),
- * per address width.
- */
-export const KERNEL_MT_URLS: Record<AddressBits, URL> = {
-  32: new URL("../../kernels/wasm/seap_kernels_mt.wasm", import.meta.url),
-  64: new URL("../../kernels/wasm/seap_kernels64_mt.wasm", import.meta.url),
-};
-
-/**
- * The one-thread kernels built with half-precision SIMD (`build.sh "" wasm32-fp16` /
- * `wasm64-fp16`: f16 converted by `f32x4.promote_low_f16x8`; V8 validates them only with
- * `--v8-flags=--experimental-wasm-fp16`), per address width. Used for f16 weights when the
- * runtime accepts them (lib/backends/wasm_kernels.ts, {@link KERNEL_URLS} otherwise).
- */
-export const KERNEL_FP16_URLS: Record<AddressBits, URL> = {
-  32: new URL("../../kernels/wasm/seap_kernels_fp16.wasm", import.meta.url),
-  64: new URL("../../kernels/wasm/seap_kernels64_fp16.wasm", import.meta.url),
-};
-
-/**
- * The half-precision SIMD kernels linked for a shared memory (`build.sh "" wasm32-threads-fp16`
- * / `wasm64-threads-fp16`), per address width: f16 weights on `SEAP_THREADS` > 1.
- */
-export const KERNEL_MT_FP16_URLS: Record<AddressBits, URL> = {
-  32: new URL("../../kernels/wasm/seap_kernels_mt_fp16.wasm", import.meta.url),
-  64: new URL("../../kernels/wasm/seap_kernels64_mt_fp16.wasm", import.meta.url),
-};
-
 /**
  * The kernel module for an address width, a private (`shared` false) or shared memory, and the
  * portable (`fp16` false) or half-precision SIMD f16 conversion: one of the eight builds of
- * kernels/wasm/build.sh.
+ * kernels/wasm/build.sh, next to their C sources. `seap_kernels` + `64` for memory64 + `_mt` for a
+ * shared memory (atomics, an exported `__stack_pointer`; `SEAP_THREADS` > 1,
+ * lib/backends/wasm_threads.ts) + `_fp16` for the build whose f16 kernels convert with
+ * `f32x4.promote_low_f16x8` (V8 validates it only with `--v8-flags=--experimental-wasm-fp16`;
+ * lib/backends/wasm_kernels.ts decides when it is used).
  */
 export function kernelUrl(bits: AddressBits, shared: boolean, fp16: boolean): URL {
-  const urls = fp16
-    ? (shared ? KERNEL_MT_FP16_URLS : KERNEL_FP16_URLS)
-    : (shared ? KERNEL_MT_URLS : KERNEL_URLS);
-  const url = urls[bits];
-  if (url === undefined) throw new RangeError(`wasm: address bits ${bits}`);
-  return url;
+  if (bits !== 32 && bits !== 64) throw new RangeError(`wasm: address bits ${bits}`);
+  const name = `seap_kernels${bits === 64 ? "64" : ""}${shared ? "_mt" : ""}${fp16 ? "_fp16" : ""}`;
+  return new URL(`../../kernels/wasm/${name}.wasm`, import.meta.url);
 }
 
 /**
@@ -100,7 +66,8 @@ export interface LinearMemory {
  * Create the backend's one linear memory: `initialPages` now, growable to `maxBytes` (rounded up
  * to whole pages, at most 4 GiB for wasm32 and 16 GiB for wasm64). The one place a memory is
  * made. `shared`: a shared memory (a SharedArrayBuffer that worker threads instantiate the
- * `KERNEL_MT_URLS` kernels on; it reserves address space up to its maximum, not memory).
+ * shared-memory kernels on, {@link kernelUrl} with `shared` true; it reserves address space up to
+ * its maximum, not memory).
  */
 export function createLinearMemory(
   opts: { bits: AddressBits; maxBytes: number; initialPages?: number; shared?: boolean },
