@@ -15,9 +15,7 @@
  * same tree.
  */
 
-import { parseArgs } from "node:util";
-import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
-import { cpuMs, loadTreeEngine } from "./tree_engine.ts";
+import { cpuMs, loadTreeEngine, parseTreeAbArgs } from "./tree_engine.ts";
 
 /** One tree's decode of `steps` tokens; returns CPU ms per token. */
 type Run = () => Promise<number>;
@@ -64,23 +62,11 @@ async function setup(
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      old: { type: "string" },
-      new: { type: "string", default: "." },
-      model: { type: "string" },
-      weights: { type: "string", default: "f32" },
-      mask: { type: "string" },
-      tokens: { type: "string", default: "128" },
-      rounds: { type: "string", default: "40" },
-    },
-  });
-  if (!values.old) throw new Error("--old DIR (the tree to compare against) is required");
-  const dir = values.model ?? DEFAULT_MODEL_DIR;
-  const steps = Number(values.tokens), rounds = Number(values.rounds);
+  const a = parseTreeAbArgs(Deno.args, 40);
+  const { dir, steps, rounds } = a;
   stubKernels();
-  const old = await setup(values.old, dir, values.weights!, values.mask, steps);
-  const neu = await setup(values.new!, dir, values.weights!, values.mask, steps);
+  const old = await setup(a.old, dir, a.weights, a.mask, steps);
+  const neu = await setup(a.new, dir, a.weights, a.mask, steps);
   for (let i = 0; i < 5; i++) await old(), await neu(); // warm up both (JIT tiers)
   const O: number[] = [], N: number[] = [];
   for (let r = 0; r < rounds; r++) {
@@ -91,8 +77,8 @@ if (import.meta.main) {
   const med = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
   const us = (ms: number) => (1000 * ms).toFixed(1);
   console.log(
-    `JS per decode step (kernels stubbed, CPU time), ${dir}, ${values.weights}, mask ` +
-      `${values.mask ?? "dense"}, ${steps} tokens x ${rounds} rounds (load average ` +
+    `JS per decode step (kernels stubbed, CPU time), ${dir}, ${a.weights}, mask ` +
+      `${a.mask ?? "dense"}, ${steps} tokens x ${rounds} rounds (load average ` +
       `${Deno.loadavg().map((v) => v.toFixed(2)).join(" ")})`,
   );
   console.log(

@@ -12,9 +12,7 @@
  * `--mask` names a mask of the model's calibrated set (masks/<model name>); default dense.
  */
 
-import { parseArgs } from "node:util";
-import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
-import { cpuMs, loadTreeEngine } from "./tree_engine.ts";
+import { cpuMs, loadTreeEngine, parseTreeAbArgs } from "./tree_engine.ts";
 
 /** One tree's decode run: per-token wall and CPU ms, and the greedy tokens. */
 type Run = () => Promise<{ wall: number; cpu: number; tokens: string }>;
@@ -46,22 +44,10 @@ async function setup(
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    options: {
-      old: { type: "string" },
-      new: { type: "string", default: "." },
-      model: { type: "string" },
-      weights: { type: "string", default: "f32" },
-      mask: { type: "string" },
-      tokens: { type: "string", default: "128" },
-      rounds: { type: "string", default: "16" },
-    },
-  });
-  if (!values.old) throw new Error("--old DIR (the tree to compare against) is required");
-  const dir = values.model ?? DEFAULT_MODEL_DIR;
-  const steps = Number(values.tokens), rounds = Number(values.rounds);
-  const old = await setup(values.old, dir, values.weights!, values.mask, steps);
-  const neu = await setup(values.new!, dir, values.weights!, values.mask, steps);
+  const a = parseTreeAbArgs(Deno.args, 16);
+  const { dir, steps, rounds } = a;
+  const old = await setup(a.old, dir, a.weights, a.mask, steps);
+  const neu = await setup(a.new, dir, a.weights, a.mask, steps);
   await old(), await neu(); // warm up both
   const O: { wall: number; cpu: number }[] = [], N: typeof O = [];
   for (let r = 0; r < rounds; r++) {
@@ -74,7 +60,7 @@ if (import.meta.main) {
   }
   const med = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
   console.log(
-    `${dir}, ${values.weights}, mask ${values.mask ?? "dense"}, ${steps} tokens x ${rounds} ` +
+    `${dir}, ${a.weights}, mask ${a.mask ?? "dense"}, ${steps} tokens x ${rounds} ` +
       `rounds (ms per token; load average ${Deno.loadavg().map((v) => v.toFixed(2)).join(" ")})`,
   );
   for (const k of ["wall", "cpu"] as const) {

@@ -5,6 +5,8 @@
  */
 
 import process from "node:process";
+import { parseArgs } from "node:util";
+import { DEFAULT_MODEL_DIR } from "../lib/default_model.ts";
 
 /** This process's CPU time (ms): the box is shared, and a time slice lost to another process
  * would count on the wall clock. */
@@ -52,4 +54,48 @@ export async function loadTreeEngine(
   }
   const prompt = Int32Array.from({ length: 16 }, (_, i) => 2 + (i * 31) % 200);
   return { model, mask, Sequence, prompt };
+}
+
+/** The command line both side-by-side benches take (see {@link parseTreeAbArgs}). */
+export interface TreeAbArgs {
+  /** The tree compared against (`--old`, required). */
+  old: string;
+  /** The tree measured (`--new`, default this one). */
+  new: string;
+  /** The model folder (`--model`, default the embedded model). */
+  dir: string;
+  /** Weight format (`--weights`, default f32). */
+  weights: string;
+  /** A mask of the model's calibrated set (`--mask`), else dense. */
+  mask?: string;
+  /** Decoded tokens per round (`--tokens`, default 128). */
+  steps: number;
+  /** Rounds per tree (`--rounds`). */
+  rounds: number;
+}
+
+/** `--old DIR [--new .] [--model DIR] [--weights f32] [--mask NAME] [--tokens 128] [--rounds N]`. */
+export function parseTreeAbArgs(args: string[], defaultRounds: number): TreeAbArgs {
+  const { values } = parseArgs({
+    args,
+    options: {
+      old: { type: "string" },
+      new: { type: "string", default: "." },
+      model: { type: "string" },
+      weights: { type: "string", default: "f32" },
+      mask: { type: "string" },
+      tokens: { type: "string", default: "128" },
+      rounds: { type: "string", default: String(defaultRounds) },
+    },
+  });
+  if (!values.old) throw new Error("--old DIR (the tree to compare against) is required");
+  return {
+    old: values.old,
+    new: values.new!,
+    dir: values.model ?? DEFAULT_MODEL_DIR,
+    weights: values.weights!,
+    mask: values.mask,
+    steps: Number(values.tokens),
+    rounds: Number(values.rounds),
+  };
 }
