@@ -125,6 +125,19 @@ static inline v128_t f16_mask(void) {
   return m;
 }
 
+/*
+ * One portable f16 step of 8 weights at w: converted into their even and odd lanes e, o (H2B8M,
+ * mask mk), then ae += ce * e and ao += co * o. The four-row dot (ce, co: the two x vectors; ae, ao:
+ * a row's accumulators) and the four-row axpy (ce = co: a row's coefficient; ae, ao: the output)
+ * are both this step once per row.
+ */
+#define F16P_FMA8(w, e, o, mk, ae, ao, ce, co)                                                \
+  do {                                                                                        \
+    H2B8M(LD(w), e, o, mk);                                                                   \
+    FMA(ae, ce, e);                                                                           \
+    FMA(ao, co, o);                                                                           \
+  } while (0)
+
 /* One half's bit pattern scaled by 2^-112 (scalar tails of the pre-scaled path). */
 static inline float h2b(half h) {
   union { uint32_t u; float f; } v;
@@ -188,18 +201,10 @@ static inline void dot4_f16p(const float* xp, const half* w0, const half* w1, co
   int k = 0;
   for (; k + 8 <= K; k += 8) {
     v128_t x0 = LD(xp + k), x1 = LD(xp + k + 4);
-    H2B8M(LD(w0 + k), e, o, mk);
-    FMA(a0, x0, e);
-    FMA(b0, x1, o);
-    H2B8M(LD(w1 + k), e, o, mk);
-    FMA(a1, x0, e);
-    FMA(b1, x1, o);
-    H2B8M(LD(w2 + k), e, o, mk);
-    FMA(a2, x0, e);
-    FMA(b2, x1, o);
-    H2B8M(LD(w3 + k), e, o, mk);
-    FMA(a3, x0, e);
-    FMA(b3, x1, o);
+    F16P_FMA8(w0 + k, e, o, mk, a0, b0, x0, x1);
+    F16P_FMA8(w1 + k, e, o, mk, a1, b1, x0, x1);
+    F16P_FMA8(w2 + k, e, o, mk, a2, b2, x0, x1);
+    F16P_FMA8(w3 + k, e, o, mk, a3, b3, x0, x1);
   }
   float t0 = hsum(wasm_f32x4_add(a0, b0)), t1 = hsum(wasm_f32x4_add(a1, b1));
   float t2 = hsum(wasm_f32x4_add(a2, b2)), t3 = hsum(wasm_f32x4_add(a3, b3));
@@ -604,18 +609,10 @@ static inline void axpy4_f16p(float* op, int M8, const float* c, const half* w0,
   v128_t k2 = wasm_f32x4_splat(c[2]), k3 = wasm_f32x4_splat(c[3]), e, o, mk = f16_mask();
   for (int m = 0; m < M8; m += 8) {
     v128_t o0 = LD(op + m), o1 = LD(op + m + 4);
-    H2B8M(LD(w0 + m), e, o, mk);
-    FMA(o0, k0, e);
-    FMA(o1, k0, o);
-    H2B8M(LD(w1 + m), e, o, mk);
-    FMA(o0, k1, e);
-    FMA(o1, k1, o);
-    H2B8M(LD(w2 + m), e, o, mk);
-    FMA(o0, k2, e);
-    FMA(o1, k2, o);
-    H2B8M(LD(w3 + m), e, o, mk);
-    FMA(o0, k3, e);
-    FMA(o1, k3, o);
+    F16P_FMA8(w0 + m, e, o, mk, o0, o1, k0, k0);
+    F16P_FMA8(w1 + m, e, o, mk, o0, o1, k1, k1);
+    F16P_FMA8(w2 + m, e, o, mk, o0, o1, k2, k2);
+    F16P_FMA8(w3 + m, e, o, mk, o0, o1, k3, k3);
     wasm_v128_store(op + m, o0);
     wasm_v128_store(op + m + 4, o1);
   }
