@@ -15,7 +15,7 @@
  * same tree.
  */
 
-import { cpuMs, loadTreeEngine, parseTreeAbArgs } from "./tree_engine.ts";
+import { cpuMs, loadTreeEngine, parseTreeAbArgs, type TreeAbArgs } from "./tree_engine.ts";
 
 /** One tree's decode of `steps` tokens; returns CPU ms per token. */
 type Run = () => Promise<number>;
@@ -41,14 +41,14 @@ function stubKernels(): void {
 }
 
 /** Load `root`'s engine, the model and the mask; returns a function that decodes once. */
-async function setup(
-  root: string,
-  dir: string,
-  weights: string,
-  maskName: string | undefined,
-  steps: number,
-): Promise<Run> {
-  const { model, mask, Sequence, prompt: ids } = await loadTreeEngine(root, dir, weights, maskName);
+async function setup(root: string, a: TreeAbArgs): Promise<Run> {
+  const { model, mask, Sequence, prompt: ids } = await loadTreeEngine(
+    root,
+    a.dir,
+    a.weights,
+    a.mask,
+  );
+  const steps = a.steps;
   const V = model.config.vocabSize;
   return async () => {
     const seq = new Sequence(model, { mask, maxTokens: ids.length + steps + 1 });
@@ -65,8 +65,8 @@ if (import.meta.main) {
   const a = parseTreeAbArgs(Deno.args, 40);
   const { dir, steps, rounds } = a;
   stubKernels();
-  const old = await setup(a.old, dir, a.weights, a.mask, steps);
-  const neu = await setup(a.new, dir, a.weights, a.mask, steps);
+  const old = await setup(a.old, a);
+  const neu = await setup(a.new, a);
   for (let i = 0; i < 5; i++) await old(), await neu(); // warm up both (JIT tiers)
   const O: number[] = [], N: number[] = [];
   for (let r = 0; r < rounds; r++) {

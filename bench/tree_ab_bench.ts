@@ -12,20 +12,20 @@
  * `--mask` names a mask of the model's calibrated set (masks/<model name>); default dense.
  */
 
-import { cpuMs, loadTreeEngine, parseTreeAbArgs } from "./tree_engine.ts";
+import { cpuMs, loadTreeEngine, parseTreeAbArgs, type TreeAbArgs } from "./tree_engine.ts";
 
 /** One tree's decode run: per-token wall and CPU ms, and the greedy tokens. */
 type Run = () => Promise<{ wall: number; cpu: number; tokens: string }>;
 
 /** Load `root`'s engine, the model and the mask; returns a function that decodes once. */
-async function setup(
-  root: string,
-  dir: string,
-  weights: string,
-  maskName: string | undefined,
-  steps: number,
-): Promise<Run> {
-  const { model, mask, Sequence, prompt: ids } = await loadTreeEngine(root, dir, weights, maskName);
+async function setup(root: string, a: TreeAbArgs): Promise<Run> {
+  const { model, mask, Sequence, prompt: ids } = await loadTreeEngine(
+    root,
+    a.dir,
+    a.weights,
+    a.mask,
+  );
+  const steps = a.steps;
   return async () => {
     const seq = new Sequence(model, { mask, maxTokens: ids.length + steps + 1 });
     let logits: Float32Array = await seq.prefill(ids);
@@ -46,8 +46,8 @@ async function setup(
 if (import.meta.main) {
   const a = parseTreeAbArgs(Deno.args, 16);
   const { dir, steps, rounds } = a;
-  const old = await setup(a.old, dir, a.weights, a.mask, steps);
-  const neu = await setup(a.new, dir, a.weights, a.mask, steps);
+  const old = await setup(a.old, a);
+  const neu = await setup(a.new, a);
   await old(), await neu(); // warm up both
   const O: { wall: number; cpu: number }[] = [], N: typeof O = [];
   for (let r = 0; r < rounds; r++) {
